@@ -1,0 +1,19 @@
+"""Sprout — see, measure and cut the carbon cost of LLM inference.
+
+Run with ``streamlit run app.py``. This file only sets the page config and routes;
+every page is a thin script under ``pages/`` over :mod:`sprout_core`.
+"""
+import streamlit as st
+
+st.set_page_config(page_title="Sprout — carbon-friendly LLM inference", page_icon="🌱", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🌱", default=True),
+    st.Page("pages/playground.py", title="Playground", icon="💬", url_path="playground"),
+    st.Page("pages/optimizer.py", title="Optimizer", icon="🎚️", url_path="optimizer"),
+    st.Page("pages/evaluations.py", title="Evaluations", icon="⚖️", url_path="evaluations"),
+    st.Page("pages/whatif.py", title="What-if", icon="🌍", url_path="what-if"),
+    st.Page("pages/history.py", title="History", icon="🗂️", url_path="history"),
+]
+
+st.navigation(PAGES).run()

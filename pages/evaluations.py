@@ -1,0 +1,5 @@
+"""Placeholder: this page is being built (see the project's issues)."""
+import streamlit as st
+
+st.title("Evaluations")
+st.info("This page is not built yet in this version of Sprout.")

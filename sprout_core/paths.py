@@ -1,0 +1,94 @@
+"""Where Sprout finds its files.
+
+Three places, each overridable by an environment variable:
+
+* project data (``data/``, committed): directive sets, the starter prompts, shipped results;
+* public data (``SPROUT_DATA_DIR``, default ``data/external``, git-ignored): the files of
+  ``../shared/data`` linked or copied there by ``scripts/setup.sh`` — never committed;
+* state (``SPROUT_STATE_DIR``, default ``.sprout/``, git-ignored): the SQLite database and
+  derived caches (trained classifiers, …);
+* model cache (``SPROUT_CACHE_DIR``, default ``~/.cache/sprout``): safetensors copies of
+  models converted from GGUF.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Public data sets Sprout can use, relative to the public data directory, with what they are for.
+PUBLIC_DATASETS: dict[str, str] = {
+    "carbon": "hourly grid carbon intensity (Electricity Maps exports, ODbL)",
+    "llama2-13b-a100": "Sprout paper measurements of Llama-2-13B-chat on an A100 (reference profile)",
+    "prompts": "public prompt sets: MT-Bench, Vicuna-bench, GSM8K test, AlpacaEval",
+}
+
+
+def project_data_dir() -> Path:
+    """The committed ``data/`` folder of the project."""
+    return REPO_ROOT / "data"
+
+
+def public_data_dir() -> Path:
+    """The public data directory (``SPROUT_DATA_DIR`` or ``data/external``); may not exist."""
+    env = os.environ.get("SPROUT_DATA_DIR")
+    return Path(env).expanduser() if env else REPO_ROOT / "data" / "external"
+
+
+def state_dir(create: bool = True) -> Path:
+    """Folder for runtime state (database, derived caches); created on demand."""
+    env = os.environ.get("SPROUT_STATE_DIR")
+    path = Path(env).expanduser() if env else REPO_ROOT / ".sprout"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(create: bool = True) -> Path:
+    """Folder for model caches (``SPROUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/sprout`` or ``~/.cache/sprout``)."""
+    env = os.environ.get("SPROUT_CACHE_DIR")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME")
+        path = (Path(base) if base else Path.home() / ".cache") / "sprout"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class DatasetStatus:
+    """Whether one public data set is present."""
+
+    name: str
+    path: Path
+    present: bool
+    purpose: str
+
+
+def public_data_status() -> list[DatasetStatus]:
+    """Which public data sets are present, for the UI's "what is missing" notes."""
+    base = public_data_dir()
+    out = []
+    for name, purpose in PUBLIC_DATASETS.items():
+        p = base / name
+        out.append(DatasetStatus(name, p, p.is_dir() and any(p.iterdir()), purpose))
+    return out
+
+
+class MissingDataError(FileNotFoundError):
+    """A public data file is absent; the message names it and how to get it."""
+
+
+def public_file(*parts: str) -> Path:
+    """Path of a public data file, or :class:`MissingDataError` naming what is missing."""
+    p = public_data_dir().joinpath(*parts)
+    if not p.exists():
+        raise MissingDataError(
+            f"Missing public data file: {p}. Run `bash scripts/setup.sh` next to a ../shared/data "
+            "folder, or download the public files as the README ('Public data') describes."
+        )
+    return p

@@ -1,0 +1,34 @@
+"""Shared test fixtures.
+
+Every test runs with its own state folder (SQLite database, caches) so tests never see a
+developer's data, and with Hugging Face forced offline.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path_factory, monkeypatch):
+    """A fresh SPROUT_STATE_DIR per test; the model cache is shared across the session."""
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("SPROUT_STATE_DIR", str(state))
+    yield state
+
+
+def public_data_available(*parts: str) -> bool:
+    """True when the public data (``data/external`` or ``SPROUT_DATA_DIR``) has this path."""
+    from sprout_core.paths import public_data_dir
+
+    return public_data_dir().joinpath(*parts).exists()
