@@ -32,3 +32,27 @@ def public_data_available(*parts: str) -> bool:
     from sprout_core.paths import public_data_dir
 
     return public_data_dir().joinpath(*parts).exists()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama2_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama with a Llama-2-chat template (directives in the system message)."""
+    from tests.tiny_models import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama-2-chat", style="llama2")
+
+
+@pytest.fixture(scope="session")
+def tiny_chatml_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama with a ChatML template (unknown model: default placement)."""
+    from tests.tiny_models import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-chatml", style="chatml")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_llama2_dir):
+    """The tiny Llama-2-style model, loaded once per test session."""
+    from sprout_core.models import load_local
+
+    return load_local(tiny_llama2_dir, device="cpu")

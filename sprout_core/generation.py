@@ -1,0 +1,274 @@
+"""Streaming generation under a directive, with one result record per answer.
+
+``stream_generate`` runs ``model.generate`` in a worker thread and yields text chunks through
+a :class:`~transformers.TextIteratorStreamer`. A process-wide re-entrant lock,
+:data:`GENERATION_LOCK`, serialises generation on a shared model so concurrent browser
+sessions neither crash nor interleave. To measure energy for exactly one request, hold the
+lock around both the energy window and the stream::
+
+    with GENERATION_LOCK:
+        with meter.window() as w:
+            for chunk in stream_generate(lm, prompt, directive, params):
+                ...
+
+A failure in the worker ends the stream (``result.error`` set, ``finish_reason='error'``)
+instead of hanging the caller.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+from sprout_core.directives import Directive, Placement, build_messages
+from sprout_core.models import LoadedModel
+
+#: Serialises generation (and the energy windows around it) across threads/sessions.
+GENERATION_LOCK = threading.RLock()
+
+#: Longest prompt the UI accepts, in characters (the model's context is checked in tokens too).
+MAX_PROMPT_CHARS = 20_000
+#: Seconds the stream waits for the next chunk before it gives up on a stuck worker.
+CHUNK_TIMEOUT_S = 600.0
+
+
+class PromptError(ValueError):
+    """The prompt cannot be generated from (empty, or longer than the model's context)."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding settings. Greedy (reproducible) unless ``do_sample``.
+
+    Attributes:
+        max_new_tokens: cap on generated tokens.
+        do_sample: sample instead of greedy decoding.
+        temperature: sampling temperature (used only when sampling).
+        top_p: nucleus sampling mass (used only when sampling).
+        seed: RNG seed for sampling (None: not reseeded).
+    """
+
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= int(self.max_new_tokens) <= 8192:
+            raise ValueError("max_new_tokens must be between 1 and 8192")
+        if self.do_sample and not (0.0 < self.temperature <= 5.0):
+            raise ValueError("temperature must be in (0, 5]")
+        if self.do_sample and not (0.0 < self.top_p <= 1.0):
+            raise ValueError("top_p must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """A piece of streamed text.
+
+    Attributes:
+        text: new text since the previous chunk.
+        new_tokens: tokens generated so far.
+        elapsed_s: seconds since generation started.
+    """
+
+    text: str
+    new_tokens: int
+    elapsed_s: float
+
+
+@dataclass
+class GenerationResult:
+    """One answer under one directive level.
+
+    Times are wall-clock seconds; ``ttft_s`` is the time to the first new token;
+    ``tokens_per_s`` is new tokens ÷ total seconds. ``finish_reason`` is ``eos`` (the model
+    stopped), ``length`` (hit ``max_new_tokens``) or ``error``.
+    """
+
+    level: str
+    directive: str
+    prompt: str
+    text: str = ""
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    ttft_s: float | None = None
+    total_s: float = 0.0
+    tokens_per_s: float | None = None
+    finish_reason: str = "eos"
+    model: str = ""
+    device: str = ""
+    placement: str = ""
+    max_new_tokens: int = 0
+    max_new_tokens_capped: bool = False
+    do_sample: bool = False
+    seed: int | None = None
+    started_at: float = 0.0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_inputs(lm: LoadedModel, prompt: str, directive: Directive, placement: Placement | None = None):
+    """Token ids and attention mask for ``prompt`` under ``directive`` via the chat template."""
+    if not prompt or not prompt.strip():
+        raise PromptError("The prompt is empty: type a question or instruction first.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise PromptError(f"The prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}.")
+    messages = build_messages(prompt, directive, placement or lm.info.placement)  # type: ignore[arg-type]
+    enc = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    ids = enc["input_ids"]
+    if ids.shape[1] >= lm.info.context_len:
+        raise PromptError(
+            f"The prompt is {ids.shape[1]:,} tokens with its chat template; {lm.info.name} "
+            f"reads at most {lm.info.context_len:,} tokens (prompt + answer). Shorten it."
+        )
+    return enc
+
+
+def _make_streamer(tokenizer, timeout: float):
+    from transformers import TextIteratorStreamer
+
+    class _CountingStreamer(TextIteratorStreamer):
+        """TextIteratorStreamer that also counts new tokens and stamps the first one."""
+
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.count = 0
+            self.first_token_t: float | None = None
+
+        def put(self, value):  # noqa: D401 - transformers API
+            if self.skip_prompt and self.next_tokens_are_prompt:
+                return super().put(value)
+            if self.first_token_t is None:
+                self.first_token_t = time.perf_counter()
+            self.count += int(value.numel())
+            return super().put(value)
+
+    return _CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout)
+
+
+def _cancel_criteria(cancel: threading.Event):
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Cancel(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):  # noqa: D401 - transformers API
+            import torch
+
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_Cancel()])
+
+
+class GenerationStream:
+    """Iterate for :class:`StreamChunk`s; :attr:`result` is set once the stream is exhausted."""
+
+    def __init__(self, lm: LoadedModel, prompt: str, directive: Directive, params: GenerationParams,
+                 placement: Placement | None = None, chunk_timeout_s: float = CHUNK_TIMEOUT_S):
+        self.lm = lm
+        self.prompt = prompt
+        self.directive = directive
+        self.params = params
+        self.placement = placement or lm.info.placement
+        self.chunk_timeout_s = chunk_timeout_s
+        self.result: GenerationResult | None = None
+        # Validate before anything runs so bad input raises at once, not mid-iteration.
+        self._enc = prepare_inputs(lm, prompt, directive, self.placement)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        import queue
+
+        import torch
+
+        lm, params = self.lm, self.params
+        ids = self._enc["input_ids"].to(lm.info.device)
+        mask = self._enc["attention_mask"].to(lm.info.device)
+        n_prompt = int(ids.shape[1])
+        room = lm.info.context_len - n_prompt
+        max_new = min(int(params.max_new_tokens), room)
+        res = GenerationResult(
+            level=self.directive.level, directive=self.directive.text, prompt=self.prompt, prompt_tokens=n_prompt,
+            model=lm.info.name, device=lm.info.device, placement=self.placement, max_new_tokens=max_new,
+            max_new_tokens_capped=max_new < params.max_new_tokens, do_sample=params.do_sample,
+            seed=params.seed if params.do_sample else None,
+        )
+        out: dict[str, Any] = {}
+        with GENERATION_LOCK:
+            streamer = _make_streamer(lm.tokenizer, self.chunk_timeout_s)
+            gen_kwargs: dict[str, Any] = dict(
+                input_ids=ids, attention_mask=mask, max_new_tokens=max_new, streamer=streamer,
+                pad_token_id=lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id,
+            )
+            cancel = threading.Event()
+            gen_kwargs["stopping_criteria"] = _cancel_criteria(cancel)
+            if params.do_sample:
+                gen_kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+            else:
+                gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+
+            def work() -> None:
+                try:
+                    if params.do_sample and params.seed is not None:
+                        torch.manual_seed(int(params.seed))
+                    with torch.inference_mode():
+                        out["ids"] = lm.model.generate(**gen_kwargs)
+                except BaseException as exc:  # noqa: BLE001 - reported to the caller
+                    out["error"] = f"{type(exc).__name__}: {exc}"
+                    streamer.end()  # unblock the consumer
+
+            res.started_at = time.time()
+            t0 = time.perf_counter()
+            worker = threading.Thread(target=work, name="sprout-generate", daemon=True)
+            worker.start()
+            pieces: list[str] = []
+            try:
+                for piece in streamer:
+                    if piece:
+                        pieces.append(piece)
+                        yield StreamChunk(piece, streamer.count, time.perf_counter() - t0)
+            except queue.Empty:
+                out.setdefault("error", f"TimeoutError: no new text for {self.chunk_timeout_s:.0f} s")
+            finally:
+                # If the consumer stopped early (closed the generator), stop the worker too and
+                # wait for it, so the model is free before the lock is released.
+                cancel.set()
+                worker.join(timeout=self.chunk_timeout_s)
+            res.total_s = time.perf_counter() - t0
+            if streamer.first_token_t is not None:
+                res.ttft_s = streamer.first_token_t - t0
+        if "error" in out:
+            res.error = out["error"]
+            res.finish_reason = "error"
+            res.new_tokens = streamer.count
+            res.text = "".join(pieces).strip()  # what streamed before the failure
+        else:
+            new_ids = out["ids"][0, n_prompt:]
+            res.new_tokens = int(new_ids.shape[0])
+            res.text = lm.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+            eos = lm.model.generation_config.eos_token_id
+            eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {lm.tokenizer.eos_token_id}
+            last = int(new_ids[-1]) if res.new_tokens else None
+            res.finish_reason = "eos" if (last in eos_ids or res.new_tokens < max_new) else "length"
+        if res.total_s > 0 and res.new_tokens:
+            res.tokens_per_s = res.new_tokens / res.total_s
+        self.result = res
+
+
+def stream_generate(lm: LoadedModel, prompt: str, directive: Directive, params: GenerationParams | None = None,
+                    placement: Placement | None = None) -> GenerationStream:
+    """A stream of the answer to ``prompt`` under ``directive`` (PromptError on bad input)."""
+    return GenerationStream(lm, prompt, directive, params or GenerationParams(), placement)
+
+
+def generate(lm: LoadedModel, prompt: str, directive: Directive, params: GenerationParams | None = None,
+             placement: Placement | None = None) -> GenerationResult:
+    """Generate the whole answer (consumes a :func:`stream_generate` stream)."""
+    stream = stream_generate(lm, prompt, directive, params, placement)
+    for _ in stream:
+        pass
+    assert stream.result is not None
+    return stream.result
