@@ -178,6 +178,14 @@ def override_intensity(ci_g_per_kwh: float) -> IntensityChoice:
     return IntensityChoice(float(ci_g_per_kwh), None, f"override {ci_g_per_kwh:g} g/kWh (set by the user)")
 
 
+def hour_of_year(year: int, month: int, day: int, hour: int) -> int:
+    """0-based index of the UTC hour ``year-month-day hour:00`` in a full-year hourly trace."""
+    from datetime import datetime
+
+    start = datetime(int(year), 1, 1)
+    return int((datetime(int(year), int(month), int(day), int(hour)) - start).total_seconds() // 3600)
+
+
 def trace_intensity(zone: str, year: int, hour: int | None = None, column: str = "direct") -> IntensityChoice:
     """Intensity of ``zone`` in ``year`` at hour-of-year ``hour`` (0-based; ``None`` = yearly mean).
 

@@ -71,3 +71,153 @@ def remove_custom_level(level: str) -> None:
     custom = dict(st.session_state.get(_CUSTOM_KEY, {}))
     custom.pop(level, None)
     st.session_state[_CUSTOM_KEY] = custom
+
+
+# ---------------------------------------------------------------------------------------------
+# Energy and carbon widgets (issue 3). Pure formatting lives here; formulas live in
+# sprout_core.energy / sprout_core.carbon / sprout_core.metered.
+# ---------------------------------------------------------------------------------------------
+
+def fmt_energy(energy_j: float | None, method: str | None = None, uncertainty_j: float | None = None) -> str:
+    """``"12.3 J ± 6.1 (estimated:cpu-tdp)"``; ``"n/a"`` when unknown (never 0)."""
+    if energy_j is None:
+        return "n/a"
+    if energy_j >= 3600:
+        val = f"{energy_j / 3600:.3g} Wh"
+    else:
+        val = f"{energy_j:.3g} J"
+    unc = f" ± {uncertainty_j:.2g}" if uncertainty_j is not None else ""
+    return f"{val}{unc}" + (f" ({method})" if method else "")
+
+
+def fmt_grams(g: float | None) -> str:
+    """Grams of CO₂e with a sensible unit (mg below 1 g); ``"n/a"`` when unknown."""
+    if g is None:
+        return "n/a"
+    if g == 0:
+        return "0 g CO₂e"
+    if abs(g) < 1:
+        return f"{g * 1000:.3g} mg CO₂e"
+    return f"{g:.3g} g CO₂e"
+
+
+def method_badge(method: str) -> str:
+    """A short word for a method label: measured / estimated / reference / n/a."""
+    kind = method.split(":", 1)[0] if method else "n/a"
+    return {"measured": "measured", "estimated": "estimated", "reference": "reference"}.get(kind, "n/a")
+
+
+def live_energy_caption(new_tokens: int, tokens_per_s: float | None, power_w: float | None, energy_j: float | None,
+                        method: str) -> str:
+    """One line for a streaming answer: tokens, tokens/s, power (W) and energy so far (J) with the method."""
+    rate = f"{tokens_per_s:.1f} tokens/s" if tokens_per_s else "… tokens/s"
+    pw = f"{power_w:.1f} W" if power_w is not None else "… W"
+    en = f"{energy_j:.3g} J" if energy_j is not None else ("n/a" if method == "n/a" else "… J")
+    return f"{new_tokens} tokens · {rate} · {pw} · {en} so far · {method_badge(method)} ({method})"
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _cached_meter(device: str, cpu_preset: str, per_core_w: float | None):
+    from sprout_core.energy import detect_meter
+
+    return detect_meter(device, cpu_model=cpu_preset, per_core_w=per_core_w)
+
+
+def energy_meter(device: str, key: str = "energy") -> "object":
+    """The energy meter for ``device`` (shared per process), with a settings expander for the CPU estimate.
+
+    Shows which backend runs and why others were skipped. Returns an
+    :class:`~sprout_core.energy.EnergyMeter`.
+    """
+    from sprout_core.energy import CPU_PRESETS
+
+    with st.expander(f"Energy meter · device {device}", expanded=False):
+        presets = list(CPU_PRESETS)
+        preset = st.selectbox("CPU power model (used only for the CPU estimate)", presets, key=f"{key}.cpu_preset",
+                              format_func=lambda k: f"{CPU_PRESETS[k].name} — {CPU_PRESETS[k].per_core_w:.2f} W per busy core")
+        custom = st.toggle("Set watts per busy core myself", key=f"{key}.custom_w")
+        per_core = st.number_input("Watts per busy core (W)", min_value=0.1, max_value=100.0, value=5.0, step=0.5,
+                                   key=f"{key}.per_core_w", disabled=not custom)
+        meter = _cached_meter(device, preset, float(per_core) if custom else None)
+        st.markdown(f"**Backend:** `{meter.name}` — label `{meter.method}`")
+        st.caption(meter.describe())
+        if meter.method == "estimated:cpu-tdp":
+            st.caption(f"Source of the CPU model: {meter.model.source}")
+        for note in meter.notes:
+            st.caption(f"Not used: {note}")
+    return meter
+
+
+@st.cache_resource(show_spinner="Reading carbon-intensity traces…", ttl=600)
+def carbon_traces():
+    """``(infos, errors, missing_message)`` from :func:`sprout_core.grid.list_traces` (read once per process)."""
+    from sprout_core import grid
+    from sprout_core.paths import MissingDataError
+
+    try:
+        infos, errors = grid.list_traces()
+        return infos, [str(e) for e in errors], None
+    except MissingDataError as exc:
+        return [], [], str(exc)
+
+
+def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
+    """Zone / hour / yearly mean or a 0–1,000 g/kWh slider, PUE and embodied preset → ``CarbonSettings``.
+
+    Never raises for missing or broken data: it says what is missing and falls back to the slider.
+    """
+    import datetime as dt
+
+    from sprout_core import carbon
+    from sprout_core.metered import CarbonSettings
+
+    infos, errors, missing = carbon_traces()
+    for e in errors:
+        st.warning(f"Skipped a carbon-intensity file: {e}")
+    c1, c2, c3 = st.columns([2, 2, 2])
+    modes = ["Grid trace", "Slider"] if infos else ["Slider"]
+    mode = c1.radio("Carbon intensity from", modes, key=f"{key}.mode", horizontal=True)
+    if missing:
+        c1.caption(f"No grid traces: {missing}")
+    intensity = None
+    if mode == "Grid trace":
+        labels = [f"{i.zone} {i.year} — {i.zone_name}" for i in infos]
+        default = next((n for n, i in enumerate(infos) if i.zone == default_zone and i.year == max(j.year for j in infos)), 0)
+        pick = c1.selectbox("Zone and year", range(len(infos)), index=default, format_func=lambda n: labels[n], key=f"{key}.zone")
+        info = infos[pick]
+        column = c2.radio("Intensity", ["direct", "lca"], key=f"{key}.column", horizontal=True,
+                          format_func=lambda c: "direct (operational)" if c == "direct" else "life-cycle (LCA)")
+        when = c2.radio("When", ["Yearly mean", "One hour"], key=f"{key}.when", horizontal=True)
+        hour = None
+        if when == "One hour":
+            day = c2.date_input("Day (UTC)", value=dt.date(info.year, 6, 1), min_value=dt.date(info.year, 1, 1),
+                                max_value=dt.date(info.year, 12, 31), key=f"{key}.day.{info.year}")
+            hh = c2.slider("Hour (UTC)", 0, 23, 12, key=f"{key}.hour")
+            if day.year != info.year:
+                day = dt.date(info.year, day.month, min(day.day, 28))
+            hour = carbon.hour_of_year(info.year, day.month, day.day, hh)
+        try:
+            intensity = carbon.trace_intensity(info.zone, info.year, hour, column)
+        except Exception as exc:  # noqa: BLE001 - a broken file must not break the page
+            st.error(f"Could not read the {info.zone} {info.year} trace: {exc}. Using the slider instead.")
+    if intensity is None:
+        ci = c1.slider("Carbon intensity (g CO₂e/kWh)", 0, 1000, 300, step=5, key=f"{key}.override")
+        intensity = carbon.override_intensity(float(ci))
+    pue = c3.number_input("PUE (data-centre overhead, ≥ 1)", min_value=1.0, max_value=3.0, value=1.0, step=0.05,
+                          key=f"{key}.pue")
+    names = list(carbon.EMBODIED_PRESETS) + ["custom"]
+    ek = c3.selectbox("Embodied carbon of the device", names, key=f"{key}.embodied",
+                      format_func=lambda k: "custom…" if k == "custom" else
+                      f"{carbon.EMBODIED_PRESETS[k].name}: {carbon.EMBODIED_PRESETS[k].device_g / 1000:,.1f} kg / "
+                      f"{carbon.EMBODIED_PRESETS[k].lifetime_years:g} y")
+    if ek == "custom":
+        kg = c3.number_input("Embodied carbon (kg CO₂e per device)", min_value=0.0, max_value=100_000.0, value=150.0,
+                             key=f"{key}.emb_kg")
+        years = c3.number_input("Lifetime (years)", min_value=0.5, max_value=20.0, value=5.0, step=0.5, key=f"{key}.emb_y")
+        embodied = carbon.EmbodiedModel.custom(kg, years)
+    else:
+        embodied = carbon.EMBODIED_PRESETS[ek]
+        c3.caption(f"Source: {embodied.source}")
+    st.caption(f"Carbon intensity used: **{intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** — {intensity.label}."
+               + (" Carbon intensity data: Electricity Maps (ODbL 1.0)." if intensity.zone else ""))
+    return CarbonSettings(intensity, float(pue), embodied)
