@@ -421,3 +421,16 @@ def summarize(df: pd.DataFrame) -> HistorySummary:
         unknown_energy=int(df["energy_j"].isna().sum()),
         carbon_total_g=float(ct.sum()) if ct.notna().any() else None, unknown_carbon=int(ct.isna().sum()),
     )
+
+
+def db_signature(path: Path | str | None = None) -> tuple:
+    """``(mtime_ns, size)`` of the database and its WAL file: changes whenever a row is written (cache key)."""
+    p = Path(default_path() if path is None else path)
+    out = []
+    for f in (p, p.with_name(p.name + "-wal")):
+        try:
+            st_ = f.stat()
+            out.append((st_.st_mtime_ns, st_.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
