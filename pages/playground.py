@@ -22,7 +22,8 @@ prompt = st.text_area("Prompt", key="pg.prompt", height=120, max_chars=MAX_PROMP
 c1, c2, c3 = st.columns([3, 1, 1])
 levels = c1.multiselect("Directive levels", dset.names, default=dset.names, key="pg.levels",
                         format_func=lambda lv: f"{lv} — {dset.get(lv).text or 'no directive'}")
-max_new = c2.number_input("Max new tokens", min_value=1, max_value=min(2048, lm.info.context_len - 1), value=256,
+cap = min(2048, lm.info.context_len - 1)
+max_new = c2.number_input("Max new tokens", min_value=1, max_value=cap, value=min(256, cap),
                           step=32, key="pg.max_new", help="Cap on generated tokens per answer")
 sample = c3.toggle("Sample", value=False, key="pg.sample", help="Off: greedy decoding (reproducible)")
 seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="pg.seed", disabled=not sample)
@@ -93,6 +94,7 @@ if saved:
     for col, r in zip(cols, results):
         col.markdown(f"**{r.level}** · {r.directive or '_no directive_'}")
         col.markdown(r.text or "_(empty answer)_")
+        col.caption(f"{r.level} answer: {r.new_tokens} new tokens · {r.total_s:.1f} s · finish: {r.finish_reason}")
         if r.error:
             col.error(f"Generation failed: {r.error}")
     base = next((r for r in results if r.level == "L0" and not r.error), None)

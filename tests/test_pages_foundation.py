@@ -1,0 +1,85 @@
+"""AppTest: Home and Playground run, answer, and handle bad input (tiny model via SPROUT_MODEL)."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+TIMEOUT = 120
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def tiny_env(monkeypatch, tiny_llama2_dir):
+    monkeypatch.setenv("SPROUT_MODEL", str(tiny_llama2_dir))
+    return tiny_llama2_dir
+
+
+def test_home_shows_the_loaded_model(tiny_env):
+    at = AppTest.from_file(str(ROOT / "pages/home.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values["Model"] == "tiny-llama-2-chat"
+    assert values["Device"] == "cpu" and values["Dtype"] == "float32"
+    assert "Load time" in values and values["Load time"].endswith(" s")
+
+
+def test_home_keeps_the_model_when_a_folder_is_broken(tiny_env, tmp_path):
+    at = AppTest.from_file(str(ROOT / "pages/home.py"), default_timeout=TIMEOUT).run()
+    at.radio[0].set_value("Local folder").run()
+    at.text_input[0].input(str(tmp_path / "no-such-model")).run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("no such folder" in e.value and "previous model stays" in e.value for e in at.error)
+    assert {m.label: m.value for m in at.metric}["Model"] == "tiny-llama-2-chat"
+
+
+def test_playground_answers_every_level(tiny_env):
+    at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    at.text_area(key="pg.prompt").input("what is the capital of france")
+    at.number_input(key="pg.max_new").set_value(5)
+    at.button(key="pg.run").click().run()
+    assert not at.exception
+    saved = at.session_state["pg.results"]
+    assert [r.level for r in saved["results"]] == ["L0", "L1", "L2"]
+    assert all(r.new_tokens == 5 and r.error is None for r in saved["results"])
+    table = at.dataframe[0].value
+    assert list(table["level"]) == ["L0", "L1", "L2"]
+    assert list(table["fewer tokens than L0"])[0] == "—"
+
+
+def test_playground_empty_prompt_runs_nothing(tiny_env):
+    at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
+    at.button(key="pg.run").click().run()
+    assert not at.exception
+    assert any("Type a prompt first" in w.value for w in at.warning)
+    assert "pg.results" not in at.session_state
+
+
+def test_playground_oversized_prompt_is_refused_and_keeps_earlier_answers(tiny_env):
+    at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
+    at.text_area(key="pg.prompt").input("hello world")
+    at.number_input(key="pg.max_new").set_value(3)
+    at.button(key="pg.run").click().run()
+    first = at.session_state["pg.results"]
+    at.text_area(key="pg.prompt").input("hello world " * 300)  # > 256-token context of the tiny model
+    at.button(key="pg.run").click().run()
+    assert not at.exception
+    assert any("reads at most 256 tokens" in e.value for e in at.error)
+    assert at.session_state["pg.results"] is first
+
+
+def test_playground_custom_level(tiny_env):
+    at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
+    at.text_input(key="pg.new_level").input("L3")
+    at.text_input(key="pg.new_text").input("Answer in ten words.")
+    at.button[0].click().run()  # "Add level"
+    assert not at.exception
+    assert "L3" in at.multiselect(key="pg.levels").options[-1]
+
+
+def test_playground_without_a_model_explains(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPROUT_MODEL", str(tmp_path / "nothing-here"))
+    at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("no such folder" in e.value for e in at.error)
