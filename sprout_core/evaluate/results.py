@@ -1,0 +1,277 @@
+"""Evaluation results as tables, for the page, the CLI and exports.
+
+Three sources share one long shape (pandas DataFrames):
+
+* ``own``: runs stored in SQLite by this machine's evaluator;
+* ``shipped``: the evaluation exported to ``data/evaluations/*.jsonl`` (made by the evaluator itself);
+* ``paper``: the Sprout paper's 12,000 GPT-4 verdicts on Llama-2-13B answers (public data,
+  :mod:`sprout_core.evaluate.reference`).
+
+Tables: ``prompts`` (source, run, prompt_id, task, prompt, reference), ``answers`` (… level, text,
+new_tokens, total_s [s], energy_j [J, NaN = n/a], energy_method) and ``verdicts`` (… judge, pass_no,
+winner, valid, order, raw).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from sprout_core.evaluate import db
+from sprout_core.evaluate.aggregate import agreement_matrix, win_shares_by_task
+from sprout_core.paths import project_data_dir
+
+PROMPT_COLS = ["source", "run", "prompt_id", "task", "prompt", "reference"]
+ANSWER_COLS = ["source", "run", "prompt_id", "level", "text", "new_tokens", "total_s", "energy_j", "energy_method"]
+VERDICT_COLS = ["source", "run", "prompt_id", "judge", "pass_no", "winner", "valid", "order", "raw"]
+
+
+@dataclass
+class EvalTables:
+    """The three long tables of one or more sources."""
+
+    prompts: pd.DataFrame
+    answers: pd.DataFrame
+    verdicts: pd.DataFrame
+
+    @staticmethod
+    def empty() -> "EvalTables":
+        return EvalTables(pd.DataFrame(columns=PROMPT_COLS), pd.DataFrame(columns=ANSWER_COLS),
+                          pd.DataFrame(columns=VERDICT_COLS))
+
+    def concat(self, other: "EvalTables") -> "EvalTables":
+        def cat(a, b):
+            frames = [f for f in (a, b) if len(f)]
+            return pd.concat(frames, ignore_index=True) if frames else a
+        return EvalTables(cat(self.prompts, other.prompts), cat(self.answers, other.answers), cat(self.verdicts, other.verdicts))
+
+
+# ---------------------------------------------------------------- own runs (SQLite)
+
+def own_tables(run_ids: Sequence[int] | None = None) -> EvalTables:
+    """Runs stored in the database (all when ``run_ids`` is None)."""
+    con = db.connect()
+    try:
+        runs = {r["id"]: r for r in db.list_runs(con)}
+        prompts, answers, judg = db.run_tables(con, run_ids)
+    finally:
+        con.close()
+    if not prompts:
+        return EvalTables.empty()
+    name = {rid: f"#{rid} {r['label']}" for rid, r in runs.items()}
+    p = pd.DataFrame([{"source": "own", "run": name[x["run_id"]], "prompt_id": x["prompt_id"], "task": x["category"],
+                       "prompt": x["prompt"], "reference": x["reference"]} for x in prompts], columns=PROMPT_COLS)
+    a = pd.DataFrame([{"source": "own", "run": name[x["run_id"]], "prompt_id": x["prompt_id"], "level": x["level"],
+                       "text": x["text"], "new_tokens": x["new_tokens"], "total_s": x["total_s"],
+                       "energy_j": x["energy_j"], "energy_method": x["energy_method"]} for x in answers], columns=ANSWER_COLS)
+    v = pd.DataFrame([{"source": "own", "run": name[x["run_id"]], "prompt_id": x["prompt_id"], "judge": x["judge"],
+                       "pass_no": x["pass_no"], "winner": x["winner"], "valid": bool(x["valid"]),
+                       "order": ",".join(json.loads(x["shown_order"])), "raw": x["raw"]} for x in judg], columns=VERDICT_COLS)
+    return EvalTables(p, a, v)
+
+
+def run_summary(run_id: int, n_boot: int = 1000) -> dict:
+    """Per-level means (new tokens, s, J with method) and each judge's win shares for one run."""
+    t = own_tables([run_id])
+    con = db.connect()
+    try:
+        levels = con.execute("SELECT levels FROM eval_runs WHERE id=?", (run_id,)).fetchone()[0].split(",")
+    finally:
+        con.close()
+    out: dict = {"run_id": run_id, "prompts": int(len(t.prompts)), "answers": int(len(t.answers)), "levels": {},
+                 "win_shares": {}, "win_shares_by_task": {}}
+    for lv in levels:
+        a = t.answers[t.answers["level"] == lv]
+        e = pd.to_numeric(a["energy_j"], errors="coerce")
+        methods = sorted(set(a["energy_method"].dropna()))
+        out["levels"][lv] = {
+            "answers": int(len(a)),
+            "new_tokens_mean": float(a["new_tokens"].mean()) if len(a) else None,
+            "total_s_mean": float(a["total_s"].mean()) if len(a) else None,
+            "energy_j_mean": float(e.mean()) if e.notna().any() else None,
+            "energy_method": "+".join(methods) if methods else "n/a",
+        }
+    first = t.verdicts[t.verdicts["pass_no"] == 1]
+    tasks = t.prompts.set_index("prompt_id")["task"].to_dict()
+    for judge, g in first.groupby("judge"):
+        rows = [(tasks.get(pid, "?"), w if ok else None) for pid, w, ok in zip(g["prompt_id"], g["winner"], g["valid"])]
+        by = win_shares_by_task(rows, levels, judge=str(judge), n_boot=n_boot)
+        out["win_shares"][judge] = by["all"].to_dict()
+        out["win_shares_by_task"][judge] = {k: v.to_dict() for k, v in by.items() if k != "all"}
+    return out
+
+
+# ---------------------------------------------------------------- shipped results (data/evaluations)
+
+def evaluations_dir() -> Path:
+    return project_data_dir() / "evaluations"
+
+
+def export_run(run_id: int, path: str | Path, command: str = "") -> list[Path]:
+    """Write one run as JSONL (one line per prompt: answers per level + verdicts) and ``.meta.json``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = db.connect()
+    try:
+        run = dict(con.execute("SELECT * FROM eval_runs WHERE id=?", (run_id,)).fetchone())
+        prompts, answers, judg = db.run_tables(con, [run_id])
+    finally:
+        con.close()
+    levels = run["levels"].split(",")
+    by_ans = {(a["prompt_id"], a["level"]): a for a in answers}
+    by_v: dict[str, list] = {}
+    for j in judg:
+        by_v.setdefault(j["prompt_id"], []).append(j)
+    with path.open("w", encoding="utf-8") as f:
+        for p in prompts:
+            row = {"id": p["prompt_id"], "category": p["category"], "prompt": p["prompt"], "reference": p["reference"],
+                   "answers": {}, "verdicts": []}
+            for lv in levels:
+                a = by_ans.get((p["prompt_id"], lv))
+                if a:
+                    row["answers"][lv] = {k: a[k] for k in ("directive", "text", "prompt_tokens", "new_tokens", "ttft_s",
+                                                            "total_s", "finish_reason", "energy_j", "energy_method",
+                                                            "energy_uncertainty_j")}
+            for j in sorted(by_v.get(p["prompt_id"], []), key=lambda x: (x["judge"], x["pass_no"])):
+                row["verdicts"].append({"judge": j["judge"], "pass_no": j["pass_no"], "winner": j["winner"],
+                                        "valid": bool(j["valid"]), "order": json.loads(j["shown_order"]), "raw": j["raw"],
+                                        "details": json.loads(j["details"] or "{}")})
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    meta = {k: run[k] for k in ("label", "prompt_set", "n", "seed", "sampling", "levels", "judge", "model", "directive_set")}
+    meta.update(params=json.loads(run["params"]), command=command, exported_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                summary=run_summary(run_id))
+    meta_path = path.with_suffix(".meta.json")
+    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return [path, meta_path]
+
+
+def shipped_runs() -> list[Path]:
+    """JSONL exports in ``data/evaluations``."""
+    d = evaluations_dir()
+    return sorted(d.glob("*.jsonl")) if d.is_dir() else []
+
+
+def shipped_tables(paths: Sequence[Path] | None = None) -> EvalTables:
+    """The shipped evaluations as tables (source ``shipped``)."""
+    out = EvalTables.empty()
+    for path in (paths if paths is not None else shipped_runs()):
+        meta_path = path.with_suffix(".meta.json")
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        run = f"shipped: {meta.get('label') or path.stem}"
+        P, A, V = [], [], []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            P.append({"source": "shipped", "run": run, "prompt_id": r["id"], "task": r.get("category", "general"),
+                      "prompt": r["prompt"], "reference": r.get("reference")})
+            for lv, a in r.get("answers", {}).items():
+                A.append({"source": "shipped", "run": run, "prompt_id": r["id"], "level": lv, "text": a.get("text", ""),
+                          "new_tokens": a.get("new_tokens"), "total_s": a.get("total_s"), "energy_j": a.get("energy_j"),
+                          "energy_method": a.get("energy_method") or "n/a"})
+            for v in r.get("verdicts", []):
+                V.append({"source": "shipped", "run": run, "prompt_id": r["id"], "judge": v["judge"],
+                          "pass_no": v.get("pass_no", 1), "winner": v.get("winner"), "valid": bool(v.get("valid")),
+                          "order": ",".join(v.get("order", [])), "raw": v.get("raw", "")})
+        out = out.concat(EvalTables(pd.DataFrame(P, columns=PROMPT_COLS), pd.DataFrame(A, columns=ANSWER_COLS),
+                                    pd.DataFrame(V, columns=VERDICT_COLS)))
+    return out
+
+
+# ---------------------------------------------------------------- views
+
+def prompt_table(t: EvalTables, levels: Sequence[str]) -> pd.DataFrame:
+    """One row per (source, run, prompt): task, prompt, each judge's winner (pass 1), and per level
+    new tokens and energy (J; NaN = n/a) with the energy method."""
+    if t.prompts.empty:
+        return pd.DataFrame(columns=["source", "run", "prompt_id", "task", "prompt"])
+    base = t.prompts.drop_duplicates(["source", "run", "prompt_id"]).copy()
+    key = ["source", "run", "prompt_id"]
+    v = t.verdicts[t.verdicts["pass_no"] == 1]
+    if len(v):
+        w = v.assign(winner=v["winner"].where(v["valid"], "invalid")).pivot_table(
+            index=key, columns="judge", values="winner", aggfunc="first")
+        w.columns = [f"winner · {c}" for c in w.columns]
+        base = base.merge(w.reset_index(), on=key, how="left")
+    a = t.answers
+    if len(a):
+        tok = a.pivot_table(index=key, columns="level", values="new_tokens", aggfunc="first")
+        tok.columns = [f"{c} tokens" for c in tok.columns]
+        en = a.assign(energy_j=pd.to_numeric(a["energy_j"], errors="coerce")).pivot_table(
+            index=key, columns="level", values="energy_j", aggfunc="first", dropna=False)
+        en.columns = [f"{c} energy (J)" for c in en.columns]
+        meth = a.groupby(key)["energy_method"].agg(lambda s: "+".join(sorted(set(map(str, s))))).rename("energy method")
+        base = base.merge(tok.reset_index(), on=key, how="left").merge(en.reset_index(), on=key, how="left")
+        base = base.merge(meth.reset_index(), on=key, how="left")
+    return base
+
+
+def shares_frame(t: EvalTables, levels: Sequence[str], n_boot: int = 1000) -> pd.DataFrame:
+    """Long table of win shares: judge, task (incl. ``all``), level, share, ci_low, ci_high, n_valid, n_invalid."""
+    rows = []
+    v = t.verdicts[t.verdicts["pass_no"] == 1]
+    if v.empty:
+        return pd.DataFrame(columns=["judge", "task", "level", "share", "ci_low", "ci_high", "n_valid", "n_invalid"])
+    tasks = t.prompts.drop_duplicates(["source", "run", "prompt_id"]).set_index(["source", "run", "prompt_id"])["task"]
+    for judge, g in v.groupby("judge"):
+        pairs = []
+        for s, r, pid, w, ok in zip(g["source"], g["run"], g["prompt_id"], g["winner"], g["valid"]):
+            pairs.append((tasks.get((s, r, pid), "?"), w if ok else None))
+        for task, ws in win_shares_by_task(pairs, levels, judge=str(judge), n_boot=n_boot).items():
+            for lv in levels:
+                ci = ws.ci.get(lv)
+                rows.append({"judge": judge, "task": task, "level": lv, "share": ws.share[lv],
+                             "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
+                             "n_valid": ws.n_valid, "n_invalid": ws.n_invalid})
+    return pd.DataFrame(rows)
+
+
+def agreement_frame(t: EvalTables) -> pd.DataFrame:
+    """Pairwise judge agreement on the same prompts (pass 1): judge_a, judge_b, n, percent, kappa."""
+    v = t.verdicts[t.verdicts["pass_no"] == 1]
+    per: dict[str, dict] = {}
+    for judge, g in v.groupby("judge"):
+        per[str(judge)] = {(s, r, p): (w if ok else None) for s, r, p, w, ok in
+                           zip(g["source"], g["run"], g["prompt_id"], g["winner"], g["valid"])}
+    m = agreement_matrix(per)
+    return pd.DataFrame([ag.to_dict() for ag in m.values()])
+
+
+def position_consistency_frame(t: EvalTables) -> pd.DataFrame:
+    """Per LLM judge with a second pass: prompts with both passes valid, same winner, share."""
+    v = t.verdicts
+    rows = []
+    for judge, g in v.groupby("judge"):
+        p1 = g[g["pass_no"] == 1].set_index(["source", "run", "prompt_id"])
+        p2 = g[g["pass_no"] == 2].set_index(["source", "run", "prompt_id"])
+        if p2.empty:
+            continue
+        both = p1.join(p2, lsuffix="_1", rsuffix="_2", how="inner")
+        ok = both[both["valid_1"] & both["valid_2"]]
+        same = int((ok["winner_1"] == ok["winner_2"]).sum())
+        rows.append({"judge": judge, "pairs": len(both), "both_valid": len(ok), "consistent": same,
+                     "share": same / len(ok) if len(ok) else None})
+    return pd.DataFrame(rows, columns=["judge", "pairs", "both_valid", "consistent", "share"])
+
+
+def q_handoff(t: EvalTables, judge: str, levels: Sequence[str], label: str) -> dict:
+    """The Optimizer hand-off for ``judge`` over the tables' prompts:
+    ``{"label", "judge", "n", "q": {level: share}, "per_task": {task: {level: share}} or None}``."""
+    sf = shares_frame(t, levels, n_boot=200)
+    sf = sf[sf["judge"] == judge]
+    if sf.empty:
+        raise ValueError(f"no valid verdicts of judge {judge!r} in the selection")
+    allrow = sf[sf["task"] == "all"]
+    n = int(allrow["n_valid"].iloc[0])
+    if n == 0:
+        raise ValueError(f"judge {judge!r} has no valid verdict in the selection")
+    q = {r.level: float(r.share) for r in allrow.itertuples()}
+    per = {}
+    for task, g in sf[sf["task"] != "all"].groupby("task"):
+        if g["n_valid"].iloc[0] > 0:
+            per[str(task)] = {r.level: float(r.share) for r in g.itertuples()}
+    return {"label": label, "judge": judge, "n": n, "q": q, "per_task": per or None}
