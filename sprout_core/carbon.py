@@ -163,7 +163,7 @@ def savings_pct(value: float | None, baseline: float | None) -> float | None:
 class IntensityChoice:
     """The carbon intensity used to price energy: value (g/kWh) and a human label."""
 
-    ci_g_per_kwh: float
+    ci_g_per_kwh: float | None  # None = unknown (carbon n/a)
     zone: str | None
     label: str
     year: int | None = None
@@ -176,6 +176,11 @@ def override_intensity(ci_g_per_kwh: float) -> IntensityChoice:
     if not (0 <= ci_g_per_kwh <= 1000):
         raise ValueError(f"carbon intensity override must be within 0–1,000 g/kWh, got {ci_g_per_kwh}")
     return IntensityChoice(float(ci_g_per_kwh), None, f"override {ci_g_per_kwh:g} g/kWh (set by the user)")
+
+
+def unknown_intensity(reason: str) -> IntensityChoice:
+    """No usable intensity: operational carbon will be ``None`` ("n/a")."""
+    return IntensityChoice(None, None, f"unknown ({reason})")
 
 
 def hour_of_year(year: int, month: int, day: int, hour: int) -> int:

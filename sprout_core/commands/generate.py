@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from sprout_core.generation import GenerationParams, PromptError, stream_generate
+from sprout_core.generation import GenerationParams, PromptError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,48 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-p", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per level")
+    # energy and carbon (issue 3)
+    g = p.add_argument_group("energy and carbon")
+    g.add_argument("--zone", default=None, help="grid zone whose carbon intensity prices the energy (default $SPROUT_ZONE or DE)")
+    g.add_argument("--year", type=int, default=None, help="year of the zone's trace (default: the latest available)")
+    g.add_argument("--hour", type=int, default=None, help="hour of the year, 0-based UTC (default: the yearly mean)")
+    g.add_argument("--ci", type=float, default=None, help="carbon intensity override, g CO2e/kWh (0-1000); wins over --zone")
+    g.add_argument("--ci-column", choices=["direct", "lca"], default="direct", help="direct (operational, default) or life-cycle intensity")
+    g.add_argument("--pue", type=float, default=1.0, help="data-centre PUE, >= 1 (default 1.0)")
+    g.add_argument("--embodied", default="sprout-paper", help="embodied-carbon preset: sprout-paper (default), a100, h100, cpu-server")
+    g.add_argument("--energy-backend", default=None, help="force a meter: nvml-counter, nvml-power, rapl, cpu-tdp or none (default: automatic)")
+    g.add_argument("--cpu-power-model", default=None, help="CPU preset for the estimate (generic, laptop, amd-epyc-7763, …)")
+    g.add_argument("--watts-per-core", type=float, default=None, help="per busy core power for the CPU estimate, W")
+    g.add_argument("--task", default=None, help="task label stored with each request (e.g. qa, math)")
+    g.add_argument("--no-store", action="store_true", help="do not record the requests in the history database")
     p.set_defaults(func=run)
+
+
+def _carbon_settings(args: argparse.Namespace):
+    """CarbonSettings from the CLI flags; unreadable traces give an unknown intensity and a warning."""
+    import os
+
+    from sprout_core import carbon, grid
+    from sprout_core.metered import CarbonSettings
+    from sprout_core.paths import MissingDataError
+
+    embodied = carbon.embodied_preset(args.embodied)
+    if args.ci is not None:
+        return CarbonSettings(carbon.override_intensity(args.ci), args.pue, embodied)
+    zone = args.zone or os.environ.get("SPROUT_ZONE") or "DE"
+    try:
+        year = args.year
+        if year is None:
+            years = [y for y, zones in grid.zones_by_year().items() if zone in zones]
+            if not years:
+                raise MissingDataError(f"no carbon-intensity trace for zone {zone!r}")
+            year = max(years)
+        intensity = carbon.trace_intensity(zone, year, args.hour, args.ci_column)
+    except (MissingDataError, grid.TraceError) as exc:
+        print(f"warning: carbon intensity unknown ({exc}); carbon_operational_g will be null. Use --ci to set one.",
+              file=sys.stderr)
+        intensity = carbon.unknown_intensity(str(exc))
+    return CarbonSettings(intensity, args.pue, embodied)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +88,18 @@ def run(args: argparse.Namespace) -> int:
     except (ModelLoadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from sprout_core import store
+    from sprout_core.energy import detect_meter
+    from sprout_core.metered import metered_stream
+
+    try:
+        settings = _carbon_settings(args)
+        meter = detect_meter(lm.info.device, prefer=args.energy_backend, cpu_model=args.cpu_power_model,
+                             per_core_w=args.watts_per_core)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run_id = store.new_run_id()
     dset = load_directive_set(args.directive_set or lm.info.directive_set)
     try:
         directives = dset.select(args.levels.split(",")) if args.levels else list(dset.levels)
@@ -56,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     out = []
     for d in directives:
         try:
-            stream = stream_generate(lm, prompt, d, params, args.placement)
+            stream = metered_stream(lm, prompt, d, params, meter, settings, save=not args.no_store, run_id=run_id,
+                                    origin="cli", task=args.task, placement=args.placement)
         except PromptError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -65,18 +119,36 @@ def run(args: argparse.Namespace) -> int:
         for chunk in stream:
             if not args.json:
                 print(chunk.text, end="", flush=True)
-        r = stream.result
-        assert r is not None
+        o = stream.outcome
+        assert o is not None
+        r = o.result
         if not args.json:
             tps = f"{r.tokens_per_s:.1f} tokens/s" if r.tokens_per_s else "n/a tokens/s"
             print(f"\n[{r.new_tokens} new tokens, {r.total_s:.2f} s, {tps}, finish: {r.finish_reason}]", flush=True)
             if r.error:
                 print(f"error in {d.level}: {r.error}", file=sys.stderr)
+            print(f"[energy {_fmt(o.reading.energy_j, 'J')} ({o.reading.method}); carbon {_fmt(o.carbon.operational_g, 'g')} "
+                  f"operational + {_fmt(o.carbon.embodied_g, 'g')} embodied at {_fmt(settings.intensity.ci_g_per_kwh, 'g/kWh')} "
+                  f"({settings.intensity.label})]", flush=True)
+        if o.store_error:
+            print(f"warning: not stored in the history: {o.store_error}", file=sys.stderr)
         row = r.to_dict()
         row.pop("extra", None)
         row.update(model=lm.info.name, device=lm.info.device, dtype=lm.info.dtype)
+        row.update(
+            energy_j=o.reading.energy_j, energy_method=o.reading.method, power_w_mean=o.reading.power_w_mean,
+            energy_uncertainty_j=o.reading.uncertainty_j, energy_flags=list(o.reading.flags),
+            energy_source=o.reading.source, ci_g_per_kwh=settings.intensity.ci_g_per_kwh, zone=settings.intensity.zone,
+            ci_label=settings.intensity.label, pue=settings.pue, carbon_operational_g=o.carbon.operational_g,
+            carbon_embodied_g=o.carbon.embodied_g, carbon_total_g=o.carbon.total_g, embodied_model=o.carbon.embodied_name,
+            request_id=o.request_id,
+        )
         out.append(row)
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         print()
     return 1 if any(r["error"] for r in out) else 0
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    return "n/a" if v is None else f"{v:.4g} {unit}"
