@@ -19,6 +19,7 @@ the cheapest feasible candidate (ties: higher quality, then lower level index).
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -119,12 +120,17 @@ def solve_lp(costs_g: Sequence[float], q: Sequence[float], theta: float, levels:
     lv = tuple(levels) if levels is not None else tuple(f"L{i}" for i in range(L))
     q0 = float(qa[0])
     max_theta = float(qa.max() / q0) if q0 > 0 else float("inf")
-    prob = pulp.LpProblem("sprout", pulp.LpMinimize)
-    xs = [pulp.LpVariable(f"x{i}", lowBound=0) for i in range(L)]
-    prob += pulp.lpSum(float(c[i]) * xs[i] for i in range(L))
-    prob += pulp.lpSum(xs) == 1, "simplex"
-    prob += pulp.lpSum(float(qa[i]) * xs[i] for i in range(L)) >= float(theta) * q0, "quality"
-    status = pulp.LpStatus[prob.solve(pulp.PULP_CBC_CMD(msg=False))]
+    with warnings.catch_warnings():  # PuLP 3.x announces 4.0 API changes; the calls below work in both
+        warnings.simplefilter("ignore", DeprecationWarning)
+        prob = pulp.LpProblem("sprout", pulp.LpMinimize)
+        if hasattr(prob, "add_variable"):
+            xs = [prob.add_variable(f"x{i}", lowBound=0) for i in range(L)]
+        else:
+            xs = [pulp.LpVariable(f"x{i}", lowBound=0) for i in range(L)]
+        prob += pulp.lpSum(float(c[i]) * xs[i] for i in range(L))
+        prob += pulp.lpSum(xs) == 1, "simplex"
+        prob += pulp.lpSum(float(qa[i]) * xs[i] for i in range(L)) >= float(theta) * q0, "quality"
+        status = pulp.LpStatus[prob.solve(pulp.PULP_CBC_CMD(msg=False))]
     if status != "Optimal":
         best = lv[int(np.argmax(qa))]
         return Decision(lv, np.full(L, np.nan), float("nan"), float("nan"), float("nan"), float("nan"), float(theta),
