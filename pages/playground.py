@@ -1,11 +1,13 @@
 """Playground: one prompt under each directive level, answers streamed side by side."""
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from sprout_core import ui
-from sprout_core.generation import MAX_PROMPT_CHARS, GenerationParams, PromptError, stream_generate
+from sprout_core import metered, store, ui
+from sprout_core.generation import MAX_PROMPT_CHARS, GenerationParams, PromptError
 
 RESULTS_KEY = "pg.results"
+ENERGY_KEY = "pg.energy"  # list of metered.MeteredOutcome, same order as pg.results
 
 st.title("💬 Playground")
 st.caption("Send one prompt under each directive level. Answers are generated one after another on the same model "
@@ -47,6 +49,13 @@ with st.expander("Define your own level"):
                 ui.remove_custom_level(d.level)
                 st.rerun()
 
+meter = ui.energy_meter(lm.info.device, key="pg.energy")
+with st.expander("Carbon: grid zone and hour, PUE, embodied carbon", expanded=False):
+    carbon_settings = ui.carbon_settings(key="pg.carbon")
+st.caption(f"Energy: `{meter.method}` ({ui.method_badge(meter.method)}) · carbon at "
+           f"{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh ({carbon_settings.intensity.label}), "
+           f"PUE {carbon_settings.pue:g}")
+
 run = st.button("Run", type="primary", key="pg.run")
 
 if run:
@@ -58,12 +67,14 @@ if run:
         params = GenerationParams(max_new_tokens=int(max_new), do_sample=bool(sample), seed=int(seed))
         directives = dset.select(levels)
         try:
-            streams = [stream_generate(lm, prompt, d, params) for d in directives]  # validates the prompt first
+            run_id = store.new_run_id()
+            streams = [metered.metered_stream(lm, prompt, d, params, meter, carbon_settings, run_id=run_id)
+                       for d in directives]  # validates the prompt first
         except PromptError as exc:
             st.error(str(exc))
             streams = []
         if streams:
-            results = []
+            results, outcomes = [], []
             cols = st.columns(len(streams))
             for col, d, stream in zip(cols, directives, streams):
                 col.markdown(f"**{d.level}** · {d.text or '_no directive_'}")
@@ -72,17 +83,23 @@ if run:
                 for chunk in stream:
                     text += chunk.text
                     body.markdown(text + " ▌")
-                    rate = chunk.new_tokens / chunk.elapsed_s if chunk.elapsed_s > 0 else 0.0
-                    status.caption(f"{chunk.new_tokens} tokens · {rate:.1f} tokens/s")
-                r = stream.result
+                    status.caption(ui.live_energy_caption(chunk.new_tokens, chunk.tokens_per_s, chunk.power_w,
+                                                          chunk.energy_j, chunk.method))
+                o = stream.outcome
+                r = o.result
                 body.markdown(r.text or "_(empty answer)_")
-                status.caption(f"{r.new_tokens} tokens · {r.total_s:.1f} s · finish: {r.finish_reason}")
+                status.caption(f"{r.new_tokens} tokens · {r.total_s:.1f} s · finish: {r.finish_reason} · "
+                               f"{ui.fmt_energy(o.reading.energy_j, o.reading.method)}")
+                if o.store_error:
+                    col.warning(f"Not saved to the history: {o.store_error}")
+                outcomes.append(o)
                 if r.error:
                     col.error(f"Generation failed: {r.error}")
                 if r.max_new_tokens_capped:
                     col.warning(f"Max new tokens was cut to {r.max_new_tokens} to fit the model's context.")
                 results.append(r)
             st.session_state[RESULTS_KEY] = {"prompt": prompt, "results": results}
+            st.session_state[ENERGY_KEY] = outcomes
             st.rerun()
 
 saved = st.session_state.get(RESULTS_KEY)
@@ -112,3 +129,60 @@ if saved:
                  column_config={"time to first token (s)": st.column_config.NumberColumn(format="%.2f"),
                                 "total time (s)": st.column_config.NumberColumn(format="%.2f"),
                                 "tokens/s": st.column_config.NumberColumn(format="%.1f")})
+
+outcomes = st.session_state.get(ENERGY_KEY)
+if saved and outcomes and len(outcomes) == len(saved["results"]):
+    st.subheader("Energy and carbon per level")
+    for err in sorted({o.store_error for o in outcomes if o.store_error}):
+        st.warning(f"Not saved to the history: {err}")
+    table = metered.level_table(outcomes, carbon_settings)  # re-priced with the current zone/hour/slider
+    methods = sorted(set(table["energy method"]))
+    st.caption(f"Energy method: {', '.join(f'`{m}` ({ui.method_badge(m)})' for m in methods)} — "
+               f"{outcomes[0].reading.source}. Carbon at **{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** "
+               f"({carbon_settings.intensity.label}), PUE {carbon_settings.pue:g}, embodied: "
+               f"{carbon_settings.embodied.name}. Changing the zone, hour or slider re-prices carbon; energy stays as measured.")
+    st.dataframe(table, hide_index=True, width="stretch", key="pg.energy_table",
+                 column_config={c: st.column_config.NumberColumn(format="%.3g") for c in (
+                     "time (s)", "energy (J)", "± energy (J)", "mean power (W)", "J per token", "operational (g CO₂e)",
+                     "embodied (g CO₂e)", "total (g CO₂e)")} | {
+                     "energy saving vs L0 (%)": st.column_config.NumberColumn(format="%.0f %%"),
+                     "carbon saving vs L0 (%)": st.column_config.NumberColumn(format="%.0f %%")})
+    e1, e2 = st.columns(2)
+    fig_e = go.Figure(go.Bar(
+        x=table["level"], y=table["energy (J)"],
+        error_y=dict(type="data", array=table["± energy (J)"], visible=bool(table["± energy (J)"].notna().any())),
+        text=[ui.fmt_energy(v) for v in table["energy (J)"]], hovertext=table["energy method"]))
+    fig_e.update_layout(title=f"Energy per answer (J, {', '.join(methods)})", xaxis_title="directive level",
+                        yaxis_title="energy (J)", height=360)
+    e1.plotly_chart(fig_e, width="stretch", key="pg.energy_chart")
+    fig_c = go.Figure([go.Bar(name="operational", x=table["level"], y=table["operational (g CO₂e)"]),
+                       go.Bar(name="embodied", x=table["level"], y=table["embodied (g CO₂e)"])])
+    fig_c.update_layout(barmode="stack", title="Carbon per answer (g CO₂e)", xaxis_title="directive level",
+                        yaxis_title="g CO₂e", height=360)
+    e2.plotly_chart(fig_c, width="stretch", key="pg.carbon_chart")
+
+    st.subheader("The same answers elsewhere")
+    known = [o for o in outcomes if o.reading.energy_j is not None]
+    if not known:
+        st.info("Energy is n/a for these answers, so there is nothing to price in other zones.")
+    else:
+        total_j = sum(o.reading.energy_j for o in known)
+        total_s = sum(o.reading.duration_s for o in known)
+        year = carbon_settings.intensity.year
+        try:
+            where, msgs = metered.elsewhere_table(total_j, total_s, carbon_settings, year=year)
+        except Exception as exc:  # noqa: BLE001 - missing data must not break the page
+            where, msgs = pd.DataFrame(), [str(exc)]
+        for m in msgs:
+            st.warning(m)
+        if not where.empty:
+            st.caption(f"All {len(known)} answers' energy ({ui.fmt_energy(total_j, known[0].reading.method)}) priced at "
+                       f"each zone's yearly mean intensity ({carbon_settings.intensity.column}"
+                       f"{', ' + str(year) if year else ', latest year per zone'}), PUE {carbon_settings.pue:g}, plus "
+                       f"the same embodied share. Carbon intensity data: Electricity Maps (ODbL 1.0).")
+            fig_z = go.Figure(go.Bar(x=where["total (g CO₂e)"], y=where["zone"], orientation="h",
+                                     hovertext=[f"{c:.0f} g/kWh" for c in where["carbon intensity (g/kWh)"]]))
+            fig_z.update_layout(title="Same energy, other grids (g CO₂e, lowest first)", xaxis_title="g CO₂e",
+                                yaxis=dict(autorange="reversed"), height=max(300, 22 * len(where)))
+            st.plotly_chart(fig_z, width="stretch", key="pg.elsewhere_chart")
+
