@@ -297,3 +297,12 @@ def draw_levels(x: Sequence[float], n: int, rng: np.random.Generator | int | Non
     if not np.isfinite(p).all() or p.sum() <= 0:
         raise ValueError("x must be a non-negative mix with a positive sum")
     return g.choice(len(p), size=int(n), p=p / p.sum())
+
+
+def decide(e_kwh: Sequence[float], t_s: Sequence[float], q: Sequence[float], ci: float, k_emb_g_per_s: float,
+           theta: float, levels: Sequence[str], solver: str = "exact") -> Decision:
+    """One hour's decision from per-level energy (kWh), time (s) and q at ``ci`` (g/kWh), reporting the
+    operational and embodied parts separately."""
+    op = np.asarray(e_kwh, dtype=float) * float(ci)
+    emb = float(k_emb_g_per_s) * np.asarray(t_s, dtype=float)
+    return solve(op + emb, q, float(theta), levels, split=(op, emb), ci=float(ci), solver=solver)

@@ -378,3 +378,33 @@ def load_profile(name: str, q_handoff: dict | None = None) -> Profile:
     if name == "own":
         return load_own(q_handoff=q_handoff)
     raise ProfileError(f"unknown profile {name!r}; choose one of {[REFERENCE_NAME, 'own']}")
+
+
+def resolve_profile(choice: str, q_handoff: dict | None = None, use_handoff: bool = False) -> tuple[Profile | None, list[str]]:
+    """The profile a page should use, and plain-words notes to show.
+
+    ``choice``: ``"reference"`` or ``"own"``. ``q_handoff``: the Evaluations page's hand-off
+    (``{"label", "judge", "n", "q", "per_task"}``); applied when ``use_handoff``. An own profile that is not
+    ready falls back to the reference with a note; ``(None, notes)`` when nothing is available.
+    """
+    notes: list[str] = []
+    hand = q_handoff if (use_handoff and q_handoff) else None
+    ref: Profile | None = None
+    try:
+        ref = load_reference()
+    except (MissingDataError, ProfileError, OSError) as exc:
+        notes.append(f"Reference profile unavailable: {exc}")
+    if choice == "own":
+        try:
+            own = load_own(q_handoff=hand)
+            return own, notes + list(own.notes)
+        except ProfileError as exc:
+            notes.append(f"Your own profile is not ready yet: {exc}. Showing the reference profile instead.")
+    if ref is None:
+        return None, notes
+    if hand:
+        try:
+            return ref.with_q(hand["q"], hand.get("per_task"), source=f"Evaluations: {hand.get('label', 'hand-off')}"), notes
+        except (ProfileError, KeyError, TypeError, ValueError) as exc:
+            notes.append(f"The q from Evaluations does not fit this profile ({exc}); using the profile's own q.")
+    return ref, notes
