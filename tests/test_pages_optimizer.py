@@ -1,0 +1,110 @@
+"""AppTest: the Optimizer and What-if pages (issue 4)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import public_data_available
+
+ROOT = Path(__file__).resolve().parent.parent
+OPT = str(ROOT / "pages/optimizer.py")
+WHATIF = str(ROOT / "pages/whatif.py")
+
+pytestmark = pytest.mark.skipif(
+    not (public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")),
+    reason="public data absent")
+
+HANDOFF = {"label": "starter set, 3 levels", "judge": "reference", "n": 40,
+           "q": {"L0": 0.2, "L1": 0.5, "L2": 0.3}, "per_task": None}
+
+
+def _metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def test_optimizer_slider_redraws_decision():
+    at = AppTest.from_file(OPT, default_timeout=90).run()
+    assert not at.exception, at.exception
+    m0 = _metrics(at)
+    assert "g CO₂eq/request" in m0["Expected carbon"]
+    assert len(at.get("plotly_chart")) == 3  # mix bar, frontier, window chart
+    assert any("reference:sprout-paper" in c.value for c in at.caption)
+    at.slider(key="opt.ci").set_value(480.0).run()
+    m1 = _metrics(at)
+    assert m1["Expected carbon"] != m0["Expected carbon"]
+    # dirtier hour → lower floor → quality kept goes down, saving goes up
+    assert float(m1["Quality kept"].rstrip("%")) < float(m0["Quality kept"].rstrip("%"))
+    at.slider(key="opt.ci").set_value(124.0).run()  # ERCOT 2023 minimum: no quality may be given up
+    assert _metrics(at)["Quality kept"] == "100.0%"
+
+
+def test_optimizer_fixed_theta_infeasible_and_hour_mode():
+    at = AppTest.from_file(OPT, default_timeout=90).run()
+    at.radio(key="opt.mode").set_value("fixed θ").run()
+    at.slider(key="opt.theta").set_value(1.2).run()
+    assert not at.exception
+    assert any("best any mix can do is 1.000" in e.value for e in at.error)
+    at.slider(key="opt.theta").set_value(0.9).run()
+    assert not at.error and _metrics(at)["Floor θ"].startswith("0.900")
+    at.radio(key="opt.cimode").set_value("an hour of the trace").run()
+    at.number_input(key="opt.hour").set_value(1000).run()
+    assert not at.exception
+    assert any("CI =" in c.value for c in at.caption)
+
+
+def test_optimizer_uses_handoff_q_when_chosen():
+    at = AppTest.from_file(OPT, default_timeout=90)
+    at.session_state["sprout.q_handoff"] = HANDOFF
+    at.run()
+    labels = at.radio(key="opt.qsrc").options
+    assert any("from Evaluations: starter set" in o for o in labels)
+    before = _metrics(at)["Quality kept"]
+    at.radio(key="opt.qsrc").set_value(labels[1]).run()
+    assert not at.exception
+    # with this q even L2 (the cheapest) beats L0: all requests at L2 keep 0.3 / 0.2 = 150 % of L0's win share
+    assert _metrics(at)["Quality kept"] == "150.0%" and before != "150.0%"
+    assert any("Evaluations: starter set" in c.value for c in at.caption)
+
+
+def test_optimizer_own_profile_without_data_falls_back_with_note():
+    at = AppTest.from_file(OPT, default_timeout=90).run()
+    at.radio(key="opt.profile").set_value(at.radio(key="opt.profile").options[1]).run()
+    assert not at.exception
+    assert any("not ready yet" in i.value for i in at.info)
+    assert _metrics(at)["Expected carbon"]
+
+
+def test_optimizer_own_profile_from_store_and_handoff():
+    from sprout_core import store
+
+    for lv, e in (("L0", 90.0), ("L1", 30.0), ("L2", 15.0)):
+        for k in range(3):
+            store.record_request(model="smol", level=lv, energy_j=e + k, total_s=e / 10, task="chat",
+                                 energy_method="estimated:cpu-tdp", prompt="p", answer="a")
+    at = AppTest.from_file(OPT, default_timeout=90)
+    at.session_state["sprout.q_handoff"] = HANDOFF
+    at.run()
+    at.radio(key="opt.profile").set_value(at.radio(key="opt.profile").options[1]).run()
+    at.radio(key="opt.qsrc").set_value(at.radio(key="opt.qsrc").options[1]).run()
+    assert not at.exception
+    assert any("estimated:cpu-tdp" in c.value for c in at.caption)
+
+
+def test_whatif_runs_all_strategies_and_keeps_results():
+    at = AppTest.from_file(WHATIF, default_timeout=120).run()
+    assert not at.exception
+    at.multiselect(key="wi.zones").set_value(["US-TEX-ERCO", "DE"]).run()
+    at.multiselect(key="wi.presets").set_value(["Feb"]).run()
+    at.button(key="wi.run").click().run()
+    assert not at.exception and not at.error
+    df = at.dataframe[0].value
+    assert set(df["strategy"]) == {"BASE", "CO2-OPT", "STATIC", "SPROUT", "ORACLE", "MODEL-OPT"}
+    assert set(df["zone"]) == {"US-TEX-ERCO", "DE"} and len(df) == 12
+    assert len(at.get("plotly_chart")) == 3  # scatter + two ξ-sweep charts
+    assert at.get("download_button")
+    # bad input (no zone) → a clear message; earlier results stay on screen
+    at.multiselect(key="wi.zones").set_value([]).run()
+    assert any("pick at least one zone" in w.value for w in at.warning)
+    assert len(at.dataframe[0].value) == 12
