@@ -1,0 +1,1 @@
+"""Task-aware directives: task classifier and per-task optimizer."""

@@ -1,0 +1,451 @@
+"""Per-task directive optimizer: one mix of directive levels per (predicted) task.
+
+The pooled Sprout LP serves one mix ``x_i`` to every request. Here each task ``t`` gets its own
+mix ``x_{t,i}`` (share of task ``t``'s requests served with level ``i``)::
+
+    minimise   Σ_t w_t Σ_i x_{t,i} · c_{t,i}            c_{t,i} = e_{t,i}·CI + k_emb·t_{t,i}   [g/request]
+    subject to Σ_i x_{t,i} = 1                for every task t
+               Σ_t w_t Σ_i q_{t,i} x_{t,i} ≥ R   R = the Sprout LP's right-hand side (pooled q_0)
+               x ≥ 0
+
+with ``w_t`` the task shares (sum 1), ``e`` in kWh/request, ``CI`` in g/kWh, ``k_emb`` in g/s,
+``t`` in s/request and ``q_{t,i}`` the share of task ``t``'s judged prompts whose best answer came
+from level ``i``.
+
+Misclassification: the policy can only act on the *predicted* task ``p``. With the classifier's
+held-out confusion matrix ``C[t, p]`` (row-stochastic: the probability that a request of true task
+``t`` is predicted ``p``), a request of true task ``t`` receives mix ``x_p`` with probability
+``C[t, p]``. Expected cost and quality are then linear in ``x_{p,i}`` with aggregated coefficients::
+
+    W_p       = Σ_t w_t C[t,p]                       (share of requests predicted p)
+    c̃_{p,i}   = Σ_t w_t C[t,p] c_{t,i} / W_p         (mean true cost of requests predicted p)
+    q̃_{p,i}   = Σ_t w_t C[t,p] q_{t,i} / W_p         (mean true quality of requests predicted p)
+
+so :func:`aggregate_through_confusion` turns the problem into the same per-task LP over predicted
+tasks, and the quality it promises is what the true tasks deliver (in expectation, when the
+deployed classifier behaves like its held-out confusion matrix). With ``C = I`` it is the plain
+per-task LP; the pooled LP is the special case where every task must share one mix.
+
+Two solvers:
+
+* :func:`solve_per_task_pulp`: PuLP/CBC, for single decisions and as the reference;
+* :func:`solve_per_task_exact`: exact and vectorised over many hours. The problem is the LP
+  relaxation of a multiple-choice knapsack with one coupling constraint; its Lagrangian
+  ``Σ_t W_t min_i (c_{t,i} − λ q_{t,i})`` changes its minimisers only at the pairwise slopes
+  ``λ = Δc/Δq``. The solver evaluates the Lagrangian choice strictly inside every interval between
+  consecutive slopes (so there are no ties), finds the first interval whose quality meets ``R``
+  and mixes it with the previous interval's choice, which is optimal by LP duality (both
+  minimise the Lagrangian at the shared breakpoint and the mix meets ``R`` with equality).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+#: Quality slack (absolute, in win-share units) below which the constraint counts as met.
+QUALITY_TOL = 1e-12
+
+
+def cost_g_per_request(energy_kwh: np.ndarray, time_s: np.ndarray, ci_g_per_kwh, k_emb_g_per_s: float) -> np.ndarray:
+    """Carbon per request in g: ``energy_kwh · CI + k_emb · time_s`` (broadcasts over CI)."""
+    ci = np.asarray(ci_g_per_kwh, dtype=float)
+    e = np.asarray(energy_kwh, dtype=float)
+    t = np.asarray(time_s, dtype=float)
+    ci = ci.reshape(ci.shape + (1,) * e.ndim)
+    return e * ci + k_emb_g_per_s * t
+
+
+def sprout_quality_target(q0, ci_g_per_kwh, ci_min: float, ci_max: float, xi: float = 0.1):
+    """The Sprout LP's right-hand side ``(1 − ξ·(CI − CI_min)/(CI_max − CI_min))·q_0`` (win share).
+
+    ``CI`` is clipped to ``[CI_min, CI_max]``; a flat trace (``CI_max == CI_min``) asks for ``q_0``.
+    """
+    ci = np.asarray(ci_g_per_kwh, dtype=float)
+    span = float(ci_max) - float(ci_min)
+    frac = np.zeros_like(ci) if span <= 0 else np.clip((ci - ci_min) / span, 0.0, 1.0)
+    return (1.0 - xi * frac) * np.asarray(q0, dtype=float)
+
+
+def normalize_confusion(counts: np.ndarray) -> np.ndarray:
+    """Row-normalise a confusion matrix ``[true, pred]``; a row without samples becomes the identity row."""
+    c = np.asarray(counts, dtype=float)
+    rows = c.sum(axis=1, keepdims=True)
+    eye = np.eye(c.shape[0], c.shape[1])
+    return np.where(rows > 0, c / np.where(rows > 0, rows, 1.0), eye)
+
+
+def conditional_from_confusion(confusion: np.ndarray, n_levels: int) -> np.ndarray:
+    """``P(pred = p | true t, best level i)`` ``[T, L, P]`` when the prediction ignores the best level."""
+    C = np.asarray(confusion, dtype=float)
+    return np.broadcast_to(C[:, None, :], (C.shape[0], n_levels, C.shape[1])).copy()
+
+
+def _p_given_t(q: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """``P(p | t) = Σ_i q_{t,i} P(p | t, i) / Σ_i q_{t,i}`` ``[..., T, P]``."""
+    tot = q.sum(axis=-1)[..., None]
+    return np.einsum("...tl,tlp->...tp", q, K) / np.where(tot > 0, tot, 1.0)
+
+
+def aggregate_through_confusion(weights: np.ndarray, cost: np.ndarray, quality: np.ndarray, confusion: np.ndarray | None):
+    """Coefficients of the LP over predicted tasks (see module docstring).
+
+    ``weights`` ``[..., T]`` true-task shares; ``cost`` and ``quality`` ``[..., T, L]`` per true task;
+    ``confusion`` either ``C[t, p]`` ``[T, P]`` (row-stochastic; prediction independent of which level
+    would win) or ``P(p | t, i)`` ``[T, L, P]`` (prediction may depend on the prompt's best level
+    ``i``, as measured on judged held-out prompts); ``None`` = perfect classifier.
+
+    Returns ``(W_p [..., P], cost_p [..., P, L], quality_p [..., P, L])`` with
+    ``W_p = Σ_t w_t P(p|t)``, ``cost_p = Σ_t w_t P(p|t) c_t / W_p`` and
+    ``quality_p[i] = Σ_t w_t q_{t,i} P(p|t,i) / W_p``, ``P(p|t) = Σ_i q_{t,i} P(p|t,i)``. A predicted
+    task no request reaches (``W_p = 0``) gets the mix-weighted mean coefficients and no weight.
+    """
+    w = np.asarray(weights, dtype=float)
+    c = np.asarray(cost, dtype=float)
+    q = np.asarray(quality, dtype=float)
+    if confusion is None:
+        return w, c, q
+    K = np.asarray(confusion, dtype=float)
+    T, L = c.shape[-2:]
+    if K.ndim == 2:
+        K = conditional_from_confusion(K, L)
+    if K.ndim != 3 or K.shape[:2] != (T, L):
+        raise ValueError(f"confusion must be [tasks, predicted] or [tasks, levels, predicted]; got {K.shape} "
+                         f"for {T} tasks and {L} levels")
+    p_given_t = _p_given_t(q, K)                              # [..., T, P]
+    joint = w[..., :, None] * p_given_t                       # [..., T, P]
+    Wp = joint.sum(axis=-2)                                   # [..., P]
+    num_c = np.einsum("...tp,...tl->...pl", joint, c)
+    num_q = np.einsum("...t,...tl,tlp->...pl", w, q, K)
+    wsum = w.sum(axis=-1)[..., None, None]
+    fallback_c = np.einsum("...t,...tl->...l", w, c)[..., None, :] / wsum
+    fallback_q = np.einsum("...t,...tl->...l", w, q)[..., None, :] / wsum
+    safe = Wp[..., :, None] > 1e-15
+    denom = np.where(safe, Wp[..., :, None], 1.0)
+    cp = np.where(safe, num_c / denom, fallback_c)
+    qp = np.where(safe, num_q / denom, fallback_q)
+    return np.where(safe[..., 0], Wp, 0.0), cp, qp
+
+
+def delivered_on_true_tasks(x: np.ndarray, weights: np.ndarray, cost: np.ndarray, quality: np.ndarray,
+                            confusion: np.ndarray | None):
+    """What a per-predicted-task policy ``x`` ``[..., P, L]`` delivers on the true tasks.
+
+    Returns ``(g/request, win share, served [..., T, L])``: expected carbon per request, expected share
+    of requests served at their best level, and the level shares each true task receives.
+    ``confusion`` as in :func:`aggregate_through_confusion` (``None`` = labels are known).
+    """
+    x = np.asarray(x, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    c = np.asarray(cost, dtype=float)
+    q = np.asarray(quality, dtype=float)
+    T, L = c.shape[-2:]
+    if confusion is None:
+        K = conditional_from_confusion(np.eye(T), L)
+    else:
+        K = np.asarray(confusion, dtype=float)
+        if K.ndim == 2:
+            K = conditional_from_confusion(K, L)
+    p_given_t = _p_given_t(q, K)
+    served = np.einsum("...tp,...pl->...tl", p_given_t, x)
+    carbon = np.einsum("...t,...tl,...tl->...", w, served, c)
+    win = np.einsum("...t,...tl,tlp,...pl->...", w, q, K, x)
+    return carbon, win, served
+
+
+@dataclass(frozen=True)
+class PerTaskSolution:
+    """One per-task decision.
+
+    ``x`` is ``[tasks, levels]`` (rows sum to 1). ``cost_g_per_request`` is the expected carbon of
+    one request (g, with the coefficients given to the solver), ``quality`` the expected win share
+    Σ_t W_t Σ_i q_{t,i} x_{t,i}, ``target`` the right-hand side R, ``binding`` ``"quality"`` when the
+    constraint is active or ``"none"`` when the cheapest mix already meets it, ``status``
+    ``"optimal"`` or ``"infeasible"`` (then ``x`` is the highest-quality mix and ``max_quality``
+    the largest reachable win share).
+    """
+
+    x: np.ndarray
+    cost_g_per_request: float
+    quality: float
+    target: float
+    binding: str
+    status: str
+    max_quality: float
+
+
+@dataclass(frozen=True)
+class PerTaskSweep:
+    """Exact solutions for many instances at once (leading shape ``[H]``).
+
+    ``x`` ``[H, tasks, levels]``; ``cost_g_per_request``, ``quality``, ``target``, ``max_quality``
+    ``[H]``; ``feasible`` and ``binding`` (True when the quality constraint is active) ``[H]`` bool.
+    """
+
+    x: np.ndarray
+    cost_g_per_request: np.ndarray
+    quality: np.ndarray
+    target: np.ndarray
+    feasible: np.ndarray
+    binding: np.ndarray
+    max_quality: np.ndarray
+
+    def at(self, h: int) -> PerTaskSolution:
+        """The ``h``-th instance as a :class:`PerTaskSolution`."""
+        return PerTaskSolution(
+            x=self.x[h],
+            cost_g_per_request=float(self.cost_g_per_request[h]),
+            quality=float(self.quality[h]),
+            target=float(self.target[h]),
+            binding="quality" if self.binding[h] else "none",
+            status="optimal" if self.feasible[h] else "infeasible",
+            max_quality=float(self.max_quality[h]),
+        )
+
+
+def _check(cost: np.ndarray, quality: np.ndarray, weights: np.ndarray) -> None:
+    if cost.shape[-2:] != quality.shape[-2:]:
+        raise ValueError(f"cost {cost.shape} and quality {quality.shape} must both end in [tasks, levels]")
+    if weights.shape[-1] != cost.shape[-2]:
+        raise ValueError(f"weights {weights.shape} must end in the number of tasks {cost.shape[-2]}")
+    if np.any(weights < 0) or not np.all(np.isfinite(weights)):
+        raise ValueError("task weights must be finite and ≥ 0")
+    if not (np.all(np.isfinite(cost)) and np.all(np.isfinite(quality))):
+        raise ValueError("cost and quality must be finite")
+
+
+def solve_per_task_exact(cost, quality, weights, target) -> PerTaskSweep:
+    """Exact per-task LP for ``H`` instances at once (see module docstring for the method).
+
+    ``cost`` ``[H, T, L]`` g/request, ``quality`` ``[H, T, L]`` or ``[T, L]`` win shares,
+    ``weights`` ``[H, T]`` or ``[T]`` task shares, ``target`` ``[H]`` or scalar R. Unbatched
+    inputs (``cost`` ``[T, L]``) give ``H = 1``.
+    """
+    c = np.asarray(cost, dtype=float)
+    if c.ndim == 2:
+        c = c[None]
+    H, T, L = c.shape
+    q = np.broadcast_to(np.asarray(quality, dtype=float), (H, T, L))
+    w = np.broadcast_to(np.asarray(weights, dtype=float), (H, T))
+    R = np.broadcast_to(np.asarray(target, dtype=float), (H,))
+    _check(c, q, w)
+
+    # Pairwise breakpoints λ = Δc/Δq (only positive, finite, for tasks that carry weight).
+    ii, jj = np.triu_indices(L, k=1)
+    dq = q[..., jj] - q[..., ii]  # [H, T, P]
+    dc = c[..., jj] - c[..., ii]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.where(dq != 0, dc / np.where(dq != 0, dq, 1.0), np.inf)
+    lam = np.where((lam > 0) & np.isfinite(lam) & (w[..., None] > 0), lam, np.inf).reshape(H, -1)
+    b = np.sort(lam, axis=1)  # [H, K]
+    finite = np.isfinite(b)
+    top = np.where(finite, b, 0.0).max(axis=1, keepdims=True)
+    big = 2.0 * top + 1.0
+    b = np.where(finite, b, big)
+    lo = np.concatenate([np.zeros((H, 1)), b], axis=1)  # [H, K+1]
+    hi = np.concatenate([b, 2.0 * big], axis=1)
+    rep = 0.5 * (lo + hi)  # strictly inside each interval (or above every breakpoint)
+
+    # Lagrangian choice per interval and task: argmin_i c − λ q (unique inside an interval).
+    score = c[:, None, :, :] - rep[:, :, None, None] * q[:, None, :, :]  # [H, K+1, T, L]
+    choice = np.argmin(score, axis=-1)  # [H, K+1, T]
+    q_ch = np.take_along_axis(np.broadcast_to(q[:, None], score.shape), choice[..., None], axis=-1)[..., 0]
+    c_ch = np.take_along_axis(np.broadcast_to(c[:, None], score.shape), choice[..., None], axis=-1)[..., 0]
+    Qk = np.einsum("hkt,ht->hk", q_ch, w)  # nondecreasing in k
+    Ck = np.einsum("hkt,ht->hk", c_ch, w)
+
+    max_quality = (w * q.max(axis=-1)).sum(axis=-1)
+    meets = Qk >= R[:, None] - QUALITY_TOL
+    feasible = meets[:, -1]  # the last interval serves each task its highest-quality level
+    kstar = np.where(meets.any(axis=1), np.argmax(meets, axis=1), Qk.shape[1] - 1)
+    prev = np.maximum(kstar - 1, 0)
+    rows = np.arange(H)
+    q_hi, q_lo = Qk[rows, kstar], Qk[rows, prev]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where((kstar > 0) & (q_hi > q_lo), (R - q_lo) / (q_hi - q_lo), 1.0)
+    f = np.where(feasible, np.clip(f, 0.0, 1.0), 1.0)
+    onehot = np.eye(L)
+    x = (1.0 - f)[:, None, None] * onehot[choice[rows, prev]] + f[:, None, None] * onehot[choice[rows, kstar]]
+    cost_opt = (1.0 - f) * Ck[rows, prev] + f * Ck[rows, kstar]
+    quality_opt = (1.0 - f) * q_lo + f * q_hi
+    binding = feasible & (kstar > 0)
+    return PerTaskSweep(
+        x=x,
+        cost_g_per_request=cost_opt,
+        quality=quality_opt,
+        target=R.copy(),
+        feasible=feasible,
+        binding=binding,
+        max_quality=max_quality,
+    )
+
+
+def solve_per_task_pulp(cost, quality, weights, target: float, shared_mix: bool = False) -> PerTaskSolution:
+    """The per-task LP for one instance with PuLP/CBC (``cost``, ``quality`` ``[T, L]``; ``weights`` ``[T]``).
+
+    ``shared_mix=True`` forces every task to use the same mix (the pooled Sprout LP written over
+    tasks), which is handy to compare both on equal terms.
+    """
+    import pulp
+
+    c = np.asarray(cost, dtype=float)
+    q = np.asarray(quality, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    _check(c, q, w)
+    T, L = c.shape
+    max_quality = float((w * q.max(axis=1)).sum())
+    if max_quality < target - QUALITY_TOL:
+        x = np.eye(L)[np.argmax(q - 1e-12 * c, axis=1)]
+        if shared_mix:
+            pooled = w @ q
+            x = np.tile(np.eye(L)[int(np.argmax(pooled))], (T, 1))
+        return PerTaskSolution(x, float((w[:, None] * c * x).sum()), float((w[:, None] * q * x).sum()),
+                               float(target), "quality", "infeasible", max_quality)
+    with warnings.catch_warnings():  # PuLP 3.x announces 4.0 API changes; these calls work in both
+        warnings.simplefilter("ignore", DeprecationWarning)
+        prob = pulp.LpProblem("sprout_per_task", pulp.LpMinimize)
+        if hasattr(prob, "add_variable"):
+            xv = [[prob.add_variable(f"x_{t}_{i}", lowBound=0) for i in range(L)] for t in range(T)]
+        else:
+            xv = [[pulp.LpVariable(f"x_{t}_{i}", lowBound=0) for i in range(L)] for t in range(T)]
+        prob += pulp.lpSum(float(w[t] * c[t, i]) * xv[t][i] for t in range(T) for i in range(L))
+        for t in range(T):
+            prob += pulp.lpSum(xv[t]) == 1
+            if shared_mix and t > 0:
+                for i in range(L):
+                    prob += xv[t][i] == xv[0][i]
+        prob += pulp.lpSum(float(w[t] * q[t, i]) * xv[t][i] for t in range(T) for i in range(L)) >= float(target)
+        status = prob.solve(pulp.PULP_CBC_CMD(msg=False))
+    name = pulp.LpStatus.get(status, str(status)).lower()
+    x = np.array([[max(0.0, v.value() or 0.0) for v in row] for row in xv])
+    x = x / x.sum(axis=1, keepdims=True)
+    quality_val = float((w[:, None] * q * x).sum())
+    cheapest = float((w * c.min(axis=1)).sum())
+    cost_val = float((w[:, None] * c * x).sum())
+    binding = "quality" if abs(quality_val - target) <= 1e-7 and cost_val > cheapest + 1e-12 else "none"
+    return PerTaskSolution(x, cost_val, quality_val, float(target), binding,
+                           "optimal" if name == "optimal" else name, max_quality)
+
+
+@dataclass(frozen=True)
+class PerTaskDecision:
+    """A per-task decision for one hour, accounted on the true tasks.
+
+    ``x`` ``[predicted tasks, levels]`` is what the policy serves per predicted task. Carbon figures
+    are expected g/request over the true task mix (operational = energy × CI, embodied = k_emb × time);
+    ``quality`` is the expected win share the true tasks deliver, ``quality_pct`` that share over
+    the pooled q_0 in %, ``target`` the right-hand side R.
+    """
+
+    tasks: tuple[str, ...]
+    levels: tuple[str, ...]
+    x: np.ndarray
+    predicted_share: np.ndarray
+    carbon_g_per_request: float
+    operational_g_per_request: float
+    embodied_g_per_request: float
+    quality: float
+    quality_pct: float
+    target: float
+    binding: str
+    status: str
+    max_quality: float
+
+
+def decide_per_task(
+    tasks: Sequence[str],
+    levels: Sequence[str],
+    energy_kwh: np.ndarray,
+    time_s: np.ndarray,
+    quality: np.ndarray,
+    weights: np.ndarray,
+    ci_g_per_kwh: float,
+    k_emb_g_per_s: float,
+    target: float,
+    confusion: np.ndarray | None = None,
+    solver: str = "exact",
+) -> PerTaskDecision:
+    """Solve the per-task LP for one hour through the confusion matrix and account it on true tasks.
+
+    ``energy_kwh``, ``time_s``, ``quality`` ``[T, L]`` per true task; ``weights`` ``[T]`` true-task
+    shares; ``target`` the absolute right-hand side (win share); ``solver`` ``"exact"`` or ``"pulp"``.
+    """
+    e = np.asarray(energy_kwh, dtype=float)
+    tm = np.asarray(time_s, dtype=float)
+    q = np.asarray(quality, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    c = cost_g_per_request(e, tm, ci_g_per_kwh, k_emb_g_per_s)
+    Wp, cp, qp = aggregate_through_confusion(w, c, q, confusion)
+    if solver == "pulp":
+        sol = solve_per_task_pulp(cp, qp, Wp, target)
+    elif solver == "exact":
+        sol = solve_per_task_exact(cp, qp, Wp, target).at(0)
+    else:
+        raise ValueError(f"unknown solver {solver!r}: use 'exact' or 'pulp'")
+    # Account on the true tasks: a request of task t predicted p gets x_p.
+    _, qual, served = delivered_on_true_tasks(sol.x, w, c, q, confusion)
+    op = float((w[:, None] * served * e * ci_g_per_kwh).sum())
+    emb = float((w[:, None] * served * tm * k_emb_g_per_s).sum())
+    qual = float(qual)
+    q0 = float(w @ q[:, 0])
+    return PerTaskDecision(
+        tasks=tuple(tasks), levels=tuple(levels), x=sol.x, predicted_share=Wp,
+        carbon_g_per_request=op + emb, operational_g_per_request=op, embodied_g_per_request=emb,
+        quality=qual, quality_pct=100.0 * qual / q0 if q0 > 0 else float("nan"), target=float(target),
+        binding=sol.binding, status=sol.status, max_quality=sol.max_quality,
+    )
+
+
+@dataclass(frozen=True)
+class PooledVsPerTask:
+    """The pooled mix and the per-task mixes at the same quality target, both in g/request.
+
+    ``saving_*_pct`` are carbon savings versus serving every request L0 (level index 0), in %;
+    ``extra_saving_pp`` the per-task saving minus the pooled one, in percentage points.
+    """
+
+    pooled_x: np.ndarray
+    per_task: PerTaskDecision
+    base_g_per_request: float
+    pooled_g_per_request: float
+    pooled_quality_pct: float
+    pooled_status: str
+    saving_pooled_pct: float
+    saving_per_task_pct: float
+    extra_saving_pp: float
+
+
+def compare_pooled_per_task(
+    tasks: Sequence[str],
+    levels: Sequence[str],
+    energy_kwh: np.ndarray,
+    time_s: np.ndarray,
+    quality: np.ndarray,
+    weights: np.ndarray,
+    ci_g_per_kwh: float,
+    k_emb_g_per_s: float,
+    target: float,
+    confusion: np.ndarray | None = None,
+) -> PooledVsPerTask:
+    """Solve the pooled LP and the per-task LP at one CI and target; savings vs all-L0."""
+    e = np.asarray(energy_kwh, dtype=float)
+    tm = np.asarray(time_s, dtype=float)
+    q = np.asarray(quality, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    c = cost_g_per_request(e, tm, ci_g_per_kwh, k_emb_g_per_s)
+    pooled = solve_per_task_exact((w @ c)[None, :], (w @ q)[None, :], np.ones(1), target).at(0)
+    per = decide_per_task(tasks, levels, e, tm, q, w, ci_g_per_kwh, k_emb_g_per_s, target, confusion)
+    base = float(w @ c[:, 0])
+    q0 = float(w @ q[:, 0])
+    s_pool = 100.0 * (1.0 - pooled.cost_g_per_request / base)
+    s_task = 100.0 * (1.0 - per.carbon_g_per_request / base)
+    return PooledVsPerTask(
+        pooled_x=pooled.x[0], per_task=per, base_g_per_request=base,
+        pooled_g_per_request=pooled.cost_g_per_request,
+        pooled_quality_pct=100.0 * pooled.quality / q0, pooled_status=pooled.status,
+        saving_pooled_pct=s_pool, saving_per_task_pct=s_task, extra_saving_pp=s_task - s_pool,
+    )
