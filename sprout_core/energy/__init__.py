@@ -59,6 +59,8 @@ def detect_meter(device: str = "cpu", **options: Any) -> EnergyMeter:
       ``powercap_root``: RAPL folder (default ``/sys/class/powercap``);
       ``nvml_module``: a ``pynvml``-like module (tests); ``cuda_identity``: a
       :class:`~sprout_core.energy.nvml.CudaIdentity` (else asked from torch);
+      ``nvml_index``: use this NVML device index directly (for tools without torch CUDA; the
+      torch device is then not consulted);
       ``counter_period_s``: NVML counter update period, s (default 0.1).
 
     Never raises for a missing source: the returned meter's :attr:`~EnergyMeter.notes` say why each
@@ -85,8 +87,14 @@ def detect_meter(device: str = "cpu", **options: Any) -> EnergyMeter:
 
         try:
             module = nv.load_nvml(options.get("nvml_module"))
-            ident = options.get("cuda_identity") or nv.torch_cuda_identity(dev)
-            handle, how = nv.match_handle(module, ident)
+            if options.get("nvml_index") is not None:  # explicit NVML device (benchmarks without torch CUDA)
+                idx = int(options["nvml_index"])
+                if not 0 <= idx < int(module.nvmlDeviceGetCount()):
+                    raise nv.NvmlError(f"NVML has no device index {idx}")
+                handle, how = module.nvmlDeviceGetHandleByIndex(idx), f"explicit NVML index {idx}"
+            else:
+                ident = options.get("cuda_identity") or nv.torch_cuda_identity(dev)
+                handle, how = nv.match_handle(module, ident)
         except nv.NvmlError as exc:
             notes.append(str(exc))
             return done(NullMeter(dev, f"GPU energy unknown: {exc}"))
