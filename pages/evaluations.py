@@ -1,5 +1,306 @@
-"""Placeholder: this page is being built (see the project's issues)."""
+"""Evaluations: which directive level's answers are best, by which judge — own runs and the paper's.
+
+Thin page: widgets → sprout_core.evaluate (results, runner, judges) → tables and Plotly charts.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Evaluations")
-st.info("This page is not built yet in this version of Sprout.")
+from sprout_core.evaluate import results as R
+from sprout_core.evaluate.judges import WEAK_JUDGE_NOTE, parse_judge
+from sprout_core.evaluate.prompts import PROMPT_SETS, parse_upload
+from sprout_core.paths import MissingDataError, state_dir
+
+HANDOFF_KEY = "sprout.q_handoff"
+JOB_KEY = "eval.job"
+SOURCES = {"own": "Own runs (this machine + shipped)", "paper": "Sprout paper (Llama-2-13B, GPT-4 judge)"}
+
+st.title("⚖️ Evaluations")
+st.caption("How good is each directive level's answer? A judge sees the answers of every level to the same prompt "
+           "and picks the best; a level's quality q is the share of prompts it won. Browse this machine's runs, the "
+           "shipped evaluation, or the Sprout paper's 12,000 GPT-4 verdicts, and hand q to the Optimizer.")
+
+
+@st.cache_data(show_spinner="Reading the Sprout paper's 12,000 judged answer triples…", max_entries=2)
+def paper_tables(_sig: float) -> R.EvalTables:
+    from sprout_core.evaluate.reference import paper_tables as load
+
+    return load()
+
+
+def paper_signature() -> float:
+    from sprout_core.evaluate.reference import _cache_path
+
+    p = _cache_path()
+    return p.stat().st_mtime if p.exists() else 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def shipped(_sig: tuple) -> R.EvalTables:
+    return R.shipped_tables()
+
+
+def own_tables() -> R.EvalTables:
+    sig = tuple((str(p), p.stat().st_mtime) for p in R.shipped_runs())
+    t = shipped(sig)
+    try:
+        t = t.concat(R.own_tables())
+    except Exception as exc:  # noqa: BLE001 - a broken database must not hide the shipped results
+        st.warning(f"Could not read this machine's evaluation runs: {exc}")
+    return t
+
+
+# ---------------------------------------------------------------- start a run
+def run_panel() -> None:
+    job = st.session_state.get(JOB_KEY)
+    with st.expander("▶️ Start an evaluation run", expanded=False):
+        st.caption("Answers N prompts under every level with the loaded model, records tokens, time and energy, "
+                   "stores each answer at once (a restart of the same settings resumes) and judges each prompt.")
+        c1, c2, c3 = st.columns(3)
+        names = list(PROMPT_SETS) + ["upload a file…"]
+        set_name = c1.selectbox("Prompt set", names, key="ev.run.set")
+        n = c2.number_input("Prompts (N)", 1, 2000, 12, key="ev.run.n")
+        seed = c3.number_input("Seed", 0, 10_000, 0, key="ev.run.seed")
+        prompt_source = set_name
+        if set_name == "upload a file…":
+            up = st.file_uploader("JSONL or CSV with a 'prompt' column (optional 'reference', 'category')",
+                                  type=["jsonl", "csv", "json"], key="ev.run.upload")
+            prompt_source = None
+            if up is not None:
+                ps = parse_upload(up.getvalue(), up.name)
+                if ps.errors:
+                    st.warning(f"{len(ps.errors)} row(s) skipped, {len(ps.items)} kept:")
+                    st.dataframe(pd.DataFrame([{"row": e.row, "reason": e.reason} for e in ps.errors]), hide_index=True)
+                if ps.items:
+                    folder = state_dir() / "uploads"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    path = folder / f"{Path(up.name).stem}.jsonl"
+                    import json
+
+                    path.write_text("".join(json.dumps({"id": it.id, "prompt": it.prompt, "category": it.category,
+                                                        "reference": it.reference}) + "\n" for it in ps.items))
+                    prompt_source = str(path)
+                    st.success(f"{len(ps.items)} prompts ready ({', '.join(f'{k}: {v}' for k, v in ps.categories().items())}).")
+        c1, c2, c3 = st.columns(3)
+        sampling = c1.radio("Sampling", ["stratified", "representative"], key="ev.run.sampling", horizontal=True,
+                            help="stratified: even over categories; representative: prompts nearest the centres of "
+                                 "N clusters of their all-MiniLM-L6-v2 embeddings")
+        judge_name = c2.selectbox("Judge", ["reference", "llm (embedded model)", "api (OpenAI-compatible)", "none"],
+                                  key="ev.run.judge")
+        max_new = c3.number_input("Max new tokens", 8, 2048, 256, key="ev.run.max_new")
+        second = False
+        if judge_name.startswith("llm") or judge_name.startswith("api"):
+            second = st.checkbox("Second pass in another order (position consistency)", key="ev.run.second")
+        if judge_name.startswith("llm"):
+            st.warning(f"The embedded 135M model runs the LLM judge only mechanically: {WEAK_JUDGE_NOTE}.")
+        api_model = ""
+        if judge_name.startswith("api"):
+            st.caption("Set SPROUT_JUDGE_BASE_URL (e.g. http://127.0.0.1:8000/v1) and, if needed, the key in "
+                       "SPROUT_JUDGE_API_KEY before starting Sprout.")
+            api_model = st.text_input("Judge model name", key="ev.run.api_model")
+        running = job is not None and job.running
+        if st.button("Start evaluation", type="primary", disabled=running or prompt_source is None, key="ev.run.start"):
+            start_job(prompt_source, int(n), int(seed), sampling, judge_name, api_model, int(max_new), second)
+    if st.session_state.get(JOB_KEY) is not None:
+        progress_panel()
+
+
+def start_job(prompt_source, n, seed, sampling, judge_name, api_model, max_new, second) -> None:
+    from sprout_core import ui
+    from sprout_core.evaluate.db import RunConfig
+    from sprout_core.evaluate.runner import EvaluationJob, make_answer_fn, make_judge_chat, sample_prompts
+
+    try:
+        jname = {"reference": "reference", "none": "none"}.get(judge_name) or (
+            "llm" if judge_name.startswith("llm") else f"api:{api_model.strip()}")
+        judge = None if jname == "none" else parse_judge(jname, second_pass=second)
+        prompts = sample_prompts(prompt_source, n, seed, sampling)
+    except (ValueError, FileNotFoundError, MissingDataError) as exc:
+        st.error(f"Cannot start: {exc}")
+        return
+    lm = ui.get_model()
+    if lm is None:
+        return
+    dset = ui.directive_set(lm)
+    levels = tuple(d.level for d in dset.levels)
+    cfg = RunConfig(prompt_set=prompt_source, n=n, seed=seed, levels=levels, judge=judge.name if judge else "none",
+                    model=lm.info.name, directive_set=dset.name, sampling=sampling, max_new_tokens=max_new, second_pass=second)
+
+    def setup():
+        return make_answer_fn(lm, dset.name, max_new), (make_judge_chat(judge, lm) if judge else None)
+
+    st.session_state[JOB_KEY] = EvaluationJob(cfg, prompts, setup, judge).start()
+
+
+@st.fragment(run_every=2.0)
+def progress_panel() -> None:
+    job = st.session_state.get(JOB_KEY)
+    if job is None:
+        return
+    p = job.progress
+    eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s is not None and not p.finished else ""
+    st.progress(p.fraction, text=f"{p.done}/{p.total} answers ({p.skipped} already stored), {p.judged} prompts judged"
+                                 f"{eta}" + (f" · {p.current}" if p.current else ""))
+    if p.error:
+        st.error(f"The run stopped: {p.error}. Answers stored so far are kept; start it again to resume.")
+    elif p.finished:
+        st.success(f"Run finished: {p.done} answers, {p.judged} prompts judged, {p.invalid} invalid verdicts.")
+    elif p.cancelled:
+        st.info("Run stopped. Start the same settings again to resume.")
+    c1, c2 = st.columns(2)
+    if job.running and c1.button("Stop after the answer in flight", key="ev.run.stop"):
+        job.cancel()
+    if c2.button("Refresh results", key="ev.run.refresh"):
+        st.rerun()
+    if not job.running and not st.session_state.get("ev.run.final_refresh"):
+        st.session_state["ev.run.final_refresh"] = True
+        st.rerun()
+    if job.running:
+        st.session_state["ev.run.final_refresh"] = False
+
+
+# ---------------------------------------------------------------- source & filters
+source = st.radio("Source", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="ev.source")
+if source == "own":
+    run_panel()
+    tables = own_tables()
+    if tables.prompts.empty:
+        st.info("No evaluation runs yet. Start one above, or run `python -m sprout_core evaluate --prompts starter "
+                "--n 60 --judge reference` (see docs/evaluation.md).")
+        st.stop()
+else:
+    try:
+        tables = paper_tables(paper_signature())
+    except MissingDataError as exc:
+        st.error(f"The Sprout paper's data is not available: {exc}")
+        st.stop()
+    if "reference" not in R.judges_of(tables):
+        st.caption("Our reference judge's verdicts on these triples appear here after "
+                   "`python -m sprout_core agreement --source llama2-13b-a100 --judge reference` has run once.")
+
+levels = R.levels_of(tables)
+judges = R.judges_of(tables)
+f1, f2, f3 = st.columns([2, 2, 1])
+runs_all = sorted(tables.prompts["run"].unique())
+runs = f1.multiselect("Run", runs_all, default=[], key="ev.runs", placeholder="all runs") if len(runs_all) > 1 else []
+tasks_all = sorted(tables.prompts["task"].unique())
+tasks = f2.multiselect("Task", tasks_all, default=[], key="ev.tasks", placeholder="all tasks")
+judge = f3.selectbox("Judge", judges, key="ev.judge") if judges else None
+g1, g2 = st.columns([1, 3])
+winner = g1.selectbox("Winning level", ["any"] + levels, key="ev.winner")
+text = g2.text_input("Search prompts and answers", key="ev.text", placeholder="words in a prompt or an answer")
+
+sel = R.filter_tables(tables, runs, tasks, judge, None if winner == "any" else winner, text)
+if sel.prompts.empty:
+    st.info("No prompts match these filters.")
+    st.stop()
+if judge and judge.startswith("llm"):
+    st.warning(f"Judge {judge}: {WEAK_JUDGE_NOTE}.")
+
+# ---------------------------------------------------------------- win shares
+st.subheader("Win shares per task and level")
+shares = R.shares_frame(sel, levels, n_boot=1000)
+sj = shares[shares["judge"] == judge] if judge else shares.iloc[0:0]
+if sj.empty or sj["share"].isna().all():
+    st.info("No valid verdicts of this judge in the selection.")
+else:
+    allrow = sj[sj["task"] == "all"]
+    cols = st.columns(len(levels) + 1)
+    for c, r in zip(cols, allrow.itertuples()):
+        c.metric(f"q {r.level} ({judge})", "n/a" if pd.isna(r.share) else f"{r.share * 100:.1f} %",
+                 help=f"95% bootstrap interval {r.ci_low * 100:.1f}–{r.ci_high * 100:.1f} %" if not pd.isna(r.share) else None)
+    cols[-1].metric("Prompts judged", f"{int(allrow['n_valid'].iloc[0])}",
+                    help=f"{int(allrow['n_invalid'].iloc[0])} invalid verdict(s) excluded")
+    plot = sj.dropna(subset=["share"]).assign(
+        pct=lambda d: d["share"] * 100, plus=lambda d: (d["ci_high"] - d["share"]) * 100,
+        minus=lambda d: (d["share"] - d["ci_low"]) * 100)
+    fig = px.bar(plot, x="task", y="pct", color="level", barmode="group", error_y="plus", error_y_minus="minus",
+                 labels={"pct": "win share (%)", "task": "task"}, category_orders={"level": levels},
+                 hover_data={"n_valid": True, "n_invalid": True})
+    fig.update_layout(height=360, margin=dict(t=30, b=10), yaxis_range=[0, 100])
+    st.plotly_chart(fig, use_container_width=True)
+    st.caption("Error bars: 95% bootstrap intervals over prompts. Invalid verdicts are excluded and counted.")
+    handoff_label = f"{SOURCES[source].split(' (')[0]}: {', '.join(tasks) or 'all tasks'}" + (f", '{text}'" if text else "")
+    if st.button("Use this q in the Optimizer →", type="primary", key="ev.handoff"):
+        try:
+            st.session_state[HANDOFF_KEY] = R.q_handoff(sel, judge, levels, handoff_label)
+        except ValueError as exc:
+            st.error(str(exc))
+        else:
+            st.switch_page("pages/optimizer.py")
+
+# ---------------------------------------------------------------- table
+st.subheader("Prompts")
+table = R.prompt_table(sel, levels)
+st.caption(f"{len(table):,} prompt(s). Energy per answer in J with its method "
+           "(reference:sprout-paper = the paper's GPU measurement on an A100; estimated:cpu-tdp = CPU-time × TDP "
+           "estimate); empty = n/a (unknown, never 0).")
+show = table.drop(columns=["reference"], errors="ignore").copy()
+show["prompt"] = show["prompt"].str.slice(0, 160)
+st.dataframe(show, hide_index=True, use_container_width=True, height=320)
+st.download_button("Download CSV", table.to_csv(index=False).encode("utf-8"), file_name="sprout_evaluations.csv",
+                   mime="text/csv", key="ev.csv")
+
+# ---------------------------------------------------------------- detail
+st.subheader("Detail")
+opts = list(zip(table["run"], table["prompt_id"]))[:2000]
+choice = st.selectbox("Prompt", range(len(opts)), key="ev.detail",
+                      format_func=lambda i: f"{opts[i][1]} · {table['prompt'].iloc[i][:90]}")
+if choice is not None:
+    run_name, pid = opts[choice]
+    prow = sel.prompts[(sel.prompts["run"] == run_name) & (sel.prompts["prompt_id"] == pid)].iloc[0]
+    st.markdown(f"**Task:** {prow['task']} · **run:** {run_name}")
+    st.text_area("Prompt", prow["prompt"], height=110, disabled=True, key=f"ev.detail.prompt.{run_name}.{pid}")
+    if prow["reference"] is not None and str(prow["reference"]).strip() and str(prow["reference"]) != "nan":
+        st.caption(f"Reference answer: {str(prow['reference'])[:600]}")
+    ans = sel.answers[(sel.answers["run"] == run_name) & (sel.answers["prompt_id"] == pid)].set_index("level")
+    cols = st.columns(max(1, len(levels)))
+    for c, lv in zip(cols, levels):
+        with c:
+            st.markdown(f"**{lv}**")
+            if lv in ans.index:
+                a = ans.loc[lv]
+                tok = "n/a" if pd.isna(a["new_tokens"]) else f"{int(a['new_tokens'])} tokens"
+                sec = "n/a" if pd.isna(a["total_s"]) else f"{a['total_s']:.2f} s"
+                en = "n/a" if pd.isna(a["energy_j"]) else f"{a['energy_j']:.4g} J"
+                st.caption(f"{tok} · {sec} · {en} ({a['energy_method']})")
+                st.text_area(lv, a["text"], height=260, disabled=True, label_visibility="collapsed",
+                             key=f"ev.detail.ans.{run_name}.{pid}.{lv}")
+            else:
+                st.caption("no answer stored")
+    vs = sel.verdicts[(sel.verdicts["run"] == run_name) & (sel.verdicts["prompt_id"] == pid)]
+    if vs.empty:
+        st.info("Not judged yet.")
+    else:
+        st.dataframe(vs[["judge", "pass_no", "winner", "valid", "order", "raw"]].rename(
+            columns={"order": "order the judge saw", "raw": "judge's reply"}), hide_index=True, use_container_width=True)
+
+# ---------------------------------------------------------------- agreement
+st.subheader("Judge agreement")
+ag = R.agreement_frame(sel)
+if len(judges) < 2 or ag.empty:
+    st.info("Agreement needs at least two judges on the same prompts (e.g. reference and an LLM judge, or a "
+            "Playground vote next to a run).")
+else:
+    names = sorted(set(ag["judge_a"]))
+    pct = ag.pivot(index="judge_a", columns="judge_b", values="percent").reindex(index=names, columns=names)
+    kap = ag.pivot(index="judge_a", columns="judge_b", values="kappa").reindex(index=names, columns=names)
+    nn = ag.pivot(index="judge_a", columns="judge_b", values="n").reindex(index=names, columns=names)
+    txt = [[("n/a" if pd.isna(pct.iloc[i, j]) else f"{pct.iloc[i, j]:.1f}%") +
+            ("" if pd.isna(kap.iloc[i, j]) else f"<br>κ {kap.iloc[i, j]:.2f}") + f"<br>n {int(nn.iloc[i, j])}"
+            for j in range(len(names))] for i in range(len(names))]
+    fig = go.Figure(go.Heatmap(z=pct.values, x=names, y=names, text=txt, texttemplate="%{text}", zmin=0, zmax=100,
+                               colorscale="Greens", colorbar=dict(title="% agree")))
+    fig.update_layout(height=320, margin=dict(t=20, b=10))
+    st.plotly_chart(fig, use_container_width=True)
+    st.caption("Share of prompts (judged validly by both) on which two judges picked the same level, and Cohen's κ "
+               "(0 = chance, 1 = perfect). Three levels: chance agreement is about 33%.")
+pc = R.position_consistency_frame(sel)
+if not pc.empty:
+    st.dataframe(pc.rename(columns={"share": "position consistency"}), hide_index=True)

@@ -44,8 +44,8 @@ def win_shares(winners: Sequence[str | None], levels: Sequence[str], task: str =
                n_boot: int = 1000, seed: int = 0) -> WinShares:
     """Win shares of ``levels`` from a list of winners (``None`` = invalid), with bootstrap 95% CIs.
 
-    The bootstrap resamples prompts with replacement ``n_boot`` times (seeded) and takes the 2.5 and
-    97.5 percentiles of each level's share. With no valid verdict every share is ``None`` (n/a).
+    The bootstrap resamples the prompts with replacement ``n_boot`` times (seeded; drawn as multinomial
+    win counts, which is the same distribution) and takes the 2.5 and 97.5 percentiles of each share. With no valid verdict every share is ``None`` (n/a).
     """
     levels = list(levels)
     valid = [w for w in winners if w is not None]
@@ -57,14 +57,12 @@ def win_shares(winners: Sequence[str | None], levels: Sequence[str], task: str =
         none = {lv: None for lv in levels}
         return WinShares(task, judge, levels, 0, n_invalid, wins, dict(none), dict(none), dict(none))
     share = {lv: wins[lv] / n for lv in levels}
-    idx = np.array([levels.index(w) if w in levels else -1 for w in valid])
+    # resampling n prompts with replacement = a multinomial draw of the win counts
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(n_boot, n))
-    picked = idx[draws]
-    ci = {}
-    for j, lv in enumerate(levels):
-        boot = (picked == j).mean(axis=1)
-        ci[lv] = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+    p = np.array([share[lv] for lv in levels], dtype=float)
+    other = max(0.0, 1.0 - p.sum())  # winners outside ``levels`` (if any) keep their mass
+    boot = rng.multinomial(n, np.append(p, other) / (p.sum() + other), size=n_boot)[:, : len(levels)] / n
+    ci = {lv: (float(np.percentile(boot[:, j], 2.5)), float(np.percentile(boot[:, j], 97.5))) for j, lv in enumerate(levels)}
     top = max(share.values())
     normalised = {lv: (share[lv] / top if top > 0 else None) for lv in levels}
     return WinShares(task, judge, levels, n, n_invalid, wins, share, ci, normalised)

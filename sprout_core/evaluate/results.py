@@ -246,11 +246,12 @@ def position_consistency_frame(t: EvalTables) -> pd.DataFrame:
     v = t.verdicts
     rows = []
     for judge, g in v.groupby("judge"):
-        p1 = g[g["pass_no"] == 1].set_index(["source", "run", "prompt_id"])
-        p2 = g[g["pass_no"] == 2].set_index(["source", "run", "prompt_id"])
+        key = ["source", "run", "prompt_id"]
+        p1 = g[g["pass_no"] == 1]
+        p2 = g[g["pass_no"] == 2]
         if p2.empty:
             continue
-        both = p1.join(p2, lsuffix="_1", rsuffix="_2", how="inner")
+        both = p1.merge(p2, on=key, suffixes=("_1", "_2"), how="inner")
         ok = both[both["valid_1"] & both["valid_2"]]
         same = int((ok["winner_1"] == ok["winner_2"]).sum())
         rows.append({"judge": judge, "pairs": len(both), "both_valid": len(ok), "consistent": same,
@@ -275,3 +276,42 @@ def q_handoff(t: EvalTables, judge: str, levels: Sequence[str], label: str) -> d
         if g["n_valid"].iloc[0] > 0:
             per[str(task)] = {r.level: float(r.share) for r in g.itertuples()}
     return {"label": label, "judge": judge, "n": n, "q": q, "per_task": per or None}
+
+
+def levels_of(t: EvalTables) -> list[str]:
+    """The levels present in the answers, in level order (L0, L1, …)."""
+    lv = {str(x) for x in t.answers["level"].dropna().unique()} if len(t.answers) else set()
+    return sorted(lv, key=lambda s: (len(s), s))
+
+
+def judges_of(t: EvalTables) -> list[str]:
+    """Judges with verdicts in the tables."""
+    return sorted({str(x) for x in t.verdicts["judge"].dropna().unique()}) if len(t.verdicts) else []
+
+
+def filter_tables(t: EvalTables, runs: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+                  judge: str | None = None, winner: str | None = None, text: str = "") -> EvalTables:
+    """The tables restricted to prompts matching every filter given.
+
+    ``runs``/``tasks``: keep those (None or empty = all); ``winner``: prompts where ``judge`` (pass 1)
+    chose that level; ``text``: case-insensitive substring of the prompt or of any answer.
+    """
+    key = ["source", "run", "prompt_id"]
+    p = t.prompts
+    if runs:
+        p = p[p["run"].isin(list(runs))]
+    if tasks:
+        p = p[p["task"].isin(list(tasks))]
+    keys = p[key]
+    if winner and judge:
+        v = t.verdicts
+        v = v[(v["judge"] == judge) & (v["pass_no"] == 1) & v["valid"] & (v["winner"] == winner)]
+        keys = keys.merge(v[key].drop_duplicates(), on=key)
+    text = (text or "").strip().lower()
+    if text:
+        in_prompt = p[p["prompt"].str.lower().str.contains(text, regex=False, na=False)][key]
+        a = t.answers.merge(keys, on=key)
+        in_ans = a[a["text"].astype(str).str.lower().str.contains(text, regex=False, na=False)][key]
+        keys = keys.merge(pd.concat([in_prompt, in_ans]).drop_duplicates(), on=key)
+    keys = keys.drop_duplicates()
+    return EvalTables(t.prompts.merge(keys, on=key), t.answers.merge(keys, on=key), t.verdicts.merge(keys, on=key))

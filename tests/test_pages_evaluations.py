@@ -1,0 +1,120 @@
+"""AppTest: the Evaluations page browses own runs, filters, shows details and agreement, and hands q over."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from sprout_core.evaluate import db
+from sprout_core.evaluate.judges import JudgeSpec, parse_judge
+from sprout_core.evaluate.prompts import PromptItem
+from sprout_core.evaluate.runner import judge_existing_run, run_evaluation
+from tests.conftest import public_data_available
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages/evaluations.py")
+
+PROMPTS = [PromptItem("m1", "What is 2+3?", "math", "5"), PromptItem("m2", "What is 10-4?", "math", "6"),
+           PromptItem("f1", "Capital of France?", "factual", "Paris"), PromptItem("w1", "Write a haiku about rain.", "writing")]
+
+
+def seed_run():
+    texts = {"L0": "Well, let me explain in detail: the answer is {r}.", "L1": "{r}", "L2": "zebra"}
+    refs = {p.prompt: p.reference or "drops" for p in PROMPTS}
+
+    def answer(prompt, level):
+        return {"text": texts[level].format(r=refs[prompt]), "new_tokens": {"L0": 12, "L1": 3, "L2": 1}[level],
+                "total_s": 0.5, "energy_j": {"L0": 6.0, "L1": 1.5, "L2": None}[level],
+                "energy_method": "estimated:cpu-tdp" if level != "L2" else "n/a"}
+
+    cfg = db.RunConfig(prompt_set="t", n=4, seed=0, levels=("L0", "L1", "L2"), judge="reference", model="fake")
+    st = run_evaluation(cfg, PROMPTS, answer, parse_judge("reference"),
+                        similarity=lambda ts, ref: [1.0 if ref in t else 0.0 for t in ts])
+    # a second (fake) LLM judge that always picks the first answer it sees, twice
+    judge_existing_run(st.run_id, JudgeSpec("llm:fake", "llm", second_pass=True), judge_chat=lambda m: "Output (1)", seed=2)
+    return st.run_id
+
+
+def page_app():
+    return AppTest.from_file(PAGE, default_timeout=90)
+
+
+@pytest.fixture(autouse=True)
+def no_shipped(monkeypatch, tmp_path):
+    """Hide data/evaluations so tests see only what they seed."""
+    from sprout_core.evaluate import results
+
+    monkeypatch.setattr(results, "evaluations_dir", lambda: tmp_path / "none")
+
+
+def test_empty_own_source_says_how_to_start():
+    at = page_app().run()
+    assert not at.exception
+    assert any("No evaluation runs yet" in i.value for i in at.info)
+
+
+def test_own_run_table_filters_detail_agreement():
+    seed_run()
+    at = page_app().run()
+    assert not at.exception, at.exception
+    df = at.dataframe[0].value
+    assert len(df) == 4 and "L0 tokens" in df.columns and "L0 energy (J)" in df.columns
+    assert df["L2 energy (J)"].isna().all()  # n/a stays n/a
+    at.selectbox(key="ev.judge").set_value("reference").run()
+    metrics = {m.label: m.value for m in at.metric}
+    # L1 is correct and shortest on the three prompts with a reference; w1 has none (invalid, excluded)
+    assert metrics["q L1 (reference)"] == "100.0 %" and metrics["Prompts judged"] == "3"
+    at.multiselect(key="ev.tasks").set_value(["math"]).run()
+    assert len(at.dataframe[0].value) == 2
+    at.multiselect(key="ev.tasks").set_value([]).run()
+    at.text_input(key="ev.text").input("france").run()
+    assert list(at.dataframe[0].value["prompt_id"]) == ["f1"]
+    # detail: answers side by side, verdicts with the order seen
+    verdicts = at.dataframe[1].value
+    assert set(verdicts["judge"]) == {"reference", "llm:fake"} and "order the judge saw" in verdicts.columns
+    assert any("Paris" in ta.value for ta in at.text_area)
+    at.text_input(key="ev.text").input("no such words anywhere").run()
+    assert any("No prompts match" in i.value for i in at.info)
+    at.text_input(key="ev.text").input("").run()
+    # two judges → agreement heatmap, and the fake LLM judge's position consistency table
+    assert len(at.get("plotly_chart")) == 2
+    assert any("position consistency" in d.value.columns for d in at.dataframe)
+
+
+def test_winner_filter_and_handoff():
+    seed_run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page("pages/evaluations.py").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="ev.judge").set_value("reference").run()
+    at.selectbox(key="ev.winner").set_value("L1").run()
+    assert len(at.dataframe[0].value) == 3
+    at.selectbox(key="ev.winner").set_value("any").run()
+    at.button(key="ev.handoff").click().run()
+    h = at.session_state["sprout.q_handoff"]
+    assert h["judge"] == "reference" and h["n"] == 3 and h["q"]["L1"] == 1.0
+    assert set(h["per_task"]) == {"math", "factual"}
+    assert not at.exception
+
+
+def test_run_panel_needs_a_file_for_upload():
+    at = page_app().run()
+    assert not at.button(key="ev.run.start").disabled
+    at.selectbox(key="ev.run.set").set_value("upload a file…").run()
+    assert not at.exception and at.button(key="ev.run.start").disabled
+
+
+@pytest.mark.skipif(not public_data_available("llama2-13b-a100", "responses.jsonl"), reason="paper data absent")
+def test_paper_source():
+    at = page_app().run()
+    at.radio(key="ev.source").set_value("paper").run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Prompts judged"] == "12000"
+    # GPT-4's pooled L0 share: (54.4+56.5+26.1+36.2+31.1+24.1)/6 ≈ 38.1 %
+    assert metrics["q L0 (gpt-4-0613 (paper))"].startswith("38.")
+    assert at.dataframe[0].value["L0 energy (J)"].notna().all()
+    at.multiselect(key="ev.tasks").set_value(["mmlu"]).run()
+    assert {m.label: m.value for m in at.metric}["q L1 (gpt-4-0613 (paper))"].startswith("37.5")
