@@ -129,6 +129,28 @@ if saved:
                  column_config={"time to first token (s)": st.column_config.NumberColumn(format="%.2f"),
                                 "total time (s)": st.column_config.NumberColumn(format="%.2f"),
                                 "tokens/s": st.column_config.NumberColumn(format="%.1f")})
+    # Human judge (evaluation issue): the vote is stored as a "human" verdict, shown on the Evaluations page.
+    voted = [(i, r) for i, r in enumerate(results) if not r.error]
+    if len(voted) > 1:
+        v1, v2 = st.columns([3, 1])
+        vote = v1.radio("Which answer is best?", [r.level for _, r in voted], index=None, horizontal=True, key="pg.vote")
+        if v2.button("Save vote", key="pg.vote.save", disabled=vote is None):
+            from contextlib import closing
+
+            from sprout_core.evaluate import db as eval_db
+
+            outs = st.session_state.get(ENERGY_KEY) or []
+            recs = {r.level: {"text": r.text, "directive": r.directive, "new_tokens": r.new_tokens, "total_s": r.total_s,
+                              "prompt_tokens": r.prompt_tokens, "finish_reason": r.finish_reason,
+                              "energy_j": outs[i].reading.energy_j if i < len(outs) else None,
+                              "energy_method": outs[i].reading.method if i < len(outs) else "n/a"} for i, r in voted}
+            try:
+                with closing(eval_db.connect()) as con:
+                    eval_db.record_human_vote(con, saved["prompt"], recs, vote, model=lm.info.name)
+            except Exception as exc:  # noqa: BLE001 - a failed save must not lose the answers on screen
+                st.warning(f"Vote not saved: {exc}")
+            else:
+                st.success(f"Vote saved: {vote} is best. It counts as judge 'human' on the Evaluations page.")
 
 outcomes = st.session_state.get(ENERGY_KEY)
 if saved and outcomes and len(outcomes) == len(saved["results"]):

@@ -118,3 +118,22 @@ def test_paper_source():
     assert at.dataframe[0].value["L0 energy (J)"].notna().all()
     at.multiselect(key="ev.tasks").set_value(["mmlu"]).run()
     assert {m.label: m.value for m in at.metric}["q L1 (gpt-4-0613 (paper))"].startswith("37.5")
+
+
+def test_playground_vote_is_stored_as_human_verdict(monkeypatch, tiny_llama2_dir):
+    monkeypatch.setenv("SPROUT_MODEL", str(tiny_llama2_dir))
+    at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=120).run()
+    at.text_area(key="pg.prompt").input("what is the capital of france")
+    at.number_input(key="pg.max_new").set_value(4)
+    at.button(key="pg.run").click().run()
+    assert not at.exception
+    assert at.button(key="pg.vote.save").disabled  # nothing chosen yet
+    at.radio(key="pg.vote").set_value("L1").run()
+    at.button(key="pg.vote.save").click().run()
+    assert not at.exception and any("Vote saved" in s.value for s in at.success)
+    from sprout_core.evaluate.results import own_tables
+
+    t = own_tables()
+    assert list(t.verdicts["judge"]) == ["human"] and list(t.verdicts["winner"]) == ["L1"]
+    assert sorted(t.answers["level"]) == ["L0", "L1", "L2"] and t.answers["new_tokens"].max() == 4
+    assert len(t.prompts) == 1 and "capital of france" in t.prompts["prompt"].iloc[0]
