@@ -261,3 +261,22 @@ def test_reading_label():
     r = EnergyReading(12.345, METHOD_RAPL, "x", 1.0, 12.3, 0.5, [])
     assert r.label() == "12.35 ± 0.5 J (measured:rapl)" and r.measured
     assert EnergyReading(None, METHOD_NONE, "x", 1.0).label() == "n/a"
+
+
+def test_meter_failing_at_the_end_gives_na_with_a_flag_not_an_exception():
+    gpus = [FakeGpu(UUID_A, "00000000:3B:00.0", power_w=100.0)]
+    m = detect_meter("cuda:0", nvml_module=make_fake_nvml(gpus), cuda_identity=CudaIdentity(0, normalize_uuid(UUID_A), None))
+    with m.window() as w:
+        gpus[0].counter = False  # e.g. the GPU fell off the bus
+    assert w.reading.energy_j is None and "meter-error" in w.reading.flags
+    assert "reading failed" in w.reading.source
+    assert not get_sampler().running
+
+
+def test_meter_failing_at_the_start_gives_na():
+    gpus = [FakeGpu(UUID_A, "00000000:3B:00.0", power_w=100.0)]
+    m = detect_meter("cuda:0", nvml_module=make_fake_nvml(gpus), cuda_identity=CudaIdentity(0, normalize_uuid(UUID_A), None))
+    gpus[0].counter = False
+    with m.window() as w:
+        assert w.live() == (None, None)
+    assert w.reading.energy_j is None and w.reading.label().startswith("n/a")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sprout_core.energy.base import (
-    FLAG_COMPLETED_FROM_POWER, FLAG_PROCESS_ONLY, FLAG_SHORT_WINDOW, FLAG_TWO_POINT, FLAG_WHOLE_DEVICE,
+    FLAG_COMPLETED_FROM_POWER, FLAG_METER_ERROR, FLAG_PROCESS_ONLY, FLAG_SHORT_WINDOW, FLAG_TWO_POINT, FLAG_WHOLE_DEVICE,
     METHOD_CPU_TDP, METHOD_NONE, METHOD_NVML_COUNTER, METHOD_NVML_POWER, METHOD_RAPL,
     EnergyMeter, EnergyReading, EnergyWindow, NullMeter, Sample, integrate_power,
 )
@@ -40,7 +40,7 @@ __all__ = [
     "EnergyMeter", "EnergyReading", "EnergyWindow", "NullMeter", "Sample", "detect_meter", "integrate_power",
     "CpuPowerModel", "CPU_PRESETS", "resolve_cpu_model", "get_sampler", "configure_sampler",
     "METHOD_NVML_COUNTER", "METHOD_NVML_POWER", "METHOD_RAPL", "METHOD_CPU_TDP", "METHOD_NONE",
-    "FLAG_SHORT_WINDOW", "FLAG_COMPLETED_FROM_POWER", "FLAG_TWO_POINT", "FLAG_WHOLE_DEVICE", "FLAG_PROCESS_ONLY",
+    "FLAG_SHORT_WINDOW", "FLAG_COMPLETED_FROM_POWER", "FLAG_METER_ERROR", "FLAG_TWO_POINT", "FLAG_WHOLE_DEVICE", "FLAG_PROCESS_ONLY",
     "BACKENDS",
 ]
 

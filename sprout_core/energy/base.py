@@ -27,6 +27,7 @@ FLAG_COMPLETED_FROM_POWER = "completed-from-power"
 FLAG_TWO_POINT = "two-point-power"
 FLAG_WHOLE_DEVICE = "whole-device"
 FLAG_PROCESS_ONLY = "process-cpu-only"
+FLAG_METER_ERROR = "meter-error"
 
 
 @dataclass
@@ -171,6 +172,7 @@ class EnergyWindow:
         self._start: Sample | None = None
         self._end: Sample | None = None
         self._subscribed = False
+        self._error: str | None = None
         self.reading: EnergyReading | None = None
 
     # sampler callback (background thread)
@@ -185,7 +187,12 @@ class EnergyWindow:
             self._t0 = time.perf_counter()
             return self
         m._sync()
-        self._start = m.sample()
+        try:
+            self._start = m.sample()
+        except Exception as exc:  # noqa: BLE001 - a failing meter never breaks the request
+            self._error = f"{type(exc).__name__}: {exc}"
+            self._t0 = time.perf_counter()
+            return self
         self._t0 = self._start.t
         if self.live_enabled:
             from sprout_core.energy.sampler import get_sampler
@@ -201,11 +208,21 @@ class EnergyWindow:
             self.reading = EnergyReading(None, METHOD_NONE, m.describe(), dur, None, None, [])
             return None
         m._sync()
-        end = m.sample()
         if self._subscribed:
             from sprout_core.energy.sampler import get_sampler
 
             get_sampler().unsubscribe(self)
+        end = None
+        if self._error is None:
+            try:
+                end = m.sample()
+            except Exception as exc:  # noqa: BLE001
+                self._error = f"{type(exc).__name__}: {exc}"
+        if self._error is not None or end is None:
+            dur = time.perf_counter() - self._t0
+            self.reading = EnergyReading(None, m.method, f"{m.describe()} — reading failed: {self._error}", dur, None,
+                                         None, [FLAG_METER_ERROR])
+            return None
         with self._lock:
             self._end = end
             samples = [self._start, *[s for s in self._samples if self._start.t < s.t < end.t], end]
