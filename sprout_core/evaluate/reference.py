@@ -68,7 +68,14 @@ def reference_verdicts(rows: list[dict] | None = None, progress: Callable[[str, 
     rows = rows if rows is not None else load_responses()
     # which triples use similarity (the same rule as judge_reference)
     need: list[str] = []
+    # interleave the tasks (1st of each task, 2nd of each task, …) so an interrupted pass has embedded
+    # an even share of every task; the cache makes the next pass start where this one stopped
+    rank: dict[str, int] = {}
+    order = []
     for r in rows:
+        rank[r["task"]] = rank.get(r["task"], 0) + 1
+        order.append((rank[r["task"]], r["task"]))
+    for _, r in sorted(zip(order, rows), key=lambda x: x[0]):
         ref = r.get("reference_answer") or ""
         kind = reference_kind(ref) if ref.strip() else None
         if kind in ("text", "short") or (kind == "number" and len(ref.split()) > 3):
