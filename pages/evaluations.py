@@ -147,6 +147,11 @@ def progress_panel() -> None:
     eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s is not None and not p.finished else ""
     st.progress(p.fraction, text=f"{p.done}/{p.total} answers ({p.skipped} already stored), {p.judged} prompts judged"
                                  f"{eta}" + (f" · {p.current}" if p.current else ""))
+    if p.run_id is not None and p.judged and job.judge is not None:
+        live = R.run_summary(p.run_id, n_boot=1)["win_shares"].get(job.judge.name)
+        if live:
+            shares = ", ".join(f"{lv} {v * 100:.0f}%" for lv, v in live["share"].items() if v is not None)
+            st.caption(f"So far ({job.judge.name}, {live['n_valid']} valid verdicts, {live['n_invalid']} invalid): {shares}")
     if p.error:
         st.error(f"The run stopped: {p.error}. Answers stored so far are kept; start it again to resume.")
     elif p.finished:

@@ -137,3 +137,26 @@ def test_playground_vote_is_stored_as_human_verdict(monkeypatch, tiny_llama2_dir
     assert list(t.verdicts["judge"]) == ["human"] and list(t.verdicts["winner"]) == ["L1"]
     assert sorted(t.answers["level"]) == ["L0", "L1", "L2"] and t.answers["new_tokens"].max() == 4
     assert len(t.prompts) == 1 and "capital of france" in t.prompts["prompt"].iloc[0]
+
+
+def test_run_started_from_the_page_finishes_in_background(monkeypatch, tiny_llama2_dir):
+    import time
+
+    monkeypatch.setenv("SPROUT_MODEL", str(tiny_llama2_dir))
+    at = page_app().run()
+    at.number_input(key="ev.run.n").set_value(2)
+    at.number_input(key="ev.run.max_new").set_value(8)
+    at.button(key="ev.run.start").click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["eval.job"]
+    job.thread.join(180)
+    assert job.progress.finished and job.progress.error is None and job.progress.done == 6
+    at.run()
+    assert not at.exception
+    assert any("Run finished: 6 answers" in s.value for s in at.success)
+    assert len(at.dataframe[0].value) == 2  # both prompts now in the table
+    # starting the same settings again resumes: nothing new to generate
+    at.button(key="ev.run.start").click().run()
+    job2 = at.session_state["eval.job"]
+    job2.thread.join(60)
+    assert job2.progress.skipped == 6 and job2.progress.done == 6
