@@ -62,3 +62,25 @@ def test_agreement_command_json(capsys):
     # letters are extracted: Llama-2 gets most MMLU letters right under L0
     assert rep["exact_match_correct_share"]["mmlu"]["L0"] > 0.3
     assert main(["agreement", "--tasks", "nope"]) == 2
+
+
+def test_batched_verdicts_equal_per_row_judging():
+    """Embedding only the tied-at-the-top answers gives the same winners as judging each row in full."""
+    from sprout_core.evaluate.judges import judge_reference
+
+    rows = ROWS + [
+        {"task": "trivia", "prompt_index": 9, "prompt": "p", "L0": "It is Paris, France", "L1": "Paris", "L2": "Lyon",
+         "winner": "L1", "reference_answer": "Paris; Paris, France"},
+        {"task": "alpaca", "prompt_index": 10, "prompt": "p", "L0": "Dogs are loyal pets.", "L1": "Cats purr.",
+         "L2": "A dog is a loyal pet animal.", "winner": "L2", "reference_answer": "A dog is a loyal animal kept as a pet by people."},
+    ]
+    batched = reference_verdicts(rows, use_cache=False, similarity_encode=fake_encoder)
+
+    def full_sim(texts, ref):
+        v = fake_encoder(list(texts) + [ref])
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return [float(x @ v[-1]) for x in v[:-1]]
+
+    for r in rows:
+        one = judge_reference({lv: r[lv] for lv in ("L0", "L1", "L2")}, r["reference_answer"], similarity=full_sim)
+        assert batched[(r["task"], r["prompt_index"])]["winner"] == one.winner, r["task"]

@@ -20,6 +20,11 @@ from sprout_core.paths import state_dir
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
+#: texts are embedded from their first MAX_SEQ_TOKENS word pieces (the model was trained on 128; its
+#: default 256 doubles the cost of long answers on a 2-core machine for little gain)
+MAX_SEQ_TOKENS = 128
+#: cache key of the model and its truncation
+CACHE_MODEL = f"{MODEL_NAME}@{MAX_SEQ_TOKENS}"
 
 _model = None
 _model_lock = threading.Lock()
@@ -44,6 +49,7 @@ def get_model():
             from sentence_transformers import SentenceTransformer
 
             _model = SentenceTransformer(str(model_dir()), device="cpu")
+            _model.max_seq_length = MAX_SEQ_TOKENS
         return _model
 
 
@@ -66,7 +72,7 @@ class EmbeddingCache:
             for i in range(0, len(keys), 500):
                 chunk = list(keys[i : i + 500])
                 q = "SELECT k, v FROM emb WHERE model=? AND k IN (%s)" % ",".join("?" * len(chunk))
-                for k, v in self._con.execute(q, [MODEL_NAME, *chunk]):
+                for k, v in self._con.execute(q, [CACHE_MODEL, *chunk]):
                     out[k] = np.frombuffer(v, dtype=np.float32)
         return out
 
@@ -74,7 +80,7 @@ class EmbeddingCache:
         with self._lock:
             self._con.executemany(
                 "INSERT OR REPLACE INTO emb (k, model, v) VALUES (?, ?, ?)",
-                [(k, MODEL_NAME, np.asarray(v, dtype=np.float32).tobytes()) for k, v in pairs],
+                [(k, CACHE_MODEL, np.asarray(v, dtype=np.float32).tobytes()) for k, v in pairs],
             )
             self._con.commit()
 
@@ -105,7 +111,7 @@ def encode(
         if enc is None:
             m = get_model()
             enc = lambda batch: m.encode(batch, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)  # noqa: E731
-        step = max(batch_size * 8, 1)
+        step = max(batch_size * 4, 1)
         for i in range(0, len(missing), step):
             chunk = missing[i : i + step]
             vecs = np.asarray(enc([by_key_text[k] for k in chunk]), dtype=np.float32)

@@ -79,7 +79,12 @@ def reference_verdicts(rows: list[dict] | None = None, progress: Callable[[str, 
         ref = r.get("reference_answer") or ""
         kind = reference_kind(ref) if ref.strip() else None
         if kind in ("text", "short") or (kind == "number" and len(ref.split()) > 3):
-            need.extend([r["L0"] or "", r["L1"] or "", r["L2"] or "", ref])
+            # similarity only breaks ties among the answers that share the best correctness: embed those
+            texts = [r[lv] or "" for lv in LEVELS]
+            corr = [bool(is_correct(t, ref, kind)) for t in texts]
+            tied = list(dict.fromkeys(t for t, c in zip(texts, corr) if c == max(corr)))
+            if len(tied) >= 2:
+                need.extend(tied + [ref])
     vec: dict[str, np.ndarray] = {}
     if need:
         uniq = list(dict.fromkeys(need))
@@ -88,7 +93,10 @@ def reference_verdicts(rows: list[dict] | None = None, progress: Callable[[str, 
         vec = dict(zip(uniq, embs))
 
     def sim(texts, ref):
-        return [float(vec[t] @ vec[ref]) for t in texts]
+        # texts without a vector are not tied at the top: their similarity cannot change the verdict
+        if ref not in vec:
+            return [0.0] * len(texts)
+        return [float(vec[t] @ vec[ref]) if t in vec else 0.0 for t in texts]
 
     out = {}
     for i, r in enumerate(rows):
