@@ -229,7 +229,7 @@ else:
                  labels={"pct": "win share (%)", "task": "task"}, category_orders={"level": levels},
                  hover_data={"n_valid": True, "n_invalid": True})
     fig.update_layout(height=360, margin=dict(t=30, b=10), yaxis_range=[0, 100])
-    st.plotly_chart(fig, use_container_width=True)
+    st.plotly_chart(fig, width="stretch")
     st.caption("Error bars: 95% bootstrap intervals over prompts. Invalid verdicts are excluded and counted.")
     handoff_label = f"{SOURCES[source].split(' (')[0]}: {', '.join(tasks) or 'all tasks'}" + (f", '{text}'" if text else "")
     if st.button("Use this q in the Optimizer →", type="primary", key="ev.handoff"):
@@ -248,7 +248,7 @@ st.caption(f"{len(table):,} prompt(s). Energy per answer in J with its method "
            "estimate); empty = n/a (unknown, never 0).")
 show = table.drop(columns=["reference"], errors="ignore").copy()
 show["prompt"] = show["prompt"].str.slice(0, 160)
-st.dataframe(show, hide_index=True, use_container_width=True, height=320)
+st.dataframe(show, hide_index=True, width="stretch", height=320)
 st.download_button("Download CSV", table.to_csv(index=False).encode("utf-8"), file_name="sprout_evaluations.csv",
                    mime="text/csv", key="ev.csv")
 
@@ -284,7 +284,7 @@ if choice is not None:
         st.info("Not judged yet.")
     else:
         st.dataframe(vs[["judge", "pass_no", "winner", "valid", "order", "raw"]].rename(
-            columns={"order": "order the judge saw", "raw": "judge's reply"}), hide_index=True, use_container_width=True)
+            columns={"order": "order the judge saw", "raw": "judge's reply"}), hide_index=True, width="stretch")
 
 # ---------------------------------------------------------------- agreement
 st.subheader("Judge agreement")
@@ -303,7 +303,7 @@ else:
     fig = go.Figure(go.Heatmap(z=pct.values, x=names, y=names, text=txt, texttemplate="%{text}", zmin=0, zmax=100,
                                colorscale="Greens", colorbar=dict(title="% agree")))
     fig.update_layout(height=320, margin=dict(t=20, b=10))
-    st.plotly_chart(fig, use_container_width=True)
+    st.plotly_chart(fig, width="stretch")
     st.caption("Share of prompts (judged validly by both) on which two judges picked the same level, and Cohen's κ "
                "(0 = chance, 1 = perfect). Three levels: chance agreement is about 33%.")
 pc = R.position_consistency_frame(sel)
