@@ -69,12 +69,24 @@ class EvaluatorSchedule:
 
     def __init__(self, params: ScheduleParams | None = None, history: Iterable[float] = ()):
         self.p = params or ScheduleParams()
-        self._past: deque[float] = deque(maxlen=max(3, self.p.trailing_h))
-        self._past.extend(float(v) for v in history)
+        self._k = math.exp(self.p.decay_per_h)  # c(τ)/c(τ−1) = CI(τ)/CI(τ−1) · e^decay
+        self._win: deque[float] = deque()       # the last trailing_h CI values (past hours only)
+        self._sum = 0.0
+        self._prev2 = self._prev1 = None        # CI(t−2), CI(t−1)
+        for v in history:
+            self._remember(float(v))
         self.t = 0
         self.t_last: int | None = None
         self.runs: list[int] = []
         self.reasons: list[str] = []
+
+    def _remember(self, v: float) -> None:
+        if self.p.trailing_h > 0:
+            self._win.append(v)
+            self._sum += v
+            if len(self._win) > self.p.trailing_h:
+                self._sum -= self._win.popleft()
+        self._prev2, self._prev1 = self._prev1, v
 
     def step(self, ci_t: float) -> bool:
         """Advance one hour with CI(t) (g/kWh); return True when the evaluator runs at this hour."""
@@ -83,28 +95,65 @@ class EvaluatorSchedule:
         run, why = False, ""
         if self.t_last is None or t - self.t_last >= p.force_h:
             run, why = True, "forced"
-        elif t - self.t_last >= p.min_gap_h and len(self._past) >= 2:
-            recent = list(self._past)[-p.trailing_h:] if p.trailing_h > 0 else []
-            if recent and ci_t <= sum(recent) / len(recent):
-                c2 = self._past[-2] * math.exp(p.decay_per_h * (t - 2 - self.t_last))
-                c1 = self._past[-1] * math.exp(p.decay_per_h * (t - 1 - self.t_last))
-                c0 = ci_t * math.exp(p.decay_per_h * (t - self.t_last))
-                if (c1 - c2) <= 0 and (c0 - c1) >= 0:
+        elif t - self.t_last >= p.min_gap_h and self._prev2 is not None and self._win:
+            if ci_t <= self._sum / len(self._win):
+                # c(t−1) − c(t−2) ≤ 0 and c(t) − c(t−1) ≥ 0, with c(τ) = CI(τ)·e^{decay·(τ − t_last)};
+                # dividing by the positive factor e^{decay·(t−2−t_last)} leaves this exact test:
+                k = self._k
+                if self._prev1 * k <= self._prev2 and ci_t * k >= self._prev1:
                     run, why = True, "local minimum"
         if run:
             self.t_last = t
             self.runs.append(t)
             self.reasons.append(why)
-        self._past.append(ci_t)
+        self._remember(ci_t)
         self.t += 1
         return run
 
 
 def evaluator_refreshes(ci: Sequence[float], params: ScheduleParams | None = None,
                         history: Iterable[float] = ()) -> np.ndarray:
-    """Refresh mask ``[H]`` for a window, computed hour by hour with :class:`EvaluatorSchedule`."""
-    sched = EvaluatorSchedule(params, history)
-    return np.array([sched.step(v) for v in np.asarray(ci, dtype=float).tolist()], dtype=bool)
+    """Refresh mask ``[H]`` for a window — the same decisions as feeding :class:`EvaluatorSchedule` hour by
+    hour, computed fast.
+
+    Both refresh conditions at hour t use only CI(t−2), CI(t−1), CI(t) and the ``trailing_h`` hours before
+    t, and neither depends on ``t_last`` once the common factor e^{decay·(τ − t_last)} is divided out, so
+    they are evaluated for all hours at once (each from past values only); a short loop then walks from
+    one run to the next (the first candidate ≥ ``min_gap_h`` after the last run, or the forced hour).
+    """
+    p = params or ScheduleParams()
+    ci = np.asarray(ci, dtype=float)
+    H = ci.shape[0]
+    mask = np.zeros(H, dtype=bool)
+    if H == 0:
+        return mask
+    hist = np.asarray(list(history), dtype=float)
+    full = np.concatenate([hist, ci])
+    idx = np.arange(len(hist), len(full))
+    if p.trailing_h > 0:
+        cs = np.concatenate([[0.0], np.cumsum(full)])
+        lo = np.maximum(0, idx - p.trailing_h)
+        cnt = idx - lo
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (cs[idx] - cs[lo]) / np.where(cnt > 0, cnt, 1)
+        below = (cnt > 0) & (ci <= mean)
+    else:
+        below = np.zeros(H, dtype=bool)
+    k = math.exp(p.decay_per_h)
+    ok2 = idx >= 2
+    prev1 = np.where(idx >= 1, full[np.maximum(idx - 1, 0)], np.nan)
+    prev2 = np.where(ok2, full[np.maximum(idx - 2, 0)], np.nan)
+    with np.errstate(invalid="ignore"):
+        local_min = ok2 & (prev1 * k <= prev2) & (ci * k >= prev1)
+    cand = np.flatnonzero(below & local_min)
+    gap = max(1, int(p.min_gap_h))
+    t = 0
+    while t < H:
+        mask[t] = True
+        j = int(np.searchsorted(cand, t + gap))
+        nxt = int(cand[j]) if j < len(cand) else H + int(p.force_h)
+        t = min(nxt, t + max(1, int(p.force_h)))
+    return mask
 
 
 # ---------------------------------------------------------------------------------- configuration

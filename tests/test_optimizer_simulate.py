@@ -310,3 +310,16 @@ def test_reference_profile_matches_artifact_readme():
     assert p.label == "reference: Llama-2-13B-chat on A100 (Sprout paper)" and p.method == "reference:sprout-paper"
     assert p.variant is not None and p.variant.q[0, 0] == pytest.approx(1138 / 1999)
     assert p.task_trace is not None and len(p.task_trace) == 1224
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_schedule_equals_hour_by_hour_schedule(seed):
+    rng = np.random.default_rng(seed)
+    ci = np.abs(300 + np.cumsum(rng.normal(0, 12, 3000))) + 5 * np.sin(np.arange(3000))
+    hist = rng.uniform(100, 500, 30)
+    for params in (S.ScheduleParams(), S.ScheduleParams(force_h=30, min_gap_h=3, decay_per_h=0.05, trailing_h=12),
+                   S.ScheduleParams(min_gap_h=0, trailing_h=1)):
+        sched = S.EvaluatorSchedule(params, hist)
+        slow = np.array([sched.step(v) for v in ci])
+        assert (S.evaluator_refreshes(ci, params, hist) == slow).all()
+        assert slow.sum() > 3000 / params.force_h  # local minima do trigger runs
