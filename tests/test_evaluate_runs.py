@@ -178,3 +178,19 @@ def test_killed_subprocess_resumes_with_nothing_lost_or_duplicated(tmp_path):
     rows = con.execute("SELECT prompt_id, level, COUNT(*) FROM eval_answers GROUP BY prompt_id, level").fetchall()
     con.close()
     assert len(rows) == 16 and all(r[2] == 1 for r in rows)
+
+
+def test_judge_chat_uses_the_run_model_only_when_it_is_the_judge(monkeypatch):
+    from types import SimpleNamespace
+
+    from sprout_core import models
+    from sprout_core.evaluate.runner import make_judge_chat
+
+    loaded = []
+    monkeypatch.setattr(models, "load_model", lambda spec: loaded.append(spec) or SimpleNamespace(info=SimpleNamespace(kind="x", path=spec)))
+    emb = SimpleNamespace(info=SimpleNamespace(kind="embedded", path="/cache/smol"))
+    llama = SimpleNamespace(info=SimpleNamespace(kind="local", path="/models/llama"))
+    assert make_judge_chat(parse_judge("llm"), emb).lm is emb and loaded == []
+    assert make_judge_chat(parse_judge("llm"), llama).lm is not llama and loaded == ["embedded"]
+    assert make_judge_chat(parse_judge("llm:/models/llama"), llama).lm is llama
+    assert make_judge_chat(parse_judge("reference"), emb) is None

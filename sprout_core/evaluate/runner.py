@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -103,10 +104,14 @@ def make_judge_chat(spec: JudgeSpec, lm=None) -> ChatFn | None:
         return None
     if spec.backend == "api":
         return OpenAIChat(spec.base_url, spec.model, spec.api_key_env)
-    if lm is None or (spec.model not in ("embedded", "") and spec.model != getattr(lm.info, "path", None)):
+    wanted = spec.model or "embedded"
+    same = lm is not None and (
+        (wanted == "embedded" and getattr(lm.info, "kind", "") == "embedded")
+        or (wanted != "embedded" and str(Path(wanted).expanduser().resolve()) == str(Path(lm.info.path).resolve())))
+    if not same:
         from sprout_core.models import load_model
 
-        lm = load_model(spec.model)
+        lm = load_model(wanted)
     return LocalChat(lm)
 
 
