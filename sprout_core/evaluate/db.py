@@ -133,6 +133,15 @@ class RunConfig:
         d = {"prompt_set": self.prompt_set, "n": self.n, "seed": self.seed, "levels": list(self.levels),
              "model": self.model, "directive_set": self.directive_set,
              "sampling": self.sampling, "max_new_tokens": self.max_new_tokens}
+        if self.directive_set:
+            # The directive texts are part of the answers' identity: an edited set starts a new run
+            # instead of resuming into answers made under the old texts.
+            from sprout_core.directives import load_directive_set
+
+            try:
+                d["directive_texts"] = [x.text for x in load_directive_set(self.directive_set).levels]
+            except (KeyError, ValueError):
+                pass
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def label(self) -> str:
