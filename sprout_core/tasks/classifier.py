@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ DEFAULT_TRAIN_PER_TASK = 600
 #: Held-out judged prompts per task used for accuracy and the confusion matrix.
 DEFAULT_TEST_PER_TASK = 500
 FORMAT_VERSION = 1
+#: Embeddings are written to the cache at least every this many new texts (so an interrupted run keeps them).
+SAVE_EVERY = 1024
 
 _EMBEDDER = None
 _EMBEDDER_LOCK = threading.Lock()
@@ -85,6 +88,11 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _tmp_name(p: Path) -> Path:
+    """A writer-unique temporary name next to ``p`` (ends in .npz so numpy keeps it as given)."""
+    return p.with_name(f"{p.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
+
+
 def _cache_path() -> Path:
     d = state_dir() / "tasks"
     d.mkdir(parents=True, exist_ok=True)
@@ -105,11 +113,18 @@ def _load_cache() -> dict[str, np.ndarray]:
 
 def _save_cache(cache: dict[str, np.ndarray]) -> None:
     p = _cache_path()
-    tmp = p.with_suffix(".tmp.npz")
+    tmp = _tmp_name(p)
     keys = np.array(list(cache.keys()), dtype="U40")
     vecs = np.stack(list(cache.values())).astype(np.float32) if cache else np.zeros((0, EMBEDDING_DIM), np.float32)
     np.savez(tmp, keys=keys, vectors=vecs)
     tmp.replace(p)
+
+
+def _merge_into_cache(new: dict[str, np.ndarray]) -> None:
+    with _CACHE_LOCK:
+        merged = _load_cache()
+        merged.update(new)
+        _save_cache(merged)
 
 
 def embed(
@@ -137,6 +152,7 @@ def embed(
         by_key = dict(zip(keys, texts))
         chunk = max(1, batch_size) * 4
         new: dict[str, np.ndarray] = {}
+        unsaved = 0
         for start in range(0, total, chunk):
             part = missing[start : start + chunk]
             vecs = np.asarray(
@@ -145,14 +161,15 @@ def embed(
                 dtype=np.float32,
             )
             new.update(zip(part, vecs))
+            unsaved += len(part)
+            if use_cache and unsaved >= SAVE_EVERY and start + chunk < total:
+                _merge_into_cache(new)  # an interrupted run keeps what it embedded
+                unsaved = 0
             if progress:
                 progress(min(start + chunk, total), total)
         cache.update(new)
         if use_cache:
-            with _CACHE_LOCK:
-                merged = _load_cache()
-                merged.update(new)
-                _save_cache(merged)
+            _merge_into_cache(new)
     if not texts:
         return np.zeros((0, EMBEDDING_DIM), np.float32)
     return np.stack([cache[k] for k in keys]).astype(np.float32)
@@ -277,9 +294,9 @@ class TaskClassifier:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         npz = path.with_suffix(".npz")
-        np.savez(npz.with_suffix(".tmp.npz"), coef=self.coef, intercept=self.intercept,
-                 confusion_counts=self.confusion_counts)
-        npz.with_suffix(".tmp.npz").replace(npz)
+        tmp = _tmp_name(npz)
+        np.savez(tmp, coef=self.coef, intercept=self.intercept, confusion_counts=self.confusion_counts)
+        tmp.replace(npz)
         meta = {
             "format": FORMAT_VERSION, "labels": list(self.labels), "n_train": self.n_train, "n_test": self.n_test,
             "source": self.source, "train_seconds": self.train_seconds, "settings": self.settings,

@@ -1,0 +1,128 @@
+"""What the pages show about task-aware directives (no streamlit here: data and Plotly figures only).
+
+* :func:`per_task_view` — the Optimizer page's "per task" view: one mix per task next to the pooled mix
+  at the same quality target, and the extra saving (percentage points of always-L0's carbon);
+* :func:`per_task_figure` — those mixes as stacked bars;
+* :func:`prompt_policy` — the Playground's line: a prompt's predicted task and the levels the per-task
+  policy would serve it at a zone's hour.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sprout_core.tasks import lp
+
+LEVEL_COLORS = ["#2e7d32", "#81c784", "#c8e6c9", "#a5d6a7", "#66bb6a"]
+
+
+@dataclass(frozen=True)
+class PerTaskView:
+    """Pooled vs per-task decision at one CI (g/kWh) and floor θ (fraction of the pooled q_0).
+
+    ``comparison`` holds both mixes and their g/request; ``confusion_used`` says whether the per-task
+    mixes act on predicted tasks (held-out confusion matrix) or on known labels.
+    """
+
+    tasks: tuple[str, ...]
+    levels: tuple[str, ...]
+    weights: np.ndarray
+    ci_g_per_kwh: float
+    theta: float
+    comparison: lp.PooledVsPerTask
+    confusion_used: bool
+    method: str
+
+    def table(self):
+        """Rows: task (and 'pooled'), share of requests, level shares (%)."""
+        import pandas as pd
+
+        rows = []
+        for k, t in enumerate(self.tasks):
+            row = {"mix": t, "share of requests (%)": 100 * float(self.comparison.per_task.predicted_share[k])}
+            row.update({lv: 100 * float(v) for lv, v in zip(self.levels, self.comparison.per_task.x[k])})
+            rows.append(row)
+        pooled = {"mix": "pooled (one mix for all)", "share of requests (%)": 100.0}
+        pooled.update({lv: 100 * float(v) for lv, v in zip(self.levels, self.comparison.pooled_x)})
+        rows.append(pooled)
+        return pd.DataFrame(rows)
+
+
+def per_task_view(profile, weights, ci_g_per_kwh: float, theta: float, confusion: np.ndarray | None = None) -> PerTaskView:
+    """Solve the pooled and the per-task LP for ``profile`` under task ``weights`` at one CI.
+
+    The target is SPROUT's: ``θ · q_0`` with ``q_0`` the pooled L0 win share under ``weights``.
+    ``confusion`` (``[T, T]`` or ``[T, L, T]``) makes the per-task mixes act on predicted tasks.
+    """
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    q0 = float(w @ profile.q[:, 0])
+    target = float(theta) * q0
+    cmp_ = lp.compare_pooled_per_task(profile.tasks, profile.levels, profile.e_kwh, profile.t_s, profile.q, w,
+                                      float(ci_g_per_kwh), profile.k_emb, target, confusion)
+    return PerTaskView(tuple(profile.tasks), tuple(profile.levels), w, float(ci_g_per_kwh), float(theta), cmp_,
+                       confusion is not None, profile.method)
+
+
+def per_task_figure(view: PerTaskView):
+    """Stacked bars: one bar per task (its mix) and the pooled mix beside them (share of requests, %)."""
+    import plotly.graph_objects as go
+
+    names = list(view.tasks) + ["pooled"]
+    x = np.vstack([view.comparison.per_task.x, view.comparison.pooled_x[None, :]])
+    fig = go.Figure()
+    for i, lv in enumerate(view.levels):
+        fig.add_trace(go.Bar(name=lv, x=names, y=100 * x[:, i], marker_color=LEVEL_COLORS[i % len(LEVEL_COLORS)],
+                             text=[f"{v:.0%}" if v >= 0.05 else "" for v in x[:, i]], textposition="inside"))
+    fig.update_layout(barmode="stack", title="One mix per task vs the pooled mix", yaxis_title="share of requests (%)",
+                      yaxis_range=[0, 100], height=360, margin=dict(t=40, b=30), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+@dataclass(frozen=True)
+class PromptPolicy:
+    """A prompt's predicted task (probability 0–1) and the level shares the per-task policy gives that task.
+
+    ``level`` is the level with the largest share; ``x`` level → share; ``ci_g_per_kwh`` and ``theta`` the
+    hour's intensity and floor; ``basis`` says where θ came from.
+    """
+
+    task: str
+    probability: float
+    probabilities: dict[str, float]
+    level: str
+    x: dict[str, float]
+    ci_g_per_kwh: float
+    theta: float
+    basis: str
+
+    def sentence(self) -> str:
+        mix = ", ".join(f"{lv} {v:.0%}" for lv, v in sorted(self.x.items(), key=lambda kv: -kv[1]) if v > 0.005)
+        return (f"Predicted task **{self.task}** ({self.probability:.0%}). At {self.ci_g_per_kwh:.0f} g CO₂eq/kWh "
+                f"({self.basis}) the per-task policy serves {self.task} requests: {mix} → most likely **{self.level}**.")
+
+
+def prompt_policy(clf, profile, prediction, ci_g_per_kwh: float, ci_min: float | None = None,
+                  ci_max: float | None = None, xi: float = 0.1, theta_fixed: float = 0.95) -> PromptPolicy:
+    """The level shares the per-task policy (uniform task mix, held-out confusion) gives ``prediction.task``.
+
+    With a zone's yearly ``ci_min``/``ci_max`` the floor is SPROUT's ξ form; without them (a slider CI)
+    it is the fixed ``theta_fixed``.
+    """
+    if ci_min is not None and ci_max is not None:
+        span = ci_max - ci_min
+        pos = 0.0 if span <= 0 else min(1.0, max(0.0, (ci_g_per_kwh - ci_min) / span))
+        theta, basis = 1.0 - xi * pos, f"ξ = {xi:g} within the zone's year, θ = {1.0 - xi * pos:.3f}"
+    else:
+        theta, basis = float(theta_fixed), f"fixed θ = {theta_fixed:.2f} (no zone range for a slider value)"
+    if set(clf.labels) != set(profile.tasks):
+        raise ValueError(f"the classifier's tasks {list(clf.labels)} are not the profile's {list(profile.tasks)}")
+    order = [list(clf.labels).index(t) for t in profile.tasks]
+    conf = clf.confusion[np.ix_(order, order)]
+    view = per_task_view(profile, profile.default_weights(), ci_g_per_kwh, theta, conf)
+    k = list(profile.tasks).index(prediction.task)
+    row = view.comparison.per_task.x[k]
+    x = {lv: float(v) for lv, v in zip(profile.levels, row)}
+    return PromptPolicy(prediction.task, prediction.probability, dict(prediction.probabilities),
+                        profile.levels[int(np.argmax(row))], x, float(ci_g_per_kwh), float(theta), basis)
