@@ -642,3 +642,17 @@ def xi_sweep(profile: Profile, trace: Trace, cfg: SimConfig, xis: Sequence[float
         if progress:
             progress(i + 1, len(xis), f"ξ = {xi:.2f}")
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------- SPROUT-TASK (issue 6)
+# The task-aware strategy lives in sprout_core.tasks.sim and registers itself here, so "all" includes it
+# (when the task classifier is trained: see sprout_core.tasks.sim.available).
+def _register_task_strategy() -> None:
+    import sys
+
+    from sprout_core.tasks import sim as _task_sim
+
+    _task_sim.register(sys.modules[__name__])
+
+
+_register_task_strategy()

@@ -38,6 +38,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _classifier_progress():
+    """A stderr progress bar for training the task classifier (SPROUT-TASK's first use)."""
+    from tqdm import tqdm
+
+    bar = {}
+
+    def cb(done: int, total: int) -> None:
+        if total <= 0:
+            return
+        if "b" not in bar:
+            bar["b"] = tqdm(total=total, desc="embedding prompts for the task classifier", unit="prompt", file=sys.stderr)
+        bar["b"].n = done
+        bar["b"].refresh()
+        if done >= total:
+            bar["b"].close()
+
+    return cb
+
+
 def run(args: argparse.Namespace) -> int:
     from sprout_core import grid, profiles, simulate
     from sprout_core.paths import MissingDataError
@@ -50,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
                                  judge_kwh_per_prompt=args.judge_kwh_per_prompt, solver=args.solver)
         if args.n_eval < 1:
             raise ValueError("--n-eval must be ≥ 1")
+        from sprout_core.tasks import sim as task_sim  # SPROUT-TASK: trains its classifier when named
+
+        note = task_sim.prepare(prof, args.strategies, progress=_classifier_progress())
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         res = simulate.simulate(prof, trace, cfg, args.strategies)
     except (MissingDataError, grid.TraceError, profiles.ProfileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -60,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
     n_h = len(res.ci)
     print(f"{prof.label} · {args.zone} {args.year} · hours {args.start_hour}–{args.start_hour + n_h - 1} ({n_h} h) · "
           f"ξ {args.xi} · seed {args.seed} · {grid.ATTRIBUTION}")
-    print(f"{'strategy':<10} {'g/request':>10} {'saving %':>9} {'quality %':>10} {'eval runs':>9} {'eval g':>9}  mean x")
+    print(f"{'strategy':<11} {'g/request':>10} {'saving %':>9} {'quality %':>10} {'eval runs':>9} {'eval g':>9}  mean x")
     for r in res.results.values():
         mx = ", ".join(f"{k} {v:.2f}" for k, v in r.mean_x.items())
-        print(f"{r.name:<10} {r.carbon_g_per_request:>10.5f} {r.carbon_saving_pct:>9.1f} {r.quality_pct:>10.1f} "
+        print(f"{r.name:<11} {r.carbon_g_per_request:>10.5f} {r.carbon_saving_pct:>9.1f} {r.quality_pct:>10.1f} "
               f"{r.evaluator_runs:>9d} {r.evaluator_carbon_g:>9.1f}  {mx}")
     judge = "included" if res.judge_included else "n/a (not included)"
     print(f"carbon in g CO₂eq ({prof.method}); evaluator carbon = generating its prompts at every level; judge energy: {judge}")

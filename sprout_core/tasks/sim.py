@@ -114,10 +114,60 @@ def reference_prediction_model(profile, clf=None, progress=None) -> PredictionMo
     return pm
 
 
+#: The reference classifier's tasks (those of the reference profile's prompts).
+REFERENCE_TASKS = frozenset({"alpaca", "math", "mmlu", "naturalqa", "scienceqa", "triviaqa"})
+
+
 def supports(profile) -> bool:
     """SPROUT-TASK needs several tasks that the reference classifier knows (the reference profile)."""
-    known = {"alpaca", "math", "mmlu", "naturalqa", "scienceqa", "triviaqa"}
-    return len(profile.tasks) >= 2 and set(profile.tasks) <= known
+    return len(profile.tasks) >= 2 and set(profile.tasks) <= REFERENCE_TASKS
+
+
+def classifier_ready() -> bool:
+    """True when a trained reference classifier is cached in the state folder."""
+    from sprout_core.tasks import classifier as tc
+
+    return tc.classifier_path(tc.REFERENCE_NAME).with_suffix(".npz").exists()
+
+
+def available(profile) -> bool:
+    """SPROUT-TASK is offered (and part of ``"all"``) when the profile fits and the classifier is trained.
+
+    Training takes minutes, so it never starts as a side effect of ``"all"``: the CLI trains it when
+    SPROUT-TASK is asked for by name (:func:`prepare`), the What-if page offers a button.
+    """
+    return supports(profile) and classifier_ready()
+
+
+def requested(strategies) -> bool:
+    """Whether a strategies argument names SPROUT-TASK explicitly (not via ``"all"``)."""
+    if strategies is None:
+        return False
+    names = [n.strip() for n in strategies.split(",")] if isinstance(strategies, str) else list(strategies)
+    return any(n.upper() == STRATEGY_NAME for n in names)
+
+
+def prepare(profile, strategies, progress=None) -> str | None:
+    """Get SPROUT-TASK ready for a replay; returns a note for the user or ``None``.
+
+    Named explicitly → train the reference classifier now if it is missing (``MissingDataError`` when
+    the public prompts are absent; ``ValueError`` when the profile has no reference tasks). Via
+    ``"all"`` → never trains; says SPROUT-TASK is left out and how to add it.
+    """
+    if requested(strategies):
+        if not supports(profile):
+            raise ValueError(f"{STRATEGY_NAME} needs a profile with the reference tasks "
+                             f"({', '.join(sorted(REFERENCE_TASKS))}); {profile.name} has {list(profile.tasks)}")
+        if not classifier_ready():
+            from sprout_core.tasks import classifier as tc
+
+            tc.reference_classifier(progress=progress)
+        return None
+    all_ = strategies is None or strategies == "all" or (not isinstance(strategies, str) and list(strategies) == ["all"])
+    if all_ and supports(profile) and not classifier_ready():
+        return (f"{STRATEGY_NAME} left out: the task classifier is not trained yet. Train it once with "
+                "`python -m sprout_core classify --report` (a few minutes) or name the strategy explicitly.")
+    return None
 
 
 @dataclass(frozen=True)
@@ -183,7 +233,7 @@ def replay_per_task(cost_task: np.ndarray, weights: np.ndarray, q_lp_task: np.nd
 def register(simulate_module) -> None:
     """Add SPROUT-TASK to ``sprout_core.simulate``'s strategy registry."""
 
-    @simulate_module.register_strategy(STRATEGY_NAME, STRATEGY_DESCRIPTION, available=supports)
+    @simulate_module.register_strategy(STRATEGY_NAME, STRATEGY_DESCRIPTION, available=available)
     def _sprout_task(ctx):
         pm = reference_prediction_model(ctx.profile)
         ev = ctx.evaluator()
