@@ -1,0 +1,114 @@
+"""SPROUT-TASK in the replay: registry, availability, metrics, CLI (reference data only)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from sprout_core import simulate
+from sprout_core.tasks import sim as ts
+from tests.conftest import public_data_available
+
+HAVE_REF = public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")
+pytestmark = pytest.mark.skipif(not HAVE_REF, reason="reference profile and carbon traces not present")
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier_dir(tmp_path_factory):
+    """A small reference classifier (15 training / 5 held-out prompts per task), trained once per module."""
+    from sprout_core.tasks import classifier as tc
+
+    d = tmp_path_factory.mktemp("tiny_state")
+    old = os.environ.get("SPROUT_STATE_DIR")
+    os.environ["SPROUT_STATE_DIR"] = str(d)
+    try:
+        tc.train_reference_classifier(train_per_task=15, test_per_task=5, seed=0)
+    finally:
+        if old is None:
+            os.environ.pop("SPROUT_STATE_DIR", None)
+        else:
+            os.environ["SPROUT_STATE_DIR"] = old
+    return d / "tasks"
+
+
+@pytest.fixture
+def trained(tiny_classifier_dir, _isolated_state):
+    shutil.copytree(tiny_classifier_dir, _isolated_state / "tasks")
+    ts._PM_CACHE.clear()
+    return _isolated_state
+
+
+def _ref_and_trace():
+    from sprout_core import grid, profiles
+
+    return profiles.load_reference(), grid.load_trace("NL", 2023)
+
+
+def test_registered_but_left_out_of_all_until_the_classifier_is_trained():
+    prof, _ = _ref_and_trace()
+    assert ts.STRATEGY_NAME in simulate.STRATEGIES
+    assert ts.STRATEGY_NAME not in simulate.resolve_strategies("all", prof)
+    note = ts.prepare(prof, "all")
+    assert note and "classify" in note
+    assert ts.prepare(prof, "SPROUT,BASE") is None
+
+
+def test_named_for_a_profile_without_reference_tasks_is_a_clear_error():
+    prof, _ = _ref_and_trace()
+    from dataclasses import replace
+
+    own = replace(prof, name="own", tasks=("all",), e_kwh=prof.e_kwh[:1], t_s=prof.t_s[:1], q=prof.q[:1])
+    with pytest.raises(ValueError, match="reference tasks"):
+        ts.prepare(own, "SPROUT-TASK")
+
+
+def test_sprout_task_in_the_replay(trained):
+    prof, tr = _ref_and_trace()
+    assert ts.STRATEGY_NAME in simulate.resolve_strategies("all", prof)
+    cfg = simulate.SimConfig(start_hour=800, hours=240, xi=0.1, seed=0)
+    res = simulate.simulate(prof, tr, cfg, "all")
+    sp, task = res.results["SPROUT"], res.results[ts.STRATEGY_NAME]
+    # same evaluator schedule and its carbon charged the same way
+    assert task.evaluator_runs == sp.evaluator_runs > 0
+    assert task.evaluator_carbon_g == pytest.approx(sp.evaluator_carbon_g)
+    assert task.carbon_saving_pct > sp.carbon_saving_pct
+    assert 50.0 < task.quality_pct <= 110.0
+    assert sum(task.mean_x.values()) == pytest.approx(1.0)
+    np.testing.assert_allclose(task.x.sum(axis=1), 1.0)
+    assert "accuracy" in task.note
+    again = simulate.simulate(prof, tr, cfg, [ts.STRATEGY_NAME])
+    assert again.results[ts.STRATEGY_NAME].carbon_g_per_request == pytest.approx(task.carbon_g_per_request)
+
+
+def test_prediction_model_uses_held_out_judged_prompts(trained):
+    prof, _ = _ref_and_trace()
+    pm = ts.reference_prediction_model(prof)
+    assert pm.n_prompts == 30  # 5 held-out judged prompts per task
+    np.testing.assert_allclose(pm.cond.sum(axis=2), 1.0)
+    np.testing.assert_allclose(pm.confusion.sum(axis=1), 1.0)
+    assert 0.0 <= pm.accuracy <= 1.0
+
+
+def test_cli_simulate_with_sprout_task(trained, capsys):
+    from sprout_core.cli import main
+
+    rc = main(["simulate", "--zone", "NL", "--year", "2023", "--start-hour", "800", "--hours", "168",
+               "--strategies", "SPROUT,SPROUT-TASK", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"BASE", "SPROUT", "SPROUT-TASK"} <= set(out)
+    assert out["SPROUT-TASK"]["carbon_saving_pct"] > out["SPROUT"]["carbon_saving_pct"]
+
+
+def test_cli_all_without_classifier_says_sprout_task_is_left_out(capsys):
+    from sprout_core.cli import main
+
+    rc = main(["simulate", "--zone", "NL", "--year", "2023", "--start-hour", "800", "--hours", "48",
+               "--strategies", "all", "--json"])
+    assert rc == 0
+    cap = capsys.readouterr()
+    assert "SPROUT-TASK" not in json.loads(cap.out)
+    assert "SPROUT-TASK left out" in cap.err
