@@ -52,6 +52,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         judge = None if args.judge.lower() == "none" else parse_judge(args.judge, second_pass=args.second_pass)
+        from sprout_core.evaluate.prompts import load_prompt_set
+
+        ps = load_prompt_set(args.prompts)
+        for e in ps.errors[:20]:
+            print(f"warning: {args.prompts} row {e.row} skipped: {e.reason}", file=sys.stderr)
+        if len(ps.errors) > 20:
+            print(f"warning: … and {len(ps.errors) - 20} more bad rows", file=sys.stderr)
         prompts = sample_prompts(args.prompts, args.n, args.seed, args.sampling)
     except (ValueError, FileNotFoundError, MissingDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
