@@ -9,6 +9,12 @@ path: ``metered_stream`` (energy window + the 50 ms background sampler + live re
 carbon account), without the database write; "off" = plain ``stream_generate``. Reported: tokens/s per
 arm (median over runs), the ratio on/off, and the slowdown in % (target: under 1 %).
 One torch thread. Timings depend on what else the machine does: the load average is printed.
+
+Because end-to-end tokens/s on a shared machine is noisy (a few %), the script also measures the
+metering work itself — the cost of one meter sample (the sampler takes 20 per second) and of one
+``live()`` call (one per streamed chunk) — and reports the CPU share it implies at the measured
+tokens/s: a noise-free bound on the CPU work metering adds (it does not capture GIL hand-off effects,
+which the interleaved end-to-end runs do). ``--components-only`` skips the end-to-end runs.
 """
 from __future__ import annotations
 
@@ -39,12 +45,38 @@ def prompts(n: int) -> list[str]:
     return ["Why is the sky blue?", "Explain photosynthesis.", "What is 17 times 23?"][:n]
 
 
+def component_costs(meter, n: int = 20000) -> dict:
+    """µs per ``meter.sample()`` and per ``window.live()`` (median of 5 batches of ``n // 5``)."""
+    import time
+
+    from sprout_core.energy import get_sampler
+
+    def batch(fn, k):
+        t = time.perf_counter()
+        for _ in range(k):
+            fn()
+        return (time.perf_counter() - t) / k * 1e6
+
+    sample_us = statistics.median(batch(meter.sample, n // 5) for _ in range(5))
+    with meter.window() as w:
+        time.sleep(0.12)  # a few samples in the window, as while streaming
+        live_us = statistics.median(batch(w.live, n // 5) for _ in range(5))
+    return {"sample_us": sample_us, "live_us": live_us, "sampler_period_s": get_sampler().period_s}
+
+
+def implied_share(comp: dict, tokens_per_s: float, meter) -> float:
+    """% of one core's time spent on metering at ``tokens_per_s`` (one live() per token)."""
+    per_s = comp["sample_us"] / comp["sampler_period_s"] + comp["live_us"] * tokens_per_s
+    return per_s / 1e6 * 100
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=6, help="prompts (default 6)")
     ap.add_argument("--rounds", type=int, default=4, help="ABBA rounds per prompt (default 4 → 8 runs per prompt)")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--components-only", action="store_true", help="only the per-sample / per-live() costs")
     args = ap.parse_args()
 
     import torch
@@ -57,6 +89,13 @@ def main() -> int:
     from sprout_core.metered import CarbonSettings, metered_stream
     from sprout_core.models import load_embedded
 
+    meter = detect_meter("cpu")
+    comp = component_costs(meter)
+    if args.components_only:
+        comp["implied_cpu_share_pct_at_5_tok_s"] = implied_share(comp, 5.0, meter)
+        comp["implied_cpu_share_pct_at_30_tok_s"] = implied_share(comp, 30.0, meter)
+        print(json.dumps(comp, indent=2))
+        return 0
     lm = load_embedded(threads=1)
     meter = detect_meter(lm.info.device)
     settings = CarbonSettings(override_intensity(300.0))
@@ -108,7 +147,8 @@ def main() -> int:
         "tokens_per_s_on_median": med_on, "tokens_per_s_off_median": med_off,
         "ratio_on_over_off": ratio, "slowdown_pct": (1 - ratio) * 100,
         "paired_ratio_median": pr, "paired_slowdown_pct": (1 - pr) * 100,
-        "same_tokens_in_both_arms": tokens_ok, "loadavg_start": load0, "loadavg_end": os.getloadavg()[0],
+        "same_tokens_in_both_arms": tokens_ok,
+        **comp, "implied_cpu_share_pct": implied_share(comp, med_off, meter), "loadavg_start": load0, "loadavg_end": os.getloadavg()[0],
         "target": "slowdown under 1 %",
     }
     if args.json:
@@ -119,6 +159,8 @@ def main() -> int:
         print(f"tokens/s median: on {med_on:.2f}, off {med_off:.2f} → ratio {ratio:.4f} "
               f"(slowdown {(1 - ratio) * 100:+.2f} %); paired median ratio {pr:.4f} ({(1 - pr) * 100:+.2f} %)")
         print(f"load average {load0:.2f} → {os.getloadavg()[0]:.2f}; target: slowdown under 1 %")
+        print(f"metering work: {comp['sample_us']:.1f} µs per sample × {1 / comp['sampler_period_s']:.0f}/s, "
+              f"{comp['live_us']:.1f} µs per live() → {report['implied_cpu_share_pct']:.4f} % of CPU time at {med_off:.1f} tokens/s")
     return 0
 
 
