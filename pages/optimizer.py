@@ -58,7 +58,7 @@ handoff = st.session_state.get(HANDOFF_KEY)
 q_options = ["the profile's own q"]
 if handoff:
     q_options.append(f"from Evaluations: {handoff.get('label', 'run')} (judge {handoff.get('judge', '?')}, n = {handoff.get('n', '?')})")
-q_choice = c1.radio("Quality (q) source", q_options, key="opt.qsrc",
+q_choice = c1.radio("Quality (q) source", q_options, index=len(q_options) - 1, key="opt.qsrc",
                     help="q_i = share of judged prompts whose best answer came from level i. The Evaluations page can "
                          "send its latest result here.")
 
@@ -179,6 +179,7 @@ fig.update_yaxes(title_text="share of requests (%)", range=[0, 100], row=2, col=
 fig.update_layout(height=480, margin=dict(t=20, b=20), legend=dict(orientation="h", y=-0.12))
 st.plotly_chart(fig, width="stretch")
 judge = "included" if res.judge_included else "n/a (not included)"
-st.caption(f"Window: SPROUT {sp.carbon_g_per_request:.4f} g CO₂eq/request ({sp.carbon_saving_pct:.1f} % less than always-L0 incl. "
+st.caption(("" if xi is not None else "The window replay uses the carbon-aware floor with ξ = 0.1. ") +
+           f"Window: SPROUT {sp.carbon_g_per_request:.4f} g CO₂eq/request ({sp.carbon_saving_pct:.1f} % less than always-L0 incl. "
            f"{sp.evaluator_runs} evaluator runs = {sp.evaluator_carbon_g:.1f} g; judge energy {judge}), quality {sp.quality_pct:.1f} % "
            f"· {prof.method} · {grid.ATTRIBUTION}")

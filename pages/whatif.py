@@ -88,7 +88,7 @@ if prof is None:
     st.error("No profile is available: the reference data is missing and there are no own measurements yet.")
     st.stop()
 all_names = simulate.resolve_strategies("all", prof)
-strategies = st.multiselect("Strategies", all_names, default=all_names, key="wi.strategies")
+strategies = st.multiselect("Strategies", all_names, default=all_names, key=f"wi.strategies.{prof.name}")
 
 windows = [(m, simulate.month_start_hour(year, simulate.WINDOW_PRESETS[m]), hours) for m in presets]
 if custom:

@@ -110,7 +110,10 @@ class Profile:
         if per_task:
             for k, t in enumerate(self.tasks):
                 if t in per_task:
-                    newq[k] = row(per_task[t])
+                    try:
+                        newq[k] = row(per_task[t])
+                    except ProfileError:
+                        pass  # an unusable task row keeps the pooled q
         return replace(self, q=newq, q_source=source)
 
     def summary(self) -> pd.DataFrame:

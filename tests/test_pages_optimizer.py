@@ -54,18 +54,19 @@ def test_optimizer_fixed_theta_infeasible_and_hour_mode():
     assert any("CI =" in c.value for c in at.caption)
 
 
-def test_optimizer_uses_handoff_q_when_chosen():
+def test_optimizer_offers_and_preselects_handoff_q():
     at = AppTest.from_file(OPT, default_timeout=90)
     at.session_state["sprout.q_handoff"] = HANDOFF
     at.run()
-    labels = at.radio(key="opt.qsrc").options
-    assert any("from Evaluations: starter set" in o for o in labels)
-    before = _metrics(at)["Quality kept"]
-    at.radio(key="opt.qsrc").set_value(labels[1]).run()
     assert not at.exception
+    radio = at.radio(key="opt.qsrc")
+    assert any("from Evaluations: starter set" in o for o in radio.options)
+    assert radio.value.startswith("from Evaluations")  # the user just sent it: it is preselected
     # with this q even L2 (the cheapest) beats L0: all requests at L2 keep 0.3 / 0.2 = 150 % of L0's win share
-    assert _metrics(at)["Quality kept"] == "150.0%" and before != "150.0%"
+    assert _metrics(at)["Quality kept"] == "150.0%"
     assert any("Evaluations: starter set" in c.value for c in at.caption)
+    radio.set_value(radio.options[0]).run()
+    assert _metrics(at)["Quality kept"] != "150.0%"
 
 
 def test_optimizer_own_profile_without_data_falls_back_with_note():

@@ -19,6 +19,7 @@ def _metric(page, label: str) -> str:
 def test_optimizer_slider_redraws_the_decision(page, app_url):
     page.goto(app_url + "/optimizer")
     page.get_by_text("Decision for this hour").wait_for(timeout=180_000)
+    page.get_by_text(re.compile(r"Window: SPROUT")).wait_for(timeout=180_000)  # the page's last element
     wait_for_app_idle(page)
     before_c, before_q = _metric(page, "Expected carbon"), _metric(page, "Quality kept")
     assert "g CO₂eq/request" in before_c
@@ -28,7 +29,7 @@ def test_optimizer_slider_redraws_the_decision(page, app_url):
     page.wait_for_function(
         "(v) => { const m = [...document.querySelectorAll('[data-testid=\"stMetric\"]')]"
         ".find(e => e.innerText.includes('Quality kept')); return m && !m.innerText.includes(v); }",
-        arg=before_q, timeout=60_000)
+        arg=before_q, timeout=180_000)
     wait_for_app_idle(page)
     after_q = _metric(page, "Quality kept")
     assert float(after_q.rstrip("%")) < float(before_q.rstrip("%"))
