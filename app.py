@@ -12,7 +12,7 @@ PAGES = [
     st.Page("pages/playground.py", title="Playground", icon="💬", url_path="playground"),
     st.Page("pages/optimizer.py", title="Optimizer", icon="🎚️", url_path="optimizer"),
     st.Page("pages/evaluations.py", title="Evaluations", icon="⚖️", url_path="evaluations"),
-    st.Page("pages/whatif.py", title="What-if", icon="🌍", url_path="what-if"),
+    st.Page("pages/whatif.py", title="What-if", icon="🌍", url_path="whatif"),
     st.Page("pages/history.py", title="History", icon="🗂️", url_path="history"),
 ]
 

@@ -39,11 +39,9 @@ def test_optimizer_slider_redraws_the_decision(page, app_url):
 
 
 def test_whatif_replays_real_traces(page, app_url):
-    # via the navigation, as a user does (a direct first load of /what-if is answered with "Page not
-    # found" while the pages/ folder also exposes file-based pages — reported to the lead)
-    page.goto(app_url)
-    page.locator('[data-testid="stSidebarNav"] a[href$="/what-if"]').click()
-    page.wait_for_url(re.compile(r"/what-if$"))
+    # a direct link works: each url_path equals its file's name in pages/, which Streamlit also
+    # resolves on a first load before st.navigation runs
+    page.goto(app_url + "/whatif")
     run = page.get_by_role("button", name="Run the replay")
     run.wait_for(timeout=180_000)
     wait_for_app_idle(page)
