@@ -56,6 +56,47 @@ st.caption(f"Energy: `{meter.method}` ({ui.method_badge(meter.method)}) · carbo
            f"{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh ({carbon_settings.intensity.label}), "
            f"PUE {carbon_settings.pue:g}")
 
+
+
+# Task-aware directives (docs/tasks.md): the prompt's predicted task and the level mix the per-task policy gives it.
+@st.cache_resource(show_spinner="Loading the task classifier…")
+def _task_classifier(stamp: float):
+    from sprout_core.tasks import classifier as tc
+
+    return tc.load_classifier() if stamp else None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _task_line(text: str, stamp: float, ci, zone, year):
+    from sprout_core.carbon import IntensityChoice
+    from sprout_core.tasks import views as task_views
+
+    return task_views.playground_task_line(text, _task_classifier(stamp), IntensityChoice(ci, zone, "", year))
+
+
+if prompt.strip():
+    from sprout_core.tasks import views as task_views
+
+    _it = carbon_settings.intensity
+    line = _task_line(prompt, task_views.classifier_stamp(), _it.ci_g_per_kwh, _it.zone, _it.year)
+    if line.kind == "ok":
+        st.info("🧭 " + line.text)
+    elif line.kind == "untrained":
+        tcol1, tcol2 = st.columns([3, 1])
+        tcol1.caption("🧭 Predicted task: " + line.text)
+        if tcol2.button("Train the task classifier", key="pg.task_train"):
+            from sprout_core.tasks import classifier as tc
+
+            tbar = st.progress(0.0, text="Embedding prompts for the task classifier…")
+            try:
+                tc.reference_classifier(progress=lambda d, n: tbar.progress(d / n if n else 1.0,
+                                                                            text=f"Embedded {d}/{n} prompts"))
+                st.rerun()
+            except Exception as exc:  # noqa: BLE001 - training must not break the page
+                st.error(f"Could not train the task classifier: {exc}")
+    else:
+        st.caption("🧭 " + line.text)
+
 run = st.button("Run", type="primary", key="pg.run")
 
 if run:

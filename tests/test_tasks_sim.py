@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from sprout_core import simulate
 from sprout_core.tasks import sim as ts
 from tests.conftest import public_data_available
+from tests.tasks_fixtures import install, train_tiny_reference
 
 HAVE_REF = public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")
 pytestmark = pytest.mark.skipif(not HAVE_REF, reason="reference profile and carbon traces not present")
@@ -19,24 +18,12 @@ pytestmark = pytest.mark.skipif(not HAVE_REF, reason="reference profile and carb
 @pytest.fixture(scope="module")
 def tiny_classifier_dir(tmp_path_factory):
     """A small reference classifier (15 training / 5 held-out prompts per task), trained once per module."""
-    from sprout_core.tasks import classifier as tc
-
-    d = tmp_path_factory.mktemp("tiny_state")
-    old = os.environ.get("SPROUT_STATE_DIR")
-    os.environ["SPROUT_STATE_DIR"] = str(d)
-    try:
-        tc.train_reference_classifier(train_per_task=15, test_per_task=5, seed=0)
-    finally:
-        if old is None:
-            os.environ.pop("SPROUT_STATE_DIR", None)
-        else:
-            os.environ["SPROUT_STATE_DIR"] = old
-    return d / "tasks"
+    return train_tiny_reference(tmp_path_factory.mktemp("tiny_state"))
 
 
 @pytest.fixture
 def trained(tiny_classifier_dir, _isolated_state):
-    shutil.copytree(tiny_classifier_dir, _isolated_state / "tasks")
+    install(tiny_classifier_dir, _isolated_state)
     ts._PM_CACHE.clear()
     return _isolated_state
 

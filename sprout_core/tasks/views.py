@@ -126,3 +126,74 @@ def prompt_policy(clf, profile, prediction, ci_g_per_kwh: float, ci_min: float |
     x = {lv: float(v) for lv, v in zip(profile.levels, row)}
     return PromptPolicy(prediction.task, prediction.probability, dict(prediction.probabilities),
                         profile.levels[int(np.argmax(row))], x, float(ci_g_per_kwh), float(theta), basis)
+
+
+def classifier_stamp() -> float:
+    """Modification time of the cached reference classifier (0.0 when none): a cache key for pages."""
+    from sprout_core.tasks import classifier as tc
+
+    p = tc.classifier_path(tc.REFERENCE_NAME).with_suffix(".npz")
+    return p.stat().st_mtime if p.exists() else 0.0
+
+
+def can_train_reference() -> bool:
+    """True when the public prompts needed to train the reference classifier are present."""
+    from sprout_core.paths import public_data_dir
+
+    base = public_data_dir() / "llama2-13b-a100"
+    return (base / "prompts.csv").exists() and (base / "judgments.csv").exists()
+
+
+@dataclass(frozen=True)
+class TaskLine:
+    """What the Playground shows about a prompt's task: ``kind`` is ``"ok"``, ``"untrained"`` (a button
+    may train the classifier), ``"missing"`` (no classifier and no data to train one) or ``"error"``."""
+
+    kind: str
+    text: str
+    policy: PromptPolicy | None = None
+
+
+def playground_task_line(prompt: str, clf, intensity, xi: float = 0.1) -> TaskLine:
+    """The predicted task of ``prompt`` and the per-task policy's levels at the chosen zone and hour.
+
+    ``clf``: the cached reference classifier or ``None``; ``intensity``: a
+    :class:`sprout_core.carbon.IntensityChoice` (``ci_g_per_kwh``, ``zone``, ``year``). Never raises for
+    missing data: it says what is missing instead.
+    """
+    if clf is None:
+        if can_train_reference():
+            return TaskLine("untrained", "The task classifier is not trained yet (once, a few minutes on a CPU; "
+                                         "or run `python -m sprout_core classify --report`).")
+        return TaskLine("missing", "No trained task classifier is cached and the public data it is trained on "
+                                   "(llama2-13b-a100/prompts.csv) is missing, so the prompt's task cannot be predicted.")
+    from sprout_core import profiles
+    from sprout_core.paths import MissingDataError
+
+    try:
+        prof = profiles.load_reference()
+    except (MissingDataError, profiles.ProfileError) as exc:
+        pred = clf.predict(prompt)[0]
+        return TaskLine("error", f"Predicted task **{pred.task}** ({pred.probability:.0%}); the per-task policy "
+                                 f"needs the reference profile: {exc}")
+    pred = clf.predict(prompt)[0]
+    ci = getattr(intensity, "ci_g_per_kwh", None)
+    if ci is None:
+        return TaskLine("error", f"Predicted task **{pred.task}** ({pred.probability:.0%}); carbon intensity is "
+                                 "unknown, so there is no hourly policy to show.")
+    ci_min = ci_max = None
+    zone, year = getattr(intensity, "zone", None), getattr(intensity, "year", None)
+    if zone and year:
+        try:
+            from sprout_core import grid
+
+            tr = grid.load_trace(zone, int(year))
+            ci_min, ci_max = tr.min(), tr.max()
+        except Exception:  # noqa: BLE001 - a broken trace falls back to the fixed floor
+            ci_min = ci_max = None
+    try:
+        pol = prompt_policy(clf, prof, pred, float(ci), ci_min, ci_max, xi=xi)
+    except ValueError as exc:
+        return TaskLine("error", f"Predicted task **{pred.task}** ({pred.probability:.0%}); {exc}")
+    where = f" in {zone} {year}" if zone and year else ""
+    return TaskLine("ok", pol.sentence() + f" (reference profile{where}; held-out accuracy {clf.accuracy:.0%})", pol)
