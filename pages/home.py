@@ -5,6 +5,8 @@ from sprout_core import ui
 from sprout_core.models import EMBEDDED_SPEC, configure_threads, default_threads
 from sprout_core.paths import public_data_status
 
+ui.ensure_navigation()
+
 st.title("🌱 Sprout")
 st.markdown(
     """

@@ -6,6 +6,9 @@ from plotly.subplots import make_subplots
 
 from sprout_core import grid, optimizer, profiles, simulate
 from sprout_core.paths import MissingDataError
+from sprout_core.ui import ensure_navigation
+
+ensure_navigation()
 
 HANDOFF_KEY = "sprout.q_handoff"
 
@@ -152,6 +155,35 @@ fr.add_vline(x=float(theta) * 100, line_dash="dot", annotation_text="floor θ")
 fr.update_layout(title="Carbon vs quality of every mix", xaxis_title="quality (% of always-L0)",
                  yaxis_title="g CO₂eq per request", height=340, margin=dict(t=40, b=30), legend=dict(orientation="h", y=-0.3))
 b2.plotly_chart(fr, width="stretch")
+
+# ------------------------------------------------------------------ per task (docs/tasks.md)
+if len(prof.tasks) > 1:
+    from sprout_core.tasks import views as task_views
+
+    @st.cache_data(show_spinner=False)
+    def _task_confusion(stamp: float, tasks: tuple):
+        return task_views.confusion_for(tasks) if stamp else None
+
+    st.subheader("Per task: one mix for each task")
+    conf = _task_confusion(task_views.classifier_stamp(), tuple(prof.tasks))
+    tv = task_views.per_task_view(prof, w, ci, float(theta), conf)
+    cmp_ = tv.comparison
+    if cmp_.per_task.status != "optimal":
+        st.warning(f"No per-task mix reaches this floor either (best: {cmp_.per_task.max_quality / float(w @ prof.q[:, 0]):.3f} × q₀).")
+    else:
+        p1, p2, p3 = st.columns(3)
+        p1.metric("One pooled mix", f"{cmp_.saving_pooled_pct:.1f} % less", help=f"{cmp_.pooled_g_per_request:.4f} g CO₂eq/request")
+        p2.metric("One mix per task", f"{cmp_.saving_per_task_pct:.1f} % less",
+                  help=f"{cmp_.per_task.carbon_g_per_request:.4f} g CO₂eq/request, quality {cmp_.per_task.quality_pct:.1f} % of always-L0")
+        p3.metric("Extra saving at the same quality", f"{cmp_.extra_saving_pp:+.1f} pp",
+                  help="percentage points of always-L0's carbon, both at the floor θ·q₀")
+        st.plotly_chart(task_views.per_task_figure(tv), width="stretch", key="opt.pertask")
+        basis = ("mixes act on the **predicted** task (held-out confusion matrix of the task classifier), cost and "
+                 "quality follow the true task" if tv.confusion_used else
+                 "task labels assumed known (no trained task classifier yet: see the Playground or "
+                 "`python -m sprout_core classify --report`)")
+        st.caption(f"Same CI ({ci:.0f} g/kWh), floor θ = {float(theta):.3f} and task mix as above; {basis}. The floor is on "
+                   f"the pooled quality, so some tasks may get briefer answers than others. {prof.method}.")
 
 # ------------------------------------------------------------------ window
 st.subheader("Over a window of the trace")

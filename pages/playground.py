@@ -6,6 +6,8 @@ import streamlit as st
 from sprout_core import metered, store, ui
 from sprout_core.generation import MAX_PROMPT_CHARS, GenerationParams, PromptError
 
+ui.ensure_navigation()
+
 RESULTS_KEY = "pg.results"
 ENERGY_KEY = "pg.energy"  # list of metered.MeteredOutcome, same order as pg.results
 

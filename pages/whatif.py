@@ -6,6 +6,9 @@ import streamlit as st
 
 from sprout_core import grid, profiles, simulate
 from sprout_core.paths import MissingDataError
+from sprout_core.ui import ensure_navigation
+
+ensure_navigation()
 
 HANDOFF_KEY = "sprout.q_handoff"
 RESULT_KEY = "whatif.result"
@@ -88,7 +91,23 @@ if prof is None:
     st.error("No profile is available: the reference data is missing and there are no own measurements yet.")
     st.stop()
 all_names = simulate.resolve_strategies("all", prof)
-strategies = st.multiselect("Strategies", all_names, default=all_names, key=f"wi.strategies.{prof.name}")
+strategies = st.multiselect("Strategies", all_names, default=all_names, key=f"wi.strategies.{prof.name}.{len(all_names)}")
+from sprout_core.tasks import sim as task_sim  # noqa: E402 - SPROUT-TASK (docs/tasks.md) needs its classifier once
+
+if task_sim.supports(prof) and not task_sim.classifier_ready():
+    from sprout_core.tasks import classifier as task_clf
+    from sprout_core.tasks import views as task_views
+
+    t1, t2 = st.columns([3, 1])
+    t1.info("SPROUT-TASK (one mix per predicted task) is not offered yet: its task classifier is not trained. "
+            "Training embeds ~6,600 prompts once (a few minutes on a CPU) and is cached.")
+    if t2.button("Train the task classifier", key="wi.task_train", disabled=not task_views.can_train_reference()):
+        tbar = st.progress(0.0, text="Embedding prompts for the task classifier…")
+        try:
+            task_clf.reference_classifier(progress=lambda d, n: tbar.progress(d / n if n else 1.0, text=f"Embedded {d}/{n} prompts"))
+            st.rerun()
+        except Exception as exc:  # noqa: BLE001 - training must not break the page or lose results
+            st.error(f"Could not train the task classifier: {exc}")
 
 windows = [(m, simulate.month_start_hour(year, simulate.WINDOW_PRESETS[m]), hours) for m in presets]
 if custom:
@@ -118,7 +137,7 @@ if st.button("Run the replay", type="primary", disabled=bool(problems), key="wi.
         sw_tr = grid.load_trace(sweep_zone, year)
         first = windows[0]
         sw_cfg = simulate.SimConfig(**{**cfg.__dict__, "start_hour": first[1], "hours": first[2]})
-        sweep_names = [n for n in ("SPROUT", "ORACLE", "STATIC") if n in all_names]
+        sweep_names = [n for n in ("SPROUT", "SPROUT-TASK", "ORACLE", "STATIC") if n in all_names]
         sweep = simulate.xi_sweep(prof, sw_tr, sw_cfg, [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], sweep_names,
                                   progress=lambda d, n, what: bar.progress(0.8 + 0.2 * d / n, text=f"ξ sweep: {what}"))
         st.session_state[RESULT_KEY] = {"df": df, "sweep": sweep, "sweep_label": f"{sweep_zone} {first[0]}",

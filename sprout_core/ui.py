@@ -221,3 +221,21 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
     st.caption(f"Carbon intensity used: **{intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** — {intensity.label}."
                + (" Carbon intensity data: Electricity Maps (ODbL 1.0)." if intensity.zone else ""))
     return CarbonSettings(intensity, float(pue), embodied)
+
+
+def ensure_navigation() -> None:
+    """Make a page opened by a direct link run through ``app.py``'s ``st.navigation``.
+
+    Until ``app.py`` has run once in a server process, Streamlit treats the ``pages/`` folder the
+    old way: a first visit to e.g. ``/optimizer`` runs ``pages/optimizer.py`` on its own, without
+    the app's page config and navigation. Call this first in every page: in that case it switches
+    the process to ``st.navigation`` routing and reruns, so ``app.py`` routes to the same page
+    (each ``url_path`` in ``app.py`` equals its file's name, so the page is the same).
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - streamlit internals moved; routing still works from "/"
+        return
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
