@@ -192,8 +192,11 @@ else:
 levels = R.levels_of(tables)
 judges = R.judges_of(tables)
 f1, f2, f3 = st.columns([2, 2, 1])
-runs_all = sorted(tables.prompts["run"].unique())
-runs = f1.multiselect("Run", runs_all, default=[], key="ev.runs", placeholder="all runs") if len(runs_all) > 1 else []
+runs_all = R.ordered_runs(tables)
+ALL_RUNS = "all runs (pooled)"
+run_pick = f1.selectbox("Run", runs_all + [ALL_RUNS] if len(runs_all) > 1 else runs_all, key="ev.run",
+                        help="Newest run first. Pooling runs counts a prompt once per run that judged it.")
+runs = [] if run_pick == ALL_RUNS else [run_pick]
 tasks_all = sorted(tables.prompts["task"].unique())
 tasks = f2.multiselect("Task", tasks_all, default=[], key="ev.tasks", placeholder="all tasks")
 judge = f3.selectbox("Judge", judges, key="ev.judge") if judges else None

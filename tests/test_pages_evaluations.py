@@ -96,6 +96,20 @@ def test_winner_filter_and_handoff():
     h = at.session_state["sprout.q_handoff"]
     assert h["judge"] == "reference" and h["n"] == 3 and h["q"]["L1"] == 1.0
     assert set(h["per_task"]) == {"math", "factual"}
+    # the switch happened: the Optimizer page ran (its title is on screen) with the hand-off in the session
+    assert any("Optimizer" in t.value for t in at.title)
+
+
+@pytest.mark.xfail(strict=True, reason="Optimizer page divides by q(L0); a hand-off where L0 never won (q L0 = 0) "
+                                       "raises ZeroDivisionError there (reported to the lead; remove this mark when fixed)")
+def test_optimizer_accepts_a_handoff_where_L0_never_won():
+    seed_run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page("pages/evaluations.py").run()
+    at.selectbox(key="ev.judge").set_value("reference").run()
+    at.button(key="ev.handoff").click().run()
+    assert at.session_state["sprout.q_handoff"]["q"]["L0"] == 0.0
     assert not at.exception
 
 
@@ -160,3 +174,16 @@ def test_run_started_from_the_page_finishes_in_background(monkeypatch, tiny_llam
     job2 = at.session_state["eval.job"]
     job2.thread.join(60)
     assert job2.progress.skipped == 6 and job2.progress.done == 6
+
+
+def test_newest_run_is_shown_by_default_and_runs_can_be_pooled():
+    seed_run()
+    cfg = db.RunConfig(prompt_set="t2", n=1, seed=0, levels=("L0", "L1", "L2"), judge="reference", model="fake")
+    run_evaluation(cfg, PROMPTS[:1], lambda p, lv: {"text": "5", "new_tokens": 1, "total_s": 0.1},
+                   parse_judge("reference"), similarity=lambda ts, ref: [0.0] * len(ts))
+    at = page_app().run()
+    assert not at.exception
+    assert at.selectbox(key="ev.run").value.startswith("#2 ")
+    assert len(at.dataframe[0].value) == 1
+    at.selectbox(key="ev.run").set_value("all runs (pooled)").run()
+    assert len(at.dataframe[0].value) == 5

@@ -315,3 +315,18 @@ def filter_tables(t: EvalTables, runs: Sequence[str] | None = None, tasks: Seque
         keys = keys.merge(pd.concat([in_prompt, in_ans]).drop_duplicates(), on=key)
     keys = keys.drop_duplicates()
     return EvalTables(t.prompts.merge(keys, on=key), t.answers.merge(keys, on=key), t.verdicts.merge(keys, on=key))
+
+
+def ordered_runs(t: EvalTables) -> list[str]:
+    """Run names, newest own run first (``#<id> …``), then shipped ones, then the rest alphabetically."""
+    names = [str(x) for x in t.prompts["run"].dropna().unique()] if len(t.prompts) else []
+
+    def key(name: str):
+        if name.startswith("#"):
+            try:
+                return (0, -int(name[1:].split(" ", 1)[0]), name)
+            except ValueError:
+                pass
+        return (1 if name.startswith("shipped:") else 2, 0, name)
+
+    return sorted(names, key=key)
