@@ -194,3 +194,14 @@ def test_judge_chat_uses_the_run_model_only_when_it_is_the_judge(monkeypatch):
     assert make_judge_chat(parse_judge("llm"), llama).lm is not llama and loaded == ["embedded"]
     assert make_judge_chat(parse_judge("llm:/models/llama"), llama).lm is llama
     assert make_judge_chat(parse_judge("reference"), emb) is None
+
+
+def test_delete_run_removes_everything_of_that_run_only():
+    a = run_evaluation(cfg(model="a"), PROMPTS, fake_answer([]), parse_judge("reference"), similarity=sim)
+    b = run_evaluation(cfg(model="b"), PROMPTS[:1], fake_answer([]), parse_judge("reference"), similarity=sim)
+    con = db.connect()
+    assert db.delete_run(con, a.run_id) == 9
+    left = {r["id"] for r in db.list_runs(con)}
+    counts = [con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("eval_prompts", "eval_answers", "eval_judgments")]
+    con.close()
+    assert left == {b.run_id} and counts == [1, 3, 1]

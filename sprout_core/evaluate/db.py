@@ -279,3 +279,13 @@ def record_human_vote(con: sqlite3.Connection, prompt: str, answers: Mapping[str
         insert_answer(con, run_id, pid, lv, rec)
     insert_verdict(con, run_id, pid, Verdict("human", winner, True, levels, raw=f"person chose {winner}"))
     return run_id, pid
+
+
+def delete_run(con: sqlite3.Connection, run_id: int) -> int:
+    """Delete a run with its prompts, answers and verdicts; returns the number of answers removed."""
+    n = con.execute("SELECT COUNT(*) FROM eval_answers WHERE run_id=?", (run_id,)).fetchone()[0]
+    for table in ("eval_judgments", "eval_answers", "eval_prompts"):
+        con.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+    con.execute("DELETE FROM eval_runs WHERE id=?", (run_id,))
+    con.commit()
+    return int(n)
