@@ -172,10 +172,10 @@ if len(prof.tasks) > 1:
         st.warning(f"No per-task mix reaches this floor either (best: {cmp_.per_task.max_quality / float(w @ prof.q[:, 0]):.3f} × q₀).")
     else:
         p1, p2, p3 = st.columns(3)
-        p1.metric("One pooled mix", f"{cmp_.saving_pooled_pct:.1f} % less", help=f"{cmp_.pooled_g_per_request:.4f} g CO₂eq/request")
-        p2.metric("One mix per task", f"{cmp_.saving_per_task_pct:.1f} % less",
+        p1.metric("One pooled mix", f"{round(cmp_.saving_pooled_pct, 1) + 0.0:.1f} % less", help=f"{cmp_.pooled_g_per_request:.4f} g CO₂eq/request")
+        p2.metric("One mix per task", f"{round(cmp_.saving_per_task_pct, 1) + 0.0:.1f} % less",
                   help=f"{cmp_.per_task.carbon_g_per_request:.4f} g CO₂eq/request, quality {cmp_.per_task.quality_pct:.1f} % of always-L0")
-        p3.metric("Extra saving at the same quality", f"{cmp_.extra_saving_pp:+.1f} pp",
+        p3.metric("Extra saving at the same quality", f"{round(cmp_.extra_saving_pp, 1) + 0.0:+.1f} pp",
                   help="percentage points of always-L0's carbon, both at the floor θ·q₀")
         st.plotly_chart(task_views.per_task_figure(tv), width="stretch", key="opt.pertask")
         basis = ("mixes act on the **predicted** task (held-out confusion matrix of the task classifier), cost and "

@@ -29,7 +29,7 @@ def test_optimizer_slider_redraws_decision():
     assert not at.exception, at.exception
     m0 = _metrics(at)
     assert "g CO₂eq/request" in m0["Expected carbon"]
-    assert len(at.get("plotly_chart")) == 3  # mix bar, frontier, window chart
+    assert len(at.get("plotly_chart")) == 4  # mix bar, frontier, per-task bars (docs/tasks.md), window chart
     assert any("reference:sprout-paper" in c.value for c in at.caption)
     at.slider(key="opt.ci").set_value(480.0).run()
     m1 = _metrics(at)

@@ -66,3 +66,64 @@ def test_playground_says_so_when_classifier_and_data_are_missing(tiny_env, monke
     at.button(key="pg.run").click().run()
     assert not at.exception
     assert [r.level for r in at.session_state["pg.results"]["results"]] == ["L0", "L1", "L2"]
+
+
+OPT = str(ROOT / "pages/optimizer.py")
+WHATIF = str(ROOT / "pages/whatif.py")
+
+
+def _metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+@needs_ref
+def test_optimizer_per_task_view_with_known_labels():
+    at = AppTest.from_file(OPT, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    m = _metrics(at)
+    # the pooled mix in the per-task view is the page's own decision
+    assert m["One pooled mix"] == m["vs always-L0"]
+    extra = float(m["Extra saving at the same quality"].split()[0])
+    assert extra > 10.0
+    assert any("labels assumed known" in c.value for c in at.caption)
+    at.slider(key="opt.ci").set_value(124.0).run()  # ERCOT's cleanest hour: θ = 1, nothing may be given up
+    m2 = _metrics(at)
+    assert float(m2["One pooled mix"].split()[0]) == pytest.approx(float(m2["vs always-L0"].split()[0]), abs=0.051)
+    assert float(m2["Extra saving at the same quality"].split()[0]) >= 0.0
+
+
+@needs_ref
+def test_optimizer_per_task_view_acts_on_predicted_tasks(tiny_classifier_dir, _isolated_state):
+    install(tiny_classifier_dir, _isolated_state)
+    at = AppTest.from_file(OPT, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert any("predicted" in c.value and "confusion matrix" in c.value for c in at.caption)
+    assert "Extra saving at the same quality" in _metrics(at)
+
+
+@needs_ref
+def test_whatif_offers_training_when_the_classifier_is_missing():
+    at = AppTest.from_file(WHATIF, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("SPROUT-TASK" in i.value and "not trained" in i.value for i in at.info)
+    picker = [ms for ms in at.multiselect if ms.key and ms.key.startswith("wi.strategies")][0]
+    assert "SPROUT-TASK" not in picker.options
+    assert at.button(key="wi.task_train") is not None
+
+
+@needs_ref
+def test_whatif_replays_sprout_task(tiny_classifier_dir, _isolated_state):
+    install(tiny_classifier_dir, _isolated_state)
+    at = AppTest.from_file(WHATIF, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    picker = [ms for ms in at.multiselect if ms.key and ms.key.startswith("wi.strategies")][0]
+    assert "SPROUT-TASK" in picker.options and "SPROUT-TASK" in picker.value
+    at.multiselect(key="wi.zones").set_value(["NL"]).run()
+    at.multiselect(key="wi.presets").set_value(["Feb"]).run()
+    at.select_slider(key="wi.hours").set_value(168).run()
+    at.button(key="wi.run").click().run()
+    assert not at.exception and not at.error
+    df = at.dataframe[0].value
+    rows = df.set_index("strategy")
+    assert "SPROUT-TASK" in rows.index
+    assert rows.loc["SPROUT-TASK", "saving vs BASE (%)"] > rows.loc["SPROUT", "saving vs BASE (%)"]

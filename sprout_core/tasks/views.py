@@ -197,3 +197,16 @@ def playground_task_line(prompt: str, clf, intensity, xi: float = 0.1) -> TaskLi
         return TaskLine("error", f"Predicted task **{pred.task}** ({pred.probability:.0%}); {exc}")
     where = f" in {zone} {year}" if zone and year else ""
     return TaskLine("ok", pol.sentence() + f" (reference profile{where}; held-out accuracy {clf.accuracy:.0%})", pol)
+
+
+def confusion_for(tasks, clf=None) -> np.ndarray | None:
+    """The cached reference classifier's held-out confusion matrix in ``tasks`` order, or ``None`` when
+    there is no classifier or its labels are not exactly these tasks (then the view assumes known labels)."""
+    if clf is None:
+        from sprout_core.tasks import classifier as tc
+
+        clf = tc.load_classifier()
+    if clf is None or set(clf.labels) != set(tasks):
+        return None
+    order = [list(clf.labels).index(t) for t in tasks]
+    return clf.confusion[np.ix_(order, order)]
