@@ -201,6 +201,17 @@ if saved and outcomes and len(outcomes) == len(saved["results"]):
     for err in sorted({o.store_error for o in outcomes if o.store_error}):
         st.warning(f"Not saved to the history: {err}")
     table = metered.level_table(outcomes, carbon_settings)  # re-priced with the current zone/hour/slider
+    run_e = [o.reading.energy_j for o in outcomes]
+    run_u = [o.reading.uncertainty_j for o in outcomes]
+    k1, k2, k3 = st.columns(3)
+    ui.energy_metric("Energy of this run", None if None in run_e else sum(run_e), outcomes[0].reading.method,
+                     None if None in run_u else sum(run_u), outcomes[0].reading.source, container=k1)
+    run_g = list(table["total (g CO₂e)"])
+    ui.carbon_metric("Carbon of this run", None if any(pd.isna(g) for g in run_g) else float(sum(run_g)),
+                     f"at {carbon_settings.intensity.ci_g_per_kwh:.0f} g/kWh, PUE {carbon_settings.pue:g}", container=k2)
+    sav = table["carbon saving vs L0 (%)"].dropna()
+    k3.metric("Best carbon saving vs L0", f"{sav.max():.0f} %" if len(sav) else "n/a",
+              delta=f"level {table.loc[sav.idxmax(), 'level']}" if len(sav) else "needs an L0 answer", delta_color="off")
     methods = sorted(set(table["energy method"]))
     st.caption(f"Energy method: {', '.join(f'`{m}` ({ui.method_badge(m)})' for m in methods)} — "
                f"{outcomes[0].reading.source}. Carbon at **{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** "

@@ -116,6 +116,20 @@ def live_energy_caption(new_tokens: int, tokens_per_s: float | None, power_w: fl
     return f"{new_tokens} tokens · {rate} · {pw} · {en} so far · {method_badge(method)} ({method})"
 
 
+def energy_metric(label: str, energy_j: float | None, method: str, uncertainty_j: float | None = None,
+                  source: str | None = None, container=None) -> None:
+    """``st.metric`` of an energy with its method as the delta line (grey) and the source as help."""
+    c = container or st
+    unc = f" ± {uncertainty_j:.2g} J" if (uncertainty_j is not None and energy_j is not None) else ""
+    c.metric(label, fmt_energy(energy_j), delta=f"{method_badge(method)} · {method}{unc}", delta_color="off",
+             help=source)
+
+
+def carbon_metric(label: str, grams: float | None, note: str, container=None) -> None:
+    """``st.metric`` of a carbon mass (g CO₂e) with a short note (e.g. the intensity used) as the delta line."""
+    (container or st).metric(label, fmt_grams(grams), delta=note, delta_color="off")
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _cached_meter(device: str, cpu_preset: str, per_core_w: float | None):
     from sprout_core.energy import detect_meter

@@ -91,3 +91,14 @@ def pd_isna(v):
     import pandas as pd
 
     return pd.isna(v)
+
+
+def test_run_metrics_carry_labels(tiny_env):
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    use_slider(at, 500)
+    run_prompt(at, max_new=4)
+    m = {x.label: x for x in at.metric}
+    t = energy_table(at)
+    assert m["Energy of this run"].value.endswith(" J") and "estimated:cpu-tdp" in m["Energy of this run"].delta
+    assert "500 g/kWh" in m["Carbon of this run"].delta
+    assert float(m["Energy of this run"].value.split()[0]) == pytest.approx(t["energy (J)"].sum(), rel=0.01)
