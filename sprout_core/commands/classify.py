@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
                 _print_report(clf, args.json)
                 return 0
             _print_report(clf, False)
+        t_load = time.perf_counter()
+        tc.load_embedder()
+        load_s = time.perf_counter() - t_load
         t0 = time.perf_counter()
         preds = clf.predict(args.prompt)
         secs = time.perf_counter() - t0
@@ -119,6 +122,6 @@ def run(args: argparse.Namespace) -> int:
         short = p if len(p) <= 60 else p[:57] + "…"
         others = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(r.probabilities.items(), key=lambda kv: -kv[1])[1:3])
         print(f"{r.task} ({100 * r.probability:.0f}%)  ← {short!r}   next: {others}")
-    print(f"classified {len(preds)} prompt(s) in {secs * 1000:.0f} ms (embedding included); "
-          f"held-out accuracy {100 * clf.accuracy:.1f}%", file=sys.stderr)
+    print(f"classified {len(preds)} prompt(s) in {secs * 1000:.0f} ms (embedding included; loading the embedding "
+          f"model took {load_s:.1f} s); held-out accuracy {100 * clf.accuracy:.1f}%", file=sys.stderr)
     return 0
