@@ -95,7 +95,11 @@ def reference_prediction_model(profile, clf=None, progress=None) -> PredictionMo
     from sprout_core.tasks import classifier as tc
 
     clf = clf or tc.reference_classifier(progress=progress)
-    key = (id(clf), tuple(profile.tasks), tuple(profile.levels), clf.n_train, clf.n_test)
+    import hashlib
+
+    fingerprint = hashlib.sha1(np.ascontiguousarray(clf.coef).tobytes() + np.ascontiguousarray(clf.intercept).tobytes())
+    key = (fingerprint.hexdigest(), tuple(clf.labels), tuple(profile.tasks), tuple(profile.levels), clf.n_train,
+           clf.n_test, repr(sorted(clf.settings.items())))
     with _PM_LOCK:
         if key in _PM_CACHE:
             return _PM_CACHE[key]
