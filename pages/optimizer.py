@@ -169,13 +169,16 @@ if len(prof.tasks) > 1:
     tv = task_views.per_task_view(prof, w, ci, float(theta), conf)
     cmp_ = tv.comparison
     if cmp_.per_task.status != "optimal":
-        st.warning(f"No per-task mix reaches this floor either (best: {cmp_.per_task.max_quality / float(w @ prof.q[:, 0]):.3f} × q₀).")
+        st.warning("No per-task mix reaches this floor either: lower θ.")
     else:
         p1, p2, p3 = st.columns(3)
-        p1.metric("One pooled mix", f"{round(cmp_.saving_pooled_pct, 1) + 0.0:.1f} % less", help=f"{cmp_.pooled_g_per_request:.4f} g CO₂eq/request")
-        p2.metric("One mix per task", f"{round(cmp_.saving_per_task_pct, 1) + 0.0:.1f} % less",
+        def _pct(v: float, unit: str = "% less", sign: str = "") -> str:
+            return f"{round(v, 1) + 0.0:{sign}.1f} {unit}" if np.isfinite(v) else "n/a"
+
+        p1.metric("One pooled mix", _pct(cmp_.saving_pooled_pct), help=f"{cmp_.pooled_g_per_request:.4f} g CO₂eq/request")
+        p2.metric("One mix per task", _pct(cmp_.saving_per_task_pct),
                   help=f"{cmp_.per_task.carbon_g_per_request:.4f} g CO₂eq/request, quality {cmp_.per_task.quality_pct:.1f} % of always-L0")
-        p3.metric("Extra saving at the same quality", f"{round(cmp_.extra_saving_pp, 1) + 0.0:+.1f} pp",
+        p3.metric("Extra saving at the same quality", _pct(cmp_.extra_saving_pp, "pp", "+"),
                   help="percentage points of always-L0's carbon, both at the floor θ·q₀")
         st.plotly_chart(task_views.per_task_figure(tv), width="stretch", key="opt.pertask")
         basis = ("mixes act on the **predicted** task (held-out confusion matrix of the task classifier), cost and "

@@ -156,3 +156,15 @@ def test_reference_claim_pooled_vs_per_task():
         ex = lp.solve_per_task_exact(c, tab.quality, w, target).at(0)
         pu = lp.solve_per_task_pulp(c, tab.quality, w, target)
         assert ex.cost_g_per_request == pytest.approx(pu.cost_g_per_request, rel=1e-6)
+
+
+def test_comparison_with_no_l0_wins_or_no_cost_says_n_a_not_zero():
+    cost_e = np.array([[1e-4, 5e-5], [2e-4, 1e-4]])
+    t = np.ones((2, 2))
+    q = np.array([[0.0, 1.0], [0.0, 1.0]])  # L0 never wins: q0 = 0
+    w = np.array([0.5, 0.5])
+    c = lp.compare_pooled_per_task(["a", "b"], ["L0", "L1"], cost_e, t, q, w, 300.0, 0.0, 0.0)
+    assert np.isnan(c.pooled_quality_pct) and np.isnan(c.per_task.quality_pct)
+    assert c.saving_per_task_pct == pytest.approx(50.0)
+    z = lp.compare_pooled_per_task(["a", "b"], ["L0", "L1"], cost_e, t, np.full((2, 2), 0.5), w, 0.0, 0.0, 0.1)
+    assert np.isnan(z.saving_pooled_pct) and np.isnan(z.extra_saving_pp)  # zero baseline cost: n/a

@@ -441,11 +441,12 @@ def compare_pooled_per_task(
     per = decide_per_task(tasks, levels, e, tm, q, w, ci_g_per_kwh, k_emb_g_per_s, target, confusion)
     base = float(w @ c[:, 0])
     q0 = float(w @ q[:, 0])
-    s_pool = 100.0 * (1.0 - pooled.cost_g_per_request / base)
-    s_task = 100.0 * (1.0 - per.carbon_g_per_request / base)
+    nan = float("nan")
+    s_pool = 100.0 * (1.0 - pooled.cost_g_per_request / base) if base > 0 else nan  # n/a without a baseline cost
+    s_task = 100.0 * (1.0 - per.carbon_g_per_request / base) if base > 0 else nan
     return PooledVsPerTask(
         pooled_x=pooled.x[0], per_task=per, base_g_per_request=base,
         pooled_g_per_request=pooled.cost_g_per_request,
-        pooled_quality_pct=100.0 * pooled.quality / q0, pooled_status=pooled.status,
+        pooled_quality_pct=100.0 * pooled.quality / q0 if q0 > 0 else nan, pooled_status=pooled.status,
         saving_pooled_pct=s_pool, saving_per_task_pct=s_task, extra_saving_pp=s_task - s_pool,
     )
