@@ -100,8 +100,6 @@ def test_winner_filter_and_handoff():
     assert any("Optimizer" in t.value for t in at.title)
 
 
-@pytest.mark.xfail(strict=True, reason="Optimizer page divides by q(L0); a hand-off where L0 never won (q L0 = 0) "
-                                       "raises ZeroDivisionError there (reported to the lead; remove this mark when fixed)")
 def test_optimizer_accepts_a_handoff_where_L0_never_won():
     seed_run()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
