@@ -66,16 +66,16 @@ def bench_classifier(out: dict) -> object:
 
 def bench_claim(out: dict) -> None:
     from sprout_core.tasks import lp
-    from sprout_core.tasks.reference import PAPER_K_EMB_G_PER_S, reference_task_table
+    from sprout_core.profiles import REFERENCE_K_EMB, load_reference
 
-    tab = reference_task_table()
-    w = tab.uniform_weights()
-    target = 0.95 * float(w @ tab.quality[:, 0])
-    c = lp.compare_pooled_per_task(tab.tasks, tab.levels, tab.energy_kwh, tab.time_s, tab.quality, w, 300.0,
-                                   PAPER_K_EMB_G_PER_S, target)
+    prof = load_reference()
+    w = prof.default_weights()
+    target = 0.95 * float(w @ prof.q[:, 0])
+    c = lp.compare_pooled_per_task(prof.tasks, prof.levels, prof.e_kwh, prof.t_s, prof.q, w, 300.0,
+                                   REFERENCE_K_EMB, target)
     out["claim_ci300"] = {"pooled_saving_pct": c.saving_pooled_pct, "per_task_saving_pct": c.saving_per_task_pct,
                           "base_g_per_request": c.base_g_per_request, "pooled_x": c.pooled_x.round(4).tolist(),
-                          "per_task_x": {t: r.round(4).tolist() for t, r in zip(tab.tasks, c.per_task.x)}}
+                          "per_task_x": {t: r.round(4).tolist() for t, r in zip(prof.tasks, c.per_task.x)}}
 
 
 def bench_solvers(out: dict, hours: int) -> None:

@@ -140,21 +140,22 @@ def test_sprout_quality_target_clips_and_handles_flat_year():
 @pytest.mark.skipif(not HAVE_REF, reason="reference data (llama2-13b-a100) not present")
 def test_reference_claim_pooled_vs_per_task():
     """At 300 g/kWh, uniform mix, quality ≥ 0.95·q0: pooled ≈ 39 % saving, one mix per task ≈ 78 %."""
-    from sprout_core.tasks.reference import PAPER_K_EMB_G_PER_S, reference_task_table
+    from sprout_core.profiles import REFERENCE_K_EMB, load_reference
 
-    tab = reference_task_table()
-    w = tab.uniform_weights()
-    target = 0.95 * float(w @ tab.quality[:, 0])
-    cmp_ = lp.compare_pooled_per_task(tab.tasks, tab.levels, tab.energy_kwh, tab.time_s, tab.quality, w,
-                                      300.0, PAPER_K_EMB_G_PER_S, target)
+    prof = load_reference()
+    assert REFERENCE_K_EMB == pytest.approx(26356.568 / (5 * 365 * 24 * 3600))
+    w = prof.default_weights()
+    target = 0.95 * float(w @ prof.q[:, 0])
+    cmp_ = lp.compare_pooled_per_task(prof.tasks, prof.levels, prof.e_kwh, prof.t_s, prof.q, w,
+                                      300.0, REFERENCE_K_EMB, target)
     assert 37.0 < cmp_.saving_pooled_pct < 41.0
     assert 76.0 < cmp_.saving_per_task_pct < 80.0
     assert cmp_.per_task.quality == pytest.approx(target, abs=1e-9)
     # and PuLP agrees on the real instance at several intensities
     for ci in (20.0, 300.0, 800.0):
-        c = lp.cost_g_per_request(tab.energy_kwh, tab.time_s, ci, PAPER_K_EMB_G_PER_S)
-        ex = lp.solve_per_task_exact(c, tab.quality, w, target).at(0)
-        pu = lp.solve_per_task_pulp(c, tab.quality, w, target)
+        c = lp.cost_g_per_request(prof.e_kwh, prof.t_s, ci, REFERENCE_K_EMB)
+        ex = lp.solve_per_task_exact(c, prof.q, w, target).at(0)
+        pu = lp.solve_per_task_pulp(c, prof.q, w, target)
         assert ex.cost_g_per_request == pytest.approx(pu.cost_g_per_request, rel=1e-6)
 
 

@@ -4,8 +4,9 @@
 * :mod:`sprout_core.tasks.lp` — the per-task LP (PuLP and an exact vectorised solver), misclassification
   accounting through the classifier's held-out confusion;
 * :mod:`sprout_core.tasks.sim` — the SPROUT-TASK strategy of the what-if replay;
-* :mod:`sprout_core.tasks.views` — data and Plotly figures for the pages (no streamlit);
-* :mod:`sprout_core.tasks.reference` — per-task costs and q of the reference profile.
+* :mod:`sprout_core.tasks.views` — data and Plotly figures for the pages (no streamlit).
+
+Per-task costs and q come from :mod:`sprout_core.profiles`.
 
 Submodules are imported on demand (the classifier pulls in torch and sentence-transformers).
 See ``docs/tasks.md``.
