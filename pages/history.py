@@ -6,6 +6,7 @@ import streamlit as st
 
 from sprout_core import store, ui
 
+ui.ensure_navigation()
 st.title("🗂️ History")
 st.caption("Every answer generated in the Playground or by `python -m sprout_core generate` is stored in a local "
            "SQLite database, with its energy (and how it was obtained) and carbon. Unknown values show as empty, "
