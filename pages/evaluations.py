@@ -59,7 +59,7 @@ def own_tables() -> R.EvalTables:
 # ---------------------------------------------------------------- start a run
 def run_panel() -> None:
     job = st.session_state.get(JOB_KEY)
-    with st.expander("▶️ Start an evaluation run", expanded=False):
+    with st.expander("Start an evaluation run", expanded=False):
         st.caption("Answers N prompts under every level with the loaded model, records tokens, time and energy, "
                    "stores each answer at once (a restart of the same settings resumes) and judges each prompt.")
         c1, c2, c3 = st.columns(3)
@@ -191,7 +191,7 @@ else:
 
 levels = R.levels_of(tables)
 judges = R.judges_of(tables)
-f1, f2, f3 = st.columns([2, 2, 1])
+f1, f2, f3 = st.columns([2, 2, 2])
 runs_all = R.ordered_runs(tables)
 ALL_RUNS = "all runs (pooled)"
 run_pick = f1.selectbox("Run", runs_all + [ALL_RUNS] if len(runs_all) > 1 else runs_all, key="ev.run",
@@ -219,9 +219,10 @@ if sj.empty or sj["share"].isna().all():
     st.info("No valid verdicts of this judge in the selection.")
 else:
     allrow = sj[sj["task"] == "all"]
+    st.caption(f"Judge: **{judge}** · all tasks in the selection pooled")
     cols = st.columns(len(levels) + 1)
     for c, r in zip(cols, allrow.itertuples()):
-        c.metric(f"q {r.level} ({judge})", "n/a" if pd.isna(r.share) else f"{r.share * 100:.1f} %",
+        c.metric(f"q {r.level}", "n/a" if pd.isna(r.share) else f"{r.share * 100:.1f} %",
                  help=f"95% bootstrap interval {r.ci_low * 100:.1f}–{r.ci_high * 100:.1f} %" if not pd.isna(r.share) else None)
     cols[-1].metric("Prompts judged", f"{int(allrow['n_valid'].iloc[0])}",
                     help=f"{int(allrow['n_invalid'].iloc[0])} invalid verdict(s) excluded")

@@ -16,7 +16,7 @@ def test_shipped_evaluation_is_browsable(page, app_url):
         page.get_by_text("No evaluation runs yet").wait_for()
         return
     page.get_by_text("Win shares per task and level").wait_for(timeout=120_000)
-    page.get_by_text(re.compile(r"q L0 \(reference\)")).wait_for()
+    page.get_by_text("Judge: reference").wait_for()
     page.get_by_text("Download CSV").wait_for()
     # search narrows the table; the detail view shows the prompt's three answers
     search = page.get_by_role("textbox", name="Search prompts and answers")
@@ -33,7 +33,7 @@ def test_paper_q_flows_into_the_optimizer(page, app_url):
     page.get_by_role("heading", name=re.compile("Evaluations")).wait_for(timeout=180_000)
     wait_for_app_idle(page)
     page.get_by_text("Sprout paper (Llama-2-13B, GPT-4 judge)").click()
-    page.get_by_text(re.compile(r"q L0 \(gpt-4-0613 \(paper\)\)")).wait_for(timeout=180_000)
+    page.get_by_text("Judge: gpt-4-0613 (paper)").wait_for(timeout=180_000)
     wait_for_app_idle(page)
     page.get_by_text("12000", exact=True).first.wait_for()
     page.get_by_role("button", name=re.compile("Use this q in the Optimizer")).click()
