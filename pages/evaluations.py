@@ -16,7 +16,9 @@ from sprout_core.evaluate import results as R
 from sprout_core.evaluate.judges import WEAK_JUDGE_NOTE, parse_judge
 from sprout_core.evaluate.prompts import PROMPT_SETS, parse_upload
 from sprout_core.paths import MissingDataError, state_dir
+from sprout_core.ui import ensure_navigation
 
+ensure_navigation()
 HANDOFF_KEY = "sprout.q_handoff"
 JOB_KEY = "eval.job"
 SOURCES = {"own": "Own runs (this machine + shipped)", "paper": "Sprout paper (Llama-2-13B, GPT-4 judge)"}
