@@ -291,6 +291,23 @@ if choice is not None:
     else:
         st.dataframe(vs[["judge", "pass_no", "winner", "valid", "order", "raw"]].rename(
             columns={"order": "order the judge saw", "raw": "judge's reply"}), hide_index=True, width="stretch")
+    run_id = R.own_run_id(run_name)
+    if run_id is not None and len(ans) > 1:
+        h1, h2 = st.columns([3, 1])
+        vote = h1.radio("Your verdict: which answer is best?", [lv for lv in levels if lv in ans.index], index=None,
+                        horizontal=True, key=f"ev.vote.{run_id}.{pid}",
+                        help="Stored as judge 'human' on this run, so it can be compared with the other judges.")
+        if h2.button("Save my verdict", key="ev.vote.save", disabled=vote is None):
+            try:
+                added = R.add_human_verdict(run_id, pid, vote, [lv for lv in levels if lv in ans.index])
+            except Exception as exc:  # noqa: BLE001 - a failed save keeps the page usable
+                st.warning(f"Verdict not saved: {exc}")
+            else:
+                if added:
+                    st.success(f"Saved: {vote} (judge 'human').")
+                    st.rerun()
+                else:
+                    st.info("You already gave a verdict on this prompt; the first one is kept.")
 
 # ---------------------------------------------------------------- agreement
 st.subheader("Judge agreement")

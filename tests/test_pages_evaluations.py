@@ -196,3 +196,24 @@ def test_newest_run_is_shown_by_default_and_runs_can_be_pooled():
     assert len(at.dataframe[0].value) == 1
     at.selectbox(key="ev.run").set_value("all runs (pooled)").run()
     assert len(at.dataframe[0].value) == 5
+
+
+def test_human_verdict_on_a_stored_run_joins_the_agreement():
+    seed_run()
+    at = page_app().run()
+    at.selectbox(key="ev.detail").set_value(0).run()  # m1: the reference judge picked L1
+    radio = [r for r in at.radio if r.key and r.key.startswith("ev.vote.")][0]
+    radio.set_value("L0").run()
+    at.button(key="ev.vote.save").click().run()
+    assert not at.exception
+    at.selectbox(key="ev.judge").set_value("human").run()
+    from sprout_core.evaluate.results import agreement_frame, own_tables
+
+    t = own_tables()
+    assert list(t.verdicts[t.verdicts["judge"] == "human"]["winner"]) == ["L0"]
+    ag = agreement_frame(t).set_index(["judge_a", "judge_b"])
+    assert ag.loc[("human", "reference"), "n"] == 1 and ag.loc[("human", "reference"), "percent"] == 0.0
+    # a second vote on the same prompt keeps the first
+    from sprout_core.evaluate.results import add_human_verdict
+
+    assert add_human_verdict(1, "m1", "L2", ["L0", "L1", "L2"]) is False

@@ -330,3 +330,27 @@ def ordered_runs(t: EvalTables) -> list[str]:
         return (1 if name.startswith("shipped:") else 2, 0, name)
 
     return sorted(names, key=key)
+
+
+def own_run_id(run_name: str) -> int | None:
+    """The database id of an own run's display name (``#<id> …``), else ``None`` (shipped, paper)."""
+    if not run_name.startswith("#"):
+        return None
+    try:
+        return int(run_name[1:].split(" ", 1)[0])
+    except ValueError:
+        return None
+
+
+def add_human_verdict(run_id: int, prompt_id: str, winner: str, levels: Sequence[str]) -> bool:
+    """Store a person's verdict on a stored run's prompt (judge ``human``); False if one is already there."""
+    from sprout_core.evaluate.judges import Verdict
+
+    if winner not in levels:
+        raise ValueError(f"{winner!r} is not one of {list(levels)}")
+    con = db.connect()
+    try:
+        return db.insert_verdict(con, run_id, prompt_id, Verdict("human", winner, True, list(levels),
+                                                                 raw=f"person chose {winner} (Evaluations page)"))
+    finally:
+        con.close()
