@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from sprout_core.evaluate import db
 from sprout_core.evaluate.judges import (
@@ -275,12 +275,3 @@ class EvaluationJob:
             self._set(p)
             traceback.print_exc()
 
-
-def summary_rows(run_ids: Sequence[int] | None = None) -> dict[str, Any]:
-    """Convenience for callers without a connection: (prompts, answers, judgments) of runs as dict lists."""
-    con = db.connect()
-    try:
-        p, a, j = db.run_tables(con, run_ids)
-        return {"prompts": p, "answers": a, "judgments": j}
-    finally:
-        con.close()
