@@ -37,13 +37,8 @@ def seed_run():
 
 
 @pytest.fixture
-def via_app(monkeypatch):
-    """AppTest of app.py (needed for st.switch_page). AppTest resets Streamlit's pages-directory flag on
-    every run, so ui.ensure_navigation would rerun each time and drop button clicks; in a real server it
-    reruns once per process. Disabled here (reported to the lead)."""
-    from sprout_core import ui
-
-    monkeypatch.setattr(ui, "ensure_navigation", lambda: None)
+def via_app():
+    """AppTest of app.py (needed for st.switch_page); pages route through its st.navigation."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     at.run()
     return at
