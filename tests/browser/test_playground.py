@@ -21,7 +21,7 @@ def test_playground_answers_every_level(page, app_url):
     box.press("Enter")
     wait_for_app_idle(page)
     page.get_by_role("button", name="Run", exact=True).click()
-    page.get_by_text("Per level").wait_for(timeout=240_000)
+    page.get_by_text("Per level", exact=True).wait_for(timeout=240_000)
     for level in ("L0", "L1", "L2"):
         cap = page.get_by_text(re.compile(rf"^{level} answer: \d+ new tokens"))
         cap.wait_for()
