@@ -4,7 +4,6 @@ Thin page: widgets → sprout_core.evaluate (results, runner, judges) → tables
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd

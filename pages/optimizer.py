@@ -4,11 +4,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from sprout_core import grid, optimizer, profiles, simulate
+from sprout_core import grid, optimizer, profiles, simulate, ui
 from sprout_core.paths import MissingDataError
-from sprout_core.ui import ensure_navigation
 
-ensure_navigation()
+ui.ensure_navigation()
 
 HANDOFF_KEY = "sprout.q_handoff"
 
@@ -18,15 +17,8 @@ st.caption("For one hour, the Sprout optimizer picks which share of requests get
            "judged quality above a floor. Slide the grid's carbon intensity and the floor and watch the mix change.")
 
 
-@st.cache_data(show_spinner=False)
-def _traces():
-    infos, errors = grid.list_traces()
-    return [(i.zone, i.year, i.zone_name) for i in infos], [str(e) for e in errors]
-
-
-@st.cache_resource(show_spinner="Reading the reference profile…")
-def _reference():
-    return profiles.load_reference()
+_traces = ui.trace_choices
+_reference = ui.reference_profile
 
 
 def _profile(choice: str, handoff: dict | None, use_handoff: bool):

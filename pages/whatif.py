@@ -4,11 +4,10 @@ import datetime as dt
 import plotly.express as px
 import streamlit as st
 
-from sprout_core import grid, profiles, simulate
+from sprout_core import grid, profiles, simulate, ui
 from sprout_core.paths import MissingDataError
-from sprout_core.ui import ensure_navigation
 
-ensure_navigation()
+ui.ensure_navigation()
 
 HANDOFF_KEY = "sprout.q_handoff"
 RESULT_KEY = "whatif.result"
@@ -26,15 +25,8 @@ with st.expander("What the strategies do"):
                 "evaluator runs (generating the sampled prompts at every level; judge energy n/a unless set).")
 
 
-@st.cache_data(show_spinner=False)
-def _traces():
-    infos, errors = grid.list_traces()
-    return [(i.zone, i.year, i.zone_name) for i in infos], [str(e) for e in errors]
-
-
-@st.cache_resource(show_spinner="Reading the reference profile…")
-def _reference():
-    return profiles.load_reference()
+_traces = ui.trace_choices
+_reference = ui.reference_profile
 
 
 try:

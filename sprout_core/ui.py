@@ -257,3 +257,24 @@ def ensure_navigation() -> None:
         if not st.session_state.get("sprout.nav_rerun_done"):
             st.session_state["sprout.nav_rerun_done"] = True
             st.rerun()
+
+
+def trace_choices() -> tuple[list[tuple[str, int, str]], list[str]]:
+    """``(zone, year, zone name)`` of every readable trace and the broken files' messages.
+
+    Raises :class:`~sprout_core.paths.MissingDataError` when there is no carbon data folder.
+    """
+    from sprout_core.paths import MissingDataError
+
+    infos, errors, missing = carbon_traces()
+    if missing:
+        raise MissingDataError(missing)
+    return [(i.zone, i.year, i.zone_name) for i in infos], list(errors)
+
+
+@st.cache_resource(show_spinner="Reading the reference profile…")
+def reference_profile():
+    """The Sprout paper's reference profile, read once per process (errors are not cached)."""
+    from sprout_core import profiles
+
+    return profiles.load_reference()

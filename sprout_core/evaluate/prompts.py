@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from sprout_core.paths import MissingDataError, project_data_dir, public_file
+from sprout_core.paths import project_data_dir, public_file
 
 
 @dataclass(frozen=True)
