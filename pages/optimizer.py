@@ -121,12 +121,20 @@ m1.metric("Expected carbon", f"{d.carbon_g:.4f} g CO₂eq/request", help=f"opera
 base_g = float(e[0] * ci + prof.k_emb * t[0])
 m2.metric("vs always-L0", f"{100 * (1 - d.carbon_g / base_g):.1f} % less" if base_g > 0 else "n/a",
           help=f"always-L0 would cost {base_g:.4f} g/request")
-m3.metric("Quality kept", f"{d.quality:.1%}", help="Σ qᵢxᵢ / q₀: the judged quality relative to always-L0")
+q0_zero = not float(q[0]) > 0
+m3.metric("Quality kept", "n/a (q₀ = 0)" if q0_zero else f"{d.quality:.1%}",
+          help="Σ qᵢxᵢ / q₀: the judged quality relative to always-L0")
 m4.metric("Floor θ", f"{theta:.3f} · q₀", help=f"binding constraint: {d.binding}")
 st.caption(f"Numbers: {prof.label} · method `{prof.method}` · q: {prof.q_source} · CI {ci:.1f} g/kWh · embodied {emb_txt} per request")
-st.info(d.message + f" At {ci:.0f} g/kWh a request costs {d.carbon_g:.4f} g CO₂eq on average, "
-        f"{'the quality floor binds' if d.binding == 'quality' else 'only Σx = 1 binds'}; "
-        f"the best any mix could keep is {d.max_theta:.2f} × q₀.")
+if q0_zero:
+    shares = ", ".join(f"{lv} {v:.1%}" for lv, v in zip(prof.levels, q))
+    st.warning(f"In this q, L0 never won (win shares: {shares}). Quality relative to always-L0 is undefined and "
+               "every mix meets a floor of θ·q₀ = 0, so the optimizer simply serves the cheapest level. Judge more "
+               "prompts (or use another judge) to get a q that trades carbon against quality.")
+else:
+    st.info(d.message + f" At {ci:.0f} g/kWh a request costs {d.carbon_g:.4f} g CO₂eq on average, "
+            f"{'the quality floor binds' if d.binding == 'quality' else 'only Σx = 1 binds'}; "
+            f"the best any mix could keep is {d.max_theta:.2f} × q₀.")
 
 b1, b2 = st.columns(2)
 bar = go.Figure(go.Bar(x=list(prof.levels), y=d.x * 100, text=[f"{v:.0%}" for v in d.x], textposition="auto",
@@ -136,17 +144,20 @@ bar.update_layout(title="Share of requests per level", yaxis_title="share of req
 b1.plotly_chart(bar, width="stretch")
 
 cost = e * ci + prof.k_emb * t
-_, cq, cc = optimizer.mix_cloud(cost, q, step=0.05)
-fq, fc = optimizer.frontier(cost, q, n=101)
-fr = go.Figure()
-fr.add_trace(go.Scatter(x=cq * 100, y=cc, mode="markers", name="all mixes (5 % grid)", marker=dict(size=4, color="#bbbbbb")))
-fr.add_trace(go.Scatter(x=fq * 100, y=fc, mode="lines", name="frontier (least carbon for a quality)", line=dict(color="#2e7d32")))
-fr.add_trace(go.Scatter(x=[d.quality * 100], y=[d.carbon_g], mode="markers", name="chosen mix",
-                        marker=dict(size=14, color="#d84315", symbol="star")))
-fr.add_vline(x=float(theta) * 100, line_dash="dot", annotation_text="floor θ")
-fr.update_layout(title="Carbon vs quality of every mix", xaxis_title="quality (% of always-L0)",
-                 yaxis_title="g CO₂eq per request", height=340, margin=dict(t=40, b=30), legend=dict(orientation="h", y=-0.3))
-b2.plotly_chart(fr, width="stretch")
+if q0_zero:
+    b2.caption("No carbon–quality chart: quality relative to always-L0 is undefined when L0 never won.")
+else:
+    _, cq, cc = optimizer.mix_cloud(cost, q, step=0.05)
+    fq, fc = optimizer.frontier(cost, q, n=101)
+    fr = go.Figure()
+    fr.add_trace(go.Scatter(x=cq * 100, y=cc, mode="markers", name="all mixes (5 % grid)", marker=dict(size=4, color="#bbbbbb")))
+    fr.add_trace(go.Scatter(x=fq * 100, y=fc, mode="lines", name="frontier (least carbon for a quality)", line=dict(color="#2e7d32")))
+    fr.add_trace(go.Scatter(x=[d.quality * 100], y=[d.carbon_g], mode="markers", name="chosen mix",
+                            marker=dict(size=14, color="#d84315", symbol="star")))
+    fr.add_vline(x=float(theta) * 100, line_dash="dot", annotation_text="floor θ")
+    fr.update_layout(title="Carbon vs quality of every mix", xaxis_title="quality (% of always-L0)",
+                     yaxis_title="g CO₂eq per request", height=340, margin=dict(t=40, b=30), legend=dict(orientation="h", y=-0.3))
+    b2.plotly_chart(fr, width="stretch")
 
 # ------------------------------------------------------------------ per task (docs/tasks.md)
 if len(prof.tasks) > 1:

@@ -272,6 +272,8 @@ def frontier(costs_g: Sequence[float], q: Sequence[float], n: int = 101) -> tupl
     c = np.asarray(costs_g, dtype=float)
     qa = np.asarray(q, dtype=float)
     q0 = qa[0]
+    if not q0 > 0:
+        raise ValueError("q₀ = 0 (L0 never won): quality relative to always-L0 is undefined")
     lo = qa[int(np.argmin(c))] / q0
     hi = qa.max() / q0
     thetas = np.linspace(min(lo, hi), hi, n)
@@ -287,6 +289,8 @@ def mix_cloud(costs_g: Sequence[float], q: Sequence[float], step: float = 0.05) 
     m = int(round(1 / step))
     pts = [comb for comb in itertools.product(range(m + 1), repeat=L - 1) if sum(comb) <= m]
     X = np.array([[*p, m - sum(p)] for p in pts], dtype=float) / m
+    if not qa[0] > 0:
+        raise ValueError("q₀ = 0 (L0 never won): quality relative to always-L0 is undefined")
     return X, (X @ qa) / qa[0], X @ c
 
 

@@ -111,6 +111,13 @@ class EvaluatorSchedule:
         return run
 
 
+
+def _nanmean_pct(values: np.ndarray) -> float:
+    """Mean of the finite values × 100, or NaN (no warning) when there are none (quality undefined)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean() * 100.0) if v.size else float("nan")
+
 def evaluator_refreshes(ci: Sequence[float], params: ScheduleParams | None = None,
                         history: Iterable[float] = ()) -> np.ndarray:
     """Refresh mask ``[H]`` for a window — the same decisions as feeding :class:`EvaluatorSchedule` hour by
@@ -593,7 +600,7 @@ def simulate(profile: Profile, trace: Trace, cfg: SimConfig | None = None,
         results[n] = StrategyResult(
             name=n, levels=o.levels, x=o.x, serving_g_h=serving_h, quality_h=o.quality,
             carbon_g_per_request=total, serving_g_per_request=serving, carbon_saving_pct=float("nan"),
-            quality_pct=float(np.nanmean(o.quality) * 100.0),
+            quality_pct=_nanmean_pct(o.quality),
             mean_x={lv: float(v) for lv, v in zip(o.levels, o.x.mean(axis=0))},
             evaluator_runs=runs, evaluator_carbon_g=ev_g, refresh_hours=ref, method=profile.method, note=o.note)
     for r in results.values():

@@ -109,3 +109,19 @@ def test_whatif_runs_all_strategies_and_keeps_results():
     at.multiselect(key="wi.zones").set_value([]).run()
     assert any("pick at least one zone" in w.value for w in at.warning)
     assert len(at.dataframe[0].value) == 12
+
+
+@pytest.mark.skipif(not public_data_available("carbon"), reason="carbon traces absent")
+def test_optimizer_explains_a_q_where_L0_never_won():
+    import warnings
+
+    at = AppTest.from_file(str(ROOT / "pages/optimizer.py"), default_timeout=90)
+    at.session_state["sprout.q_handoff"] = {"label": "test", "judge": "reference", "n": 3,
+                                            "q": {"L0": 0.0, "L1": 0.7, "L2": 0.3}, "per_task": None}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        at.run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Quality kept"] == "n/a (q₀ = 0)"
+    assert any("L0 never won" in w.value and "cheapest level" in w.value for w in at.warning)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning) and "sprout_core" in str(w.filename)]
