@@ -99,3 +99,9 @@ def wait_for_app_idle(page, timeout_ms: int = 180_000) -> None:
     """Wait until the Streamlit script run has finished (no 'Running…' status widget)."""
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+
+
+def metric_value(page, label: str) -> str:
+    """The displayed value of the first ``st.metric`` whose box contains ``label``."""
+    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return box.locator('[data-testid="stMetricValue"]').inner_text()

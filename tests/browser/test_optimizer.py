@@ -3,17 +3,13 @@ import re
 
 import pytest
 
+from tests.browser.conftest import metric_value as _metric
 from tests.browser.conftest import wait_for_app_idle
 from tests.conftest import public_data_available
 
 pytestmark = pytest.mark.skipif(
     not (public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")),
     reason="public data absent")
-
-
-def _metric(page, label: str) -> str:
-    box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
-    return box.locator('[data-testid="stMetricValue"]').inner_text()
 
 
 def test_optimizer_slider_redraws_the_decision(page, app_url):
