@@ -14,6 +14,7 @@ import streamlit as st
 from sprout_core.evaluate import results as R
 from sprout_core.evaluate.judges import WEAK_JUDGE_NOTE, parse_judge
 from sprout_core.evaluate.prompts import PROMPT_SETS, parse_upload
+from sprout_core.models import ModelLoadError
 from sprout_core.paths import MissingDataError, state_dir
 from sprout_core.ui import ensure_navigation
 
@@ -92,14 +93,19 @@ def run_panel() -> None:
         sampling = c1.radio("Sampling", ["stratified", "representative"], key="ev.run.sampling", horizontal=True,
                             help="stratified: even over categories; representative: prompts nearest the centres of "
                                  "N clusters of their all-MiniLM-L6-v2 embeddings")
-        judge_name = c2.selectbox("Judge", ["reference", "llm (embedded model)", "api (OpenAI-compatible)", "none"],
-                                  key="ev.run.judge")
+        judge_name = c2.selectbox("Judge", ["reference", "llm (embedded model)", "llm (local model folder)",
+                                            "api (OpenAI-compatible)", "none"], key="ev.run.judge")
         max_new = c3.number_input("Max new tokens", 8, 2048, 256, key="ev.run.max_new")
         second = False
         if judge_name.startswith("llm") or judge_name.startswith("api"):
             second = st.checkbox("Second pass in another order (position consistency)", key="ev.run.second")
-        if judge_name.startswith("llm"):
+        if judge_name == "llm (embedded model)":
             st.warning(f"The embedded 135M model runs the LLM judge only mechanically: {WEAK_JUDGE_NOTE}.")
+        judge_folder = ""
+        if judge_name == "llm (local model folder)":
+            judge_folder = st.text_input("Judge model folder", key="ev.run.judge_folder",
+                                         placeholder="/models/Llama-2-13b-chat-hf",
+                                         help="A local Hugging Face chat model (offline; CUDA when available)")
         api_model = ""
         if judge_name.startswith("api"):
             st.caption("Set SPROUT_JUDGE_BASE_URL (e.g. http://127.0.0.1:8000/v1) and, if needed, the key in "
@@ -107,22 +113,27 @@ def run_panel() -> None:
             api_model = st.text_input("Judge model name", key="ev.run.api_model")
         running = job is not None and job.running
         if st.button("Start evaluation", type="primary", disabled=running or prompt_source is None, key="ev.run.start"):
-            start_job(prompt_source, int(n), int(seed), sampling, judge_name, api_model, int(max_new), second)
+            start_job(prompt_source, int(n), int(seed), sampling, judge_name, api_model, int(max_new), second,
+                      judge_folder)
     if st.session_state.get(JOB_KEY) is not None:
         progress_panel()
 
 
-def start_job(prompt_source, n, seed, sampling, judge_name, api_model, max_new, second) -> None:
+def start_job(prompt_source, n, seed, sampling, judge_name, api_model, max_new, second, judge_folder="") -> None:
     from sprout_core import ui
     from sprout_core.evaluate.db import RunConfig
     from sprout_core.evaluate.runner import EvaluationJob, make_answer_fn, make_judge_chat, sample_prompts
 
     try:
-        jname = {"reference": "reference", "none": "none"}.get(judge_name) or (
-            "llm" if judge_name.startswith("llm") else f"api:{api_model.strip()}")
+        if judge_name == "llm (local model folder)":
+            from sprout_core.models import check_model_folder
+
+            check_model_folder(judge_folder)  # names the folder and what is wrong before anything runs
+        jname = {"reference": "reference", "none": "none", "llm (embedded model)": "llm",
+                 "llm (local model folder)": f"llm:{judge_folder.strip()}"}.get(judge_name) or f"api:{api_model.strip()}"
         judge = None if jname == "none" else parse_judge(jname, second_pass=second)
         prompts = sample_prompts(prompt_source, n, seed, sampling)
-    except (ValueError, FileNotFoundError, MissingDataError) as exc:
+    except (ValueError, FileNotFoundError, MissingDataError, ModelLoadError) as exc:
         st.error(f"Cannot start: {exc}")
         return
     lm = ui.get_model()
@@ -131,10 +142,11 @@ def start_job(prompt_source, n, seed, sampling, judge_name, api_model, max_new, 
     dset = ui.directive_set(lm)
     levels = tuple(d.level for d in dset.levels)
     cfg = RunConfig(prompt_set=prompt_source, n=n, seed=seed, levels=levels, judge=judge.name if judge else "none",
-                    model=lm.info.name, directive_set=dset.name, sampling=sampling, max_new_tokens=max_new, second_pass=second)
+                    model=lm.info.name, directive_set=dset.name, sampling=sampling, max_new_tokens=max_new, second_pass=second,
+                    directive_texts=tuple(d.text for d in dset.levels))
 
     def setup():
-        return make_answer_fn(lm, dset.name, max_new), (make_judge_chat(judge, lm) if judge else None)
+        return make_answer_fn(lm, dset, max_new), (make_judge_chat(judge, lm) if judge else None)
 
     st.session_state[JOB_KEY] = EvaluationJob(cfg, prompts, setup, judge).start()
 

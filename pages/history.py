@@ -67,10 +67,14 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Requests", f"{s.requests:,}")
 m2.metric("New tokens", f"{s.new_tokens:,}")
 m3.metric("Carbon (known rows)", ui.fmt_grams(s.carbon_total_g),
-          help=f"{s.unknown_carbon} request(s) with unknown carbon are not counted" if s.unknown_carbon else None)
+          help="Sum over every energy method below (each line says which part comes from which method)"
+               + (f"; {s.unknown_carbon} request(s) with unknown carbon are not counted" if s.unknown_carbon else ""))
 m4.metric("Energy unknown", f"{s.unknown_energy} request(s)")
+carbon_by_method = df.dropna(subset=["carbon_total_g"]).groupby("energy_method")["carbon_total_g"].sum()
 for method, j in s.energy_j_by_method.items():
-    st.caption(f"Energy, {ui.method_badge(method)} (`{method}`): **{ui.fmt_energy(j)}** in total")
+    g = carbon_by_method.get(method)
+    carbon_txt = f", carbon **{ui.fmt_grams(float(g))}** from it" if g is not None else ""
+    st.caption(f"Energy, {ui.method_badge(method)} (`{method}`): **{ui.fmt_energy(j)}** in total{carbon_txt}")
 
 SHOW = ["ts_utc", "origin", "model", "device", "level", "task", "prompt", "answer", "new_tokens", "total_s", "energy_j",
         "energy_method", "power_w_mean", "zone", "ci_g_per_kwh", "carbon_operational_g", "carbon_embodied_g",

@@ -71,7 +71,10 @@ with st.expander("Choose a model", expanded=lm is None):
 with st.expander("Torch threads"):
     st.caption(f"Default here: {default_threads()} (one thread on machines with 2 cores or fewer; "
                "set SPROUT_TORCH_THREADS to change the default). This applies to the whole app process.")
-    n = st.number_input("Threads", min_value=1, max_value=64, value=default_threads(), step=1)
+    import torch
+
+    n = st.number_input("Threads", min_value=1, max_value=64, value=torch.get_num_threads(), step=1,
+                        help="Currently in use by this app process")
     if st.button("Apply threads"):
         st.success(f"Torch now uses {configure_threads(int(n))} thread(s).")
 

@@ -233,7 +233,7 @@ if saved and outcomes and len(outcomes) == len(saved["results"]):
     e1.plotly_chart(fig_e, width="stretch", key="pg.energy_chart")
     fig_c = go.Figure([go.Bar(name="operational", x=table["level"], y=table["operational (g CO₂e)"]),
                        go.Bar(name="embodied", x=table["level"], y=table["embodied (g CO₂e)"])])
-    fig_c.update_layout(barmode="stack", title="Carbon per answer (g CO₂e)", xaxis_title="directive level",
+    fig_c.update_layout(barmode="stack", title=f"Carbon per answer (g CO₂e, from {', '.join(methods)} energy)", xaxis_title="directive level",
                         yaxis_title="g CO₂e", height=360)
     e2.plotly_chart(fig_c, width="stretch", key="pg.carbon_chart")
 

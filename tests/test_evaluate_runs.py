@@ -205,3 +205,21 @@ def test_delete_run_removes_everything_of_that_run_only():
     counts = [con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("eval_prompts", "eval_answers", "eval_judgments")]
     con.close()
     assert left == {b.run_id} and counts == [1, 3, 1]
+
+
+def test_answer_fn_takes_a_set_with_a_users_own_level(tiny_lm):
+    from sprout_core.directives import load_directive_set
+    from sprout_core.evaluate.db import RunConfig
+    from sprout_core.evaluate.runner import make_answer_fn
+
+    dset = load_directive_set("paper").with_level("L3", "Answer in ten words.")
+    fn = make_answer_fn(tiny_lm, dset, max_new_tokens=3)
+    out = fn("hello world", "L3")
+    assert out["directive"] == "Answer in ten words." and out["new_tokens"] == 3
+    base = dict(prompt_set="starter", n=3, seed=0, levels=("L0", "L3"), judge="reference", model="m", directive_set="paper")
+    a = RunConfig(**base, directive_texts=tuple(d.text for d in dset.levels))
+    b = RunConfig(**base, directive_texts=tuple(d.text for d in dset.with_level("L3", "Answer in five words.").levels))
+    plain = RunConfig(**base)
+    same_as_set = RunConfig(**base, directive_texts=tuple(d.text for d in load_directive_set("paper").levels))
+    assert a.key() != b.key()  # an edited custom level starts a new run
+    assert plain.key() == same_as_set.key()  # the CLI and the page agree on an unedited set

@@ -124,6 +124,16 @@ def test_run_panel_needs_a_file_for_upload():
     assert not at.exception and at.button(key="ev.run.start").disabled
 
 
+def test_run_panel_local_judge_folder_is_checked_before_starting(tmp_path):
+    at = page_app().run()
+    at.selectbox(key="ev.run.judge").set_value("llm (local model folder)").run()
+    at.text_input(key="ev.run.judge_folder").input(str(tmp_path / "no-judge-here")).run()
+    at.button(key="ev.run.start").click().run()
+    assert not at.exception
+    assert any("Cannot start" in e.value and "no such folder" in e.value for e in at.error)
+    assert "eval.job" not in at.session_state  # nothing was started
+
+
 @pytest.mark.skipif(not public_data_available("llama2-13b-a100", "responses.jsonl"), reason="paper data absent")
 def test_paper_source():
     at = page_app().run()

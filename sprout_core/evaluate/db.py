@@ -127,13 +127,17 @@ class RunConfig:
     sampling: str = "stratified"
     max_new_tokens: int = 256
     second_pass: bool = False
+    #: the level texts when they differ from the named set (a user's own levels); else read from the set
+    directive_texts: tuple[str, ...] = ()
 
     def key(self) -> str:
         """Identity of the answers: the judge is not part of it, so several judges share one run."""
         d = {"prompt_set": self.prompt_set, "n": self.n, "seed": self.seed, "levels": list(self.levels),
              "model": self.model, "directive_set": self.directive_set,
              "sampling": self.sampling, "max_new_tokens": self.max_new_tokens}
-        if self.directive_set:
+        if self.directive_texts:
+            d["directive_texts"] = list(self.directive_texts)
+        elif self.directive_set:
             # The directive texts are part of the answers' identity: an edited set starts a new run
             # instead of resuming into answers made under the old texts.
             from sprout_core.directives import load_directive_set

@@ -182,30 +182,27 @@ def _read_public(*parts: str) -> str:
     return public_file(*parts).read_text(encoding="utf-8")
 
 
-def load_mt_bench() -> PromptSet:
-    """MT-Bench first turns (80, Apache-2.0); math/reasoning/coding have no exact reference here."""
+def _load_fastchat(file: str, name: str, id_prefix: str) -> PromptSet:
+    """First turns of a FastChat question file (``question_id``, ``category``, ``turns``), Apache-2.0."""
     rows = []
-    for i, r in _jsonl_rows(_read_public("prompts", "mt_bench_questions.jsonl")):
+    for i, r in _jsonl_rows(_read_public("prompts", file)):
         if isinstance(r, dict):
             turns = r.get("turns") or []
-            r = {"id": f"mt-bench-{r.get('question_id')}", "prompt": turns[0] if turns else None, "category": r.get("category")}
+            r = {"id": f"{id_prefix}-{r.get('question_id')}", "prompt": turns[0] if turns else None, "category": r.get("category")}
         rows.append((i, r))
-    s = rows_to_set("mt-bench", rows, "mt-bench")
+    s = rows_to_set(name, rows, name)
     s.license = "Apache-2.0 (lm-sys/FastChat)"
     return s
+
+
+def load_mt_bench() -> PromptSet:
+    """MT-Bench first turns (80, Apache-2.0); math/reasoning/coding have no exact reference here."""
+    return _load_fastchat("mt_bench_questions.jsonl", "mt-bench", "mt-bench")
 
 
 def load_vicuna_bench() -> PromptSet:
     """Vicuna-bench questions (80, single turn, Apache-2.0)."""
-    rows = []
-    for i, r in _jsonl_rows(_read_public("prompts", "vicuna_bench_questions.jsonl")):
-        if isinstance(r, dict):
-            turns = r.get("turns") or []
-            r = {"id": f"vicuna-{r.get('question_id')}", "prompt": turns[0] if turns else None, "category": r.get("category")}
-        rows.append((i, r))
-    s = rows_to_set("vicuna-bench", rows, "vicuna-bench")
-    s.license = "Apache-2.0 (lm-sys/FastChat)"
-    return s
+    return _load_fastchat("vicuna_bench_questions.jsonl", "vicuna-bench", "vicuna")
 
 
 def load_gsm8k() -> PromptSet:

@@ -62,13 +62,16 @@ def sample_prompts(prompt_set: str, n: int, seed: int, sampling: str = "stratifi
     return sample_stratified(ps.items, n, seed)
 
 
-def make_answer_fn(lm, directive_set: str | None = None, max_new_tokens: int = 256, meter=None) -> AnswerFn:
+def make_answer_fn(lm, directive_set=None, max_new_tokens: int = 256, meter=None) -> AnswerFn:
     """An :data:`AnswerFn` over a loaded model: greedy generation under each level's directive, inside
-    an energy window of ``meter`` (default :func:`sprout_core.energy.detect_meter` for the model's device)."""
-    from sprout_core.directives import load_directive_set
+    an energy window of ``meter`` (default :func:`sprout_core.energy.detect_meter` for the model's device).
+
+    ``directive_set``: a :class:`~sprout_core.directives.DirectiveSet` (e.g. with a user's own levels), a
+    set name, or None for the model's set."""
+    from sprout_core.directives import DirectiveSet, load_directive_set
     from sprout_core.generation import GENERATION_LOCK, GenerationParams, generate
 
-    dset = load_directive_set(directive_set or lm.info.directive_set)
+    dset = directive_set if isinstance(directive_set, DirectiveSet) else load_directive_set(directive_set or lm.info.directive_set)
     params = GenerationParams(max_new_tokens=max_new_tokens)
     if meter is None:
         try:
