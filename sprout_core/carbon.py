@@ -175,7 +175,7 @@ def override_intensity(ci_g_per_kwh: float) -> IntensityChoice:
     """A user-set intensity (slider), 0–1,000 g/kWh."""
     if not (0 <= ci_g_per_kwh <= 1000):
         raise ValueError(f"carbon intensity override must be within 0–1,000 g/kWh, got {ci_g_per_kwh}")
-    return IntensityChoice(float(ci_g_per_kwh), None, f"override {ci_g_per_kwh:g} g/kWh (set by the user)")
+    return IntensityChoice(float(ci_g_per_kwh), None, f"override {ci_g_per_kwh:g} g/kWh (slider value, not a grid trace)")
 
 
 def unknown_intensity(reason: str) -> IntensityChoice:
