@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from sprout_core.errors import SproutError, describe
+
 #: command-module names under sprout_core.commands, in help order
 COMMAND_MODULES = ["generate", "optimize", "simulate", "evaluate", "agreement", "classify"]
 
@@ -36,3 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SproutError as exc:  # the one error root: a message a user can act on, no traceback
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return 2

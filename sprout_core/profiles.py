@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sprout_core.errors import ProfileError
 from sprout_core.paths import MissingDataError, public_data_dir
 
 REFERENCE_NAME = "llama2-13b-a100"
@@ -33,10 +34,6 @@ REFERENCE_K_EMB = REFERENCE_EMBODIED_G / REFERENCE_LIFETIME_S
 #: Fewer judged prompts (or requests per level) than this makes an own profile "thin" (shown as a note).
 MIN_REQUESTS_PER_LEVEL = 3
 MIN_VERDICTS = 10
-
-
-class ProfileError(ValueError):
-    """A profile cannot be built from the given data; the message says what is missing."""
 
 
 @dataclass(frozen=True, eq=False)

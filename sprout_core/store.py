@@ -54,13 +54,10 @@ from typing import Any
 
 import pandas as pd
 
+from sprout_core.errors import StoreError
 from sprout_core.paths import state_dir
 
 DB_NAME = "sprout.sqlite"
-
-
-class StoreError(RuntimeError):
-    """The database cannot be used (locked, corrupt, unwritable); the message says what to do."""
 
 
 def default_path() -> Path:

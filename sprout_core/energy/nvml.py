@@ -26,11 +26,12 @@ from typing import Any
 from sprout_core.energy.base import (
     FLAG_WHOLE_DEVICE, METHOD_NVML_COUNTER, METHOD_NVML_POWER, EnergyMeter, Sample,
 )
+from sprout_core.errors import EnergyError
 
 NVML_POWER_ACCURACY_W = 5.0
 
 
-class NvmlError(RuntimeError):
+class NvmlError(EnergyError):
     """NVML is absent, fails, or the device cannot be matched; the message says why."""
 
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprout_core.energy.base import FLAG_WHOLE_DEVICE, METHOD_RAPL, EnergyMeter, Sample
+from sprout_core.errors import EnergyError
 
 DEFAULT_POWERCAP = Path("/sys/class/powercap")
 
 
-class RaplError(RuntimeError):
+class RaplError(EnergyError):
     """RAPL is absent or unusable; the message says why."""
 
 

