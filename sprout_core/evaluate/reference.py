@@ -17,7 +17,8 @@ import pandas as pd
 
 from sprout_core.evaluate.aggregate import Agreement, agreement, win_shares
 from sprout_core.evaluate.judges import is_correct, judge_reference, reference_kind
-from sprout_core.paths import public_file, state_dir
+from sprout_core import refdata
+from sprout_core.paths import state_dir
 
 SOURCE = "llama2-13b-a100"
 GPT4_JUDGE = "gpt-4-0613 (paper)"
@@ -29,14 +30,14 @@ _CACHE_NAME = "paper_reference_verdicts.jsonl"
 
 def load_responses() -> list[dict]:
     """The 12,000 judged answer triples (MissingDataError when the public file is absent)."""
-    path = public_file(SOURCE, "responses.jsonl")
+    path = refdata.responses_path()
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 def load_request_costs() -> pd.DataFrame:
     """Per (task, prompt_index, level): energy_j (J, GPU-only, measured by the paper) and time_s (s)."""
-    df = pd.read_csv(public_file(SOURCE, "requests.csv"))
+    df = refdata.requests()
     df = df[df["variant"].isin(LEVELS)].rename(columns={"variant": "level"})
     df["energy_j"] = df["energy_kwh"] * J_PER_KWH
     return df[["task", "prompt_index", "level", "energy_j", "time_s"]]

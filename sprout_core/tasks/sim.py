@@ -89,9 +89,7 @@ def reference_prediction_model(profile, clf=None, progress=None) -> PredictionMo
     verdicts of ``judgments.csv``; embeddings come from the state-folder cache. Trains the classifier
     first when none is cached (minutes; ``progress(done, total)`` counts prompts embedded).
     """
-    import pandas as pd
-
-    from sprout_core.paths import public_file
+    from sprout_core import refdata
     from sprout_core.tasks import classifier as tc
 
     clf = clf or tc.reference_classifier(progress=progress)
@@ -106,7 +104,7 @@ def reference_prediction_model(profile, clf=None, progress=None) -> PredictionMo
     s = clf.settings
     _, test = tc.reference_split(int(s.get("train_per_task", tc.DEFAULT_TRAIN_PER_TASK)),
                                  int(s.get("test_per_task", tc.DEFAULT_TEST_PER_TASK)), int(s.get("seed", 0)))
-    jud = pd.read_csv(public_file("llama2-13b-a100", "judgments.csv")).drop_duplicates(["task", "prompt_index"])
+    jud = refdata.judgments().drop_duplicates(["task", "prompt_index"])
     test = test.merge(jud, left_on=["category", "prompt_index"], right_on=["task", "prompt_index"], how="inner")
     pred_idx = clf.predict_embeddings(tc.embed(test["prompt"].tolist(), progress=progress))
     predicted = [clf.labels[k] for k in pred_idx]

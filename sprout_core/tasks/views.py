@@ -138,10 +138,9 @@ def classifier_stamp() -> float:
 
 def can_train_reference() -> bool:
     """True when the public prompts needed to train the reference classifier are present."""
-    from sprout_core.paths import public_data_dir
+    from sprout_core import refdata
 
-    base = public_data_dir() / "llama2-13b-a100"
-    return (base / "prompts.csv").exists() and (base / "judgments.csv").exists()
+    return (refdata.folder() / "prompts.csv").exists() and refdata.available()
 
 
 @dataclass(frozen=True)
