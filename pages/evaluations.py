@@ -13,6 +13,7 @@ import streamlit as st
 
 from sprout_core.evaluate import results as R
 from sprout_core.evaluate.judges import WEAK_JUDGE_NOTE, parse_judge
+from sprout_core.errors import SproutError
 from sprout_core.evaluate.prompts import PROMPT_SETS, parse_upload
 from sprout_core.models import ModelLoadError
 from sprout_core.paths import MissingDataError, state_dir
@@ -252,7 +253,7 @@ else:
     if st.button("Use this q in the Optimizer →", type="primary", key="ev.handoff"):
         try:
             st.session_state[HANDOFF_KEY] = R.q_handoff(sel, judge, levels, handoff_label)
-        except ValueError as exc:
+        except SproutError as exc:
             st.error(str(exc))
         else:
             st.switch_page("pages/optimizer.py")

@@ -52,7 +52,7 @@ prof_choice = c1.radio("Profile", ["reference: Llama-2-13B-chat on A100 (Sprout 
 handoff = st.session_state.get(HANDOFF_KEY)
 q_options = ["the profile's own q"]
 if handoff:
-    q_options.append(f"from Evaluations: {handoff.get('label', 'run')} (judge {handoff.get('judge', '?')}, n = {handoff.get('n', '?')})")
+    q_options.append(f"from Evaluations: {handoff.describe()}")
 q_choice = c1.radio("Quality (q) source", q_options, index=len(q_options) - 1, key="opt.qsrc",
                     help="q_i = share of judged prompts whose best answer came from level i. The Evaluations page can "
                          "send its latest result here.")

@@ -61,7 +61,7 @@ prof_choice = c3.radio("Profile", ["reference", "own"], horizontal=True, key="wi
                        format_func=lambda c: "reference: Llama-2-13B (Sprout paper)" if c == "reference" else "own measurements")
 handoff = st.session_state.get(HANDOFF_KEY)
 use_handoff = bool(handoff) and c3.toggle(
-    f"Use q from Evaluations ({handoff.get('label', 'run')})" if handoff else "Use q from Evaluations", key="wi.handoff")
+    f"Use q from Evaluations ({handoff.describe()})" if handoff else "Use q from Evaluations", key="wi.handoff")
 with st.expander("Evaluator and volume settings"):
     e1, e2, e3 = st.columns(3)
     n_eval = int(e1.number_input("Prompts per evaluator run", 10, 20_000, 500, 10, key="wi.neval"))

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sprout_core import refdata
 from sprout_core.errors import ProfileError
-from sprout_core.paths import MissingDataError, public_data_dir
+from sprout_core.paths import MissingDataError
 
 REFERENCE_NAME = "llama2-13b-a100"
 REFERENCE_LABEL = "reference: Llama-2-13B-chat on A100 (Sprout paper)"
@@ -123,38 +124,77 @@ class Profile:
         return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------------------------------- q hand-off
+
+@dataclass(frozen=True)
+class QHandoff:
+    """Quality judged on the Evaluations page, handed to the Optimizer and What-if pages.
+
+    ``counts``: verdict counts ``{task: {level: wins}}`` (valid verdicts only; the task ``"all"`` is
+    never a key — pooled counts are the sum), so a receiver knows both the win shares and how many
+    verdicts stand behind them (their sampling uncertainty). ``model``: the model whose answers were
+    judged (``None`` when unknown or mixed); a receiver must not silently pair this q with another
+    model's energy profile. ``judge``: who picked the winners. ``label``: what was selected.
+    """
+
+    label: str
+    judge: str
+    model: str | None
+    levels: tuple[str, ...]
+    counts: dict[str, dict[str, int]]
+
+    @property
+    def n(self) -> int:
+        """Valid verdicts in all."""
+        return int(sum(sum(c.values()) for c in self.counts.values()))
+
+    @property
+    def q(self) -> dict[str, float]:
+        """Pooled win share per level."""
+        tot = {lv: sum(c.get(lv, 0) for c in self.counts.values()) for lv in self.levels}
+        n = sum(tot.values())
+        if n <= 0:
+            raise ProfileError("the hand-off has no valid verdicts")
+        return {lv: tot[lv] / n for lv in self.levels}
+
+    @property
+    def per_task(self) -> dict[str, dict[str, float]] | None:
+        """Win shares per task (tasks with at least one verdict), or ``None`` with a single task."""
+        out = {}
+        for task, c in self.counts.items():
+            n = sum(c.get(lv, 0) for lv in self.levels)
+            if n > 0:
+                out[task] = {lv: c.get(lv, 0) / n for lv in self.levels}
+        return out if len(out) > 1 else None
+
+    def describe(self) -> str:
+        who = f"answers of {self.model}" if self.model else "answers of an unnamed model"
+        return f"{self.label} ({who}, judge {self.judge}, n = {self.n})"
+
+
 # ----------------------------------------------------------------------------------------- reference
 
 _LOCK = threading.Lock()
 _REF_CACHE: dict[str, Profile] = {}
 
 
-def reference_dir(data_dir: Path | None = None) -> Path:
-    base = Path(data_dir) if data_dir is not None else public_data_dir()
-    d = base / REFERENCE_NAME
-    if not (d / "requests.csv").exists():
-        raise MissingDataError(
-            f"Missing reference profile data: {d / 'requests.csv'}. Run `bash scripts/setup.sh` next to a "
-            "../shared/data folder (the Sprout artifact folder llama2-13b-a100/)."
-        )
-    return d
-
-
 def load_reference(data_dir: Path | None = None) -> Profile:
-    """The Sprout paper's Llama-2-13B-chat on A100 profile (cached per process).
+    """The Sprout paper's Llama-2-13B-chat on A100 profile (cached per process; read through :mod:`refdata`).
 
-    e and t are per-task means over every measured prompt (requests.csv); q are per-task win shares over
-    the GPT-4 3-way verdicts (judgments.csv). The 7B variant (MODEL-OPT) pairs 13B-L0 with Llama-2-7B:
+    e and t are per-task means over every measured prompt (requests); q are per-task win shares over
+    the GPT-4 3-way verdicts (judgments). The 7B variant (MODEL-OPT) pairs 13B-L0 with Llama-2-7B:
     its q comes from the artifact's only 13B-vs-7B verdicts (ScienceQA, invalid verdicts dropped) and is
     applied to every task — a stated simplification.
     """
-    d = reference_dir(data_dir)
-    key = str(d.resolve())
+    if not refdata.available(data_dir):
+        refdata.requests(data_dir)  # raises MissingDataError naming the absent file
+        refdata.judgments(data_dir)
+    key = str(refdata.folder(data_dir))
     with _LOCK:
         if key in _REF_CACHE:
             return _REF_CACHE[key]
-    req = pd.read_csv(d / "requests.csv")
-    jud = pd.read_csv(d / "judgments.csv")
+    req = refdata.requests(data_dir)
+    jud = refdata.judgments(data_dir)
     levels = ("L0", "L1", "L2")
     tasks = tuple(sorted(req["task"].unique()))
     g = req.groupby(["task", "variant"]).agg(e=("energy_kwh", "mean"), t=("time_s", "mean"), n=("energy_kwh", "size"))
@@ -180,9 +220,8 @@ def load_reference(data_dir: Path | None = None) -> Profile:
         vt = np.stack([t[:, 0], table("t", ["7b"])[:, 0]], axis=1)
         vn = np.stack([n[:, 0], table("n", ["7b"])[:, 0]], axis=1)
         vq_row, vn_j = np.array([0.5, 0.5]), 0
-        pj = d / "judgments_13b_vs_7b.csv"
-        if pj.exists():
-            pv = pd.read_csv(pj)
+        pv = refdata.judgments_7b(data_dir)
+        if pv is not None:
             c13, c7 = int((pv["winner"] == "13b").sum()), int((pv["winner"] == "7b").sum())
             if c13 + c7 > 0:
                 vq_row, vn_j = np.array([c13, c7], dtype=float) / (c13 + c7), c13 + c7
@@ -193,11 +232,7 @@ def load_reference(data_dir: Path | None = None) -> Profile:
             notes=(f"13B-vs-7B q from {vn_j} ScienceQA pairwise GPT-4 verdicts, applied to every task "
                    "(the artifact has no other pairwise verdicts).",),
         )
-    trace = None
-    pm = d / "task_mix.csv"
-    if pm.exists():
-        tm = pd.read_csv(pm)
-        trace = tm["job_name"].to_numpy(dtype=float)
+    trace = refdata.task_mix(data_dir)
     prof = Profile(
         name=REFERENCE_NAME, label=REFERENCE_LABEL, method=REFERENCE_METHOD, levels=levels, tasks=tasks,
         e_kwh=e, t_s=t, q=q, k_emb_g_per_s=REFERENCE_K_EMB, n_requests=n, n_judged=n_j,
@@ -212,14 +247,14 @@ def load_reference(data_dir: Path | None = None) -> Profile:
 
 def profile_from_records(requests: pd.DataFrame, verdicts: pd.DataFrame | None, name: str, energy_method: str,
                          k_emb_g_per_s: float | None = None, levels: tuple[str, ...] | None = None,
-                         task_trace: np.ndarray | None = None, q: dict | None = None) -> Profile:
+                         task_trace: np.ndarray | None = None, q: QHandoff | None = None) -> Profile:
     """A profile from the project's own records.
 
     ``requests``: columns ``level, task, energy_j, total_s`` (one row per served request; energy in J,
     time in s; a missing/empty task counts as ``"all"``; rows without a finite energy are skipped).
     ``verdicts``: columns ``task, winner`` (winner = a level name) or ``None``. ``energy_method``: the
     method label of the energies (e.g. ``measured:nvml-counter``, ``estimated:cpu-tdp``). ``q``: optional
-    hand-off dict (``{"q": {level: share}, "per_task": …, "label": …}``) used when there are no verdicts.
+    hand-off (:class:`QHandoff`) used when there are no verdicts.
     Per task, a level without requests takes the level's mean over all tasks; a task without verdicts
     takes the pooled win shares. Raises :class:`ProfileError` (plain words) when a level has no request
     at all, or when there are neither verdicts nor a hand-off q.
@@ -280,7 +315,7 @@ def profile_from_records(requests: pd.DataFrame, verdicts: pd.DataFrame | None, 
                                "q to the Optimizer (or use the reference profile)")
         prof = Profile(q=np.full((len(tasks), len(lv)), 1.0 / len(lv)), n_judged=np.zeros(len(tasks)),
                        notes=tuple(notes), **base)
-        return prof.with_q(q["q"], q.get("per_task"), source=f"Evaluations: {q.get('label', 'hand-off')}")
+        return prof.with_q(q.q, q.per_task, source=f"Evaluations: {q.describe()}")
     pooled = v["winner"].value_counts().reindex(list(lv), fill_value=0).to_numpy(dtype=float)
     pooled = pooled / pooled.sum()
     qa = np.tile(pooled, (len(tasks), 1))
@@ -300,17 +335,12 @@ def profile_from_records(requests: pd.DataFrame, verdicts: pd.DataFrame | None, 
 
 def available_profiles() -> list[str]:
     """Names the pages and CLI offer: the reference when its data is present, and ``own``."""
-    out = []
-    try:
-        reference_dir()
-        out.append(REFERENCE_NAME)
-    except MissingDataError:
-        pass
+    out = [REFERENCE_NAME] if refdata.available() else []
     out.append("own")
     return out
 
 
-def load_own(name: str = "own", q_handoff: dict | None = None) -> Profile:
+def load_own(name: str = "own", q_handoff: QHandoff | None = None) -> Profile:
     """The project's own profile from its SQLite store (``sprout_core.store``) — see :func:`profile_from_records`.
 
     Costs: the requests table (the most common energy method only, never mixing measured and estimated).
@@ -371,7 +401,7 @@ def _own_records(store) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
     return reqs, verdicts, method
 
 
-def load_profile(name: str, q_handoff: dict | None = None) -> Profile:
+def load_profile(name: str, q_handoff: QHandoff | None = None) -> Profile:
     """A profile by name: ``llama2-13b-a100`` (reference) or ``own`` (``q_handoff`` feeds the own profile's q)."""
     if name == REFERENCE_NAME:
         return load_reference()
@@ -380,11 +410,11 @@ def load_profile(name: str, q_handoff: dict | None = None) -> Profile:
     raise ProfileError(f"unknown profile {name!r}; choose one of {[REFERENCE_NAME, 'own']}")
 
 
-def resolve_profile(choice: str, q_handoff: dict | None = None, use_handoff: bool = False) -> tuple[Profile | None, list[str]]:
+def resolve_profile(choice: str, q_handoff: QHandoff | None = None, use_handoff: bool = False) -> tuple[Profile | None, list[str]]:
     """The profile a page should use, and plain-words notes to show.
 
-    ``choice``: ``"reference"`` or ``"own"``. ``q_handoff``: the Evaluations page's hand-off
-    (``{"label", "judge", "n", "q", "per_task"}``); applied when ``use_handoff``. An own profile that is not
+    ``choice``: ``"reference"`` or ``"own"``. ``q_handoff``: the Evaluations page's :class:`QHandoff`;
+    applied when ``use_handoff``. An own profile that is not
     ready falls back to the reference with a note; ``(None, notes)`` when nothing is available.
     """
     notes: list[str] = []
@@ -404,7 +434,7 @@ def resolve_profile(choice: str, q_handoff: dict | None = None, use_handoff: boo
         return None, notes
     if hand:
         try:
-            return ref.with_q(hand["q"], hand.get("per_task"), source=f"Evaluations: {hand.get('label', 'hand-off')}"), notes
-        except (ProfileError, KeyError, TypeError, ValueError) as exc:
+            return ref.with_q(hand.q, hand.per_task, source=f"Evaluations: {hand.describe()}"), notes
+        except ProfileError as exc:
             notes.append(f"The q from Evaluations does not fit this profile ({exc}); using the profile's own q.")
     return ref, notes

@@ -123,7 +123,8 @@ def test_human_vote_and_handoff():
     t = own_tables([run_id])
     assert list(t.verdicts["winner"]) == ["L1"] and len(t.answers) == 2
     h = q_handoff(t, "human", ["L0", "L1"], "votes")
-    assert h["q"] == {"L0": 0.0, "L1": 1.0} and h["n"] == 1 and h["per_task"] == {"playground": {"L0": 0.0, "L1": 1.0}}
+    assert h.q == {"L0": 0.0, "L1": 1.0} and h.n == 1 and h.model == "fake"
+    assert h.counts == {"playground": {"L0": 0, "L1": 1}} and h.per_task is None  # one task: pooled only
 
 
 def test_export_round_trip(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from sprout_core import simulate as S
 from sprout_core.grid import Trace
-from sprout_core.profiles import Profile, ProfileError, profile_from_records
+from sprout_core.profiles import Profile, ProfileError, QHandoff, profile_from_records
 from tests.conftest import public_data_available
 
 
@@ -287,11 +287,12 @@ def test_profile_from_records_errors_and_handoff():
         profile_from_records(only_l0, None, "x", "n/a", levels=("L0", "L3"))
     with pytest.raises(ProfileError, match="Evaluations"):
         profile_from_records(_records(), None, "x", "measured:rapl")
-    hand = {"label": "run 1", "judge": "smollm2", "n": 30, "q": {"L0": 0.5, "L1": 0.3, "L2": 0.2},
-            "per_task": {"math": {"L0": 0.7, "L1": 0.2, "L2": 0.1}}}
+    hand = QHandoff(label="run 1", judge="smollm2", model=None, levels=("L0", "L1", "L2"),
+                    counts={"math": {"L0": 7, "L1": 2, "L2": 1}, "chat": {"L0": 3, "L1": 4, "L2": 3}})
+    assert hand.n == 20 and hand.q == {"L0": 0.5, "L1": 0.3, "L2": 0.2}
     p = profile_from_records(_records(), None, "x", "measured:rapl", q=hand)
     np.testing.assert_allclose(p.q[p.tasks.index("math")], [0.7, 0.2, 0.1])
-    np.testing.assert_allclose(p.q[p.tasks.index("chat")], [0.5, 0.3, 0.2])
+    np.testing.assert_allclose(p.q[p.tasks.index("chat")], [0.3, 0.4, 0.3])
     assert "run 1" in p.q_source
     with pytest.raises(ProfileError, match="lacks level"):
         p.with_q({"L0": 1.0})

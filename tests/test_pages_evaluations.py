@@ -101,8 +101,8 @@ def test_winner_filter_and_handoff(via_app):
     at.selectbox(key="ev.winner").set_value("any").run()
     at.button(key="ev.handoff").click().run()
     h = at.session_state["sprout.q_handoff"]
-    assert h["judge"] == "reference" and h["n"] == 3 and h["q"]["L1"] == 1.0
-    assert set(h["per_task"]) == {"math", "factual"}
+    assert h.judge == "reference" and h.n == 3 and h.q["L1"] == 1.0
+    assert set(h.per_task) == {"math", "factual"}
     # the switch happened: the Optimizer page ran (its title is on screen) with the hand-off in the session
     assert any("Optimizer" in t.value for t in at.title)
 
@@ -113,7 +113,7 @@ def test_optimizer_accepts_a_handoff_where_L0_never_won(via_app):
     at.switch_page("pages/evaluations.py").run()
     at.selectbox(key="ev.judge").set_value("reference").run()
     at.button(key="ev.handoff").click().run()
-    assert at.session_state["sprout.q_handoff"]["q"]["L0"] == 0.0
+    assert at.session_state["sprout.q_handoff"].q["L0"] == 0.0
     assert not at.exception
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from sprout_core.profiles import QHandoff
 from tests.conftest import public_data_available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,8 +17,8 @@ pytestmark = pytest.mark.skipif(
     not (public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")),
     reason="public data absent")
 
-HANDOFF = {"label": "starter set, 3 levels", "judge": "reference", "n": 40,
-           "q": {"L0": 0.2, "L1": 0.5, "L2": 0.3}, "per_task": None}
+HANDOFF = QHandoff(label="starter set, 3 levels", judge="reference", model=None, levels=("L0", "L1", "L2"),
+                   counts={"all": {"L0": 8, "L1": 20, "L2": 12}})
 
 
 def _metrics(at):
@@ -116,8 +117,8 @@ def test_optimizer_explains_a_q_where_L0_never_won():
     import warnings
 
     at = AppTest.from_file(str(ROOT / "pages/optimizer.py"), default_timeout=90)
-    at.session_state["sprout.q_handoff"] = {"label": "test", "judge": "reference", "n": 3,
-                                            "q": {"L0": 0.0, "L1": 0.7, "L2": 0.3}, "per_task": None}
+    at.session_state["sprout.q_handoff"] = QHandoff(label="test", judge="reference", model=None,
+                                                    levels=("L0", "L1", "L2"), counts={"all": {"L0": 0, "L1": 7, "L2": 3}})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         at.run()

@@ -189,7 +189,8 @@ def paper_tables(rows: list[dict] | None = None, with_reference_judge: bool = Tr
                       "prompt_id": long["task"] + "-" + long["prompt_index"].astype(str), "level": long["level"],
                       "text": long["text"], "new_tokens": float("nan"), "total_s": long["time_s"],
                       "energy_j": long["energy_j"],
-                      "energy_method": long["energy_j"].notna().map({True: METHOD, False: "n/a"})}, columns=ANSWER_COLS)
+                      "energy_method": long["energy_j"].notna().map({True: METHOD, False: "n/a"}),
+                      "model": "Llama-2-13b-chat"}, columns=ANSWER_COLS)
     V = [("paper", run, f"{r['task']}-{r['prompt_index']}", GPT4_JUDGE, 1, r["winner"], r["winner"] in LEVELS,
           "random (not stored in the artifact)", f"GPT-4 chose {r['winner']}") for r in rows]
     cached = cached_reference_verdicts() if with_reference_judge else None

@@ -23,10 +23,12 @@ import pandas as pd
 
 from sprout_core.evaluate import db
 from sprout_core.evaluate.aggregate import agreement_matrix, win_shares_by_task
+from sprout_core.errors import ProfileError
 from sprout_core.paths import project_data_dir
+from sprout_core.profiles import QHandoff
 
 PROMPT_COLS = ["source", "run", "prompt_id", "task", "prompt", "reference"]
-ANSWER_COLS = ["source", "run", "prompt_id", "level", "text", "new_tokens", "total_s", "energy_j", "energy_method"]
+ANSWER_COLS = ["source", "run", "prompt_id", "level", "text", "new_tokens", "total_s", "energy_j", "energy_method", "model"]
 VERDICT_COLS = ["source", "run", "prompt_id", "judge", "pass_no", "winner", "valid", "order", "raw"]
 
 
@@ -67,7 +69,8 @@ def own_tables(run_ids: Sequence[int] | None = None) -> EvalTables:
                        "prompt": x["prompt"], "reference": x["reference"]} for x in prompts], columns=PROMPT_COLS)
     a = pd.DataFrame([{"source": "own", "run": name[x["run_id"]], "prompt_id": x["prompt_id"], "level": x["level"],
                        "text": x["text"], "new_tokens": x["new_tokens"], "total_s": x["total_s"],
-                       "energy_j": x["energy_j"], "energy_method": x["energy_method"]} for x in answers], columns=ANSWER_COLS)
+                       "energy_j": x["energy_j"], "energy_method": x["energy_method"],
+                       "model": x.get("model") or runs.get(x["run_id"], {}).get("model")} for x in answers], columns=ANSWER_COLS)
     v = pd.DataFrame([{"source": "own", "run": name[x["run_id"]], "prompt_id": x["prompt_id"], "judge": x["judge"],
                        "pass_no": x["pass_no"], "winner": x["winner"], "valid": bool(x["valid"]),
                        "order": ",".join(json.loads(x["shown_order"])), "raw": x["raw"]} for x in judg], columns=VERDICT_COLS)
@@ -162,6 +165,7 @@ def shipped_tables(paths: Sequence[Path] | None = None) -> EvalTables:
         meta_path = path.with_suffix(".meta.json")
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         run = f"shipped: {meta.get('label') or path.stem}"
+        meta_model = meta.get("model")
         P, A, V = [], [], []
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
@@ -172,7 +176,7 @@ def shipped_tables(paths: Sequence[Path] | None = None) -> EvalTables:
             for lv, a in r.get("answers", {}).items():
                 A.append({"source": "shipped", "run": run, "prompt_id": r["id"], "level": lv, "text": a.get("text", ""),
                           "new_tokens": a.get("new_tokens"), "total_s": a.get("total_s"), "energy_j": a.get("energy_j"),
-                          "energy_method": a.get("energy_method") or "n/a"})
+                          "energy_method": a.get("energy_method") or "n/a", "model": meta_model})
             for v in r.get("verdicts", []):
                 V.append({"source": "shipped", "run": run, "prompt_id": r["id"], "judge": v["judge"],
                           "pass_no": v.get("pass_no", 1), "winner": v.get("winner"), "valid": bool(v.get("valid")),
@@ -259,23 +263,24 @@ def position_consistency_frame(t: EvalTables) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["judge", "pairs", "both_valid", "consistent", "share"])
 
 
-def q_handoff(t: EvalTables, judge: str, levels: Sequence[str], label: str) -> dict:
-    """The Optimizer hand-off for ``judge`` over the tables' prompts:
-    ``{"label", "judge", "n", "q": {level: share}, "per_task": {task: {level: share}} or None}``."""
-    sf = shares_frame(t, levels, n_boot=200)
-    sf = sf[sf["judge"] == judge]
-    if sf.empty:
-        raise ValueError(f"no valid verdicts of judge {judge!r} in the selection")
-    allrow = sf[sf["task"] == "all"]
-    n = int(allrow["n_valid"].iloc[0])
-    if n == 0:
-        raise ValueError(f"judge {judge!r} has no valid verdict in the selection")
-    q = {r.level: float(r.share) for r in allrow.itertuples()}
-    per = {}
-    for task, g in sf[sf["task"] != "all"].groupby("task"):
-        if g["n_valid"].iloc[0] > 0:
-            per[str(task)] = {r.level: float(r.share) for r in g.itertuples()}
-    return {"label": label, "judge": judge, "n": n, "q": q, "per_task": per or None}
+def q_handoff(t: EvalTables, judge: str, levels: Sequence[str], label: str) -> QHandoff:
+    """The Optimizer hand-off for ``judge`` over the tables' prompts: verdict counts per task and level
+    (pass 1, valid verdicts only) and the model whose answers were judged (``None`` when mixed/unknown)."""
+    levels = tuple(levels)
+    v = t.verdicts[(t.verdicts["pass_no"] == 1) & (t.verdicts["judge"] == judge)]
+    v = v[v["valid"].astype(bool) & v["winner"].isin(levels)]
+    if v.empty:
+        raise ProfileError(f"judge {judge!r} has no valid verdict in the selection")
+    key = ["source", "run", "prompt_id"]
+    tasks = t.prompts.drop_duplicates(key).set_index(key)["task"]
+    counts: dict[str, dict[str, int]] = {}
+    for s_, r_, pid, w in zip(v["source"], v["run"], v["prompt_id"], v["winner"]):
+        task = str(tasks.get((s_, r_, pid), "all") or "all")
+        counts.setdefault(task, {lv: 0 for lv in levels})[str(w)] += 1
+    models = {str(m) for m in t.answers["model"].dropna().unique() if str(m) not in ("", "various")} \
+        if "model" in t.answers.columns else set()
+    return QHandoff(label=label, judge=judge, model=models.pop() if len(models) == 1 else None, levels=levels,
+                    counts=counts)
 
 
 def levels_of(t: EvalTables) -> list[str]:
