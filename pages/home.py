@@ -1,7 +1,10 @@
 """Home: what Sprout does, the loaded model, and the model picker."""
 import streamlit as st
 
-from sprout_core import ui
+from sprout_core import backends, ui
+from sprout_core.errors import SproutError
+from sprout_core.serving.client import ENV_KEY, ServerConfig, parse_indices
+from sprout_core.serving.llamacpp import INSTALL_HINT, llama_cpp_available
 from sprout_core.models import EMBEDDED_SPEC, configure_threads, default_threads
 from sprout_core.paths import public_data_status
 
@@ -28,7 +31,21 @@ learned offline by an LLM judge at clean hours of the grid, keeps answers good e
 
 st.subheader("Model")
 lm = ui.get_model()
-if lm is not None:
+if lm is not None and lm.info.kind == "server":  # a serving engine (issue 12)
+    meter = backends.meter_for(lm)
+    c = st.columns(4)
+    c[0].metric("Model (served)", lm.info.name, help=f"Served by {lm.info.path}")
+    c[1].metric("Backend", "server", help="An OpenAI-compatible serving engine; answers stream from it")
+    c[2].metric("Server", lm.cfg.address, help=lm.info.path)
+    c[3].metric("Energy", meter.method if meter.available else "n/a", help=meter.describe())
+    st.caption(
+        f"Directives go in the **{lm.info.placement}** {'message' if lm.info.placement == 'system' else 'turn'} "
+        f"(matched by the model name) · directive set `{lm.info.directive_set}` · context {lm.info.context_len:,} tokens · "
+        "no app-wide queue: sessions stream at once and the server schedules them · energy: "
+        + ("n/a (remote server) — a server on another machine is not metered from here, never guessed."
+           if "remote-server" in meter.base_flags else f"{meter.describe()}.")
+    )
+elif lm is not None:
     info = lm.info
     c = st.columns(6)
     c[0].metric("Model", info.name, help=info.path)
@@ -41,6 +58,69 @@ if lm is not None:
         f"Context: {info.context_len:,} tokens · directives go in the **{info.placement}** "
         f"{'message' if info.placement == 'system' else 'turn'} · directive set `{info.directive_set}` · folder `{info.path}`"
     )
+
+# --- Backend: in process (transformers / llama.cpp) or a serving engine (issue 12) ---------------------------
+with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Ollama …)", expanded=False):
+    current = ui.backend_choice()
+    kinds = {"transformers": "In process · transformers (default)",
+             "llama.cpp": "In process · llama.cpp (fast on CPU, embedded model)",
+             "server": "Serving engine (OpenAI-compatible API)"}
+    kind = st.radio("Backend", list(kinds), format_func=kinds.get, index=list(kinds).index(current.kind),
+                    horizontal=True, key="home.backend")
+    if kind == "transformers":
+        st.caption("The model chosen below runs in this app's process, one answer at a time for all sessions.")
+        if current.kind != "transformers" and st.button("Use transformers"):
+            ok, msg = ui.switch_backend(backends.BackendChoice(model=ui.model_spec()))
+            (st.success if ok else st.error)(msg)
+            if ok:
+                st.rerun()
+    elif kind == "llama.cpp":
+        st.caption("The embedded GGUF through llama.cpp in this process: the same answers' format, about 3× the "
+                   "tokens/s of transformers on a CPU (docs/serving.md). Energy: this process's CPU.")
+        if not llama_cpp_available():
+            st.info(INSTALL_HINT)
+        elif current.kind != "llama.cpp" and st.button("Use llama.cpp"):
+            with st.spinner("Loading the GGUF with llama.cpp…"):
+                ok, msg = ui.switch_backend(backends.BackendChoice("llama.cpp"))
+            (st.success if ok else st.error)(msg)
+            if ok:
+                st.rerun()
+    else:
+        cur = current.server
+        st.caption("Any OpenAI-compatible `/v1/chat/completions` endpoint with streaming: `vllm serve`, llama.cpp's "
+                   "server (`python -m sprout_core serve` starts one for the embedded model), Ollama, TGI, SGLang. "
+                   "Sessions stream at the same time; the server batches them.")
+        sc = st.columns([3, 2])
+        url = sc[0].text_input("Server URL", value=cur.base_url if cur else "", placeholder="http://127.0.0.1:8000/v1",
+                               key="home.server_url")
+        model = sc[1].text_input("Model name", value=(cur.model or "") if cur else "", key="home.server_model",
+                                 placeholder="blank: the one the server lists")
+        sc = st.columns([2, 1, 1, 1])
+        key_env = sc[0].text_input("API key: environment variable", value=cur.api_key_env if cur else ENV_KEY,
+                                   key="home.server_key_env",
+                                   help="The key is read from this variable of the app's environment at each request; "
+                                        "it is never stored or shown.")
+        gpus = sc[1].text_input("GPU indices", value=",".join(map(str, cur.gpu_indices or ())) if cur else "",
+                                key="home.server_gpus", placeholder="auto",
+                                help="NVML indices of the GPUs a server on this machine uses (blank: found from its process)")
+        pid = sc[2].number_input("Server PID", min_value=0, value=int(cur.pid or 0) if cur else 0, step=1,
+                                 key="home.server_pid", help="0: the process listening on the URL's port")
+        timeout = sc[3].number_input("Timeout (s)", min_value=1.0, max_value=3600.0,
+                                     value=float(cur.timeout_s) if cur else 120.0, step=10.0, key="home.server_timeout")
+        st.caption(f"API key in `${key_env or ENV_KEY}`: {'set' if ServerConfig.key_is_set(key_env) else 'not set'} "
+                   "(none needed for a local server).")
+        if st.button("Connect", type="primary", key="home.server_connect"):
+            try:
+                cfg = ServerConfig(url, model or None, key_env or ENV_KEY, float(timeout), parse_indices(gpus),
+                                   int(pid) or None)
+            except SproutError as exc:
+                st.error(str(exc))
+            else:
+                with st.spinner(f"Connecting to {cfg.base_url}…"):
+                    ok, msg = ui.switch_backend(backends.BackendChoice("server", server=cfg))
+                (st.success if ok else st.error)(msg + ("" if ok else " The previous backend stays in use."))
+                if ok:
+                    st.rerun()
 
 with st.expander("Choose a model", expanded=lm is None):
     st.markdown(

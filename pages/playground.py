@@ -51,7 +51,7 @@ with st.expander("Define your own level"):
                 ui.remove_custom_level(d.level)
                 st.rerun()
 
-meter = ui.energy_meter(lm.info.device, key="pg.energy")
+meter = ui.energy_meter(lm, key="pg.energy")  # a server: its shared, token-attributing meter
 with st.expander("Carbon: grid zone and hour, PUE, embodied carbon", expanded=False):
     carbon_settings = ui.carbon_settings(key="pg.carbon")
 st.caption(f"Energy: `{meter.method}` ({ui.method_badge(meter.method)}) · carbon at "

@@ -13,13 +13,22 @@ lock around both the energy window and the stream::
 
 A failure in the worker ends the stream (``result.error`` set, ``finish_reason='error'``)
 instead of hanging the caller.
+
+**Backends.** ``lm`` is any object with the small :class:`Backend` interface: the in-process
+transformers model (:class:`~sprout_core.models.LoadedModel`), the in-process llama.cpp model
+(:mod:`sprout_core.serving.llamacpp`) or an OpenAI-compatible server
+(:mod:`sprout_core.serving.client`). All yield the same :class:`StreamChunk` s and end with the same
+:class:`GenerationResult` (its ``backend`` says which one answered), so callers do not care which.
+Only backends that run in this process need the lock (``needs_lock``); a serving engine schedules
+concurrent requests itself, so :func:`generation_lock` gives it none.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 from sprout_core.directives import Directive, Placement, build_messages
 from sprout_core.errors import InputError
@@ -27,6 +36,17 @@ from sprout_core.models import LoadedModel
 
 #: Serialises generation (and the energy windows around it) across threads/sessions.
 GENERATION_LOCK = threading.RLock()
+
+
+def needs_lock(lm: Any) -> bool:
+    """True for a backend that generates in this process (one answer at a time), False for a server."""
+    return bool(getattr(lm, "needs_lock", True))
+
+
+def generation_lock(lm: Any) -> ContextManager:
+    """The lock to hold around ``lm``'s energy window and stream: :data:`GENERATION_LOCK` for an
+    in-process backend, none for a serving engine (it batches concurrent requests itself)."""
+    return GENERATION_LOCK if needs_lock(lm) else contextlib.nullcontext()
 
 #: Longest prompt the UI accepts, in characters (the model's context is checked in tokens too).
 MAX_PROMPT_CHARS = 20_000
@@ -86,14 +106,17 @@ class GenerationResult:
 
     Times are wall-clock seconds; ``ttft_s`` is the time to the first new token;
     ``tokens_per_s`` is new tokens ÷ total seconds. ``finish_reason`` is ``eos`` (the model
-    stopped), ``length`` (hit ``max_new_tokens``) or ``error``.
+    stopped), ``length`` (hit ``max_new_tokens``) or ``error``. ``partial``: the answer was cut
+    mid-stream (``error`` says why) and ``text`` holds what arrived before. ``backend``:
+    ``transformers``, ``llama.cpp`` (both in process) or ``server`` (an OpenAI-compatible engine).
+    ``prompt_tokens`` is ``None`` when a server does not report it.
     """
 
     level: str
     directive: str
     prompt: str
     text: str = ""
-    prompt_tokens: int = 0
+    prompt_tokens: int | None = 0
     new_tokens: int = 0
     ttft_s: float | None = None
     total_s: float = 0.0
@@ -108,18 +131,49 @@ class GenerationResult:
     seed: int | None = None
     started_at: float = 0.0
     error: str | None = None
+    backend: str = "transformers"
+    partial: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def prepare_inputs(lm: LoadedModel, prompt: str, directive: Directive, placement: Placement | None = None):
-    """Token ids and attention mask for ``prompt`` under ``directive`` via the chat template."""
+class AnswerStream(Protocol):
+    """What every backend's stream offers: iterate for :class:`StreamChunk` s; ``result`` once exhausted;
+    ``on_tokens`` (set before iterating) is called with the running token count as tokens are produced,
+    from whichever thread produces them (energy attribution on a shared server uses it)."""
+
+    result: GenerationResult | None
+    on_tokens: Callable[[int], None] | None
+
+    def __iter__(self) -> Iterator[StreamChunk]: ...
+
+
+class Backend(Protocol):
+    """A generation backend: ``info`` (:class:`~sprout_core.models.ModelInfo`), its ``backend`` name,
+    whether it ``needs_lock`` (runs in this process) and :meth:`open_stream` (raises ``PromptError`` at
+    once on a bad prompt)."""
+
+    info: Any
+    backend: str
+    needs_lock: bool
+
+    def open_stream(self, prompt: str, directive: Directive, params: "GenerationParams",
+                    placement: Placement | None = None) -> AnswerStream: ...
+
+
+def check_prompt(prompt: str) -> None:
+    """PromptError for an empty prompt or one over :data:`MAX_PROMPT_CHARS` (every backend checks this)."""
     if not prompt or not prompt.strip():
         raise PromptError("The prompt is empty: type a question or instruction first.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise PromptError(f"The prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}.")
+
+
+def prepare_inputs(lm: LoadedModel, prompt: str, directive: Directive, placement: Placement | None = None):
+    """Token ids and attention mask for ``prompt`` under ``directive`` via the chat template."""
+    check_prompt(prompt)
     messages = build_messages(prompt, directive, placement or lm.info.placement)  # type: ignore[arg-type]
     enc = lm.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     ids = enc["input_ids"]
@@ -131,7 +185,7 @@ def prepare_inputs(lm: LoadedModel, prompt: str, directive: Directive, placement
     return enc
 
 
-def _make_streamer(tokenizer, timeout: float):
+def _make_streamer(tokenizer, timeout: float, on_tokens: Callable[[int], None] | None = None):
     from transformers import TextIteratorStreamer
 
     class _CountingStreamer(TextIteratorStreamer):
@@ -148,6 +202,8 @@ def _make_streamer(tokenizer, timeout: float):
             if self.first_token_t is None:
                 self.first_token_t = time.perf_counter()
             self.count += int(value.numel())
+            if on_tokens is not None:
+                on_tokens(self.count)
             return super().put(value)
 
     return _CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout)
@@ -177,6 +233,7 @@ class GenerationStream:
         self.placement = placement or lm.info.placement
         self.chunk_timeout_s = chunk_timeout_s
         self.result: GenerationResult | None = None
+        self.on_tokens: Callable[[int], None] | None = None
         # Validate before anything runs so bad input raises at once, not mid-iteration.
         self._enc = prepare_inputs(lm, prompt, directive, self.placement)  # type: ignore[arg-type]
 
@@ -199,7 +256,7 @@ class GenerationStream:
         )
         out: dict[str, Any] = {}
         with GENERATION_LOCK:
-            streamer = _make_streamer(lm.tokenizer, self.chunk_timeout_s)
+            streamer = _make_streamer(lm.tokenizer, self.chunk_timeout_s, self.on_tokens)
             gen_kwargs: dict[str, Any] = dict(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new, streamer=streamer,
                 pad_token_id=lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id,
@@ -259,16 +316,19 @@ class GenerationStream:
         self.result = res
 
 
-def stream_generate(lm: LoadedModel, prompt: str, directive: Directive, params: GenerationParams | None = None,
-                    placement: Placement | None = None) -> GenerationStream:
-    """A stream of the answer to ``prompt`` under ``directive`` (PromptError on bad input)."""
-    return GenerationStream(lm, prompt, directive, params or GenerationParams(), placement)
+def stream_generate(lm: LoadedModel | Backend, prompt: str, directive: Directive, params: GenerationParams | None = None,
+                    placement: Placement | None = None) -> AnswerStream:
+    """A stream of the answer to ``prompt`` under ``directive`` from any backend (PromptError on bad input)."""
+    if isinstance(lm, LoadedModel):
+        return GenerationStream(lm, prompt, directive, params or GenerationParams(), placement)
+    return lm.open_stream(prompt, directive, params or GenerationParams(), placement)
 
 
-def generate(lm: LoadedModel, prompt: str, directive: Directive, params: GenerationParams | None = None,
-             placement: Placement | None = None) -> GenerationResult:
-    """Generate the whole answer (consumes a :func:`stream_generate` stream)."""
+def generate(lm: LoadedModel | Backend, prompt: str, directive: Directive, params: GenerationParams | None = None,
+             placement: Placement | None = None, on_tokens: Callable[[int], None] | None = None) -> GenerationResult:
+    """Generate the whole answer (consumes a :func:`stream_generate` stream; ``on_tokens`` as in :class:`AnswerStream`)."""
     stream = stream_generate(lm, prompt, directive, params, placement)
+    stream.on_tokens = on_tokens
     for _ in stream:
         pass
     assert stream.result is not None

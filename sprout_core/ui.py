@@ -1,18 +1,24 @@
 """Streamlit glue: the only module in ``sprout_core`` that imports streamlit.
 
 Holds cached resources (models are loaded once per process and shared by all sessions,
-behind :data:`sprout_core.generation.GENERATION_LOCK` for generation) and small widgets
-shared by several pages. No business rules here.
+behind :data:`sprout_core.generation.GENERATION_LOCK` for generation; a serving engine is
+connected once per process and needs no lock) and small widgets shared by several pages.
+No business rules here.
 """
 from __future__ import annotations
 
 import streamlit as st
 
+from sprout_core import backends
 from sprout_core.directives import DirectiveSet, load_directive_set
+from sprout_core.errors import SproutError
 from sprout_core.models import EMBEDDED_SPEC, LoadedModel, ModelLoadError, default_model_spec, load_model
+from sprout_core.serving.client import ServerConfig, ServerModel
+from sprout_core.serving.llamacpp import LlamaCppModel
 
 _SPEC_KEY = "sprout.model_spec"
 _CUSTOM_KEY = "sprout.custom_levels"
+_BACKEND_KEY = "sprout.backend"  # a backends.BackendChoice for llama.cpp / a server; absent: transformers
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -26,8 +32,70 @@ def model_spec() -> str:
     return st.session_state.get(_SPEC_KEY) or default_model_spec()
 
 
-def get_model() -> LoadedModel | None:
-    """The session's model, loading it on first use with a spinner; None (and an error shown) on failure."""
+# ------------------------------------------------------------------ backends (serving engines, llama.cpp)
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _cached_server(cfg: ServerConfig) -> ServerModel:
+    """One connected server per configuration and process (shared by sessions: its energy meter sees all
+    their overlapping requests). Failures are not cached."""
+    return ServerModel.connect(cfg)
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def _cached_llamacpp() -> LlamaCppModel:
+    return LlamaCppModel.load_embedded()
+
+
+def backend_choice() -> backends.BackendChoice:
+    """This session's backend: what it picked on Home, else the environment's (SPROUT_BACKEND, SPROUT_SERVER_URL)."""
+    picked = st.session_state.get(_BACKEND_KEY)
+    if picked is not None:
+        return picked
+    try:
+        env = backends.default_choice()
+    except SproutError as exc:
+        st.warning(f"Ignoring the server settings in the environment: {exc}")
+        return backends.BackendChoice()
+    return env if env.kind != "transformers" else backends.BackendChoice(model=model_spec())
+
+
+def _open(choice: backends.BackendChoice):
+    if choice.kind == "server":
+        assert choice.server is not None
+        return _cached_server(choice.server)
+    if choice.kind == "llama.cpp":
+        return _cached_llamacpp()
+    return _cached_model(choice.model, choice.device, choice.dtype)
+
+
+def switch_backend(choice: backends.BackendChoice) -> tuple[bool, str]:
+    """Connect/load ``choice``; on success make it this session's backend (the previous one stays on failure)."""
+    try:
+        if choice.kind == "server":  # check it now, even if a connection to it is cached
+            ServerModel.connect(choice.server)
+        lm = _open(choice)
+    except (SproutError, ValueError) as exc:
+        return False, str(exc)
+    if choice.kind == "transformers":
+        st.session_state.pop(_BACKEND_KEY, None)
+        st.session_state[_SPEC_KEY] = choice.model
+    else:
+        st.session_state[_BACKEND_KEY] = choice
+    if choice.kind == "server":
+        return True, f"Connected to {lm.info.path}: model {lm.info.name} ({lm.info.load_s * 1000:.0f} ms)."
+    return True, f"Loaded {lm.info.name} with {lm.backend} on {lm.info.device} in {lm.info.load_s:.1f} s."
+
+
+def get_model():
+    """The session's backend (transformers model, llama.cpp model or server), loading/connecting it on first
+    use with a spinner; None (and an error shown) on failure."""
+    choice = backend_choice()
+    if choice.kind != "transformers":
+        try:
+            with st.spinner(f"Opening {choice.label()}…"):
+                return _open(choice)
+        except (SproutError, ValueError) as exc:
+            st.error(f"Could not use {choice.label()}: {exc} Pick another backend on the Home page.")
+            return None
     spec = model_spec()
     label = "the embedded SmolLM2-135M-Instruct" if spec == EMBEDDED_SPEC else spec
     try:
@@ -46,6 +114,7 @@ def switch_model(spec: str, device: str | None = None, dtype: str | None = None)
     except (ModelLoadError, ValueError) as exc:
         return False, str(exc)
     st.session_state[_SPEC_KEY] = spec
+    st.session_state.pop(_BACKEND_KEY, None)  # a local model replaces a server / llama.cpp choice
     return True, f"Loaded {lm.info.name} on {lm.info.device} ({lm.info.dtype}) in {lm.info.load_s:.1f} s."
 
 
@@ -137,14 +206,18 @@ def _cached_meter(device: str, cpu_preset: str, per_core_w: float | None):
     return detect_meter(device, cpu_model=cpu_preset, per_core_w=per_core_w)
 
 
-def energy_meter(device: str, key: str = "energy") -> "object":
-    """The energy meter for ``device`` (shared per process), with a settings expander for the CPU estimate.
+def energy_meter(device, key: str = "energy") -> "object":
+    """The energy meter for ``device`` — a device name, or a backend (a server's shared meter) — shared per
+    process, with a settings expander for the CPU estimate.
 
     Shows which backend runs and why others were skipped. Returns an
     :class:`~sprout_core.energy.EnergyMeter`.
     """
     from sprout_core.energy import CPU_PRESETS
 
+    lm = None
+    if not isinstance(device, str):
+        lm, device = device, device.info.device
     with st.expander(f"Energy meter · device {device}", expanded=False):
         presets = list(CPU_PRESETS)
         preset = st.selectbox("CPU power model (used only for the CPU estimate)", presets, key=f"{key}.cpu_preset",
@@ -152,7 +225,12 @@ def energy_meter(device: str, key: str = "energy") -> "object":
         custom = st.toggle("Set watts per busy core myself", key=f"{key}.custom_w")
         per_core = st.number_input("Watts per busy core (W)", min_value=0.1, max_value=100.0, value=5.0, step=0.5,
                                    key=f"{key}.per_core_w", disabled=not custom)
-        meter = _cached_meter(device, preset, float(per_core) if custom else None)
+        if isinstance(lm, ServerModel):
+            meter = backends.meter_for(lm, cpu_model=preset, per_core_w=float(per_core) if custom else None)
+            st.caption("A serving engine: energy of its own device(s), split among overlapping requests by tokens "
+                       "(docs/serving.md).")
+        else:
+            meter = _cached_meter(device, preset, float(per_core) if custom else None)
         st.markdown(f"**Backend:** `{meter.name}` — label `{meter.method}`")
         st.caption(meter.describe())
         if meter.method == "estimated:cpu-tdp":

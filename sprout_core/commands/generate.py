@@ -5,12 +5,15 @@ import argparse
 import json
 import sys
 
+from sprout_core.backends import add_backend_args, choice_from_args, meter_for, open_backend
+from sprout_core.errors import SproutError
 from sprout_core.generation import GenerationParams, PromptError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="answer a prompt under each directive level",
-                       description="Answer one prompt under each directive level with the local model, one level after another.")
+                       description="Answer one prompt under each directive level, one level after another, with the "
+                                   "local model (transformers or llama.cpp, in process) or an OpenAI-compatible server.")
     p.add_argument("--prompt", required=True, help="the prompt text ('-' reads standard input)")
     p.add_argument("--levels", default=None, help="comma-separated levels, e.g. L0,L1,L2 (default: all of the model's levels)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="cap on generated tokens per answer (default 256)")
@@ -25,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-p", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per level")
+    add_backend_args(p)
     # energy and carbon (issue 3)
     g = p.add_argument_group("energy and carbon")
     g.add_argument("--zone", default=None, help="grid zone whose carbon intensity prices the energy (default $SPROUT_ZONE or DE)")
@@ -71,7 +75,6 @@ def _carbon_settings(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from sprout_core.directives import load_directive_set
-    from sprout_core.models import ModelLoadError, load_model
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     try:
@@ -84,18 +87,16 @@ def run(args: argparse.Namespace) -> int:
         print("error: the prompt is empty", file=sys.stderr)
         return 2
     try:
-        lm = load_model(args.model, device=args.device, dtype=args.dtype, threads=args.threads)
-    except (ModelLoadError, ValueError) as exc:
+        lm = open_backend(choice_from_args(args))
+    except (SproutError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from sprout_core import store
-    from sprout_core.energy import detect_meter
     from sprout_core.metered import metered_stream
 
     try:
         settings = _carbon_settings(args)
-        meter = detect_meter(lm.info.device, prefer=args.energy_backend, cpu_model=args.cpu_power_model,
-                             per_core_w=args.watts_per_core)
+        meter = meter_for(lm, prefer=args.energy_backend, cpu_model=args.cpu_power_model, per_core_w=args.watts_per_core)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -124,10 +125,13 @@ def run(args: argparse.Namespace) -> int:
         r = o.result
         if not args.json:
             tps = f"{r.tokens_per_s:.1f} tokens/s" if r.tokens_per_s else "n/a tokens/s"
+            if r.partial:
+                print("\n[partial answer: the stream was cut]", flush=True)
             print(f"\n[{r.new_tokens} new tokens, {r.total_s:.2f} s, {tps}, finish: {r.finish_reason}]", flush=True)
             if r.error:
                 print(f"error in {d.level}: {r.error}", file=sys.stderr)
-            print(f"[energy {_fmt(o.reading.energy_j, 'J')} ({o.reading.method}); carbon {_fmt(o.carbon.operational_g, 'g')} "
+            en = o.reading.label() if o.reading.energy_j is None else f"{_fmt(o.reading.energy_j, 'J')} ({o.reading.method})"
+            print(f"[energy {en}; carbon {_fmt(o.carbon.operational_g, 'g')} "
                   f"operational + {_fmt(o.carbon.embodied_g, 'g')} embodied at {_fmt(settings.intensity.ci_g_per_kwh, 'g/kWh')} "
                   f"({settings.intensity.label})]", flush=True)
         if o.store_error:
@@ -135,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         row = r.to_dict()
         row.pop("extra", None)
         row.update(model=lm.info.name, device=lm.info.device, dtype=lm.info.dtype)
+        if r.backend == "server":
+            row["server_url"] = lm.info.path
         row.update(
             energy_j=o.reading.energy_j, energy_method=o.reading.method, power_w_mean=o.reading.power_w_mean,
             energy_uncertainty_j=o.reading.uncertainty_j, energy_flags=list(o.reading.flags),

@@ -21,6 +21,10 @@ device                  backend (``meter.name``)    label (``meter.method``)
 anything else / none    —                           ``n/a`` (energy ``None``, never 0)
 ======================  ==========================  =========================================
 
+A serving engine shares its device among concurrent requests: :mod:`sprout_core.energy.attribution`
+wraps its meter so each request gets its share, split by tokens (``AttributedMeter``);
+:mod:`sprout_core.energy.process` estimates another process's CPU energy (the server's, not ours).
+
 Units: J, W, s.
 """
 from __future__ import annotations
@@ -29,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from sprout_core.energy.base import (
-    FLAG_COMPLETED_FROM_POWER, FLAG_METER_ERROR, FLAG_PROCESS_ONLY, FLAG_SHORT_WINDOW, FLAG_TWO_POINT, FLAG_WHOLE_DEVICE,
+    FLAG_COMPLETED_FROM_POWER, FLAG_METER_ERROR, FLAG_PROCESS_ONLY, FLAG_REMOTE, FLAG_SHARED, FLAG_SHORT_WINDOW,
+    FLAG_TWO_POINT, FLAG_WHOLE_DEVICE,
     METHOD_CPU_TDP, METHOD_NONE, METHOD_NVML_COUNTER, METHOD_NVML_POWER, METHOD_RAPL,
     EnergyMeter, EnergyReading, EnergyWindow, NullMeter, Sample, integrate_power,
 )
+from sprout_core.energy.attribution import AttributedMeter, AttributedWindow, MeterSum, attribute, split_interval
 from sprout_core.energy.cpu import CPU_PRESETS, CpuPowerModel, CpuTdpMeter, resolve_cpu_model
 from sprout_core.energy.sampler import configure_sampler, get_sampler
 
@@ -41,6 +47,7 @@ __all__ = [
     "CpuPowerModel", "CPU_PRESETS", "resolve_cpu_model", "get_sampler", "configure_sampler",
     "METHOD_NVML_COUNTER", "METHOD_NVML_POWER", "METHOD_RAPL", "METHOD_CPU_TDP", "METHOD_NONE",
     "FLAG_SHORT_WINDOW", "FLAG_COMPLETED_FROM_POWER", "FLAG_METER_ERROR", "FLAG_TWO_POINT", "FLAG_WHOLE_DEVICE", "FLAG_PROCESS_ONLY",
+    "FLAG_SHARED", "FLAG_REMOTE", "AttributedMeter", "AttributedWindow", "MeterSum", "attribute", "split_interval",
     "BACKENDS",
 ]
 
@@ -60,7 +67,8 @@ def detect_meter(device: str = "cpu", **options: Any) -> EnergyMeter:
       ``nvml_module``: a ``pynvml``-like module (tests); ``cuda_identity``: a
       :class:`~sprout_core.energy.nvml.CudaIdentity` (else asked from torch);
       ``nvml_index``: use this NVML device index directly (for tools without torch CUDA; the
-      torch device is then not consulted);
+      torch device is then not consulted); ``nvml_indices``: several NVML indices read as one
+      meter (their counters summed: a tensor-parallel server's GPUs);
       ``counter_period_s``: NVML counter update period, s (default 0.1).
 
     Never raises for a missing source: the returned meter's :attr:`~EnergyMeter.notes` say why each
@@ -85,6 +93,8 @@ def detect_meter(device: str = "cpu", **options: Any) -> EnergyMeter:
     if dev.startswith("cuda"):
         from sprout_core.energy import nvml as nv
 
+        if options.get("nvml_indices"):
+            return done(_nvml_sum(dev, [int(i) for i in options["nvml_indices"]], prefer, options, notes))
         try:
             module = nv.load_nvml(options.get("nvml_module"))
             if options.get("nvml_index") is not None:  # explicit NVML device (benchmarks without torch CUDA)
@@ -126,3 +136,29 @@ def detect_meter(device: str = "cpu", **options: Any) -> EnergyMeter:
     if options.get("allow_estimate", True):
         return done(CpuTdpMeter(dev, model))
     return done(NullMeter(dev, "; ".join(notes) or "no measured source and estimates switched off"))
+
+
+def _nvml_sum(dev: str, indices: list[int], prefer: str | None, options: dict, notes: list[str]) -> EnergyMeter:
+    """One meter over several NVML device indices (each picked as :func:`detect_meter` would), summed.
+
+    If any GPU has no usable source, the whole meter is ``n/a``: a sum over some of the GPUs would
+    understate the energy.
+    """
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"NVML indices repeat: {indices}")
+    parts = []
+    for i in indices:
+        opts = {k: v for k, v in options.items() if k not in ("nvml_indices", "nvml_index", "prefer")}
+        m = detect_meter(f"cuda:{i}", prefer=prefer, nvml_index=i, **opts)
+        notes.extend(f"GPU {i}: {n}" for n in m.notes)
+        if not m.available:
+            return NullMeter(dev, f"GPU {i} (NVML index) has no usable energy source: {m.describe()}")
+        parts.append(m)
+    methods = {m.method for m in parts}
+    if len(methods) > 1:  # mixed counter/power GPUs: use power on all so one label holds
+        return _nvml_sum(dev, indices, "nvml-power", options, notes)
+    if len(parts) == 1:
+        return parts[0]
+    names = ", ".join(sorted({getattr(m, "gpu_name", "GPU") for m in parts}))
+    label = f"sum of {len(parts)} GPUs (NVML indices {', '.join(map(str, indices))}; {names}): {parts[0].describe()}"
+    return MeterSum(parts, label=label)

@@ -28,6 +28,8 @@ FLAG_TWO_POINT = "two-point-power"
 FLAG_WHOLE_DEVICE = "whole-device"
 FLAG_PROCESS_ONLY = "process-cpu-only"
 FLAG_METER_ERROR = "meter-error"
+FLAG_SHARED = "shared-by-tokens"   # split with overlapping requests on a shared device (attribution.py)
+FLAG_REMOTE = "remote-server"      # a server on another machine: energy not measurable from here
 
 
 @dataclass
@@ -57,8 +59,10 @@ class EnergyReading:
         return self.method.startswith("measured:") and self.energy_j is not None
 
     def label(self) -> str:
-        """``"12.3 J (measured:nvml-counter)"`` or ``"n/a"``."""
+        """``"12.3 J (measured:nvml-counter)"``, ``"n/a"`` or ``"n/a (remote server)"``."""
         if self.energy_j is None:
+            if FLAG_REMOTE in self.flags:
+                return "n/a (remote server)"
             return f"n/a ({self.method})" if self.method != METHOD_NONE else "n/a"
         unc = f" ± {self.uncertainty_j:.3g}" if self.uncertainty_j is not None else ""
         return f"{self.energy_j:.4g}{unc} J ({self.method})"
@@ -255,6 +259,10 @@ class EnergyWindow:
                 flags.append(FLAG_TWO_POINT)
         power_mean = energy / dur if (energy is not None and dur > 0) else None
         return EnergyReading(energy, method, m.describe(), dur, power_mean, m._uncertainty(energy, dur), flags)
+
+    def add_tokens(self, total: int) -> None:
+        """The request has produced ``total`` tokens so far. A window that has its device to itself
+        ignores this; :class:`~sprout_core.energy.attribution.AttributedWindow` splits shared energy by it."""
 
     def live(self) -> tuple[float | None, float | None]:
         """``(power_w, energy_j_so_far)`` from the sampler; ``(None, None)`` before the first sample.

@@ -107,11 +107,14 @@ class CpuTdpMeter(EnergyMeter):
     counter_period_s = 0.0
     base_flags = (FLAG_PROCESS_ONLY,)
 
-    def __init__(self, device: str = "cpu", model: CpuPowerModel | None = None, cpu_time=None) -> None:
+    def __init__(self, device: str = "cpu", model: CpuPowerModel | None = None, cpu_time=None,
+                 subject: str = "process") -> None:
         super().__init__(device)
         self.model = model or CPU_PRESETS["generic"]
         self.rel_uncertainty = self.model.rel_uncertainty
-        self._cpu_time = cpu_time or time.process_time  # s of CPU time used by this process
+        self._cpu_time = cpu_time or time.process_time  # s of CPU time used by the metered process(es)
+        #: whose CPU time: "process" (this one) or e.g. "server process 1234 (llama_cpp.server)"
+        self.subject = subject
         self._cpu_name = cpu_model_name()
         self._last: tuple[float, float] | None = None
 
@@ -127,6 +130,6 @@ class CpuTdpMeter(EnergyMeter):
         return Sample(t, energy, power)
 
     def describe(self) -> str:
-        return (f"estimate: process CPU time × {self.model.per_core_w:.2f} W per busy core "
+        return (f"estimate: {self.subject} CPU time × {self.model.per_core_w:.2f} W per busy core "
                 f"({self.model.name}; {self._cpu_name}, {os.cpu_count() or '?'} logical CPUs visible), "
                 f"±{self.model.rel_uncertainty:.0%}; excludes idle power, DRAM and other processes")

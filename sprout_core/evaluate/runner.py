@@ -15,6 +15,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from sprout_core.errors import GenerationError
 from sprout_core.evaluate import db
 from sprout_core.evaluate.judges import (
     JudgeSpec, LocalChat, OpenAIChat, Verdict, judge_llm, judge_reference, load_judge_prompt,
@@ -64,33 +65,36 @@ def sample_prompts(prompt_set: str, n: int, seed: int, sampling: str = "stratifi
 
 def make_answer_fn(lm, directive_set=None, max_new_tokens: int = 256, meter=None) -> AnswerFn:
     """An :data:`AnswerFn` over a loaded model: greedy generation under each level's directive, inside
-    an energy window of ``meter`` (default :func:`sprout_core.energy.detect_meter` for the model's device).
+    an energy window of ``meter`` (default :func:`sprout_core.backends.meter_for`: the model's device, or a
+    server's shared meter). ``lm`` is any generation backend (transformers, llama.cpp, a server).
 
     ``directive_set``: a :class:`~sprout_core.directives.DirectiveSet` (e.g. with a user's own levels), a
     set name, or None for the model's set."""
+    from sprout_core.backends import meter_for
     from sprout_core.directives import DirectiveSet, load_directive_set
-    from sprout_core.generation import GENERATION_LOCK, GenerationParams, generate
+    from sprout_core.generation import GenerationParams, generate, generation_lock
 
     dset = directive_set if isinstance(directive_set, DirectiveSet) else load_directive_set(directive_set or lm.info.directive_set)
     params = GenerationParams(max_new_tokens=max_new_tokens)
     if meter is None:
         try:
-            from sprout_core.energy import detect_meter
-
-            meter = detect_meter(lm.info.device)
+            meter = meter_for(lm)
         except Exception:  # noqa: BLE001 - no meter: energy is n/a, never 0
             meter = None
 
     def answer(prompt: str, level: str) -> dict:
         d = dset.get(level)
         reading = None
-        with GENERATION_LOCK:
+        with generation_lock(lm):  # in-process backends only: a server schedules concurrent requests
             if meter is not None:
                 with meter.window() as w:
-                    res = generate(lm, prompt, d, params)
+                    res = generate(lm, prompt, d, params, on_tokens=w.add_tokens)
                 reading = w.reading
             else:
                 res = generate(lm, prompt, d, params)
+        if res.error:  # e.g. the server went away: stop the run (answers so far are stored; it resumes)
+            raise GenerationError(f"The {level} answer failed, so the run stops here (it resumes where it stopped): "
+                                  f"{res.error}")
         return {
             "text": res.text, "prompt_tokens": res.prompt_tokens, "new_tokens": res.new_tokens, "ttft_s": res.ttft_s,
             "total_s": res.total_s, "finish_reason": res.finish_reason, "directive": d.text,
@@ -108,7 +112,7 @@ def make_judge_chat(spec: JudgeSpec, lm=None) -> ChatFn | None:
     if spec.backend == "api":
         return OpenAIChat(spec.base_url, spec.model, spec.api_key_env)
     wanted = spec.model or "embedded"
-    same = lm is not None and (
+    same = lm is not None and getattr(lm, "backend", "transformers") == "transformers" and (
         (wanted == "embedded" and getattr(lm.info, "kind", "") == "embedded")
         or (wanted != "embedded" and str(Path(wanted).expanduser().resolve()) == str(Path(lm.info.path).resolve())))
     if not same:

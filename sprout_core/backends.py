@@ -1,0 +1,133 @@
+"""Which generation backend answers: in-process transformers (default), in-process llama.cpp, or a server.
+
+=================  ======================================  ===========================  =====================
+backend            what                                     concurrency                  energy
+=================  ======================================  ===========================  =====================
+``transformers``   :class:`~sprout_core.models.LoadedModel`   one answer at a time (lock)  this process's device
+``llama.cpp``      :class:`~sprout_core.serving.llamacpp.LlamaCppModel` (embedded GGUF)  lock  this process's CPU
+``server``         :class:`~sprout_core.serving.client.ServerModel` (OpenAI-compatible)  the server schedules  the server's device, split by tokens
+=================  ======================================  ===========================  =====================
+
+All three are used the same way by :mod:`sprout_core.generation`, :mod:`sprout_core.metered`, the
+evaluator and the pages. Chosen on the Home page, by ``--backend``/``--server-url`` in the CLI, or by
+the environment: ``SPROUT_BACKEND`` (``transformers``, ``llama.cpp`` or ``server``; default ``server``
+when ``SPROUT_SERVER_URL`` is set, else ``transformers``) and the ``SPROUT_SERVER_*`` variables of
+:class:`~sprout_core.serving.client.ServerConfig`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from sprout_core.energy import EnergyMeter, detect_meter
+from sprout_core.errors import InputError
+from sprout_core.models import EMBEDDED_SPEC, load_model
+from sprout_core.serving.client import ENV_KEY, ServerConfig, ServerModel, parse_indices
+from sprout_core.serving.llamacpp import INSTALL_HINT, LlamaCppModel, llama_cpp_available
+
+BACKENDS = ("transformers", "llama.cpp", "server")
+ENV_BACKEND = "SPROUT_BACKEND"
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """A backend and what it needs: the model spec (transformers), or the server's configuration."""
+
+    kind: str = "transformers"
+    model: str = EMBEDDED_SPEC
+    device: str | None = None
+    dtype: str | None = None
+    threads: int | None = None
+    server: ServerConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in BACKENDS:
+            raise InputError(f"Unknown backend {self.kind!r}: choose one of {', '.join(BACKENDS)}")
+        if self.kind == "server" and self.server is None:
+            raise InputError("The server backend needs a server URL (--server-url, SPROUT_SERVER_URL or the Home page)")
+        if self.kind == "llama.cpp" and self.model != EMBEDDED_SPEC:
+            raise InputError("The llama.cpp backend runs the embedded model only; use a server (e.g. llama.cpp's or "
+                             "vLLM's) for other models")
+
+    def label(self) -> str:
+        if self.kind == "server" and self.server is not None:
+            return f"server {self.server.base_url}"
+        if self.kind == "llama.cpp":
+            return "llama.cpp (in process, embedded model)"
+        return f"transformers ({self.model})"
+
+
+def default_choice(environ: dict[str, str] | None = None) -> BackendChoice:
+    """The backend the environment asks for (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    server = ServerConfig.from_env(env)
+    kind = (env.get(ENV_BACKEND) or "").strip().lower() or ("server" if server else "transformers")
+    model = (env.get("SPROUT_MODEL") or "").strip() or EMBEDDED_SPEC
+    return BackendChoice(kind, model if kind == "transformers" else EMBEDDED_SPEC, server=server if kind == "server" else None)
+
+
+def open_backend(choice: BackendChoice):
+    """Load or connect the chosen backend (ModelError / ServerError / InputError with what to do)."""
+    if choice.kind == "server":
+        assert choice.server is not None
+        return ServerModel.connect(choice.server)
+    if choice.kind == "llama.cpp":
+        return LlamaCppModel.load_embedded(threads=choice.threads)
+    return load_model(choice.model, device=choice.device, dtype=choice.dtype, threads=choice.threads)
+
+
+def meter_for(lm: Any, **options: Any) -> EnergyMeter:
+    """The energy meter for a backend: a server's shared, token-attributing meter, else the device's meter.
+
+    ``options`` as for :func:`sprout_core.energy.detect_meter` (``prefer``, ``cpu_model``, ``per_core_w`` …).
+    """
+    if isinstance(lm, ServerModel):
+        keep = ("prefer", "cpu_model", "per_core_w", "tdp_w", "cores", "allow_estimate", "nvml_module", "powercap_root")
+        return lm.energy_meter(**{k: v for k, v in options.items() if k in keep and v is not None})
+    return detect_meter(lm.info.device, **options)
+
+
+# --------------------------------------------------------------------------- CLI
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    """The ``--backend`` / ``--server-*`` options shared by the commands that generate."""
+    g = p.add_argument_group("backend (default: $SPROUT_BACKEND, or server when --server-url/$SPROUT_SERVER_URL is set)")
+    g.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="transformers (in process, default), llama.cpp (in process, embedded model, fast on CPU) or "
+                        "server (an OpenAI-compatible serving engine)")
+    g.add_argument("--server-url", default=None, help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--server-model", default=None, help="the served model's name (default: the one the server lists)")
+    g.add_argument("--server-timeout", type=float, default=None, help="seconds without data before giving up (default 120)")
+    g.add_argument("--server-gpus", default=None, help="NVML indices of the GPUs the server uses, e.g. 0,1 (default: found "
+                                                        "from its process)")
+    g.add_argument("--server-pid", type=int, default=None, help="the server's process id (default: the process on its port)")
+    g.add_argument("--server-api-key-env", default=None,
+                   help=f"environment variable holding the API key (default {ENV_KEY}; the key is never printed)")
+
+
+def choice_from_args(args: argparse.Namespace) -> BackendChoice:
+    """The backend the command line asks for, over the environment's defaults."""
+    env = default_choice()
+    base = env.server
+    url = getattr(args, "server_url", None)
+    kind = getattr(args, "backend", None) or ("server" if url else env.kind)
+    server = None
+    if kind == "server":
+        if not (url or base):
+            raise InputError("--backend server needs --server-url (or SPROUT_SERVER_URL)")
+        server = ServerConfig(
+            url or base.base_url,
+            args.server_model if args.server_model is not None else (base.model if base and not url else None),
+            args.server_api_key_env or (base.api_key_env if base else ENV_KEY),
+            args.server_timeout if args.server_timeout is not None else (base.timeout_s if base else 120.0),
+            parse_indices(args.server_gpus) if args.server_gpus else (base.gpu_indices if base else None),
+            args.server_pid if args.server_pid is not None else (base.pid if base else None),
+            base.energy if base else "auto",
+            base.context_len if base else None,
+        )
+    model = getattr(args, "model", None) or (env.model if env.kind == "transformers" else EMBEDDED_SPEC)
+    if kind == "llama.cpp" and not llama_cpp_available():
+        raise InputError(INSTALL_HINT)
+    return BackendChoice(kind, model if kind != "server" else EMBEDDED_SPEC, getattr(args, "device", None),
+                         getattr(args, "dtype", None), getattr(args, "threads", None), server)

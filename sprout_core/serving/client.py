@@ -1,0 +1,563 @@
+"""Generation through an OpenAI-compatible serving engine (vLLM, llama.cpp server, Ollama, TGI, SGLang).
+
+:class:`ServerModel` is a generation backend (see :mod:`sprout_core.generation`): ``info``,
+``backend = "server"``, ``needs_lock = False`` and :meth:`ServerModel.open_stream`. A stream posts
+``/v1/chat/completions`` with ``stream=true`` and reads the server-sent events in a reader thread
+(so the token times used for energy attribution do not depend on how fast the page renders), and
+ends with the same :class:`~sprout_core.generation.GenerationResult` as an in-process model.
+Directives go into the messages exactly as for a local model (placement per model name in
+``data/models.json``).
+
+Failures have messages that say what to do: an unreachable server or a wrong model name raise
+:class:`~sprout_core.errors.ServerError` when connecting; during an answer, a timeout, an HTTP error
+or a stream cut mid-answer end the stream with ``result.error`` set, and a cut answer keeps the text
+that arrived (``result.partial``).
+
+The API key is read from an environment variable (``SPROUT_SERVER_API_KEY`` unless configured) at
+each request: it is never stored, logged or shown. HTTP is the standard library's ``http.client``.
+"""
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import os
+import queue
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+from sprout_core.directives import Directive, Placement, build_messages, config_for_model
+from sprout_core.errors import InputError, ServerError
+from sprout_core.generation import GenerationParams, GenerationResult, StreamChunk, check_prompt
+from sprout_core.models import ModelInfo
+from sprout_core.serving.sse import ChunkFormatError, SSEParser, finish_reason, parse_chunk
+
+#: environment variables of the server backend
+ENV_URL = "SPROUT_SERVER_URL"
+ENV_MODEL = "SPROUT_SERVER_MODEL"
+ENV_KEY = "SPROUT_SERVER_API_KEY"
+ENV_KEY_NAME = "SPROUT_SERVER_API_KEY_ENV"
+ENV_TIMEOUT = "SPROUT_SERVER_TIMEOUT"
+ENV_GPUS = "SPROUT_SERVER_GPUS"
+ENV_PID = "SPROUT_SERVER_PID"
+ENV_ENERGY = "SPROUT_SERVER_ENERGY"
+ENV_CONTEXT = "SPROUT_SERVER_CONTEXT"
+
+#: context length assumed when the server does not say (the server still rejects longer prompts)
+DEFAULT_CONTEXT = 4096
+#: energy modes: auto (measure if the server runs here, n/a if remote), none (switched off)
+ENERGY_MODES = ("auto", "none")
+
+
+def parse_indices(text: str | None) -> tuple[int, ...] | None:
+    """``"0,1"`` → ``(0, 1)``; empty → ``None``; InputError for anything else."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        out = tuple(int(x) for x in str(text).replace(" ", "").split(",") if x != "")
+    except ValueError as exc:
+        raise InputError(f"GPU indices look like 0 or 0,1 (NVML indices, comma-separated), not {text!r}") from exc
+    if any(i < 0 for i in out) or len(set(out)) != len(out):
+        raise InputError(f"GPU indices must be distinct whole numbers ≥ 0, not {text!r}")
+    return out or None
+
+
+def normalize_base_url(url: str) -> str:
+    """``http(s)://host[:port]/path`` with ``/v1`` added when no path is given (InputError if unusable).
+
+    A URL with a user name or password is refused: keys belong in the environment, not in a URL that
+    would be shown and stored.
+    """
+    raw = (url or "").strip()
+    if not raw:
+        raise InputError("No server URL given: type the base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    if "://" not in raw:
+        raw = "http://" + raw
+    p = urllib.parse.urlsplit(raw)
+    if p.scheme not in ("http", "https"):
+        raise InputError(f"The server URL must start with http:// or https://, not {p.scheme}://")
+    if p.username or p.password:
+        raise InputError("Do not put credentials in the server URL: set the API key in the environment variable "
+                         f"{ENV_KEY} instead (it is read from there and never stored or shown).")
+    if not p.hostname:
+        raise InputError(f"The server URL {url!r} has no host name")
+    try:
+        port = p.port
+    except ValueError as exc:
+        raise InputError(f"The server URL {url!r} has an invalid port") from exc
+    path = p.path.rstrip("/")
+    for tail in ("/chat/completions", "/completions", "/models"):
+        if path.endswith(tail):
+            path = path[: -len(tail)]
+    if not path:
+        path = "/v1"
+    host = f"[{p.hostname}]" if ":" in p.hostname else p.hostname
+    return f"{p.scheme}://{host}{':' + str(port) if port else ''}{path}"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server is and how to meter it.
+
+    Attributes:
+        base_url: e.g. ``http://127.0.0.1:8000/v1`` (normalised by :func:`normalize_base_url`).
+        model: the served model's name; ``None`` picks the one the server lists (the first of several).
+        api_key_env: name of the environment variable holding the API key (the key itself is never kept).
+        timeout_s: seconds to wait for the connection, the first byte, or the next byte mid-answer.
+        gpu_indices: NVML indices of the GPUs the server uses (``None``: found from its process, if here).
+        pid: the server's process id on this machine (``None``: found from its port).
+        energy: ``auto`` (measure a server on this machine, n/a for a remote one) or ``none``.
+        context_len: tokens the model reads (``None``: as the server says, else 4,096).
+    """
+
+    base_url: str
+    model: str | None = None
+    api_key_env: str = ENV_KEY
+    timeout_s: float = 120.0
+    gpu_indices: tuple[int, ...] | None = None
+    pid: int | None = None
+    energy: str = "auto"
+    context_len: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
+        object.__setattr__(self, "model", (self.model or "").strip() or None)
+        if not (0 < float(self.timeout_s) <= 3600):
+            raise InputError(f"The server timeout must be between 0 and 3600 s, not {self.timeout_s}")
+        if self.energy not in ENERGY_MODES:
+            raise InputError(f"Server energy mode must be one of {', '.join(ENERGY_MODES)}, not {self.energy!r}")
+        if self.pid is not None and int(self.pid) <= 0:
+            raise InputError(f"A server PID is a positive whole number, not {self.pid}")
+        if self.api_key_env and not self.api_key_env.replace("_", "").isalnum():
+            raise InputError(f"{self.api_key_env!r} is not an environment variable name")
+
+    @property
+    def host(self) -> str:
+        return urllib.parse.urlsplit(self.base_url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        p = urllib.parse.urlsplit(self.base_url)
+        return p.port or (443 if p.scheme == "https" else 80)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for display."""
+        return f"{self.host}:{self.port}"
+
+    def api_key(self) -> str | None:
+        """The key from the environment, read now (never stored)."""
+        return os.environ.get(self.api_key_env or ENV_KEY) or None
+
+    @staticmethod
+    def key_is_set(api_key_env: str | None) -> bool:
+        """Whether the environment variable holds a key (for the UI: it says set / not set, never the key)."""
+        return bool(os.environ.get(api_key_env or ENV_KEY))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "ServerConfig | None":
+        """The server configured by ``SPROUT_SERVER_*`` variables, or ``None`` when no URL is set."""
+        env = os.environ if environ is None else environ
+        url = (env.get(ENV_URL) or "").strip()
+        if not url:
+            return None
+        try:
+            timeout = float(env.get(ENV_TIMEOUT) or 120.0)
+            pid = int(env[ENV_PID]) if (env.get(ENV_PID) or "").strip() else None
+            ctx = int(env[ENV_CONTEXT]) if (env.get(ENV_CONTEXT) or "").strip() else None
+        except ValueError as exc:
+            raise InputError(f"{ENV_TIMEOUT}, {ENV_PID} and {ENV_CONTEXT} must be numbers: {exc}") from exc
+        return cls(url, env.get(ENV_MODEL) or None, env.get(ENV_KEY_NAME) or ENV_KEY, timeout,
+                   parse_indices(env.get(ENV_GPUS)), pid, (env.get(ENV_ENERGY) or "auto").strip().lower(), ctx)
+
+
+def is_local_host(host: str) -> bool:
+    """True when ``host`` is this machine (loopback, ``localhost``, or one of its own addresses)."""
+    h = (host or "").strip("[]").lower()
+    if h in ("localhost", "0.0.0.0", "::", ""):
+        return True
+    try:
+        if ipaddress.ip_address(h).is_loopback:
+            return True
+    except ValueError:
+        pass
+    try:
+        targets = {ai[4][0] for ai in socket.getaddrinfo(h, None)}
+    except OSError:
+        return False
+    if any(ipaddress.ip_address(t.split("%")[0]).is_loopback for t in targets):
+        return True
+    return bool(targets & _own_addresses())
+
+
+def _own_addresses() -> set[str]:
+    out: set[str] = set()
+    try:
+        import psutil
+
+        for addrs in psutil.net_if_addrs().values():
+            out.update(a.address.split("%")[0] for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6))
+    except Exception:  # noqa: BLE001 - psutil missing or restricted: fall back to the host name
+        pass
+    try:
+        out.update(ai[4][0] for ai in socket.getaddrinfo(socket.gethostname(), None))
+    except OSError:
+        pass
+    return out
+
+
+# --------------------------------------------------------------------------- HTTP
+def _connection(cfg: ServerConfig, timeout: float) -> http.client.HTTPConnection:
+    if cfg.base_url.startswith("https://"):
+        return http.client.HTTPSConnection(cfg.host, cfg.port, timeout=timeout, context=ssl.create_default_context())
+    return http.client.HTTPConnection(cfg.host, cfg.port, timeout=timeout)
+
+
+def _headers(cfg: ServerConfig, stream: bool) -> dict[str, str]:
+    h = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+    key = cfg.api_key()
+    if key:
+        h["Authorization"] = f"Bearer {key}"
+    return h
+
+
+def _path(cfg: ServerConfig, tail: str) -> str:
+    return urllib.parse.urlsplit(cfg.base_url).path.rstrip("/") + tail
+
+
+def unreachable_message(cfg: ServerConfig, exc: BaseException) -> str:
+    """What to say when the server cannot be reached."""
+    if isinstance(exc, socket.gaierror):
+        why = f"the host name {cfg.host!r} is unknown"
+    elif isinstance(exc, ConnectionRefusedError):
+        why = "connection refused (nothing listens on that port)"
+    elif isinstance(exc, (TimeoutError, socket.timeout)):
+        why = f"no answer within {cfg.timeout_s:g} s"
+    elif isinstance(exc, ssl.SSLError):
+        why = f"TLS failed ({exc})"
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    return (f"Cannot reach the server at {cfg.base_url}: {why}. Is it running? Start it (e.g. `python -m sprout_core "
+            "serve` for llama.cpp on the embedded model, or `vllm serve MODEL`) or check the URL.")
+
+
+def _server_message(body: bytes) -> str:
+    """The error text a server put in its body (OpenAI ``{"error": {"message": …}}``, FastAPI ``detail`` …)."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text[:300]
+    if isinstance(obj, dict):
+        err = obj.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:300]
+        if isinstance(err, str):
+            return err[:300]
+        for k in ("message", "detail"):
+            if obj.get(k):
+                return str(obj[k])[:300]
+    return text[:300]
+
+
+def http_error_message(cfg: ServerConfig, status: int, body: bytes, model: str | None,
+                       served: list[str] | None = None) -> str:
+    """What to say for an HTTP error status from the server (the key itself never appears)."""
+    msg = _server_message(body)
+    low = msg.lower()
+    if status in (401, 403):
+        if cfg.api_key():
+            return (f"The server at {cfg.base_url} refused the API key in ${cfg.api_key_env} (HTTP {status}: {msg}). "
+                    "Check the key.")
+        return (f"The server at {cfg.base_url} needs an API key (HTTP {status}: {msg}). Set it in the environment "
+                f"variable {cfg.api_key_env} before starting Sprout; it is read from there and never stored or shown.")
+    if status == 404 and ("model" in low or "does not exist" in low or "not found" in low) and model:
+        listed = f" It serves: {', '.join(served)}." if served else ""
+        return f"The server at {cfg.base_url} has no model named {model!r} (HTTP 404: {msg}).{listed} Pick one of its models."
+    if status == 404:
+        return (f"The server at {cfg.base_url} has no {'/chat/completions'} endpoint (HTTP 404: {msg}): is this the "
+                "base URL of an OpenAI-compatible API (usually ending in /v1)?")
+    if status == 429:
+        return f"The server at {cfg.base_url} is overloaded (HTTP 429: {msg}). Try again in a moment."
+    if status == 400 and ("context" in low or "too long" in low or "maximum" in low or "exceed" in low):
+        return f"The prompt does not fit the served model's context (HTTP 400: {msg}). Shorten it or lower max new tokens."
+    if 400 <= status < 500:
+        return f"The server at {cfg.base_url} rejected the request (HTTP {status}: {msg})."
+    return f"The server at {cfg.base_url} failed (HTTP {status}: {msg})."
+
+
+def list_models(cfg: ServerConfig) -> tuple[list[dict[str, Any]], float]:
+    """The server's ``/models`` entries and the seconds the call took (ServerError if unreachable).
+
+    An empty list when the server has no ``/models`` endpoint (some do not): the model name is then
+    checked by the first request.
+    """
+    t0 = time.perf_counter()
+    conn = _connection(cfg, min(cfg.timeout_s, 30.0))
+    try:
+        conn.request("GET", _path(cfg, "/models"), headers=_headers(cfg, stream=False))
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise ServerError(unreachable_message(cfg, exc)) from exc
+    finally:
+        conn.close()
+    if resp.status in (401, 403):
+        raise ServerError(http_error_message(cfg, resp.status, body, cfg.model))
+    if resp.status == 404:
+        return [], time.perf_counter() - t0
+    if resp.status != 200:
+        raise ServerError(http_error_message(cfg, resp.status, body, cfg.model))
+    try:
+        data = json.loads(body.decode("utf-8"))
+        entries = data["data"] if isinstance(data, dict) else data
+        entries = [e for e in entries if isinstance(e, dict) and e.get("id")]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServerError(f"The server at {cfg.base_url} answered /models with something that is not an OpenAI model "
+                          f"list ({exc}): is this the base URL of an OpenAI-compatible API?") from exc
+    return entries, time.perf_counter() - t0
+
+
+def _context_from(entry: dict[str, Any]) -> int | None:
+    for k in ("max_model_len", "context_length", "context_window", "max_context_length"):
+        v = entry.get(k)
+        if isinstance(v, int) and v > 0:
+            return v
+    meta = entry.get("meta")
+    if isinstance(meta, dict):
+        for k in ("n_ctx", "n_ctx_train"):
+            if isinstance(meta.get(k), int) and meta[k] > 0:
+                return meta[k]
+    return None
+
+
+# --------------------------------------------------------------------------- backend
+@dataclass
+class ServerModel:
+    """A model behind an OpenAI-compatible server, used like a loaded model (``info``, streams).
+
+    Create with :meth:`connect`, which checks the server is there and serves the model. Share one
+    instance per server in a process: it holds the energy meter that attributes overlapping requests.
+    """
+
+    cfg: ServerConfig
+    info: ModelInfo
+    served: list[str] = field(default_factory=list)
+    backend: str = "server"
+    needs_lock: bool = False
+    _meters: dict = field(default_factory=dict, repr=False)
+    _meter_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def connect(cls, cfg: ServerConfig) -> "ServerModel":
+        """Check the server and its model (ServerError with what to do) and describe it."""
+        entries, took = list_models(cfg)
+        served = [str(e["id"]) for e in entries]
+        name = cfg.model
+        if served:
+            if name is None:
+                name = served[0]
+            elif name not in served:
+                raise ServerError(f"The server at {cfg.base_url} has no model named {name!r}. It serves: "
+                                  f"{', '.join(served)}. Pick one of these (--server-model, {ENV_MODEL} or the Home page).")
+        elif name is None:
+            raise ServerError(f"The server at {cfg.base_url} does not list its models: give the model name "
+                              f"(--server-model, {ENV_MODEL} or the Home page).")
+        entry = next((e for e in entries if e.get("id") == name), {})
+        ctx = cfg.context_len or _context_from(entry) or DEFAULT_CONTEXT
+        dcfg = config_for_model(name)
+        info = ModelInfo(name=name, kind="server", path=cfg.base_url, device=f"server:{cfg.address}", dtype="server-side",
+                         threads=0, load_s=took, converted=False, context_len=int(ctx), params_m=None,
+                         placement=dcfg.placement, directive_set=dcfg.directive_set, gpu_name=None)
+        return cls(replace(cfg, model=name), info, served)
+
+    def open_stream(self, prompt: str, directive: Directive, params: GenerationParams,
+                    placement: Placement | None = None) -> "ServerStream":
+        return ServerStream(self, prompt, directive, params, placement)
+
+    def energy_meter(self, **options: Any):
+        """The shared, token-attributing meter of this server (one per option set; see :mod:`.energy`)."""
+        from sprout_core.serving.energy import server_meter
+
+        options = {k: v for k, v in options.items() if v is not None and not (k == "cpu_model" and v == "generic")}
+        key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+        with self._meter_lock:
+            if key not in self._meters:
+                self._meters[key] = server_meter(self.cfg, **options)
+            return self._meters[key]
+
+
+class ServerStream:
+    """One answer streamed from the server; iterate for chunks, then read :attr:`result`."""
+
+    def __init__(self, server: ServerModel, prompt: str, directive: Directive, params: GenerationParams,
+                 placement: Placement | None = None):
+        check_prompt(prompt)
+        self.server = server
+        self.prompt = prompt
+        self.directive = directive
+        self.params = params
+        self.placement = placement or server.info.placement
+        self.messages = build_messages(prompt, directive, self.placement)  # type: ignore[arg-type]
+        self.result: GenerationResult | None = None
+        self.on_tokens: Callable[[int], None] | None = None
+
+    def request_body(self) -> dict[str, Any]:
+        """The JSON body posted to ``/chat/completions``."""
+        p = self.params
+        body: dict[str, Any] = {"model": self.server.info.name, "messages": self.messages, "stream": True,
+                                "max_tokens": int(min(p.max_new_tokens, self.server.info.context_len)),
+                                "stream_options": {"include_usage": True}}
+        if p.do_sample:
+            body.update(temperature=p.temperature, top_p=p.top_p)
+            if p.seed is not None:
+                body["seed"] = int(p.seed)
+        else:
+            body.update(temperature=0.0, top_p=1.0, seed=0)
+        return body
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        srv, cfg, p = self.server, self.server.cfg, self.params
+        res = GenerationResult(
+            level=self.directive.level, directive=self.directive.text, prompt=self.prompt, prompt_tokens=None,
+            model=srv.info.name, device=srv.info.device, placement=self.placement,
+            max_new_tokens=int(min(p.max_new_tokens, srv.info.context_len)),
+            max_new_tokens_capped=p.max_new_tokens > srv.info.context_len, do_sample=p.do_sample,
+            seed=p.seed if p.do_sample else None, backend="server",
+        )
+        res.extra["server"] = cfg.base_url
+        q: queue.Queue = queue.Queue()
+        cancel = threading.Event()
+        holder: dict[str, Any] = {}
+        body = json.dumps(self.request_body()).encode("utf-8")
+        on_tokens = self.on_tokens
+
+        def read() -> None:
+            """Reader thread: post, parse events, put (kind, …) items on the queue; always ends with 'end'."""
+            conn = _connection(cfg, cfg.timeout_s)
+            holder["conn"] = conn
+            count = 0
+            try:
+                try:
+                    conn.request("POST", _path(cfg, "/chat/completions"), body=body, headers=_headers(cfg, stream=True))
+                    resp = conn.getresponse()
+                except (OSError, http.client.HTTPException) as exc:
+                    q.put(("unreachable", exc))
+                    return
+                if resp.status != 200:
+                    q.put(("http", resp.status, resp.read()))
+                    return
+                parser = SSEParser()
+                while not cancel.is_set():
+                    data = resp.read1(65536)
+                    if not data:
+                        q.put(("eof", parser.pending))
+                        return
+                    for ev in parser.feed(data):
+                        if ev.event == "error":
+                            q.put(("error", _server_message(ev.data.encode())))
+                            return
+                        try:
+                            d = parse_chunk(ev.data)
+                        except ChunkFormatError as exc:
+                            q.put(("error", f"the server sent an event that is not a chat-completion chunk ({exc})"))
+                            return
+                        if d.error:
+                            q.put(("error", d.error))
+                            return
+                        if d.text:
+                            count += 1
+                            if on_tokens is not None:
+                                on_tokens(count)
+                            q.put(("text", d.text, count, time.perf_counter()))
+                        if d.prompt_tokens is not None or d.completion_tokens is not None:
+                            q.put(("usage", d.prompt_tokens, d.completion_tokens))
+                        if d.finish_reason:
+                            q.put(("finish", d.finish_reason))
+                        if d.done:
+                            q.put(("done",))
+                            return
+            except (TimeoutError, socket.timeout):
+                q.put(("timeout",))
+            except (OSError, http.client.HTTPException) as exc:
+                q.put(("cut", exc) if not cancel.is_set() else ("cancelled",))
+            finally:
+                q.put(("end",))
+                conn.close()
+
+        res.started_at = time.time()
+        t0 = time.perf_counter()
+        worker = threading.Thread(target=read, name="sprout-server-stream", daemon=True)
+        worker.start()
+        pieces: list[str] = []
+        n_chunks = 0
+        finish: str | None = None
+        done = False
+        usage: tuple[int | None, int | None] = (None, None)
+        problem: str | None = None
+        try:
+            while True:
+                item = q.get()
+                kind = item[0]
+                if kind == "text":
+                    _, text, n_chunks, t = item
+                    if res.ttft_s is None:
+                        res.ttft_s = t - t0
+                    pieces.append(text)
+                    yield StreamChunk(text, n_chunks, time.perf_counter() - t0)
+                elif kind == "usage":
+                    usage = (item[1] if item[1] is not None else usage[0], item[2] if item[2] is not None else usage[1])
+                elif kind == "finish":
+                    finish = item[1]
+                elif kind == "done":
+                    done = True
+                elif kind == "unreachable":
+                    problem = unreachable_message(cfg, item[1])
+                elif kind == "http":
+                    problem = http_error_message(cfg, item[1], item[2], srv.info.name, srv.served)
+                elif kind == "error":
+                    problem = f"The server reported an error mid-answer: {item[1]}"
+                elif kind == "timeout":
+                    problem = (f"The server sent nothing for {cfg.timeout_s:g} s" +
+                               (f" after {n_chunks} tokens" if n_chunks else "") + " (timeout).")
+                elif kind == "cut":
+                    exc = item[1]
+                    problem = (f"The connection to the server broke mid-answer after {n_chunks} tokens "
+                               f"({type(exc).__name__}: {exc}) — did the server stop?")
+                elif kind == "eof":
+                    if finish is None and not done:
+                        problem = (f"The server closed the stream mid-answer after {n_chunks} tokens, without saying "
+                                   "the answer was finished — did the server stop or crash?")
+                elif kind == "end":
+                    break
+        finally:
+            cancel.set()
+            conn = holder.get("conn")
+            sock = getattr(conn, "sock", None)
+            if worker.is_alive() and sock is not None:
+                try:  # unblock the reader and tell the server the client is gone (it stops generating)
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            worker.join(timeout=5.0)
+        res.total_s = time.perf_counter() - t0
+        res.text = "".join(pieces).strip()
+        res.prompt_tokens = usage[0]
+        res.new_tokens = int(usage[1]) if usage[1] is not None else n_chunks
+        res.extra["token_count"] = "server usage" if usage[1] is not None else "streamed chunks"
+        if problem is not None:
+            res.finish_reason = "error"
+            if pieces:
+                res.partial = True
+                problem += f" The partial answer ({n_chunks} tokens) is kept."
+            res.error = problem
+        else:
+            res.finish_reason = finish_reason(finish) if finish else ("length" if res.new_tokens >= res.max_new_tokens else "eos")
+        if res.total_s > 0 and res.new_tokens:
+            res.tokens_per_s = res.new_tokens / res.total_s
+        self.result = res
