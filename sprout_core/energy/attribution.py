@@ -155,6 +155,12 @@ class AttributedMeter(EnergyMeter):
         self.idle_j = 0.0
         self.errors = 0
 
+    def __getattr__(self, name: str):
+        """Anything else (``model`` of a CPU estimate, ``gpu_name`` …) is the inner meter's."""
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     # -- EnergyMeter
     def sample(self) -> Sample:
         return self.inner.sample()

@@ -516,6 +516,10 @@ class ServerStream:
                     finish = item[1]
                 elif kind == "done":
                     done = True
+                    if finish is None:  # [DONE] without a finish reason: the server dropped this answer
+                        problem = (f"The server ended the stream after {n_chunks} tokens without finishing the answer "
+                                   "(no finish reason) — it may have interrupted it for another request (llama-cpp-"
+                                   "python's server does unless started with --interrupt_requests False).")
                 elif kind == "unreachable":
                     problem = unreachable_message(cfg, item[1])
                 elif kind == "http":

@@ -215,7 +215,9 @@ class LlamaServer:
     def command(self) -> list[str]:
         return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--host", self.host,
                 "--port", str(self.port), "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
-                "--n_ctx", str(self.n_ctx), "--model_alias", self.alias, "--verbose", "False"]
+                "--n_ctx", str(self.n_ctx), "--model_alias", self.alias, "--verbose", "False",
+                # queue concurrent requests instead of abandoning the one streaming (llama-cpp-python's default)
+                "--interrupt_requests", "False"]
 
     def start(self, wait_s: float = 120.0) -> "LlamaServer":
         """Start the server and wait until it lists its model (ServerError with the log's tail if it does not)."""
