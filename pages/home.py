@@ -59,6 +59,32 @@ elif lm is not None:
         f"{'message' if info.placement == 'system' else 'turn'} · directive set `{info.directive_set}` · folder `{info.path}`"
     )
 
+with st.expander("Choose a model", expanded=lm is None):
+    st.markdown(
+        "Use the embedded SmolLM2-135M-Instruct (CPU, no download), or a local Hugging Face causal-LM "
+        "folder such as `Llama-2-7b-chat-hf` (CUDA in bf16/fp16 when available). Nothing is fetched from the web. "
+        "You can also start the app with `SPROUT_MODEL=/path/to/folder`."
+    )
+    choice = st.radio("Model source", ["Embedded SmolLM2-135M-Instruct", "Local folder"], horizontal=True,
+                      index=0 if ui.model_spec() == EMBEDDED_SPEC else 1)
+    folder = ""
+    if choice == "Local folder":
+        folder = st.text_input("Model folder", value="" if ui.model_spec() == EMBEDDED_SPEC else ui.model_spec(),
+                               placeholder="/models/Llama-2-7b-chat-hf")
+    cols = st.columns(2)
+    device = cols[0].selectbox("Device", ["auto", "cpu", "cuda"], help="auto: CUDA when available, else CPU")
+    dtype = cols[1].selectbox("Dtype", ["auto", "float32", "bfloat16", "float16"], help="auto: bf16/fp16 on CUDA, float32 on CPU")
+    if st.button("Load model"):
+        spec = EMBEDDED_SPEC if choice.startswith("Embedded") else folder
+        if choice == "Local folder" and not folder.strip():
+            st.warning("Type the path of a model folder first.")
+        else:
+            with st.spinner("Loading…"):
+                ok, msg = ui.switch_model(spec, None if device == "auto" else device, None if dtype == "auto" else dtype)
+            (st.success if ok else st.error)(msg + ("" if ok else " The previous model stays loaded."))
+            if ok:
+                st.rerun()
+
 # --- Backend: in process (transformers / llama.cpp) or a serving engine (issue 12) ---------------------------
 with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Ollama …)", expanded=False):
     current = ui.backend_choice()
@@ -69,7 +95,7 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
                     horizontal=True, key="home.backend")
     if kind == "transformers":
         st.caption("The model chosen below runs in this app's process, one answer at a time for all sessions.")
-        if current.kind != "transformers" and st.button("Use transformers"):
+        if current.kind != "transformers" and st.button("Use transformers", key="home.backend_transformers"):
             ok, msg = ui.switch_backend(backends.BackendChoice(model=ui.model_spec()))
             (st.success if ok else st.error)(msg)
             if ok:
@@ -79,7 +105,7 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
                    "tokens/s of transformers on a CPU (docs/serving.md). Energy: this process's CPU.")
         if not llama_cpp_available():
             st.info(INSTALL_HINT)
-        elif current.kind != "llama.cpp" and st.button("Use llama.cpp"):
+        elif current.kind != "llama.cpp" and st.button("Use llama.cpp", key="home.backend_llamacpp"):
             with st.spinner("Loading the GGUF with llama.cpp…"):
                 ok, msg = ui.switch_backend(backends.BackendChoice("llama.cpp"))
             (st.success if ok else st.error)(msg)
@@ -121,32 +147,6 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
                 (st.success if ok else st.error)(msg + ("" if ok else " The previous backend stays in use."))
                 if ok:
                     st.rerun()
-
-with st.expander("Choose a model", expanded=lm is None):
-    st.markdown(
-        "Use the embedded SmolLM2-135M-Instruct (CPU, no download), or a local Hugging Face causal-LM "
-        "folder such as `Llama-2-7b-chat-hf` (CUDA in bf16/fp16 when available). Nothing is fetched from the web. "
-        "You can also start the app with `SPROUT_MODEL=/path/to/folder`."
-    )
-    choice = st.radio("Model source", ["Embedded SmolLM2-135M-Instruct", "Local folder"], horizontal=True,
-                      index=0 if ui.model_spec() == EMBEDDED_SPEC else 1)
-    folder = ""
-    if choice == "Local folder":
-        folder = st.text_input("Model folder", value="" if ui.model_spec() == EMBEDDED_SPEC else ui.model_spec(),
-                               placeholder="/models/Llama-2-7b-chat-hf")
-    cols = st.columns(2)
-    device = cols[0].selectbox("Device", ["auto", "cpu", "cuda"], help="auto: CUDA when available, else CPU")
-    dtype = cols[1].selectbox("Dtype", ["auto", "float32", "bfloat16", "float16"], help="auto: bf16/fp16 on CUDA, float32 on CPU")
-    if st.button("Load model"):
-        spec = EMBEDDED_SPEC if choice.startswith("Embedded") else folder
-        if choice == "Local folder" and not folder.strip():
-            st.warning("Type the path of a model folder first.")
-        else:
-            with st.spinner("Loading…"):
-                ok, msg = ui.switch_model(spec, None if device == "auto" else device, None if dtype == "auto" else dtype)
-            (st.success if ok else st.error)(msg + ("" if ok else " The previous model stays loaded."))
-            if ok:
-                st.rerun()
 
 with st.expander("Torch threads"):
     st.caption(f"Default here: {default_threads()} (one thread on machines with 2 cores or fewer; "
