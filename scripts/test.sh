@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+# the serving tests must run against the real llama.cpp server here, not skip
+export SPROUT_REQUIRE_LLAMA_CPP=1
 exec "${SPROUT_VENV:-.venv}/bin/python" -m pytest -q -p no:cacheprovider tests "$@"
