@@ -230,3 +230,25 @@ def test_server_backend_takes_no_lock_so_sessions_stream_at_once(fake):
     assert len(spans) == 3
     starts, ends = zip(*spans.values())
     assert max(starts) < min(ends)  # all three were streaming at the same time
+
+
+def test_the_evaluator_answers_through_a_server_and_stops_when_it_fails(fake):
+    from sprout_core.errors import GenerationError
+    from sprout_core.evaluate import db
+    from sprout_core.evaluate.prompts import PromptItem
+    from sprout_core.evaluate.runner import make_answer_fn, run_evaluation
+
+    srv = _server(fake)
+    prompts = [PromptItem("p1", "Why is the sky blue?", "qa", None), PromptItem("p2", "What is 2+2?", "math", None)]
+    cfg = db.RunConfig(prompt_set="t", n=2, seed=0, levels=("L0", "L2"), judge="none", model=srv.info.name,
+                       directive_set="paper", sampling="stratified", max_new_tokens=16, second_pass=False)
+    answer = make_answer_fn(srv, "paper", 16)
+    st = run_evaluation(cfg, prompts, answer)
+    assert st.finished and st.done == 4
+    assert fake.requests[-1]["messages"][0] == {"role": "system", "content": "Always answer very briefly"}
+    rec = answer("Why?", "L0")
+    assert rec["device"].startswith("server:") and rec["energy_method"] in ("estimated:cpu-tdp", "measured:rapl", "n/a")
+    fake.mode = "cut"
+    with pytest.raises(GenerationError) as e:
+        answer("Why?", "L1")
+    assert "run stops here" in str(e.value) and "partial answer" in str(e.value)

@@ -6,6 +6,9 @@ import json
 import statistics
 import sys
 
+from sprout_core.backends import add_backend_args, choice_from_args, open_backend
+from sprout_core.errors import SproutError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -31,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", default=None, metavar="PATH.jsonl",
                    help="after the run, write answers + verdicts to this JSONL (and a .meta.json next to it)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_backend_args(p)
     p.set_defaults(func=run)
 
 
@@ -63,11 +67,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, MissingDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from sprout_core.models import ModelLoadError, load_model
-
     try:
-        lm = load_model(args.model, device=args.device, threads=args.threads)
-    except (ModelLoadError, ValueError) as exc:
+        lm = open_backend(choice_from_args(args))
+    except (SproutError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from sprout_core.directives import load_directive_set
