@@ -29,12 +29,13 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-from sprout_core.directives import Directive, Placement, build_messages, config_for_model
+from sprout_core.directives import Directive, Placement, config_for_model
 from sprout_core.errors import InputError, ServerError
-from sprout_core.generation import GenerationParams, GenerationResult, StreamChunk, check_prompt
+from sprout_core.generation import GenerationParams, StreamChunk
 from sprout_core.models import ModelInfo
+from sprout_core.serving.base import ChatStream
 from sprout_core.serving.sse import ChunkFormatError, SSEParser, finish_reason, parse_chunk
 
 #: environment variables of the server backend
@@ -392,20 +393,14 @@ class ServerModel:
             return self._meters[key]
 
 
-class ServerStream:
+class ServerStream(ChatStream):
     """One answer streamed from the server; iterate for chunks, then read :attr:`result`."""
 
-    def __init__(self, server: ServerModel, prompt: str, directive: Directive, params: GenerationParams,
-                 placement: Placement | None = None):
-        check_prompt(prompt)
-        self.server = server
-        self.prompt = prompt
-        self.directive = directive
-        self.params = params
-        self.placement = placement or server.info.placement
-        self.messages = build_messages(prompt, directive, self.placement)  # type: ignore[arg-type]
-        self.result: GenerationResult | None = None
-        self.on_tokens: Callable[[int], None] | None = None
+    backend_name = "server"
+
+    @property
+    def server(self) -> ServerModel:
+        return self.lm
 
     def request_body(self) -> dict[str, Any]:
         """The JSON body posted to ``/chat/completions``."""
@@ -423,13 +418,7 @@ class ServerStream:
 
     def __iter__(self) -> Iterator[StreamChunk]:
         srv, cfg, p = self.server, self.server.cfg, self.params
-        res = GenerationResult(
-            level=self.directive.level, directive=self.directive.text, prompt=self.prompt, prompt_tokens=None,
-            model=srv.info.name, device=srv.info.device, placement=self.placement,
-            max_new_tokens=int(min(p.max_new_tokens, srv.info.context_len)),
-            max_new_tokens_capped=p.max_new_tokens > srv.info.context_len, do_sample=p.do_sample,
-            seed=p.seed if p.do_sample else None, backend="server",
-        )
+        res = self.new_result(int(min(p.max_new_tokens, srv.info.context_len)), None, srv.info.device)
         res.extra["server"] = cfg.base_url
         q: queue.Queue = queue.Queue()
         cancel = threading.Event()

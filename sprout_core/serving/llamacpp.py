@@ -22,14 +22,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-from sprout_core.directives import Directive, Placement, build_messages, config_for_model
+from sprout_core.directives import Directive, Placement, config_for_model
 from sprout_core.errors import ModelError, ServerError
-from sprout_core.generation import (
-    GENERATION_LOCK, GenerationParams, GenerationResult, StreamChunk, check_prompt,
-)
+from sprout_core.generation import GENERATION_LOCK, GenerationParams, PromptError, StreamChunk
 from sprout_core.models import EMBEDDED_NAME, ModelInfo, default_threads, embedded_gguf_path
+from sprout_core.serving.base import ChatStream
 from sprout_core.serving.sse import finish_reason
 
 #: the model name the local server serves the embedded model under
@@ -102,24 +101,16 @@ class LlamaCppModel:
             return None
 
 
-class LlamaCppStream:
+class LlamaCppStream(ChatStream):
     """One answer from :class:`LlamaCppModel` (iterate for chunks, then read :attr:`result`)."""
+
+    backend_name = "llama.cpp"
 
     def __init__(self, lm: LlamaCppModel, prompt: str, directive: Directive, params: GenerationParams,
                  placement: Placement | None = None):
-        check_prompt(prompt)
-        self.lm = lm
-        self.prompt = prompt
-        self.directive = directive
-        self.params = params
-        self.placement = placement or lm.info.placement
-        self.messages = build_messages(prompt, directive, self.placement)  # type: ignore[arg-type]
-        self.result: GenerationResult | None = None
-        self.on_tokens: Callable[[int], None] | None = None
+        super().__init__(lm, prompt, directive, params, placement)
         n = lm.count_prompt_tokens(self.messages)
         if n is not None and n >= lm.info.context_len:
-            from sprout_core.generation import PromptError
-
             raise PromptError(f"The prompt is {n:,} tokens with its chat template; {lm.info.name} reads at most "
                               f"{lm.info.context_len:,} tokens (prompt + answer). Shorten it.")
         self._prompt_tokens = n
@@ -128,12 +119,7 @@ class LlamaCppStream:
         p, lm = self.params, self.lm
         room = lm.info.context_len - (self._prompt_tokens or 0)
         max_new = max(1, min(int(p.max_new_tokens), room))
-        res = GenerationResult(
-            level=self.directive.level, directive=self.directive.text, prompt=self.prompt,
-            prompt_tokens=self._prompt_tokens, model=lm.info.name, device="cpu", placement=self.placement,
-            max_new_tokens=max_new, max_new_tokens_capped=max_new < p.max_new_tokens, do_sample=p.do_sample,
-            seed=p.seed if p.do_sample else None, backend="llama.cpp",
-        )
+        res = self.new_result(max_new, self._prompt_tokens, "cpu")
         kw: dict[str, Any] = dict(messages=self.messages, stream=True, max_tokens=max_new)
         if p.do_sample:
             kw.update(temperature=p.temperature, top_p=p.top_p, top_k=0)

@@ -10,6 +10,7 @@ skip when chromium or playwright is missing (``scripts/setup.sh --test`` install
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -36,13 +37,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (scripts/setup.sh --test installs it)")
+@contextlib.contextmanager
+def launch_app(state: Path, **env_overrides: str | None):
+    """``streamlit run app.py`` on a free local port with its own state folder; yields the base URL and
+    stops the server's whole process group afterwards. ``env_overrides``: variables to set (None: unset)."""
     port = _free_port()
-    state = tmp_path_factory.mktemp("browser-state")
-    env = dict(os.environ, SPROUT_STATE_DIR=str(state), SPROUT_MODEL="embedded", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, SPROUT_STATE_DIR=str(state), PYTHONUNBUFFERED="1")
+    for k, v in env_overrides.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
     log = open(state / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
@@ -75,6 +80,14 @@ def app_url(tmp_path_factory):
             except ProcessLookupError:
                 pass
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (scripts/setup.sh --test installs it)")
+    with launch_app(tmp_path_factory.mktemp("browser-state"), SPROUT_MODEL="embedded") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from sprout_core import store
-from tests.browser.conftest import CHROMIUM, ROOT, _free_port, wait_for_app_idle
+from tests.browser.conftest import CHROMIUM, launch_app, wait_for_app_idle
 
 llamacpp = pytest.importorskip("sprout_core.serving.llamacpp")
 if not llamacpp.llama_server_available():
@@ -36,40 +32,9 @@ def llama():
 def served_app(llama, tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (scripts/setup.sh --test installs it)")
-    port = _free_port()
     state = tmp_path_factory.mktemp("browser-serving-state")
-    env = dict(os.environ, SPROUT_STATE_DIR=str(state), SPROUT_SERVER_URL=llama.base_url, SPROUT_SERVER_CONTEXT="2048",
-               PYTHONUNBUFFERED="1")
-    env.pop("SPROUT_MODEL", None)
-    log = open(state / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.read().decode().strip() == "ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"streamlit did not start: {(state / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with launch_app(state, SPROUT_SERVER_URL=llama.base_url, SPROUT_SERVER_CONTEXT="2048", SPROUT_MODEL=None) as url:
         yield url, state
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
 
 
 def _session(browser):
