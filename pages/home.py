@@ -49,10 +49,10 @@ elif lm is not None:
     info = lm.info
     c = st.columns(6)
     c[0].metric("Model", info.name, help=info.path)
-    c[1].metric("Parameters", f"{info.params_m:,.0f} M")
+    c[1].metric("Parameters", f"{info.params_m:,.0f} M" if info.params_m is not None else "n/a")
     c[2].metric("Device", info.device if not info.gpu_name else f"{info.device} ({info.gpu_name})")
     c[3].metric("Dtype", info.dtype)
-    c[4].metric("Torch threads", f"{info.threads}")
+    c[4].metric("llama.cpp threads" if getattr(lm, "backend", "") == "llama.cpp" else "Torch threads", f"{info.threads}")
     c[5].metric("Load time", f"{info.load_s:.1f} s", help="Converted from GGUF on this load" if info.converted else "Read from the safetensors cache")
     st.caption(
         f"Context: {info.context_len:,} tokens · directives go in the **{info.placement}** "

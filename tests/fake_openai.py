@@ -134,7 +134,7 @@ class FakeOpenAI:
 
         self._srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._srv.daemon_threads = True
-        threading.Thread(target=self._srv.serve_forever, daemon=True).start()
+        threading.Thread(target=self._srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:

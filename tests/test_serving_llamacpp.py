@@ -212,3 +212,28 @@ def test_playground_streams_through_the_server_backend(server, monkeypatch):
     assert not home.exception
     assert any(m.value == EMBEDDED_ALIAS for m in home.metric)
     assert any("server schedules them" in c.value for c in home.caption)
+
+
+def test_home_switches_to_llama_cpp_in_process(monkeypatch, tiny_llama2_dir):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SPROUT_MODEL", str(tiny_llama2_dir))
+    monkeypatch.delenv("SPROUT_SERVER_URL", raising=False)
+    at = AppTest.from_file(str(ROOT / "pages/home.py"), default_timeout=120).run()
+    at.radio(key="home.backend").set_value("llama.cpp").run()
+    at.button(key="home.backend_llamacpp").click().run()
+    assert not at.exception
+    m = {x.label: x.value for x in at.metric}
+    from sprout_core.models import default_threads
+
+    assert m["Model"] == "SmolLM2-135M-Instruct" and m["Dtype"] == "Q4_1 (GGUF)"
+    assert m["llama.cpp threads"] == str(default_threads())
+    assert m["Parameters"] == "135 M"
+    pg = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=120)
+    pg.session_state["sprout.backend"] = at.session_state["sprout.backend"]
+    pg.run()
+    pg.text_area(key="pg.prompt").input(PROMPT)
+    pg.number_input(key="pg.max_new").set_value(16)
+    pg.button(key="pg.run").click().run()
+    assert not pg.exception
+    assert all(r.backend == "llama.cpp" and r.new_tokens > 0 for r in pg.session_state["pg.results"]["results"])

@@ -75,9 +75,13 @@ class LlamaCppModel:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {path}: {exc}") from exc
         cfg = config_for_model(EMBEDDED_NAME)
+        try:
+            params_m = llm._model.n_params() / 1e6  # noqa: SLF001 - llama.cpp's own count of the GGUF's weights
+        except Exception:  # noqa: BLE001 - unknown is None, never a guess
+            params_m = None
         info = ModelInfo(name=EMBEDDED_NAME, kind="embedded", path=str(path), device="cpu", dtype="Q4_1 (GGUF)",
                          threads=n, load_s=time.perf_counter() - t0, converted=False, context_len=n_ctx,
-                         params_m=134.5, placement=cfg.placement, directive_set=cfg.directive_set)
+                         params_m=params_m, placement=cfg.placement, directive_set=cfg.directive_set)
         return cls(llm, info)
 
     def open_stream(self, prompt: str, directive: Directive, params: GenerationParams,
