@@ -99,16 +99,22 @@ def test_cpu_server_without_rapl_estimates_the_servers_own_cpu_time(tmp_path):
 def test_process_cpu_clock_counts_children_and_never_goes_down():
     parent = subprocess.Popen([sys.executable, "-c", (
         "import subprocess, sys, time\n"
-        "c = subprocess.Popen([sys.executable, '-c', 'import time\\nt=time.time()\\nwhile time.time()-t<0.6: pass'])\n"
+        # the child burns 0.4 s of CPU, idles 0.5 s (so a poll sees its total), then exits
+        "c = subprocess.Popen([sys.executable, '-c', 'import time\\nwhile time.process_time() < 0.4: pass\\ntime.sleep(0.5)'])\n"
         "c.wait(); time.sleep(30)")])
     try:
         clock = ProcessCpuClock(parent.pid)
         vals = []
-        for _ in range(12):
+        deadline = time.time() + 20
+        while time.time() < deadline:
             vals.append(clock())
             time.sleep(0.1)
+            if len(vals) > 5 and vals[-1] >= 0.4 and vals[-1] == vals[-3]:
+                break
+        time.sleep(0.8)  # the child has exited by now
+        vals.append(clock())
         assert vals == sorted(vals)
-        assert vals[-1] >= 0.3  # the child's busy loop, though the child has exited
+        assert vals[-1] >= 0.38  # the child's CPU time, though the child has exited
     finally:
         parent.kill()
         parent.wait()
@@ -126,3 +132,29 @@ def test_the_process_listening_on_a_port_is_found():
         assert pid_listening_on(s.getsockname()[1]) == os.getpid()
     finally:
         s.close()
+
+
+def test_a_restarted_server_is_metered_anew_and_a_dead_one_keeps_what_it_used(tmp_path):
+    from sprout_core.serving.client import ServerModel
+
+    def busy():
+        return subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<30: pass"])
+
+    first = busy()
+    try:
+        srv = ServerModel(ServerConfig(CFG.base_url, pid=first.pid), info=None)
+        opts = dict(powercap_root=str(tmp_path / "none"), per_core_w=10.0)
+        m1 = srv.energy_meter(**opts)
+        assert m1.method == "estimated:cpu-tdp" and srv.energy_meter(**opts) is m1
+        with m1.window() as w:
+            time.sleep(0.3)
+            first.kill()
+            first.wait()
+            time.sleep(0.2)
+        assert w.reading.energy_j is not None and w.reading.energy_j > 0  # energy up to the crash is kept
+        srv.cfg = ServerConfig(CFG.base_url, pid=os.getpid())  # "restarted" under another PID
+        m2 = srv.energy_meter(**opts)
+        assert m2 is not m1 and str(os.getpid()) in m2.describe()
+    finally:
+        if first.poll() is None:
+            first.kill()

@@ -388,9 +388,16 @@ class ServerModel:
         options = {k: v for k, v in options.items() if v is not None and not (k == "cpu_model" and v == "generic")}
         key = tuple(sorted((k, repr(v)) for k, v in options.items()))
         with self._meter_lock:
-            if key not in self._meters:
-                self._meters[key] = server_meter(self.cfg, **options)
-            return self._meters[key]
+            m = self._meters.get(key)
+            if m is None or not _source_alive(m):  # a restarted server is a new process: meter it anew
+                m = self._meters[key] = server_meter(self.cfg, **options)
+            return m
+
+
+def _source_alive(meter) -> bool:
+    """False when a meter reads the CPU time of a server process that has exited."""
+    clock = getattr(getattr(meter, "inner", None), "_cpu_time", None)
+    return bool(getattr(clock, "alive", True))
 
 
 class ServerStream(ChatStream):
