@@ -238,7 +238,7 @@ def unreachable_message(cfg: ServerConfig, exc: BaseException) -> str:
     elif isinstance(exc, ConnectionRefusedError):
         why = "connection refused (nothing listens on that port)"
     elif isinstance(exc, (TimeoutError, socket.timeout)):
-        why = f"no answer within {cfg.timeout_s:g} s"
+        why = f"no answer within {cfg.timeout_s:g} s (is it overloaded, or still loading its model?)"
     elif isinstance(exc, ssl.SSLError):
         why = f"TLS failed ({exc})"
     else:
