@@ -167,6 +167,16 @@ def test_stream_cut_mid_answer_keeps_the_partial_answer(fake, mode, words):
     assert "mid-answer after 3 tokens" in r.error and "partial answer (3 tokens) is kept" in r.error
 
 
+def test_a_slow_server_gets_heartbeats_while_no_token_arrives(fake):
+    fake.delay_s = 0.7  # slower than the heartbeat
+    fake.words = ["slow", " answer"]
+    chunks = list(stream_generate(_server(fake), "Why?", L0))
+    assert [c.text for c in chunks if c.text] == ["slow", " answer"]
+    assert any(not c.text for c in chunks)  # heartbeats: empty text, the count so far
+    counts = [c.new_tokens for c in chunks]
+    assert counts == sorted(counts) and counts[-1] == 2
+
+
 def test_silence_mid_answer_times_out_with_the_partial_answer(fake):
     fake.mode = "stall"
     t0 = time.perf_counter()
@@ -205,7 +215,9 @@ def test_closing_a_stream_early_stops_reading(fake):
     it = iter(s)
     first = next(it)
     it.close()
-    assert first.text == "The" and s.result is None  # an abandoned stream records nothing
+    assert first.text == "The"
+    r = s.result  # the record of an abandoned stream: what had arrived, marked aborted
+    assert r.finish_reason == "aborted" and r.text == "The" and r.partial and r.error is None
 
 
 def test_server_backend_takes_no_lock_so_sessions_stream_at_once(fake):

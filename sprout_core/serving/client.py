@@ -51,6 +51,10 @@ ENV_CONTEXT = "SPROUT_SERVER_CONTEXT"
 
 #: context length assumed when the server does not say (the server still rejects longer prompts)
 DEFAULT_CONTEXT = 4096
+#: while no token arrives (queued at the server, reading the prompt) the stream yields an empty chunk this often
+HEARTBEAT_S = 0.5
+#: finish reason of an answer whose consumer stopped reading early (the text is what had arrived)
+ABORTED = "aborted"
 #: energy modes: auto (measure if the server runs here, n/a if remote), none (switched off)
 ENERGY_MODES = ("auto", "none")
 
@@ -409,6 +413,11 @@ class ServerStream(ChatStream):
     def server(self) -> ServerModel:
         return self.lm
 
+    @property
+    def prompt_tokens(self) -> int | None:
+        """The server counts the prompt's tokens (its chat template): known after the answer if it reports usage."""
+        return self.result.prompt_tokens if self.result is not None else None
+
     def request_body(self) -> dict[str, Any]:
         """The JSON body posted to ``/chat/completions``."""
         p = self.params
@@ -496,9 +505,14 @@ class ServerStream(ChatStream):
         done = False
         usage: tuple[int | None, int | None] = (None, None)
         problem: str | None = None
+        closed_early = True
         try:
             while True:
-                item = q.get()
+                try:
+                    item = q.get(timeout=HEARTBEAT_S)
+                except queue.Empty:  # queued at the server or reading the prompt: let the caller update its display
+                    yield StreamChunk("", n_chunks, time.perf_counter() - t0)
+                    continue
                 kind = item[0]
                 if kind == "text":
                     _, text, n_chunks, t = item
@@ -534,6 +548,7 @@ class ServerStream(ChatStream):
                         problem = (f"The server closed the stream mid-answer after {n_chunks} tokens, without saying "
                                    "the answer was finished — did the server stop or crash?")
                 elif kind == "end":
+                    closed_early = False
                     break
         finally:
             cancel.set()
@@ -545,19 +560,23 @@ class ServerStream(ChatStream):
                 except OSError:
                     pass
             worker.join(timeout=5.0)
-        res.total_s = time.perf_counter() - t0
-        res.text = "".join(pieces).strip()
-        res.prompt_tokens = usage[0]
-        res.new_tokens = int(usage[1]) if usage[1] is not None else n_chunks
-        res.extra["token_count"] = "server usage" if usage[1] is not None else "streamed chunks"
-        if problem is not None:
-            res.finish_reason = "error"
-            if pieces:
-                res.partial = True
-                problem += f" The partial answer ({n_chunks} tokens) is kept."
-            res.error = problem
-        else:
-            res.finish_reason = finish_reason(finish) if finish else ("length" if res.new_tokens >= res.max_new_tokens else "eos")
-        if res.total_s > 0 and res.new_tokens:
-            res.tokens_per_s = res.new_tokens / res.total_s
-        self.result = res
+            # also when the consumer stopped early: the record then holds the partial answer, 'aborted'
+            res.total_s = time.perf_counter() - t0
+            res.text = "".join(pieces).strip()
+            res.prompt_tokens = usage[0]
+            res.new_tokens = int(usage[1]) if usage[1] is not None else n_chunks
+            res.extra["token_count"] = "server usage" if usage[1] is not None else "streamed chunks"
+            if closed_early:
+                res.finish_reason, res.partial = ABORTED, bool(pieces)
+            elif problem is not None:
+                res.finish_reason = "error"
+                if pieces:
+                    res.partial = True
+                    problem += f" The partial answer ({n_chunks} tokens) is kept."
+                res.error = problem
+            else:
+                res.finish_reason = (finish_reason(finish) if finish else
+                                     ("length" if res.new_tokens >= res.max_new_tokens else "eos"))
+            if res.total_s > 0 and res.new_tokens:
+                res.tokens_per_s = res.new_tokens / res.total_s
+            self.result = res

@@ -119,6 +119,11 @@ class LlamaCppStream(ChatStream):
                               f"{lm.info.context_len:,} tokens (prompt + answer). Shorten it.")
         self._prompt_tokens = n
 
+    @property
+    def prompt_tokens(self) -> int | None:
+        """Tokens of the prompt with the GGUF's chat template and the directive (None if not countable)."""
+        return self._prompt_tokens
+
     def __iter__(self) -> Iterator[StreamChunk]:
         p, lm = self.params, self.lm
         room = lm.info.context_len - (self._prompt_tokens or 0)
@@ -138,6 +143,7 @@ class LlamaCppStream(ChatStream):
             res.started_at = time.time()
             t0 = time.perf_counter()
             it = None
+            ended = False
             try:
                 it = lm.llm.create_chat_completion(**kw)
                 for ch in it:
@@ -152,22 +158,27 @@ class LlamaCppStream(ChatStream):
                             self.on_tokens(count)
                         pieces.append(text)
                         yield StreamChunk(text, count, time.perf_counter() - t0)
+                ended = True
             except Exception as exc:  # noqa: BLE001 - reported in the result, like the transformers worker
                 res.error = f"{type(exc).__name__}: {exc}"
+                ended = True
             finally:
                 if it is not None and hasattr(it, "close"):
                     it.close()  # stops llama.cpp's loop when the consumer stopped early
-            res.total_s = time.perf_counter() - t0
-        res.text = "".join(pieces).strip()
-        res.new_tokens = count
-        if res.error:
-            res.finish_reason = "error"
-            res.partial = bool(pieces)
-        else:
-            res.finish_reason = finish_reason(finish) if finish else "eos"
-        if res.total_s > 0 and count:
-            res.tokens_per_s = count / res.total_s
-        self.result = res
+                # also when the consumer stopped early: the record holds the partial answer, 'aborted'
+                res.total_s = time.perf_counter() - t0
+                res.text = "".join(pieces).strip()
+                res.new_tokens = count
+                if not ended:
+                    res.finish_reason, res.partial = "aborted", bool(pieces)
+                elif res.error:
+                    res.finish_reason = "error"
+                    res.partial = bool(pieces)
+                else:
+                    res.finish_reason = finish_reason(finish) if finish else "eos"
+                if res.total_s > 0 and count:
+                    res.tokens_per_s = count / res.total_s
+                self.result = res
 
 
 # --------------------------------------------------------------------------- local server
