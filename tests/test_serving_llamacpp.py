@@ -129,34 +129,35 @@ def test_wrong_model_and_unreachable_server():
     assert "connection refused" in str(e.value)
 
 
+def _read_until(stream, n: int, action) -> list[str]:
+    """Consume ``stream``; after its ``n``-th text chunk call ``action()`` once; return the texts received."""
+    got: list[str] = []
+    for c in stream:
+        if c.text:
+            got.append(c.text)
+            if len(got) == n:
+                action()
+    return got
+
+
 def test_paused_server_times_out_and_a_killed_one_keeps_the_partial_answer():
     s = LlamaServer(threads=1).start()
     try:
-        srv = ServerModel.connect(ServerConfig(s.base_url, timeout_s=1.0))
+        srv = ServerModel.connect(ServerConfig(s.base_url, timeout_s=2.0))
         with pytest.raises(ServerError):
             ServerModel.connect(ServerConfig(s.base_url, model="llama-2-70b"))
         d = load_directive_set("smollm2").get("L0")
         # timeout: the server stops sending mid-answer (SIGSTOP), then resumes
         stream = stream_generate(srv, PROMPT, d, GenerationParams(max_new_tokens=200))
-        got = []
-        for c in stream:
-            if c.text:
-                got.append(c.text)
-            if len(got) == 5 and c.text:
-                os.kill(s.pid, signal.SIGSTOP)
+        got = _read_until(stream, 5, lambda: os.kill(s.pid, signal.SIGSTOP))
         os.kill(s.pid, signal.SIGCONT)
         r = stream.result
-        assert r.partial and r.finish_reason == "error" and "sent nothing for 1 s" in r.error and "(timeout)" in r.error
+        assert r.partial and r.finish_reason == "error" and "sent nothing for 2 s" in r.error and "(timeout)" in r.error
         assert r.text == "".join(got).strip() and r.new_tokens >= 5
         # killed mid-answer: the partial answer is kept and marked
         srv = ServerModel.connect(ServerConfig(s.base_url, timeout_s=30.0))
         stream = stream_generate(srv, PROMPT, d, GenerationParams(max_new_tokens=200))
-        got = []
-        for c in stream:
-            if c.text:
-                got.append(c.text)
-            if len(got) == 5 and c.text:
-                s.kill()
+        got = _read_until(stream, 5, s.kill)
         r = stream.result
         assert r.partial and r.finish_reason == "error" and "did the server stop" in r.error
         assert "partial answer" in r.error and r.text == "".join(got).strip() and len(got) >= 5
