@@ -11,6 +11,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from sprout_core import refdata
 from sprout_core.evaluate import results as R
 from sprout_core.evaluate.judges import WEAK_JUDGE_NOTE, parse_judge
 from sprout_core.errors import SproutError
@@ -31,7 +32,7 @@ st.caption("How good is each directive level's answer? A judge sees the answers 
 
 
 @st.cache_data(show_spinner="Reading the Sprout paper's 12,000 judged answer triples…", max_entries=2)
-def paper_tables(_sig: float) -> R.EvalTables:
+def paper_tables(sig: float, texts: bool) -> R.EvalTables:
     from sprout_core.evaluate.reference import paper_tables as load
 
     return load()
@@ -186,6 +187,7 @@ def progress_panel() -> None:
 
 # ---------------------------------------------------------------- source & filters
 source = st.radio("Source", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="ev.source")
+paper_texts = source != "paper" or refdata.texts_available()  # False: verdicts and counts only (texts not shipped)
 if source == "own":
     run_panel()
     tables = own_tables()
@@ -195,11 +197,16 @@ if source == "own":
         st.stop()
 else:
     try:
-        tables = paper_tables(paper_signature())
+        tables = paper_tables(paper_signature(), paper_texts)
     except MissingDataError as exc:
         st.error(f"The Sprout paper's data is not available: {exc}")
         st.stop()
-    if "reference" not in R.judges_of(tables):
+    if not paper_texts:
+        st.info("Showing the paper's GPT-4 verdicts and counts, with each answer's measured energy (shipped with "
+                "Sprout). The prompt and answer texts are not shipped: their datasets are under non-commercial "
+                f"licences. To read them side by side, put the artifact's `prompts.csv` and `responses.jsonl` into "
+                f"`{refdata.folder()}` (README, *Public data*).")
+    elif "reference" not in R.judges_of(tables):
         st.caption("Our reference judge's verdicts on these triples appear here after "
                    "`python -m sprout_core agreement --source llama2-13b-a100 --judge reference` has run once.")
 
@@ -279,7 +286,10 @@ if choice is not None:
     run_name, pid = opts[choice]
     prow = sel.prompts[(sel.prompts["run"] == run_name) & (sel.prompts["prompt_id"] == pid)].iloc[0]
     st.markdown(f"**Task:** {prow['task']} · **run:** {run_name}")
-    st.text_area("Prompt", prow["prompt"], height=110, disabled=True, key=f"ev.detail.prompt.{run_name}.{pid}")
+    if paper_texts:
+        st.text_area("Prompt", prow["prompt"], height=110, disabled=True, key=f"ev.detail.prompt.{run_name}.{pid}")
+    else:
+        st.caption("Prompt and answer texts are not shipped with Sprout (see the note above); verdicts and energy are.")
     if prow["reference"] is not None and str(prow["reference"]).strip() and str(prow["reference"]) != "nan":
         st.caption(f"Reference answer: {str(prow['reference'])[:600]}")
     ans = sel.answers[(sel.answers["run"] == run_name) & (sel.answers["prompt_id"] == pid)].set_index("level")
@@ -293,8 +303,9 @@ if choice is not None:
                 sec = "n/a" if pd.isna(a["total_s"]) else f"{a['total_s']:.2f} s"
                 en = "n/a" if pd.isna(a["energy_j"]) else f"{a['energy_j']:.4g} J"
                 st.caption(f"{tok} · {sec} · {en} ({a['energy_method']})")
-                st.text_area(lv, a["text"], height=260, disabled=True, label_visibility="collapsed",
-                             key=f"ev.detail.ans.{run_name}.{pid}.{lv}")
+                if paper_texts:
+                    st.text_area(lv, a["text"], height=260, disabled=True, label_visibility="collapsed",
+                                 key=f"ev.detail.ans.{run_name}.{pid}.{lv}")
             else:
                 st.caption("no answer stored")
     vs = sel.verdicts[(sel.verdicts["run"] == run_name) & (sel.verdicts["prompt_id"] == pid)]

@@ -34,6 +34,7 @@ def _trace(zone: str, year: int):
     return grid.load_trace(zone, year)
 
 
+ui.grid_upload("opt")  # sidebar: a user's own grid data joins the zone lists below
 try:
     tr_list, tr_errors = _traces()
 except MissingDataError as exc:

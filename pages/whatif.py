@@ -29,6 +29,7 @@ _traces = ui.trace_choices
 _reference = ui.reference_profile
 
 
+ui.grid_upload("wi")  # sidebar: a user's own grid data joins the zone lists below
 try:
     tr_list, tr_errors = _traces()
 except MissingDataError as exc:

@@ -9,6 +9,9 @@ Unknown energy or intensity gives ``None`` (shown "n/a"), never 0. Carbon-intens
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from sprout_core import grid
 
 J_PER_KWH = 3.6e6
 SECONDS_PER_YEAR = 365 * 24 * 3600  # the Sprout simulator's year (365 d)
@@ -185,8 +188,6 @@ def unknown_intensity(reason: str) -> IntensityChoice:
 
 def hour_of_year(year: int, month: int, day: int, hour: int) -> int:
     """0-based index of the UTC hour ``year-month-day hour:00`` in a full-year hourly trace."""
-    from datetime import datetime
-
     start = datetime(int(year), 1, 1)
     return int((datetime(int(year), int(month), int(day), int(hour)) - start).total_seconds() // 3600)
 
@@ -197,15 +198,14 @@ def trace_intensity(zone: str, year: int, hour: int | None = None, column: str =
     Raises ``MissingDataError`` / ``TraceError`` from :mod:`sprout_core.grid`, and ``ValueError`` for an
     hour outside the trace.
     """
-    from sprout_core import grid
-
     tr = grid.load_trace(zone, year, column)
+    source = "Electricity Maps" if tr.attribution == grid.ATTRIBUTION else "your data"
     if hour is None:
-        return IntensityChoice(tr.mean(), zone, f"{zone} {year} yearly mean ({column}), Electricity Maps", year, None, column)
+        return IntensityChoice(tr.mean(), zone, f"{zone} {year} yearly mean ({column}), {source}", year, None, column)
     if not (0 <= hour < len(tr)):
         raise ValueError(f"hour {hour} outside the {zone} {year} trace (0–{len(tr) - 1})")
     ts = str(tr.timestamps[hour]).replace("T", " ")[:16]
-    return IntensityChoice(float(tr.ci[hour]), zone, f"{zone} {ts} UTC ({column}), Electricity Maps", year, hour, column)
+    return IntensityChoice(float(tr.ci[hour]), zone, f"{zone} {ts} UTC ({column}), {source}", year, hour, column)
 
 
 @dataclass(frozen=True)
@@ -225,8 +225,6 @@ def price_elsewhere(energy_j: float, year: int | None = None, hour: int | None =
     ``year`` None = the latest year for each zone. Returns the prices and messages for traces that
     could not be read (the others stay usable).
     """
-    from sprout_core import grid
-
     infos, errors = grid.list_traces()
     msgs = [str(e) for e in errors]
     chosen: dict[str, int] = {}

@@ -13,7 +13,7 @@ import sys
 from sprout_core.errors import SproutError, describe
 
 #: command-module names under sprout_core.commands, in help order
-COMMAND_MODULES = ["generate", "optimize", "simulate", "evaluate", "agreement", "classify", "serve"]
+COMMAND_MODULES = ["generate", "optimize", "simulate", "evaluate", "agreement", "classify", "serve", "grid"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,44 +1,88 @@
-"""Hourly grid carbon-intensity traces: the Electricity Maps export reader.
+"""Hourly grid carbon-intensity traces: the one reader of carbon data.
 
-Reads the CSV exactly as the Electricity Maps Data Portal gives it (UTF-8, CRLF or LF line ends,
-quoted fields where needed), one row per UTC hour::
+Three sources, merged (a later one replaces an earlier one for the same zone and year):
+
+1. **shipped** — ``data/carbon/electricitymaps_hourly.npz``, committed with Sprout: every zone-year of
+   the public Electricity Maps exports in a compact form (integers in centi-g CO₂eq/kWh, direct and
+   life-cycle), built by ``scripts/build_data.py``; ODbL 1.0, see ``data/carbon/LICENSE.md``.
+   Only its small index is read to list zones; a zone-year's hours are decompressed when first loaded.
+2. **public folder** — Electricity Maps exports in ``<public data>/carbon`` (``SPROUT_DATA_DIR``, default
+   ``data/external``), named ``<ZONE>_<YEAR>_hourly.csv``. A file byte-identical to the one a shipped
+   trace was built from is not read again (the shipped copy is used).
+3. **user** — traces a person added with :func:`add_user_trace` (the ``grid add`` command or the
+   "Add your own grid data" box on the Optimizer and What-if pages), kept in ``<state>/grid``.
+
+The CSV reader takes the export exactly as the Electricity Maps Data Portal gives it (UTF-8, CRLF or LF
+line ends, quoted fields where needed; both the 2023 header spelling ``Zone Id`` / ``(LCA)`` and the newer
+``Zone id`` / ``(Life cycle)``), one row per UTC hour::
 
     Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),
     Carbon Intensity gCO₂eq/kWh (LCA),Low Carbon Percentage,Renewable Percentage,
     Data Source,Data Estimated,Data Estimation Method
 
-Files live in ``<public data>/carbon`` and are named ``<ZONE>_<YEAR>_hourly.csv``.
-Units: carbon intensity in g CO₂eq per kWh (``direct`` = operational/combustion only, the column the
-Sprout paper uses; ``lca`` = life-cycle). A :class:`Trace` always covers one full calendar year.
+A person's upload may also be a two-column CSV: hour (0-based hour of the year, or a UTC timestamp) and
+intensity in g CO₂eq/kWh.
 
-Public API (other modules code against it): :data:`ATTRIBUTION`, :class:`TraceInfo`, :class:`Trace`,
-:class:`TraceError`, :func:`list_traces`, :func:`load_trace`.
+Units: carbon intensity in g CO₂eq per kWh (``direct`` = operational/combustion only, the column the
+Sprout paper uses; ``lca`` = life-cycle). A :class:`Trace` always covers one full calendar year. Every
+hour must lie within 0 … :data:`MAX_CI_G_PER_KWH`.
+
+Public API (other modules code against it): :data:`ATTRIBUTION`, :data:`MAX_CI_G_PER_KWH`,
+:class:`TraceInfo`, :class:`Trace`, :class:`TraceError`, :func:`list_traces`, :func:`load_trace`,
+:func:`zones_by_year`, :func:`add_user_trace`, :func:`remove_user_trace`, :func:`sources_signature`.
 """
 from __future__ import annotations
 
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
 import re
 import threading
+import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from sprout_core.errors import DataFileError
-from sprout_core.paths import MissingDataError, public_data_dir
+from sprout_core.errors import DataFileError, InputError
+from sprout_core.paths import MissingDataError, public_data_dir, shipped_file, user_grid_dir
 
 #: How to credit the data wherever a trace is shown.
 ATTRIBUTION = "Carbon intensity data: Electricity Maps (ODbL 1.0)"
 
+#: Highest hourly carbon intensity accepted, g CO₂eq/kWh. No grid mix can be dirtier than its dirtiest
+#: generator: lignite and oil-shale units, the most carbon-intensive plants in service, emit about
+#: 1,000–1,400 g CO₂eq/kWh (IPCC AR5 WGIII Annex III, Table A.III.2: coal life-cycle up to 1,000; direct
+#: emissions of old lignite units ~1,200–1,400). The highest hour in the shipped traces is 808 g/kWh.
+#: 2,000 leaves room for grid losses and estimation error while catching unit mistakes (mg/kWh,
+#: lb/MWh, kg/MWh ≈ ×1,000) and corrupt numbers.
+MAX_CI_G_PER_KWH = 2000.0
+
+#: Largest upload :func:`add_user_trace` accepts (a year of hourly exports is ~1 MB).
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
 COL_TIME = "Datetime (UTC)"
 COL_ZONE_ID = "Zone Id"
 COL_ZONE_NAME = "Zone Name"
-#: column key -> header text in the export
+#: column key -> header text in the export (2023 spelling; the newer spelling is read too)
 CI_COLUMNS = {
     "direct": "Carbon Intensity gCO₂eq/kWh (direct)",
     "lca": "Carbon Intensity gCO₂eq/kWh (LCA)",
 }
+EXPORT_HEADER = [COL_TIME, "Country", COL_ZONE_NAME, COL_ZONE_ID, CI_COLUMNS["direct"], CI_COLUMNS["lca"],
+                 "Low Carbon Percentage", "Renewable Percentage", "Data Source", "Data Estimated",
+                 "Data Estimation Method"]
+#: origins of a trace
+ORIGINS = ("shipped", "public", "user")
+
 _FILE_RE = re.compile(r"^(?P<zone>[A-Za-z0-9-]+)_(?P<year>\d{4})_hourly\.csv$")
+_ZONE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")
 
 
 class TraceError(DataFileError):
@@ -47,12 +91,18 @@ class TraceError(DataFileError):
 
 @dataclass(frozen=True)
 class TraceInfo:
-    """One zone-year trace file found on disk."""
+    """One zone-year trace that can be loaded.
+
+    ``origin``: ``shipped`` (committed compact data), ``public`` (an export in the public data folder) or
+    ``user`` (added by a person); ``path``: the file it is read from.
+    """
 
     zone: str
     year: int
     path: Path
     zone_name: str
+    origin: str = "public"
+    attribution: str = ATTRIBUTION
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +121,7 @@ class Trace:
     zone_name: str
     source_file: Path
     attribution: str = field(default=ATTRIBUTION)
+    origin: str = "public"
 
     def __len__(self) -> int:
         return int(self.ci.shape[0])
@@ -94,6 +145,252 @@ class Trace:
         return self.timestamps[s:e], self.ci[s:e]
 
 
+# ------------------------------------------------------------------------------------- helpers
+
+def _hours_in_year(year: int) -> int:
+    return 8784 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 8760
+
+
+def _line(idx: int) -> int:
+    """File line number (1-based, header = line 1) of data row ``idx`` (0-based)."""
+    return int(idx) + 2
+
+
+def _header_key(h: str) -> str:
+    return re.sub(r"\s+", " ", str(h).strip().lower().replace("₂", "2"))
+
+
+def _columns(headers) -> dict[str, str]:
+    """Map ``time / zone / zone_name / direct / lca`` to the header text found (either spelling)."""
+    out: dict[str, str] = {}
+    for h in headers:
+        k = _header_key(h)
+        if k == "datetime (utc)":
+            out.setdefault("time", h)
+        elif k == "zone id":
+            out.setdefault("zone", h)
+        elif k == "zone name":
+            out.setdefault("zone_name", h)
+        elif k.startswith("carbon intensity") and k.endswith("(direct)"):
+            out.setdefault("direct", h)
+        elif k.startswith("carbon intensity") and (k.endswith("(lca)") or k.endswith("(life cycle)")):
+            out.setdefault("lca", h)
+    return out
+
+
+def _implausible(name: str, line: int, col: str, raw: str) -> TraceError:
+    return TraceError(
+        f"{name}, line {line}: '{col}' value {raw!r} is implausible — above {MAX_CI_G_PER_KWH:,.0f} g CO₂eq/kWh, "
+        "more than the dirtiest power plants emit. Check the unit (g/kWh, not mg/kWh or lb/MWh) and the column."
+    )
+
+
+def _check_values(name: str, raw: pd.Series, ci: np.ndarray, col: str, line_of: Callable[[int], int]) -> None:
+    """Every hour a finite number within 0 … MAX_CI_G_PER_KWH, else TraceError naming the first bad line."""
+    bad = np.flatnonzero(~np.isfinite(ci) | (ci < 0))
+    if bad.size:
+        i = bad[0]
+        hint = " (use '.' as the decimal mark)" if re.fullmatch(r"\s*\d+,\d+\s*", str(raw.iloc[i])) else ""
+        raise TraceError(
+            f"{name}, line {line_of(i)}: bad '{col}' value {raw.iloc[i]!r} "
+            f"(need a number ≥ 0 in g/kWh{hint}; is the row cut short?)"
+        )
+    high = np.flatnonzero(ci > MAX_CI_G_PER_KWH)
+    if high.size:
+        i = high[0]
+        raise _implausible(name, line_of(i), col, str(raw.iloc[i]))
+
+
+def _check_calendar(name: str, t64: np.ndarray, year: int | None, line_of: Callable[[int], int]) -> int:
+    """Contiguous UTC hours covering exactly one calendar year; returns the year."""
+    step = np.diff(t64).astype("timedelta64[s]").astype(np.int64)
+    bad = np.flatnonzero(step != 3600)
+    if bad.size:
+        i = bad[0] + 1
+        raise TraceError(
+            f"{name}, line {line_of(i)}: timestamp {str(t64[i])} does not follow {str(t64[i - 1])} by one hour "
+            "(rows must be contiguous UTC hours)"
+        )
+    first_year = int(str(t64[0])[:4])
+    y = year if year is not None else first_year
+    start = np.datetime64(f"{y}-01-01T00:00:00", "s")
+    n_expected = _hours_in_year(y)
+    if t64[0] != start:
+        raise TraceError(f"{name}, line {line_of(0)}: trace starts at {str(t64[0])} UTC, expected {str(start)} "
+                         f"(a full year {y})")
+    if len(t64) != n_expected:
+        raise TraceError(
+            f"{name}, line {line_of(len(t64) - 1)}: partial year — {len(t64)} of {n_expected} hours, "
+            f"ends at {str(t64[-1])} UTC"
+        )
+    return y
+
+
+def _year_hours(year: int) -> np.ndarray:
+    t = np.datetime64(f"{year}-01-01T00:00:00", "s") + np.arange(_hours_in_year(year)) * np.timedelta64(3600, "s")
+    t.setflags(write=False)
+    return t
+
+
+# ------------------------------------------------------------------------------------- CSV exports
+
+def _read_export(src, name: str) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(src, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_values=[])
+    except pd.errors.ParserError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        where = f", line {m.group(1)}" if m else ""
+        raise TraceError(f"{name}{where}: not a well-formed CSV ({exc})") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise TraceError(f"{name}: empty file") from exc
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{name}: not UTF-8 text ({exc})") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def _parse_export(df: pd.DataFrame, name: str, column: str, zone: str | None, year: int | None,
+                  source_file: Path) -> Trace:
+    """Validate one export table; raise :class:`TraceError` naming ``name`` and the line."""
+    if column not in CI_COLUMNS:
+        raise ValueError(f"column must be one of {sorted(CI_COLUMNS)}, not {column!r}")
+    cols = _columns(df.columns)
+    missing = [{"time": COL_TIME, "zone": COL_ZONE_ID, "direct": CI_COLUMNS["direct"]}[k]
+               for k in ("time", "zone", "direct") if k not in cols]
+    if missing:
+        raise TraceError(
+            f"{name}, line 1: header lacks {missing}; expected an Electricity Maps export with columns "
+            f"{EXPORT_HEADER[:6]}… (a two-column hour,intensity file can be added with "
+            "`python -m sprout_core grid add FILE --zone Z --year Y`)"
+        )
+    if column not in cols:
+        raise TraceError(f"{name}: no {column.upper()} carbon-intensity column in this trace "
+                         f"(header has {list(df.columns)[:6]}…); use the direct intensity")
+    if len(df) == 0:
+        raise TraceError(f"{name}: header only, no data rows")
+
+    raw_t = df[cols["time"]].fillna("").astype(str).str.strip()
+    ts = pd.to_datetime(raw_t, format="ISO8601", utc=True, errors="coerce")
+    bad = np.flatnonzero(ts.isna().to_numpy())
+    if bad.size:
+        i = bad[0]
+        raise TraceError(f"{name}, line {_line(i)}: bad '{COL_TIME}' value {raw_t.iloc[i]!r}")
+    col_name = cols[column]
+    raw_ci = df[col_name].fillna("").astype(str).str.strip()
+    if column == "lca" and (raw_ci == "").all():
+        raise TraceError(f"{name}: this trace has no life-cycle (LCA) values, only direct ones; use the direct intensity")
+    ci = pd.to_numeric(raw_ci, errors="coerce").to_numpy(dtype=float)
+    _check_values(name, raw_ci, ci, col_name, _line)
+    zones = df[cols["zone"]].fillna("").astype(str).str.strip().to_numpy()
+    file_zone = zone or zones[0]
+    bad = np.flatnonzero(zones != file_zone)
+    if bad.size:
+        i = bad[0]
+        raise TraceError(f"{name}, line {_line(i)}: Zone Id {zones[i]!r}, expected {file_zone!r} (one zone per file)")
+    t64 = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]")
+    y = _check_calendar(name, t64, year, _line)
+    zone_name = str(df[cols["zone_name"]].iloc[0]).strip() if "zone_name" in cols else file_zone
+    ci.setflags(write=False)
+    t64.setflags(write=False)
+    return Trace(zone=file_zone, year=y, column=column, timestamps=t64, ci=ci, zone_name=zone_name or file_zone,
+                 source_file=Path(source_file))
+
+
+def _parse(path: Path, column: str, zone: str | None, year: int | None) -> Trace:
+    """Read and validate one export file; raise :class:`TraceError` naming file and line."""
+    if column not in CI_COLUMNS:
+        raise ValueError(f"column must be one of {sorted(CI_COLUMNS)}, not {column!r}")
+    return _parse_export(_read_export(path, str(path)), str(path), column, zone, year, path)
+
+
+_CACHE: dict[tuple, object] = {}
+_LOCK = threading.Lock()
+
+
+def _cached(key: tuple, make: Callable[[], object]):
+    with _LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    val = make()
+    with _LOCK:
+        _CACHE[key] = val
+    return val
+
+
+def _stat_key(path: Path) -> tuple:
+    st = path.stat()
+    return (str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def _load_path(path: Path, column: str, zone: str | None, year: int | None) -> Trace:
+    return _cached(("csv", *_stat_key(path), column, zone, year), lambda: _parse(path, column, zone, year))
+
+
+def _sha256(path: Path) -> str:
+    def digest() -> str:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+    return _cached(("sha", *_stat_key(path)), digest)
+
+
+# ------------------------------------------------------------------------------------- shipped (npz)
+
+def shipped_path() -> Path:
+    """``data/carbon/electricitymaps_hourly.npz`` (committed; may be absent in a stripped copy)."""
+    return shipped_file("carbon")
+
+
+def _shipped_index(path: Path) -> dict[tuple[str, int], dict]:
+    """``{(zone, year): entry}`` of the shipped file (only its small ``index`` member is read)."""
+    def read() -> dict:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                index = json.loads(str(z["index"][()]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise TraceError(f"{path}: the shipped carbon data is unreadable ({exc}); restore it with "
+                             "`git checkout data/carbon` or rebuild it with `python scripts/build_data.py`") from exc
+        return {(e["zone"], int(e["year"])): e for e in index["traces"]}
+
+    return _cached(("npz-index", *_stat_key(path)), read)
+
+
+def _load_shipped(path: Path, zone: str, year: int, column: str) -> Trace:
+    def read() -> Trace:
+        entry = _shipped_index(path)[(zone, year)]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arr = z[entry["member"]]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise TraceError(f"{path}: cannot read the shipped {zone} {year} trace ({exc}); restore it with "
+                             "`git checkout data/carbon`") from exc
+        row = {"direct": 0, "lca": 1}[column]
+        t = _year_hours(year)
+        if arr.ndim != 2 or arr.shape[1] != len(t):
+            raise TraceError(f"{path}: the shipped {zone} {year} trace has shape {arr.shape}, expected (2, {len(t)})")
+        ci = arr[row].astype(np.float64) / 100.0  # centi-g/kWh -> g/kWh (exactly the export's 2-decimal values)
+        ci.setflags(write=False)
+        return Trace(zone=zone, year=year, column=column, timestamps=t, ci=ci, zone_name=entry["zone_name"],
+                     source_file=path, origin="shipped")
+
+    return _cached(("npz", *_stat_key(path), zone, year, column), read)
+
+
+# ------------------------------------------------------------------------------------- sources
+
+@dataclass(frozen=True)
+class _Source:
+    origin: str
+    path: Path
+    zone: str
+    year: int
+    meta: dict = field(default_factory=dict)
+
+
 def _carbon_dir(data_dir: Path | None) -> Path:
     """``<data_dir>/carbon`` (or ``data_dir`` itself when it holds the CSVs directly)."""
     base = Path(data_dir) if data_dir is not None else public_data_dir()
@@ -107,118 +404,92 @@ def _carbon_dir(data_dir: Path | None) -> Path:
     )
 
 
-def _hours_in_year(year: int) -> int:
-    return 8784 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 8760
-
-
-def _line(idx: int) -> int:
-    """File line number (1-based, header = line 1) of data row ``idx`` (0-based)."""
-    return int(idx) + 2
-
-
-def _parse(path: Path, column: str, zone: str | None, year: int | None) -> Trace:
-    """Read and validate one export file; raise :class:`TraceError` naming file and line."""
-    if column not in CI_COLUMNS:
-        raise ValueError(f"column must be one of {sorted(CI_COLUMNS)}, not {column!r}")
+def _public_carbon_dir() -> Path | None:
     try:
-        df = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_values=[])
-    except pd.errors.ParserError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        where = f", line {m.group(1)}" if m else ""
-        raise TraceError(f"{path}{where}: not a well-formed CSV ({exc})") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise TraceError(f"{path}: empty file") from exc
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{path}: not UTF-8 text ({exc})") from exc
-    df.columns = [str(c).strip() for c in df.columns]
-    needed = [COL_TIME, COL_ZONE_ID, CI_COLUMNS[column]]
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise TraceError(
-            f"{path}, line 1: header lacks {missing}; expected an Electricity Maps export with columns "
-            f"{[COL_TIME, 'Country', COL_ZONE_NAME, COL_ZONE_ID, *CI_COLUMNS.values()]}…"
-        )
-    if len(df) == 0:
-        raise TraceError(f"{path}: header only, no data rows")
-
-    # timestamps
-    raw_t = df[COL_TIME].fillna("").astype(str).str.strip()
-    ts = pd.to_datetime(raw_t, format="ISO8601", utc=True, errors="coerce")
-    bad = np.flatnonzero(ts.isna().to_numpy())
-    if bad.size:
-        i = bad[0]
-        raise TraceError(f"{path}, line {_line(i)}: bad '{COL_TIME}' value {raw_t.iloc[i]!r}")
-    # carbon intensity
-    raw_ci = df[CI_COLUMNS[column]].fillna("").astype(str).str.strip()
-    ci = pd.to_numeric(raw_ci, errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(ci) | (ci < 0))
-    if bad.size:
-        i = bad[0]
-        raise TraceError(
-            f"{path}, line {_line(i)}: bad '{CI_COLUMNS[column]}' value {raw_ci.iloc[i]!r} "
-            "(need a number ≥ 0 in g/kWh; is the row cut short?)"
-        )
-    # zone
-    zones = df[COL_ZONE_ID].fillna("").astype(str).str.strip().to_numpy()
-    file_zone = zone or zones[0]
-    bad = np.flatnonzero(zones != file_zone)
-    if bad.size:
-        i = bad[0]
-        raise TraceError(f"{path}, line {_line(i)}: Zone Id {zones[i]!r}, expected {file_zone!r} (one zone per file)")
-    # hourly contiguity
-    t64 = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]")
-    step = np.diff(t64).astype("timedelta64[s]").astype(np.int64)
-    bad = np.flatnonzero(step != 3600)
-    if bad.size:
-        i = bad[0] + 1
-        raise TraceError(
-            f"{path}, line {_line(i)}: timestamp {str(t64[i])} does not follow {str(t64[i - 1])} by one hour "
-            "(rows must be contiguous UTC hours)"
-        )
-    # full year
-    first_year = int(str(t64[0])[:4])
-    y = year if year is not None else first_year
-    start = np.datetime64(f"{y}-01-01T00:00:00", "s")
-    n_expected = _hours_in_year(y)
-    if t64[0] != start:
-        raise TraceError(f"{path}, line 2: trace starts at {str(t64[0])} UTC, expected {str(start)} (a full year {y})")
-    if len(t64) != n_expected:
-        raise TraceError(
-            f"{path}, line {_line(len(t64) - 1)}: partial year — {len(t64)} of {n_expected} hours, "
-            f"ends at {str(t64[-1])} UTC"
-        )
-    zone_name = str(df[COL_ZONE_NAME].iloc[0]).strip() if COL_ZONE_NAME in df.columns else file_zone
-    ci.setflags(write=False)
-    t64.setflags(write=False)
-    return Trace(zone=file_zone, year=y, column=column, timestamps=t64, ci=ci, zone_name=zone_name or file_zone, source_file=Path(path))
+        return _carbon_dir(None)
+    except MissingDataError:
+        return None
 
 
-_CACHE: dict[tuple, Trace] = {}
-_LOCK = threading.Lock()
+def _user_meta(csv_path: Path) -> dict:
+    p = csv_path.with_suffix(".json")
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+    except (OSError, ValueError):
+        meta = {}
+    return meta if isinstance(meta, dict) else {}
 
 
-def _load_path(path: Path, column: str, zone: str | None, year: int | None) -> Trace:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, column, zone, year)
-    with _LOCK:
-        hit = _CACHE.get(key)
-    if hit is not None:
-        return hit
-    tr = _parse(path, column, zone, year)
-    with _LOCK:
-        _CACHE[key] = tr
-    return tr
+def _all_sources() -> tuple[dict[tuple[str, int], list[_Source]], list[TraceError]]:
+    """Every candidate per (zone, year), highest precedence first, and misnamed files' errors."""
+    found: dict[tuple[str, int], list[_Source]] = {}
+    errors: list[TraceError] = []
+    shipped = shipped_path()
+    index: dict = {}
+    if shipped.exists():
+        try:
+            index = _shipped_index(shipped)
+        except TraceError as exc:
+            errors.append(exc)
+    for (zone, year) in index:
+        found.setdefault((zone, year), []).append(_Source("shipped", shipped, zone, year))
+    folders = [("public", _public_carbon_dir())]
+    udir = user_grid_dir(create=False)
+    folders.append(("user", udir if udir.is_dir() else None))
+    for origin, folder in folders:
+        if folder is None:
+            continue
+        for path in sorted(folder.glob("*.csv")):
+            m = _FILE_RE.match(path.name)
+            if not m:
+                errors.append(TraceError(f"{path}: file name is not <ZONE>_<YEAR>_hourly.csv"))
+                continue
+            zone, year = m.group("zone"), int(m.group("year"))
+            if origin == "public" and (zone, year) in index:
+                try:
+                    if _sha256(path) == index[(zone, year)].get("source_sha256"):
+                        continue  # the very file the shipped trace was built from
+                except OSError as exc:
+                    errors.append(TraceError(f"{path}: cannot read ({exc})"))
+                    continue
+            meta = _user_meta(path) if origin == "user" else {}
+            found.setdefault((zone, year), []).insert(0, _Source(origin, path, zone, year, meta))
+    return found, errors
 
 
-def list_traces(data_dir: Path | None = None) -> tuple[list[TraceInfo], list[TraceError]]:
-    """Every valid zone-year trace in ``<data_dir or public data>/carbon``, and the broken ones.
+def _describe(src: _Source, zone_name: str) -> TraceInfo:
+    return TraceInfo(zone=src.zone, year=src.year, path=src.path, zone_name=src.meta.get("zone_name") or zone_name,
+                     origin=src.origin, attribution=src.meta.get("attribution") or ATTRIBUTION)
 
-    Each file is fully read and validated (then cached), so a listed trace always loads.
-    Broken or misnamed files come back as :class:`TraceError` in the second list, never raised.
-    Raises :class:`~sprout_core.paths.MissingDataError` when the folder itself is absent.
-    Sorted by year, then zone.
+
+def _open(src: _Source, column: str) -> Trace:
+    if src.origin == "shipped":
+        return _load_shipped(src.path, src.zone, src.year, column)
+    tr = _load_path(src.path, column, src.zone, src.year)
+    info = _describe(src, tr.zone_name)
+    return dataclasses.replace(tr, zone_name=info.zone_name, attribution=info.attribution, origin=src.origin)
+
+
+def _winner(cands: list[_Source], errors: list[TraceError] | None = None) -> TraceInfo | None:
+    """The first candidate that is usable (a CSV's direct column is validated; broken files go to ``errors``).
+
+    Shipped traces were validated when they were built: only their index is read here.
     """
-    folder = _carbon_dir(data_dir)
+    for src in cands:
+        try:
+            if src.origin == "shipped":
+                return _describe(src, _shipped_index(src.path)[(src.zone, src.year)]["zone_name"])
+            return _describe(src, _load_path(src.path, "direct", src.zone, src.year).zone_name)
+        except TraceError as exc:
+            if errors is not None:
+                errors.append(exc)
+        except OSError as exc:
+            if errors is not None:
+                errors.append(TraceError(f"{src.path}: cannot read ({exc})"))
+    return None
+
+
+def _list_folder(folder: Path) -> tuple[list[TraceInfo], list[TraceError]]:
     infos: list[TraceInfo] = []
     errors: list[TraceError] = []
     for path in sorted(folder.glob("*.csv")):
@@ -240,21 +511,67 @@ def list_traces(data_dir: Path | None = None) -> tuple[list[TraceInfo], list[Tra
     return infos, errors
 
 
+def list_traces(data_dir: Path | None = None) -> tuple[list[TraceInfo], list[TraceError]]:
+    """Every usable zone-year trace, and the broken files.
+
+    ``data_dir`` ``None`` (the app, the CLI): shipped traces, the public folder's exports and the user's
+    own traces, merged (user > public folder > shipped for the same zone and year; a broken file never
+    hides a usable copy of the same zone-year). Shipped traces are listed from their index only.
+    ``data_dir`` given: only the exports in ``<data_dir>/carbon`` (raises
+    :class:`~sprout_core.paths.MissingDataError` when that folder is absent).
+
+    Every CSV is fully read and validated (then cached on its mtime and size), so a listed trace always
+    loads. Broken or misnamed files come back as :class:`TraceError` in the second list, never raised.
+    Sorted by year, then zone.
+    """
+    if data_dir is not None:
+        return _list_folder(_carbon_dir(data_dir))
+    found, errors = _all_sources()
+    if not found and not errors and not shipped_path().exists():
+        _carbon_dir(None)  # raises MissingDataError saying what is missing
+    infos: list[TraceInfo] = []
+    for key in sorted(found, key=lambda k: (k[1], k[0])):
+        info = _winner(found[key], errors)
+        if info is not None:
+            infos.append(info)
+    return infos, errors
+
+
 def load_trace(zone: str, year: int, column: str = "direct", data_dir: Path | None = None) -> Trace:
     """The full-year hourly trace of ``zone`` in ``year`` (cached per process).
 
     ``column``: ``"direct"`` (operational; the Sprout paper's choice) or ``"lca"`` (life-cycle).
-    Raises :class:`MissingDataError` when the file is absent and :class:`TraceError` (naming file and
-    line) when it is malformed or covers only part of the year.
+    ``data_dir`` ``None``: from the merged sources (see :func:`list_traces`); given: only from
+    ``<data_dir>/carbon``. Raises :class:`MissingDataError` when no source has the zone-year and
+    :class:`TraceError` (naming file and line) when it is malformed or covers only part of the year.
     """
-    column = column.lower()
-    folder = _carbon_dir(data_dir)
-    path = folder / f"{zone}_{int(year)}_hourly.csv"
-    if not path.exists():
-        have = sorted(p.name for p in folder.glob("*_hourly.csv"))
-        raise MissingDataError(f"No carbon-intensity trace for zone {zone!r}, year {year}: {path} is absent "
-                               f"({len(have)} trace files in {folder}).")
-    return _load_path(path, column, zone, int(year))
+    column = str(column).lower()
+    if column not in CI_COLUMNS:
+        raise InputError(f"column must be one of {sorted(CI_COLUMNS)}, not {column!r}")
+    year = int(year)
+    if data_dir is not None:
+        folder = _carbon_dir(data_dir)
+        path = folder / f"{zone}_{year}_hourly.csv"
+        if not path.exists():
+            have = sorted(p.name for p in folder.glob("*_hourly.csv"))
+            raise MissingDataError(f"No carbon-intensity trace for zone {zone!r}, year {year}: {path} is absent "
+                                   f"({len(have)} trace files in {folder}).")
+        return _load_path(path, column, zone, year)
+    found, _ = _all_sources()
+    cands = found.get((zone, year))
+    if not cands:
+        have = sorted({z for (z, y) in found if y == year})
+        years = sorted({y for (z, y) in found if z == zone})
+        hint = (f"{zone} has {', '.join(map(str, years))}" if years else
+                f"zones for {year}: {', '.join(have) or 'none'}")
+        raise MissingDataError(f"No carbon-intensity trace for zone {zone!r}, year {year} ({hint}). Add your own "
+                               "with `python -m sprout_core grid add FILE` or the 'Add your own grid data' box.")
+    errors: list[TraceError] = []
+    info = _winner(cands, errors)
+    if info is None:
+        raise errors[0]
+    src = next(s for s in cands if s.origin == info.origin)
+    return _open(src, column)
 
 
 def zones_by_year(data_dir: Path | None = None) -> dict[int, list[str]]:
@@ -264,3 +581,232 @@ def zones_by_year(data_dir: Path | None = None) -> dict[int, list[str]]:
     for i in infos:
         out.setdefault(i.year, []).append(i.zone)
     return out
+
+
+def sources_signature() -> tuple:
+    """Changes whenever a trace source changes (file added, removed or rewritten): a cache key for the UI."""
+    sig = []
+    for p in (shipped_path(), _public_carbon_dir(), user_grid_dir(create=False)):
+        if p is not None and p.exists():
+            st = p.stat()
+            sig.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(sig)
+
+
+# ------------------------------------------------------------------------------------- user traces
+
+def _check_zone(zone: str) -> str:
+    z = str(zone or "").strip()
+    if not _ZONE_RE.match(z):
+        raise InputError(f"zone {zone!r} is not a zone id: use letters, digits and '-' (up to 40), e.g. DE or "
+                         "US-CAL-CISO")
+    return z
+
+
+def _check_year(year) -> int:
+    try:
+        y = int(str(year).strip())
+    except (TypeError, ValueError):
+        raise InputError(f"year {year!r} is not a whole number (e.g. 2023)") from None
+    if not 1970 <= y <= 2100:
+        raise InputError(f"year {y} is outside 1970–2100")
+    return y
+
+
+def _sniff_delimiter(lines: list[str]) -> str | None:
+    """The delimiter that splits the first lines into two fields (',', ';' or tab), else the commonest one."""
+    head = [ln for ln in lines if ln.strip()][:5]
+    for d in (";", "\t", ","):  # ';' first: "0;12,5" (decimal comma) also splits in two on ','
+        if head and all(len([f for f in next(csv.reader([ln], delimiter=d))]) == 2 for ln in head):
+            return d
+    counts = {d: head[0].count(d) if head else 0 for d in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else None
+
+
+def _parse_hour_intensity(text: str, name: str, zone: str, year: int | None) -> tuple[int, np.ndarray]:
+    """A two-column CSV (hour or UTC time, g CO₂eq/kWh) → ``(year, ci)``; TraceError naming the line."""
+    lines = text.splitlines()
+    delim = _sniff_delimiter(lines)
+    if delim is None:
+        raise TraceError(f"{name}, line 1: expected two columns (hour of the year or UTC time, then g CO₂eq/kWh) "
+                         "separated by ',' or ';', or an Electricity Maps export")
+    rows: list[tuple[int, str, str]] = []
+    for ln_no, fields in enumerate(csv.reader(lines, delimiter=delim), start=1):
+        fields = [f.strip() for f in fields]
+        while fields and fields[-1] == "":
+            fields.pop()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise TraceError(f"{name}, line {ln_no}: {len(fields)} columns, expected 2 (hour or UTC time, g CO₂eq/kWh)")
+        rows.append((ln_no, fields[0], fields[1]))
+    if rows and not rows[0][1][:1].isdigit():
+        rows = rows[1:]  # a header row (hour counts and ISO times start with a digit)
+    if not rows:
+        raise TraceError(f"{name}: no data rows")
+    line_nos = [r[0] for r in rows]
+    line_of = lambda i: line_nos[int(i)]  # noqa: E731 - tiny adapter
+    raw_h = pd.Series([r[1] for r in rows])
+    raw_ci = pd.Series([r[2] for r in rows])
+    ci = pd.to_numeric(raw_ci, errors="coerce").to_numpy(dtype=float)
+    _check_values(name, raw_ci, ci, "intensity", line_of)
+    if re.fullmatch(r"\d+", raw_h.iloc[0]):
+        if year is None:
+            raise TraceError(f"{name}: the first column counts hours, so the year is needed "
+                             "(give --year, or the year in the form)")
+        bad = np.flatnonzero(~raw_h.str.fullmatch(r"\d+").to_numpy())
+        if bad.size:
+            i = bad[0]
+            raise TraceError(f"{name}, line {line_of(i)}: hour {raw_h.iloc[i]!r} is not a whole number "
+                             "(the first column counts hours from 0 = 1 Jan 00:00 UTC)")
+        idx = raw_h.astype(np.int64).to_numpy()
+        base = int(idx[0])
+        if base not in (0, 1):
+            raise TraceError(f"{name}, line {line_of(0)}: the hours start at {base}; they must start at 0 "
+                             "(= 1 Jan 00:00 UTC) and cover the whole year")
+        wrong = np.flatnonzero(idx != base + np.arange(len(idx)))
+        if wrong.size:
+            i = wrong[0]
+            raise TraceError(f"{name}, line {line_of(i)}: hour {idx[i]} does not follow {idx[i - 1]} "
+                             "(rows must be consecutive hours)")
+        n = _hours_in_year(year)
+        if len(idx) != n:
+            raise TraceError(f"{name}, line {line_of(len(idx) - 1)}: partial year — {len(idx)} of {n} hours "
+                             f"in {year}")
+        return year, ci
+    ts = pd.to_datetime(raw_h, format="ISO8601", utc=True, errors="coerce")
+    bad = np.flatnonzero(ts.isna().to_numpy())
+    if bad.size:
+        i = bad[0]
+        raise TraceError(f"{name}, line {line_of(i)}: bad time {raw_h.iloc[i]!r} (use an hour count from 0, or "
+                         "an ISO time such as 2023-01-01 00:00 in UTC)")
+    t64 = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]")
+    file_year = int(str(t64[0])[:4])
+    if year is not None and year != file_year:
+        raise TraceError(f"{name}, line {line_of(0)}: the times start in {file_year}, not {year}")
+    return _check_calendar(name, t64, file_year, line_of), ci
+
+
+def _fmt(v: float) -> str:
+    return repr(float(v)) if not float(v).is_integer() else f"{v:.1f}"
+
+
+def _export_csv(zone: str, zone_name: str, year: int, ci: np.ndarray, source: str) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(EXPORT_HEADER)
+    for t, v in zip(_year_hours(year), ci):
+        w.writerow([str(t).replace("T", " "), "", zone_name, zone, _fmt(v), "", "", "", source, "", ""])
+    return buf.getvalue().encode("utf-8")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def add_user_trace(data: bytes, filename: str, zone: str | None = None, year: int | None = None,
+                   zone_name: str | None = None, replace: bool = False) -> TraceInfo:
+    """Validate a person's grid data and store it in ``<state>/grid`` as ``<ZONE>_<YEAR>_hourly.csv``.
+
+    ``data``: an Electricity Maps export (its Zone Id and year are used; ``zone``/``year`` must agree
+    when given) or a two-column CSV, hour (0-based hour of the year, or a UTC time) and g CO₂eq/kWh
+    (``zone`` needed; ``year`` needed when the first column counts hours). The whole file is checked
+    first (every error names the file and line); nothing stored is touched unless it passes. A zone-year
+    that already exists is replaced only with ``replace=True`` (a shipped one then comes back when the
+    user's copy is removed). Raises :class:`TraceError` or :class:`InputError`.
+    """
+    name = Path(str(filename or "upload.csv")).name
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InputError(f"{name}: {len(data) / 1e6:.1f} MB is too large for one year of hourly data "
+                         f"(limit {MAX_UPLOAD_BYTES // (1024 * 1024)} MB)")
+    if not data.strip():
+        raise TraceError(f"{name}: empty file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{name}: not UTF-8 text ({exc})") from exc
+    zone = _check_zone(zone) if zone not in (None, "") else None
+    year = _check_year(year) if year not in (None, "") else None
+    label = str(zone_name or "").strip()
+    label = re.sub(r"[\x00-\x1f\x7f]", " ", label)[:80]
+    header = next((ln for ln in text.splitlines() if ln.strip()), "")
+    is_export = "time" in _columns(next(csv.reader([header]), []))
+    if is_export:
+        df = _read_export(io.StringIO(text), name)
+        cols = _columns(df.columns)
+        file_zone = str(df[cols["zone"]].iloc[0]).strip() if "zone" in cols and len(df) else ""
+        if zone and file_zone and zone != file_zone:
+            raise TraceError(f"{name}, line 2: the export is for zone {file_zone!r}, not {zone!r}; leave the zone "
+                             f"empty or give {file_zone}")
+        tr = _parse_export(df, name, "direct", zone or file_zone or None, year, Path(name))
+        if "lca" in cols and (df[cols["lca"]].astype(str).str.strip() != "").any():
+            _parse_export(df, name, "lca", tr.zone, tr.year, Path(name))
+        zone, year = _check_zone(tr.zone), tr.year
+        label = label or tr.zone_name
+        stored = data
+        kind, attribution = "electricitymaps-export", ATTRIBUTION
+    else:
+        if zone is None:
+            raise InputError(f"{name}: a two-column file has no zone id; give one (--zone, or the zone field), "
+                             "e.g. --zone MY-LAB")
+        year, ci = _parse_hour_intensity(text, name, zone, year)
+        label = label or zone
+        attribution = f"Carbon intensity data: supplied by the user ({name})"
+        stored = _export_csv(zone, label, year, ci, f"user-supplied: {name}")
+        kind = "hour-intensity"
+    found, _ = _all_sources()
+    have = [s.origin for s in found.get((zone, year), [])]
+    if have and not replace:
+        where = {"shipped": "shipped with Sprout", "public": "in the public data folder",
+                 "user": "added by you earlier"}[have[0]]
+        raise InputError(f"{zone} {year} already exists ({where}). Replace it explicitly (--replace, or tick "
+                         "'Replace') to use your file instead" +
+                         ("; the shipped trace comes back when you remove yours." if "shipped" in have else "."))
+    folder = user_grid_dir(create=True)
+    path = folder / f"{zone}_{year}_hourly.csv"
+    meta = {"zone": zone, "year": year, "zone_name": label, "kind": kind, "original_name": name,
+            "attribution": attribution, "sha256": hashlib.sha256(stored).hexdigest(),
+            "added_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _atomic_write(path, stored)
+    _atomic_write(path.with_suffix(".json"), (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    tr = _load_path(path, "direct", zone, year)  # the stored file reads back
+    return _describe(_Source("user", path, zone, year, meta), tr.zone_name)
+
+
+def remove_user_trace(zone: str, year: int) -> bool:
+    """Delete a trace the user added (shipped and public-folder traces are never touched); False if none."""
+    zone, year = _check_zone(zone), _check_year(year)
+    path = user_grid_dir(create=False) / f"{zone}_{year}_hourly.csv"
+    if not path.exists():
+        return False
+    path.unlink()
+    meta = path.with_suffix(".json")
+    if meta.exists():
+        meta.unlink()
+    return True
+
+
+def user_traces() -> list[TraceInfo]:
+    """The traces the user added (valid ones), sorted by year and zone."""
+    folder = user_grid_dir(create=False)
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("*_hourly.csv")):
+        m = _FILE_RE.match(path.name)
+        if not m:
+            continue
+        src = _Source("user", path, m.group("zone"), int(m.group("year")), _user_meta(path))
+        try:
+            out.append(_describe(src, _load_path(path, "direct", src.zone, src.year).zone_name))
+        except (TraceError, OSError):
+            continue
+    return sorted(out, key=lambda i: (i.year, i.zone))
+

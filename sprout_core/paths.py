@@ -2,11 +2,13 @@
 
 Three places, each overridable by an environment variable:
 
-* project data (``data/``, committed): directive sets, the starter prompts, shipped results;
+* project data (``data/``, committed): directive sets, the starter prompts, shipped results, and the
+  shipped compact public data (``data/carbon``, ``data/reference``: see :data:`SHIPPED_FILES`);
 * public data (``SPROUT_DATA_DIR``, default ``data/external``, git-ignored): the files of
-  ``../shared/data`` linked or copied there by ``scripts/setup.sh`` — never committed;
-* state (``SPROUT_STATE_DIR``, default ``.sprout/``, git-ignored): the SQLite database and
-  derived caches (trained classifiers, …);
+  ``../shared/data`` linked or copied there by ``scripts/setup.sh`` — never committed; needed only
+  for the optional texts (prompts, responses) and to rebuild the shipped files;
+* state (``SPROUT_STATE_DIR``, default ``.sprout/``, git-ignored): the SQLite database,
+  derived caches (trained classifiers, …) and the grid traces a user added (``grid/``);
 * model cache (``SPROUT_CACHE_DIR``, default ``~/.cache/sprout``): safetensors copies of
   models converted from GGUF.
 """
@@ -27,6 +29,18 @@ PUBLIC_DATASETS: dict[str, str] = {
     "prompts": "public prompt sets: MT-Bench, Vicuna-bench, GSM8K test, AlpacaEval",
 }
 
+#: Compact copies of public data sets shipped in ``data/`` (built by ``scripts/build_data.py``).
+SHIPPED_FILES: dict[str, str] = {
+    "carbon": "carbon/electricitymaps_hourly.npz",
+    "llama2-13b-a100": "reference/llama2-13b-a100.npz",
+}
+#: What the shipped copy holds (the rest of the public data set is optional).
+SHIPPED_PURPOSE: dict[str, str] = {
+    "carbon": "every zone-year of hourly carbon intensity ships with Sprout (data/carbon, ODbL 1.0)",
+    "llama2-13b-a100": "the paper's numbers ship with Sprout (data/reference, MIT): energy, time, verdicts, "
+                       "task mix; the prompt and answer texts are optional",
+}
+
 
 def project_data_dir() -> Path:
     """The committed ``data/`` folder of the project."""
@@ -39,10 +53,23 @@ def public_data_dir() -> Path:
     return Path(env).expanduser() if env else REPO_ROOT / "data" / "external"
 
 
+def shipped_file(dataset: str) -> Path:
+    """The committed compact copy of a public data set (``carbon`` or ``llama2-13b-a100``); may be absent."""
+    return project_data_dir() / SHIPPED_FILES[dataset]
+
+
 def state_dir(create: bool = True) -> Path:
     """Folder for runtime state (database, derived caches); created on demand."""
     env = os.environ.get("SPROUT_STATE_DIR")
     path = Path(env).expanduser() if env else REPO_ROOT / ".sprout"
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def user_grid_dir(create: bool = True) -> Path:
+    """Grid traces a user added (``<state>/grid``; ``python -m sprout_core grid add`` or the upload box)."""
+    path = state_dir(create=create) / "grid"
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
@@ -63,7 +90,7 @@ def cache_dir(create: bool = True) -> Path:
 
 @dataclass(frozen=True)
 class DatasetStatus:
-    """Whether one public data set is present."""
+    """Whether one public data set is present (in the public folder, or as the shipped compact copy)."""
 
     name: str
     path: Path
@@ -72,12 +99,20 @@ class DatasetStatus:
 
 
 def public_data_status() -> list[DatasetStatus]:
-    """Which public data sets are present, for the UI's "what is missing" notes."""
+    """Which public data sets are present, for the UI's "what is missing" notes.
+
+    A data set absent from the public folder but shipped in ``data/`` counts as present; its purpose
+    then says what the shipped copy holds.
+    """
     base = public_data_dir()
     out = []
     for name, purpose in PUBLIC_DATASETS.items():
         p = base / name
-        out.append(DatasetStatus(name, p, p.is_dir() and any(p.iterdir()), purpose))
+        present = p.is_dir() and any(p.iterdir())
+        if not present and name in SHIPPED_FILES and shipped_file(name).exists():
+            out.append(DatasetStatus(name, shipped_file(name), True, f"{purpose} — {SHIPPED_PURPOSE[name]}"))
+            continue
+        out.append(DatasetStatus(name, p, present, purpose))
     return out
 
 

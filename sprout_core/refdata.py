@@ -14,26 +14,43 @@ function               returns
 :func:`responses_path` *optional texts*: the judged responses file (JSONL)
 =====================  =========================================================================
 
-Numbers come from the public folder ``<public data>/llama2-13b-a100`` (``SPROUT_DATA_DIR``). Each
-function raises :class:`~sprout_core.errors.MissingDataError` naming what is absent. Tables are read once
-per process and cached keyed on the file's size and mtime.
+Where the numbers come from (:func:`numbers_source` says which, in words):
+
+1. **shipped** — ``data/reference/llama2-13b-a100.npz``, committed with Sprout (MIT, the artifact's
+   licence): requests, verdicts, 13B-vs-7B verdicts and the task-mix trace, built by
+   ``scripts/build_data.py`` from the public tables and identical to them (same rows, order, dtypes);
+2. **public folder** — ``<public data>/llama2-13b-a100/*.csv`` (``SPROUT_DATA_DIR``, default
+   ``data/external``), used when the shipped file is absent, or always when ``data_dir`` is given.
+
+The optional texts (prompts, judged responses; non-commercial licences) are never shipped: they are
+read from the public folder only. Each function raises :class:`~sprout_core.errors.MissingDataError`
+naming what is absent. Tables are read once per process and cached keyed on the file's size and mtime.
 """
 from __future__ import annotations
 
+import json
 import threading
+import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from sprout_core.errors import MissingDataError
-from sprout_core.paths import public_data_dir
+from sprout_core.errors import DataFileError, MissingDataError
+from sprout_core.paths import SHIPPED_FILES, public_data_dir, shipped_file
 
 NAME = "llama2-13b-a100"
 LEVELS = ("L0", "L1", "L2")
 METHOD = "reference:sprout-paper"
 ARTIFACT = "boringlee24/EMNLP24_Sprout @ 95c4196def583769ddb9e2ef89abe3be8207171b (MIT)"
+#: the public tables the shipped file holds (file name -> what)
+SHIPPED_TABLES = {
+    "requests.csv": "per-request energy and time",
+    "judgments.csv": "GPT-4 best-of-3 verdicts",
+    "judgments_13b_vs_7b.csv": "ScienceQA 13B-vs-7B verdicts",
+    "task_mix.csv": "task-mix trace (job counts)",
+}
 
 _LOCK = threading.Lock()
 _CACHE: dict[tuple, object] = {}
@@ -48,9 +65,16 @@ def folder(data_dir: Path | None = None) -> Path:
 def _public(name: str, data_dir: Path | None = None) -> Path:
     p = folder(data_dir) / name
     if not p.exists():
+        if name in ("prompts.csv", "responses.jsonl"):
+            raise MissingDataError(
+                f"The optional texts are not here: {p} is absent. Prompt and answer texts are not shipped "
+                "(their datasets are under non-commercial licences); to see them, put prompts.csv and "
+                f"responses.jsonl into {folder(data_dir)} (README, 'Public data')."
+            )
         raise MissingDataError(
-            f"Missing reference data file: {p}. Run `bash scripts/setup.sh` next to a ../shared/data folder, "
-            "or put the Sprout artifact tables there as the README ('Public data') describes."
+            f"Missing reference data file: {p} (and no shipped copy at {shipped_path()}). Restore data/reference "
+            "with `git checkout data/reference`, or put the Sprout artifact tables there as the README "
+            "('Public data') describes."
         )
     return p
 
@@ -87,8 +111,81 @@ def _read_prompts(path: Path) -> pd.DataFrame:
     return df[["task", "prompt_index", "user_prompt"]]
 
 
+# ----------------------------------------------------------------------------------- shipped (npz)
+
+def shipped_path() -> Path:
+    """``data/reference/llama2-13b-a100.npz`` (committed; may be absent in a stripped copy)."""
+    return shipped_file(NAME)
+
+
+def _use_shipped(data_dir: Path | None) -> bool:
+    return data_dir is None and shipped_path().exists()
+
+
+def _read_shipped(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataFileError(f"{path}: the shipped reference data is unreadable ({exc}); restore it with "
+                            "`git checkout data/reference` or rebuild it with `python scripts/build_data.py`") from exc
+
+
+def _shipped() -> dict[str, np.ndarray]:
+    return _cached(shipped_path(), _read_shipped)
+
+
+def _codes(arrs: dict, prefix: str, labels: str, n_cols: tuple[str, ...]) -> pd.DataFrame:
+    """A verdict-shaped table from the shipped arrays: ``task, prompt_index, <n_cols…>``."""
+    tasks = arrs["tasks"]
+    out = {"task": pd.Series(tasks[arrs[f"{prefix}_task"]], dtype=str),
+           "prompt_index": arrs[f"{prefix}_prompt_index"].astype(np.int64)}
+    for col in n_cols:
+        out[col] = pd.Series(arrs[labels][arrs[f"{prefix}_{col}"]], dtype=str)
+    return pd.DataFrame(out)
+
+
+def _shipped_requests(_: Path) -> pd.DataFrame:
+    a = _shipped()
+    df = _codes(a, "requests", "variants", ())
+    df["variant"] = pd.Series(a["variants"][a["requests_variant"]], dtype=str)
+    df["energy_kwh"] = a["requests_energy_kwh"].astype(np.float64)
+    df["time_s"] = a["requests_time_s"].astype(np.float64)
+    return df[["task", "prompt_index", "variant", "energy_kwh", "time_s"]]
+
+
+def _shipped_judgments(_: Path) -> pd.DataFrame:
+    return _codes(_shipped(), "judgments", "winners", ("winner",))
+
+
+def _shipped_judgments_7b(_: Path) -> pd.DataFrame:
+    return _codes(_shipped(), "judgments_7b", "winners_7b", ("winner",))
+
+
+def _shipped_task_mix(_: Path) -> np.ndarray:
+    return _shipped()["task_mix_jobs"].astype(float)
+
+
+def shipped_meta() -> dict | None:
+    """The shipped file's provenance (artifact commit, source checksums), or ``None`` when absent."""
+    if not shipped_path().exists():
+        return None
+    return json.loads(str(_shipped()["meta"][()]))
+
+
+def numbers_source(data_dir: Path | None = None) -> str:
+    """Where :func:`requests` / :func:`judgments` read from, in words (for captions and the CLI)."""
+    if _use_shipped(data_dir):
+        return f"shipped with Sprout (data/{SHIPPED_FILES[NAME]}, from {ARTIFACT})"
+    return f"public data folder ({folder(data_dir)})"
+
+
+# ----------------------------------------------------------------------------------- API
+
 def available(data_dir: Path | None = None) -> bool:
-    """True when the reference numbers (requests and verdicts) can be read."""
+    """True when the reference numbers (requests and verdicts) can be read (shipped or public folder)."""
+    if _use_shipped(data_dir):
+        return True
     try:
         _public("requests.csv", data_dir)
         _public("judgments.csv", data_dir)
@@ -98,29 +195,37 @@ def available(data_dir: Path | None = None) -> bool:
 
 
 def texts_available(data_dir: Path | None = None) -> bool:
-    """True when the optional prompt and response texts are present."""
+    """True when the optional prompt and response texts are present (public folder only; never shipped)."""
     f = folder(data_dir)
     return (f / "prompts.csv").exists() and (f / "responses.jsonl").exists()
 
 
 def requests(data_dir: Path | None = None) -> pd.DataFrame:
     """Per request: ``task, prompt_index, variant, energy_kwh, time_s`` (129,892 rows; do not modify)."""
+    if _use_shipped(data_dir):
+        return _cached(shipped_path(), _shipped_requests)
     return _cached(_public("requests.csv", data_dir), _read_requests)
 
 
 def judgments(data_dir: Path | None = None) -> pd.DataFrame:
     """Per judged prompt: ``task, prompt_index, winner`` (12,000 rows, one per (task, prompt_index))."""
+    if _use_shipped(data_dir):
+        return _cached(shipped_path(), _shipped_judgments)
     return _cached(_public("judgments.csv", data_dir), _read_verdicts)
 
 
 def judgments_7b(data_dir: Path | None = None) -> pd.DataFrame | None:
     """ScienceQA 13B-vs-7B verdicts (``winner`` 13b/7b/invalid), or ``None`` when absent."""
+    if _use_shipped(data_dir) and "judgments_7b_task" in _shipped():
+        return _cached(shipped_path(), _shipped_judgments_7b)
     p = folder(data_dir) / "judgments_13b_vs_7b.csv"
     return _cached(p, _read_verdicts) if p.exists() else None
 
 
 def task_mix(data_dir: Path | None = None) -> np.ndarray | None:
     """Hourly job counts of the task-mix trace (1,224 values), or ``None`` when absent."""
+    if _use_shipped(data_dir) and "task_mix_jobs" in _shipped():
+        return _cached(shipped_path(), _shipped_task_mix)
     p = folder(data_dir) / "task_mix.csv"
     return _cached(p, _read_task_mix) if p.exists() else None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sprout_core import backends
+from sprout_core import backends, grid
 from sprout_core.directives import DirectiveSet, load_directive_set
 from sprout_core.errors import SproutError
 from sprout_core.models import EMBEDDED_SPEC, LoadedModel, ModelLoadError, default_model_spec, load_model
@@ -240,10 +240,8 @@ def energy_meter(device, key: str = "energy") -> "object":
     return meter
 
 
-@st.cache_resource(show_spinner="Reading carbon-intensity traces…", ttl=600)
-def carbon_traces():
-    """``(infos, errors, missing_message)`` from :func:`sprout_core.grid.list_traces` (read once per process)."""
-    from sprout_core import grid
+@st.cache_resource(show_spinner="Reading carbon-intensity traces…", ttl=600, max_entries=4)
+def _carbon_traces(signature: tuple):
     from sprout_core.paths import MissingDataError
 
     try:
@@ -251,6 +249,56 @@ def carbon_traces():
         return infos, [str(e) for e in errors], None
     except MissingDataError as exc:
         return [], [], str(exc)
+
+
+def carbon_traces():
+    """``(infos, errors, missing_message)`` from :func:`sprout_core.grid.list_traces`, shared by all sessions
+    and read again when a trace source changes (e.g. a user added a trace)."""
+    return _carbon_traces(grid.sources_signature())
+
+
+def _zone_label(info) -> str:
+    return info.zone_name + (" · your data" if info.origin == "user" else "")
+
+
+def grid_upload(key: str) -> None:
+    """Sidebar box "Add your own grid data": upload a year of hourly intensity, list and remove your traces.
+
+    Call it before the page reads its zone list: a trace added here is then offered in the same run.
+    Validation errors name the file and line; nothing stored changes on a bad file.
+    """
+    box = st.sidebar.expander("➕ Add your own grid data", expanded=False)
+    with box:
+        st.caption("A year of hourly carbon intensity for a new zone or year: an **Electricity Maps export** (zone "
+                   "and year come from the file) or a **two-column CSV** — hour of the year (0 = 1 Jan 00:00 UTC) "
+                   "or a UTC time, then g CO₂eq/kWh. Kept in your data folder and offered wherever a zone is chosen.")
+        up = st.file_uploader("CSV file", type=["csv", "txt"], key=f"{key}.grid.file")
+        zone = st.text_input("Zone id (needed for a two-column file)", key=f"{key}.grid.zone", placeholder="MY-LAB",
+                             max_chars=40)
+        year = st.number_input("Year (needed when the first column counts hours)", 1970, 2100, value=None, step=1,
+                               key=f"{key}.grid.year", placeholder="e.g. 2024")
+        name = st.text_input("Zone name (optional)", key=f"{key}.grid.name", max_chars=80)
+        replace = st.checkbox("Replace a zone-year that already exists", key=f"{key}.grid.replace")
+        if st.button("Add trace", key=f"{key}.grid.add", disabled=up is None, type="primary"):
+            try:
+                info = grid.add_user_trace(up.getvalue(), up.name, zone=zone.strip() or None,
+                                           year=int(year) if year is not None else None,
+                                           zone_name=name.strip() or None, replace=replace)
+            except SproutError as exc:
+                st.error(f"Not added: {exc}")
+            else:
+                tr = grid.load_trace(info.zone, info.year)
+                st.success(f"Added **{info.zone} {info.year}** ({info.zone_name}): {len(tr):,} hours, mean "
+                           f"{tr.mean():.0f} g CO₂eq/kWh. Pick it in the zone list for {info.year}.")
+        mine = grid.user_traces()
+        if mine:
+            st.markdown("**Your traces**")
+            for i in mine:
+                c1, c2 = st.columns([3, 1])
+                c1.caption(f"{i.zone} {i.year} — {i.zone_name}")
+                if c2.button("Remove", key=f"{key}.grid.rm.{i.zone}.{i.year}"):
+                    grid.remove_user_trace(i.zone, i.year)
+                    st.rerun()
 
 
 def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
@@ -273,7 +321,7 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
         c1.caption(f"No grid traces: {missing}")
     intensity = None
     if mode == "Grid trace":
-        labels = [f"{i.zone} {i.year} — {i.zone_name}" for i in infos]
+        labels = [f"{i.zone} {i.year} — {_zone_label(i)}" for i in infos]
         default = next((n for n, i in enumerate(infos) if i.zone == default_zone and i.year == max(j.year for j in infos)), 0)
         pick = c1.selectbox("Zone and year", range(len(infos)), index=default, format_func=lambda n: labels[n], key=f"{key}.zone")
         info = infos[pick]
@@ -311,7 +359,7 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
         embodied = carbon.EMBODIED_PRESETS[ek]
         c3.caption(f"Source: {embodied.source}")
     st.caption(f"Carbon intensity used: **{intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** — {intensity.label}."
-               + (" Carbon intensity data: Electricity Maps (ODbL 1.0)." if intensity.zone else ""))
+               + (f" {info.attribution}." if intensity.zone else ""))
     return CarbonSettings(intensity, float(pue), embodied)
 
 
@@ -347,7 +395,7 @@ def trace_choices() -> tuple[list[tuple[str, int, str]], list[str]]:
     infos, errors, missing = carbon_traces()
     if missing:
         raise MissingDataError(missing)
-    return [(i.zone, i.year, i.zone_name) for i in infos], list(errors)
+    return [(i.zone, i.year, _zone_label(i)) for i in infos], list(errors)
 
 
 @st.cache_resource(show_spinner="Reading the reference profile…")

@@ -8,7 +8,6 @@ import pytest
 
 from sprout_core import grid
 from sprout_core.paths import MissingDataError
-from tests.conftest import public_data_available
 
 HEADER = ("Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),"
           "Carbon Intensity gCO₂eq/kWh (LCA),Low Carbon Percentage,Renewable Percentage,"
@@ -112,6 +111,31 @@ def test_wrong_zone_row(carbon_dir):
         grid.load_trace("XX", 2023, data_dir=carbon_dir.parent)
 
 
+@pytest.mark.parametrize("value,col", [("1000000000000", 4), ("2500.5", 4), ("1e12", 5)])
+def test_implausible_hour_is_rejected_naming_file_and_line(carbon_dir, value, col):
+    """Above grid.MAX_CI_G_PER_KWH (2,000 g/kWh, more than any power plant emits) is a unit or data error."""
+    rows = _rows()
+    parts = rows[1233].split(",")
+    parts[col + 1] = value  # +1: the quoted zone name holds a comma
+    rows[1233] = ",".join(parts)
+    p = _write(carbon_dir / "XX_2023_hourly.csv", rows)
+    column = "direct" if col == 4 else "lca"
+    with pytest.raises(grid.TraceError, match=r"line 1235: .*implausible — above 2,000 g CO₂eq/kWh") as ei:
+        grid.load_trace("XX", 2023, column=column, data_dir=carbon_dir.parent)
+    assert str(p) in str(ei.value) and value in str(ei.value)
+    infos, errors = grid.list_traces(carbon_dir.parent)
+    assert (infos == []) == (column == "direct")
+    assert grid.MAX_CI_G_PER_KWH == 2000.0 and not errors or "implausible" in str(errors[0])
+
+
+def test_newer_export_header_spelling(carbon_dir):
+    new = HEADER.replace("Zone Name", "Zone name").replace("Zone Id", "Zone id").replace("Intensity", "intensity") \
+        .replace("(LCA)", "(Life cycle)")
+    (carbon_dir / "XX_2023_hourly.csv").write_text("\n".join([new, *_rows()]) + "\n", encoding="utf-8")
+    assert grid.load_trace("XX", 2023, "lca", data_dir=carbon_dir.parent).min() == 140.0
+    assert grid.load_trace("XX", 2023, data_dir=carbon_dir.parent).zone_name == "Test, Zone"
+
+
 def test_list_traces_reports_broken_files_without_failing(carbon_dir):
     _write(carbon_dir / "AA_2023_hourly.csv", _rows(zone="AA"))
     _write(carbon_dir / "BB_2024_hourly.csv", _rows(zone="BB", year=2024))
@@ -146,8 +170,8 @@ def test_cache_returns_same_object_and_sees_edits(carbon_dir):
         grid.load_trace("XX", 2023, data_dir=carbon_dir.parent)
 
 
-@pytest.mark.skipif(not public_data_available("carbon"), reason="public carbon data absent")
 def test_real_files():
+    """The shipped traces (plus any public-folder exports): the zones of ../shared/data/carbon/SOURCES.md."""
     infos, errors = grid.list_traces()
     assert errors == []
     years = {}

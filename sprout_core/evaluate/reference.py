@@ -1,7 +1,9 @@
-"""The Sprout paper's judged answers as an evaluation source (public data, never committed).
+"""The Sprout paper's judged answers as an evaluation source.
 
-``llama2-13b-a100/responses.jsonl``: 12,000 prompts (6 tasks × 2,000), each with Llama-2-13B-chat's
-L0/L1/L2 answers, GPT-4's (gpt-4-0613) best-of-3 winner and the dataset's reference answer.
+``llama2-13b-a100/responses.jsonl`` (optional texts, public data, never committed): 12,000 prompts
+(6 tasks × 2,000), each with Llama-2-13B-chat's L0/L1/L2 answers, GPT-4's (gpt-4-0613) best-of-3 winner
+and the dataset's reference answer. Without the texts, :func:`paper_tables` is built from the shipped
+verdicts alone (:func:`verdict_rows`: same prompts, winners and energies, empty texts).
 ``requests.csv`` gives each answer's measured GPU energy (kWh → J here) and time, labelled
 ``reference:sprout-paper``. Our reference judge can be run over the same triples
 (:func:`reference_verdicts`) to measure how often it agrees with GPT-4; its verdicts are cached in the
@@ -33,6 +35,14 @@ def load_responses() -> list[dict]:
     path = refdata.responses_path()
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def verdict_rows() -> list[dict]:
+    """The 12,000 judged prompts without texts: ``task, prompt_index, winner`` from the shipped verdicts,
+    ``prompt`` and the L0/L1/L2 answers empty, ``reference_answer`` None (same shape as :func:`load_responses`)."""
+    jud = refdata.judgments()
+    return [{"task": t, "prompt_index": int(i), "prompt": "", "L0": "", "L1": "", "L2": "", "winner": w,
+             "reference_answer": None} for t, i, w in zip(jud["task"], jud["prompt_index"], jud["winner"])]
 
 
 def load_request_costs() -> pd.DataFrame:
@@ -171,10 +181,12 @@ def correctness_rates(rows: list[dict]) -> dict[str, dict[str, float]]:
 
 def paper_tables(rows: list[dict] | None = None, with_reference_judge: bool = True):
     """The paper's triples as :class:`~sprout_core.evaluate.results.EvalTables` (source ``paper``):
-    GPT-4 verdicts, and our reference judge's where cached; energy per answer in J (``reference:sprout-paper``)."""
+    GPT-4 verdicts, and our reference judge's where cached; energy per answer in J (``reference:sprout-paper``).
+    Without the optional texts the prompts and answers are empty (:func:`verdict_rows`)."""
     from sprout_core.evaluate.results import ANSWER_COLS, PROMPT_COLS, VERDICT_COLS, EvalTables
 
-    rows = rows if rows is not None else load_responses()
+    if rows is None:
+        rows = load_responses() if refdata.texts_available() else verdict_rows()
     run = "Sprout paper: Llama-2-13B-chat, A100, GPT-4 judge"
     P = pd.DataFrame({"source": "paper", "run": run, "prompt_id": [f"{r['task']}-{r['prompt_index']}" for r in rows],
                       "task": [r["task"] for r in rows], "prompt": [r["prompt"] for r in rows],
