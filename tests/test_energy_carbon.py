@@ -5,7 +5,6 @@ import pytest
 
 from sprout_core import carbon
 from sprout_core.carbon import EMBODIED_PRESETS, EmbodiedModel, account, savings_pct
-from tests.conftest import public_data_available
 
 
 def test_operational_is_kwh_times_ci_times_pue():
@@ -70,7 +69,6 @@ def test_override_intensity_bounds():
         carbon.override_intensity(1500)
 
 
-@pytest.mark.skipif(not public_data_available("carbon", "DE_2023_hourly.csv"), reason="public carbon data absent")
 def test_trace_intensity_hour_and_mean():
     h = carbon.trace_intensity("DE", 2023, 0)
     assert h.ci_g_per_kwh == pytest.approx(152.03)  # first row of the export, direct column
@@ -81,7 +79,6 @@ def test_trace_intensity_hour_and_mean():
         carbon.trace_intensity("DE", 2023, 9000)
 
 
-@pytest.mark.skipif(not public_data_available("carbon"), reason="public carbon data absent")
 def test_price_elsewhere_sorted_and_proportional():
     prices, msgs = carbon.price_elsewhere(3.6e6, year=2023)
     assert len(prices) == 22

@@ -6,11 +6,6 @@ import json
 import pytest
 
 from sprout_core.cli import main
-from tests.conftest import public_data_available
-
-pytestmark = pytest.mark.skipif(
-    not (public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")),
-    reason="public data absent")
 
 
 def test_optimize_json(capsys):

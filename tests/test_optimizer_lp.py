@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from sprout_core import optimizer as opt
-from tests.conftest import public_data_available
 
 
 def test_hand_solved_mix_of_two_levels():
@@ -122,8 +121,6 @@ def test_exact_vectorised_equals_row_by_row():
     np.testing.assert_allclose(xp[fp], x[:25][fp], atol=1e-6)
 
 
-@pytest.mark.skipif(not (public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")),
-                    reason="public data absent")
 def test_exact_matches_pulp_on_real_instances():
     from sprout_core import grid, profiles
 

@@ -10,7 +10,6 @@ import pytest
 from sprout_core import simulate as S
 from sprout_core.grid import Trace
 from sprout_core.profiles import Profile, ProfileError, QHandoff, profile_from_records
-from tests.conftest import public_data_available
 
 
 def _trace(ci, zone="SYN", year=2023) -> Trace:
@@ -298,7 +297,6 @@ def test_profile_from_records_errors_and_handoff():
         p.with_q({"L0": 1.0})
 
 
-@pytest.mark.skipif(not public_data_available("llama2-13b-a100", "requests.csv"), reason="public data absent")
 def test_reference_profile_matches_artifact_readme():
     from sprout_core import profiles
 

@@ -5,7 +5,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from sprout_core import store
-from tests.conftest import public_data_available
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/playground.py")
@@ -67,7 +66,6 @@ def test_changing_intensity_changes_carbon_not_energy(tiny_env):
     assert list(after["embodied (g CO₂e)"]) == list(before["embodied (g CO₂e)"])
 
 
-@pytest.mark.skipif(not public_data_available("carbon", "DE_2024_hourly.csv"), reason="public carbon data absent")
 def test_zone_trace_and_elsewhere_chart(tiny_env):
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert at.radio(key="pg.carbon.mode").value == "Grid trace"

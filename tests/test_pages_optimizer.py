@@ -3,19 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from sprout_core.profiles import QHandoff
-from tests.conftest import public_data_available
 
 ROOT = Path(__file__).resolve().parent.parent
 OPT = str(ROOT / "pages/optimizer.py")
 WHATIF = str(ROOT / "pages/whatif.py")
 
-pytestmark = pytest.mark.skipif(
-    not (public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")),
-    reason="public data absent")
 
 HANDOFF = QHandoff(label="starter set, 3 levels", judge="reference", model=None, levels=("L0", "L1", "L2"),
                    counts={"all": {"L0": 8, "L1": 20, "L2": 12}})
@@ -112,7 +107,6 @@ def test_whatif_runs_all_strategies_and_keeps_results():
     assert len(at.dataframe[0].value) == 12
 
 
-@pytest.mark.skipif(not public_data_available("carbon"), reason="carbon traces absent")
 def test_optimizer_explains_a_q_where_L0_never_won():
     import warnings
 

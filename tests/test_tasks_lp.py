@@ -5,9 +5,6 @@ import numpy as np
 import pytest
 
 from sprout_core.tasks import lp
-from tests.conftest import public_data_available
-
-HAVE_REF = public_data_available("llama2-13b-a100", "requests.csv")
 
 
 def _hand_case():
@@ -137,7 +134,6 @@ def test_sprout_quality_target_clips_and_handles_flat_year():
     assert lp.sprout_quality_target(0.4, 300, 300, 300, 0.1) == pytest.approx(0.4)
 
 
-@pytest.mark.skipif(not HAVE_REF, reason="reference data (llama2-13b-a100) not present")
 def test_reference_claim_pooled_vs_per_task():
     """At 300 g/kWh, uniform mix, quality ≥ 0.95·q0: pooled ≈ 39 % saving, one mix per task ≈ 78 %."""
     from sprout_core.profiles import REFERENCE_K_EMB, load_reference

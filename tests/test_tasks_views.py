@@ -7,10 +7,6 @@ import pytest
 from sprout_core.tasks import classifier as tc
 from sprout_core.tasks import views
 from sprout_core.tasks.classifier import TaskPrediction
-from tests.conftest import public_data_available
-
-HAVE_REF = public_data_available("llama2-13b-a100", "requests.csv")
-needs_ref = pytest.mark.skipif(not HAVE_REF, reason="reference data (llama2-13b-a100) not present")
 
 
 def _profile():
@@ -25,7 +21,6 @@ def _clf(labels, confusion_counts):
                              np.asarray(confusion_counts), 100, int(np.sum(confusion_counts)), "test")
 
 
-@needs_ref
 def test_per_task_view_saves_more_than_pooled_at_the_same_quality():
     prof = _profile()
     v = views.per_task_view(prof, prof.default_weights(), 300.0, 0.95)
@@ -41,7 +36,6 @@ def test_per_task_view_saves_more_than_pooled_at_the_same_quality():
     assert list(fig.data[0].x) == list(prof.tasks) + ["pooled"]
 
 
-@needs_ref
 def test_a_bad_classifier_shrinks_the_extra_saving():
     prof = _profile()
     good = views.per_task_view(prof, prof.default_weights(), 300.0, 0.95)
@@ -52,7 +46,6 @@ def test_a_bad_classifier_shrinks_the_extra_saving():
     assert good.comparison.extra_saving_pp > 15
 
 
-@needs_ref
 def test_prompt_policy_follows_the_zone_floor_and_the_predicted_task():
     prof = _profile()
     T = len(prof.tasks)
@@ -73,7 +66,6 @@ def test_prompt_policy_follows_the_zone_floor_and_the_predicted_task():
     assert slider.theta == pytest.approx(0.95) and "fixed" in slider.basis
 
 
-@needs_ref
 def test_prompt_policy_refuses_a_classifier_with_other_tasks():
     prof = _profile()
     clf = _clf(["cooking", "math"], np.eye(2) * 5)

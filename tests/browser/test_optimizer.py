@@ -1,15 +1,8 @@
 """Browser: move the Optimizer's CI slider and see the decision redraw; replay a window on What-if."""
 import re
 
-import pytest
-
 from tests.browser.conftest import metric_value as _metric
 from tests.browser.conftest import wait_for_app_idle
-from tests.conftest import public_data_available
-
-pytestmark = pytest.mark.skipif(
-    not (public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")),
-    reason="public data absent")
 
 
 def test_optimizer_slider_redraws_the_decision(page, app_url):

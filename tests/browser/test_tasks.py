@@ -1,15 +1,8 @@
 """Browser: the Optimizer's per-task view redraws with the CI slider; What-if offers SPROUT-TASK's classifier."""
 import re
 
-import pytest
-
 from tests.browser.conftest import metric_value as _metric
 from tests.browser.conftest import wait_for_app_idle
-from tests.conftest import public_data_available
-
-pytestmark = pytest.mark.skipif(
-    not (public_data_available("llama2-13b-a100", "requests.csv") and public_data_available("carbon")),
-    reason="public data absent")
 
 
 def test_optimizer_per_task_view_follows_the_slider(page, app_url):
