@@ -135,20 +135,24 @@ def _shipped() -> dict[str, np.ndarray]:
     return _cached(shipped_path(), _read_shipped)
 
 
+def _labels(labels: np.ndarray, codes: np.ndarray) -> pd.Series:
+    """``labels[codes]`` as a string column of the same dtype ``pd.read_csv(dtype=str)`` gives."""
+    return pd.Series(pd.array(labels.tolist(), dtype=str).take(codes.astype(np.intp)))
+
+
 def _codes(arrs: dict, prefix: str, labels: str, n_cols: tuple[str, ...]) -> pd.DataFrame:
     """A verdict-shaped table from the shipped arrays: ``task, prompt_index, <n_cols…>``."""
-    tasks = arrs["tasks"]
-    out = {"task": pd.Series(tasks[arrs[f"{prefix}_task"]], dtype=str),
+    out = {"task": _labels(arrs["tasks"], arrs[f"{prefix}_task"]),
            "prompt_index": arrs[f"{prefix}_prompt_index"].astype(np.int64)}
     for col in n_cols:
-        out[col] = pd.Series(arrs[labels][arrs[f"{prefix}_{col}"]], dtype=str)
+        out[col] = _labels(arrs[labels], arrs[f"{prefix}_{col}"])
     return pd.DataFrame(out)
 
 
 def _shipped_requests(_: Path) -> pd.DataFrame:
     a = _shipped()
     df = _codes(a, "requests", "variants", ())
-    df["variant"] = pd.Series(a["variants"][a["requests_variant"]], dtype=str)
+    df["variant"] = _labels(a["variants"], a["requests_variant"])
     df["energy_kwh"] = a["requests_energy_kwh"].astype(np.float64)
     df["time_s"] = a["requests_time_s"].astype(np.float64)
     return df[["task", "prompt_index", "variant", "energy_kwh", "time_s"]]
