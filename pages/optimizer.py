@@ -88,7 +88,7 @@ else:
     hour = int(c3.number_input(f"Hour of {year} (0 = 1 Jan 00:00 UTC)", 0, len(trace) - 1, 800, key="opt.hour"))
     ci = float(trace.ci[hour])
     c3.caption(f"{str(trace.timestamps[hour]).replace('T', ' ')[:16]} UTC → CI = {ci:.1f} g/kWh")
-c3.caption(f"{zone} {year}: min {trace.min():.0f} · mean {trace.mean():.0f} · max {trace.max():.0f} g/kWh. {grid.ATTRIBUTION}")
+c3.caption(f"{zone} {year}: min {trace.min():.0f} · mean {trace.mean():.0f} · max {trace.max():.0f} g/kWh. {trace.attribution}")
 
 mode = c2.radio("Quality floor", ["carbon-aware ξ", "fixed θ"], horizontal=True, key="opt.mode",
                 help="ξ: no quality may be given up at the cleanest hour of the year, up to ξ·q₀ at the dirtiest. "
