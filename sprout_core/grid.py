@@ -420,6 +420,16 @@ def _user_meta(csv_path: Path) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+def _named_csvs(folder: Path, errors: list[TraceError] | None):
+    """``(path, zone, year)`` of each ``<ZONE>_<YEAR>_hourly.csv`` in ``folder``; other CSVs go to ``errors``."""
+    for path in sorted(folder.glob("*.csv")):
+        m = _FILE_RE.match(path.name)
+        if m:
+            yield path, m.group("zone"), int(m.group("year"))
+        elif errors is not None:
+            errors.append(TraceError(f"{path}: file name is not <ZONE>_<YEAR>_hourly.csv"))
+
+
 def _all_sources() -> tuple[dict[tuple[str, int], list[_Source]], list[TraceError]]:
     """Every candidate per (zone, year), highest precedence first, and misnamed files' errors."""
     found: dict[tuple[str, int], list[_Source]] = {}
@@ -439,12 +449,7 @@ def _all_sources() -> tuple[dict[tuple[str, int], list[_Source]], list[TraceErro
     for origin, folder in folders:
         if folder is None:
             continue
-        for path in sorted(folder.glob("*.csv")):
-            m = _FILE_RE.match(path.name)
-            if not m:
-                errors.append(TraceError(f"{path}: file name is not <ZONE>_<YEAR>_hourly.csv"))
-                continue
-            zone, year = m.group("zone"), int(m.group("year"))
+        for path, zone, year in _named_csvs(folder, errors):
             if origin == "public" and (zone, year) in index:
                 try:
                     if _sha256(path) == index[(zone, year)].get("source_sha256"):
@@ -492,12 +497,7 @@ def _winner(cands: list[_Source], errors: list[TraceError] | None = None) -> Tra
 def _list_folder(folder: Path) -> tuple[list[TraceInfo], list[TraceError]]:
     infos: list[TraceInfo] = []
     errors: list[TraceError] = []
-    for path in sorted(folder.glob("*.csv")):
-        m = _FILE_RE.match(path.name)
-        if not m:
-            errors.append(TraceError(f"{path}: file name is not <ZONE>_<YEAR>_hourly.csv"))
-            continue
-        zone, year = m.group("zone"), int(m.group("year"))
+    for path, zone, year in _named_csvs(folder, errors):
         try:
             tr = _load_path(path, "direct", zone, year)
         except TraceError as exc:
@@ -799,11 +799,8 @@ def user_traces() -> list[TraceInfo]:
     if not folder.is_dir():
         return []
     out = []
-    for path in sorted(folder.glob("*_hourly.csv")):
-        m = _FILE_RE.match(path.name)
-        if not m:
-            continue
-        src = _Source("user", path, m.group("zone"), int(m.group("year")), _user_meta(path))
+    for path, zone, year in _named_csvs(folder, None):
+        src = _Source("user", path, zone, year, _user_meta(path))
         try:
             out.append(_describe(src, _load_path(path, "direct", src.zone, src.year).zone_name))
         except (TraceError, OSError):

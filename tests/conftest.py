@@ -27,6 +27,16 @@ def _isolated_state(tmp_path_factory, monkeypatch):
     yield state
 
 
+@pytest.fixture
+def fresh_clone(tmp_path, monkeypatch) -> Path:
+    """No public data at all (SPROUT_DATA_DIR is an empty folder): what a fresh clone with no ../shared beside
+    it sees. Everything must then come from the data shipped in data/ (or be one of the optional texts)."""
+    empty = tmp_path / "no-public-data"
+    empty.mkdir()
+    monkeypatch.setenv("SPROUT_DATA_DIR", str(empty))
+    return empty
+
+
 def public_data_available(*parts: str) -> bool:
     """True when the public data (``data/external`` or ``SPROUT_DATA_DIR``) has this path."""
     from sprout_core.paths import public_data_dir

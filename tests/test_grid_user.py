@@ -16,12 +16,7 @@ NEW_HEADER = ("Datetime (UTC),Country,Zone name,Zone id,Carbon intensity gCO₂e
               "Renewable energy percentage (RE%),Data source,Data estimated,Data estimation method")
 
 
-@pytest.fixture(autouse=True)
-def _no_public_data(tmp_path, monkeypatch):
-    empty = tmp_path / "public"
-    empty.mkdir()
-    monkeypatch.setenv("SPROUT_DATA_DIR", str(empty))
-    return empty
+pytestmark = pytest.mark.usefixtures("fresh_clone")  # only the shipped traces and the user's own
 
 
 def two_col(year=2023, n=None, start=0, header="hour,g_per_kwh", sep=",", value=lambda i: 100.0 + i % 24) -> bytes:
@@ -148,8 +143,8 @@ def test_too_large_upload_is_refused():
         grid.add_user_trace(b"0" * (grid.MAX_UPLOAD_BYTES + 1), "big.csv", zone="Q", year=2023)
 
 
-def test_public_folder_exports_merge_with_shipped(_no_public_data):
-    carbon_dir = _no_public_data / "carbon"
+def test_public_folder_exports_merge_with_shipped(fresh_clone):
+    carbon_dir = fresh_clone / "carbon"
     carbon_dir.mkdir()
     (carbon_dir / "XX_2023_hourly.csv").write_bytes(export("XX", 2023))  # a new zone
     (carbon_dir / "DE_2023_hourly.csv").write_bytes(export("DE", 2023))  # differs from the shipped DE 2023

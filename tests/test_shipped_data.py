@@ -25,15 +25,6 @@ ZONES_2024 = {"AU-NSW", "AU-VIC", "BR-CS", "CA-ON", "CL-SEN", "DE", "GB", "IN-WE
               "US-MIDA-PJM", "US-NY-NYIS", "US-TEX-ERCO", "ZA"}
 
 
-@pytest.fixture
-def fresh_clone(tmp_path, monkeypatch):
-    """No public data at all: what a fresh clone with no ../shared beside it sees."""
-    empty = tmp_path / "no-public-data"
-    empty.mkdir()
-    monkeypatch.setenv("SPROUT_DATA_DIR", str(empty))
-    return empty
-
-
 # ----------------------------------------------------------------------------------- what ships
 
 def test_shipped_files_are_compact_licensed_and_not_copies():
