@@ -20,13 +20,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sprout_core import refdata
-from sprout_core.errors import ProfileError
+from sprout_core import refdata, store
+from sprout_core.carbon import DEFAULT_EMBODIED
+from sprout_core.errors import ProfileError, StoreError
+from sprout_core.optimizer import cost_per_request
 from sprout_core.paths import MissingDataError
 
 REFERENCE_NAME = "llama2-13b-a100"
 REFERENCE_LABEL = "reference: Llama-2-13B-chat on A100 (Sprout paper)"
 REFERENCE_METHOD = "reference:sprout-paper"
+#: The model whose energy, time and verdicts the reference profile holds.
+REFERENCE_MODEL = "Llama-2-13b-chat"
 #: The paper's embodied carbon: 26,356.568 g CO₂eq per GPU server share amortised over 5 years, g/s.
 REFERENCE_EMBODIED_G = 26356.568
 REFERENCE_LIFETIME_S = 5 * 365 * 24 * 3600
@@ -63,11 +67,26 @@ class Profile:
     task_trace: np.ndarray | None = None
     variant: "Profile | None" = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    model: str | None = None
+    prompts: "PromptTable | None" = None
+    paper_costs: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def k_emb(self) -> float:
         """Embodied g/s for arithmetic (0.0 when unknown; the UI shows n/a then)."""
         return float(self.k_emb_g_per_s) if self.k_emb_g_per_s is not None else 0.0
+
+    def cost(self, ci: np.ndarray | float, weights: np.ndarray | None = None) -> np.ndarray:
+        """g CO₂e per request per level at carbon intensity ``ci`` (g/kWh): ``e·CI + k_emb·t`` under task
+        ``weights`` (``[T]`` or ``[H, T]``; ``None`` = equal) — the one cost formula, see
+        :func:`sprout_core.optimizer.cost_per_request`."""
+        e, t, _ = self.under_mix(self.default_weights() if weights is None else weights)
+        return cost_per_request(e, t, ci, self.k_emb)
+
+    @property
+    def q_counts(self) -> np.ndarray:
+        """Verdict counts behind ``q``, ``[T, L]`` (``q × n_judged``)."""
+        return self.q * np.asarray(self.n_judged, dtype=float)[:, None]
 
     def default_weights(self) -> np.ndarray:
         """Equal task weights ``[T]``."""
@@ -89,6 +108,36 @@ class Profile:
         """``(e [L] kWh, t [L] s, q [L])`` under task weights ``w [T]`` (or ``[H, T]`` → ``[H, L]`` each)."""
         w = np.asarray(w, dtype=float)
         return w @ self.e_kwh, w @ self.t_s, w @ self.q
+
+    def with_handoff(self, h: "QHandoff", allow_other_model: bool = False) -> "Profile":
+        """A copy whose q (and the verdict counts behind it) come from the Evaluations page.
+
+        Refuses (:class:`ProfileError`) when the hand-off judged another model's answers than the one this
+        profile's energy belongs to, unless ``allow_other_model`` — then both names go into ``q_source``."""
+        if tuple(h.levels) != tuple(self.levels):
+            missing = [lv for lv in self.levels if lv not in h.levels]
+            if missing:
+                raise ProfileError(f"q lacks level(s) {missing}; this profile has {list(self.levels)}")
+        if not same_model(h.model, self.model):
+            msg = (f"the q from Evaluations was judged on answers of {h.model or 'an unnamed model'}, but this "
+                   f"profile's energy and time are of {self.model or 'an unnamed model'}")
+            if not allow_other_model:
+                raise ProfileError(msg + ": not combined. Pick the profile of the same model, or evaluate this model.")
+        pooled = np.array([sum(c.get(lv, 0) for c in h.counts.values()) for lv in self.levels], dtype=float)
+        if pooled.sum() <= 0:
+            raise ProfileError("the hand-off has no valid verdicts")
+        newq = np.tile(pooled / pooled.sum(), (len(self.tasks), 1))
+        n_j = np.full(len(self.tasks), float(pooled.sum()))
+        for k, t in enumerate(self.tasks):
+            c = h.counts.get(t)
+            if c:
+                row = np.array([c.get(lv, 0) for lv in self.levels], dtype=float)
+                if row.sum() > 0:
+                    newq[k], n_j[k] = row / row.sum(), row.sum()
+        src = f"Evaluations: {h.describe()}"
+        if not same_model(h.model, self.model):
+            src += f" — WARNING: combined with the energy of {self.model or 'an unnamed model'}"
+        return replace(self, q=newq, n_judged=n_j, q_source=src, prompts=None)
 
     def with_q(self, q: dict[str, float], per_task: dict[str, dict[str, float]] | None = None,
                source: str = "handoff") -> "Profile":
@@ -112,7 +161,7 @@ class Profile:
                         newq[k] = row(per_task[t])
                     except ProfileError:
                         pass  # an unusable task row keeps the pooled q
-        return replace(self, q=newq, q_source=source)
+        return replace(self, q=newq, q_source=source, prompts=None)
 
     def summary(self) -> pd.DataFrame:
         """A long table: task, level, e_wh (Wh/request), t_s, q, n_requests."""
@@ -170,6 +219,43 @@ class QHandoff:
     def describe(self) -> str:
         who = f"answers of {self.model}" if self.model else "answers of an unnamed model"
         return f"{self.label} ({who}, judge {self.judge}, n = {self.n})"
+
+
+def _model_key(name: str | None) -> str:
+    s = str(name or "").strip().replace("\\", "/").rstrip("/").split("/")[-1].lower()
+    for suffix in ("-hf", "_hf"):
+        if s.endswith(suffix):
+            s = s[: -len(suffix)]
+    return s
+
+
+def same_model(a: str | None, b: str | None) -> bool:
+    """Whether two model names denote the same model (folder paths, case and a ``-hf`` suffix ignored).
+    Unknown (``None``/empty) never matches."""
+    ka, kb = _model_key(a), _model_key(b)
+    return bool(ka) and ka == kb
+
+
+@dataclass(frozen=True, eq=False)
+class PromptTable:
+    """Per judged prompt: what serving it at each level costs and which level won.
+
+    ``task [P]`` task index into the profile's tasks; ``winner [P]`` level index of the judge's pick;
+    ``e_kwh [P, L]`` energy (kWh) and ``t_s [P, L]`` time (s) of its answer at each level. Used by the
+    replay to draw an hour's actual requests (their verdicts and costs) and by the per-request ORACLE.
+    """
+
+    task: np.ndarray
+    winner: np.ndarray
+    e_kwh: np.ndarray
+    t_s: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.task.shape[0])
+
+    def pools(self, n_tasks: int) -> list[np.ndarray]:
+        """Row indices of each task's prompts."""
+        return [np.flatnonzero(self.task == k) for k in range(n_tasks)]
 
 
 # ----------------------------------------------------------------------------------------- reference
@@ -233,10 +319,30 @@ def load_reference(data_dir: Path | None = None) -> Profile:
                    "(the artifact has no other pairwise verdicts).",),
         )
     trace = refdata.task_mix(data_dir)
+    # per judged prompt: its verdict and its answers' energy and time at every level
+    wide = req[req["variant"].isin(levels)].pivot_table(index=["task", "prompt_index"], columns="variant",
+                                                        values=["energy_kwh", "time_s"], aggfunc="first")
+    jj = jud.drop_duplicates(["task", "prompt_index"])
+    jj = jj[jj["winner"].isin(levels) & jj["task"].isin(tasks)]
+    idx = pd.MultiIndex.from_frame(jj[["task", "prompt_index"]])
+    wide = wide.reindex(idx)
+    ok = wide.notna().all(axis=1).to_numpy()
+    jj, wide = jj[ok], wide[ok]
+    ti = {tk: k for k, tk in enumerate(tasks)}
+    li = {lv: i for i, lv in enumerate(levels)}
+    table_p = PromptTable(task=jj["task"].map(ti).to_numpy(np.int16), winner=jj["winner"].map(li).to_numpy(np.int8),
+                          e_kwh=wide["energy_kwh"][list(levels)].to_numpy(float),
+                          t_s=wide["time_s"][list(levels)].to_numpy(float))
+    # the authors' simulator draws prompt indices from range(5000) for every task (GSM8K's 5000–7472 unused)
+    r5 = req[(req["prompt_index"] < 5000) & req["variant"].isin(levels)]
+    g5 = r5.groupby(["task", "variant"]).agg(e=("energy_kwh", "mean"), t=("time_s", "mean"))
+    paper = (np.array([[float(g5.loc[(tk, lv), "e"]) for lv in levels] for tk in tasks]),
+             np.array([[float(g5.loc[(tk, lv), "t"]) for lv in levels] for tk in tasks]))
     prof = Profile(
         name=REFERENCE_NAME, label=REFERENCE_LABEL, method=REFERENCE_METHOD, levels=levels, tasks=tasks,
         e_kwh=e, t_s=t, q=q, k_emb_g_per_s=REFERENCE_K_EMB, n_requests=n, n_judged=n_j,
         q_source="GPT-4 verdicts (Sprout artifact)", task_trace=trace, variant=variant, notes=tuple(notes),
+        model=REFERENCE_MODEL, prompts=table_p, paper_costs=paper,
     )
     with _LOCK:
         _REF_CACHE[key] = prof
@@ -247,7 +353,8 @@ def load_reference(data_dir: Path | None = None) -> Profile:
 
 def profile_from_records(requests: pd.DataFrame, verdicts: pd.DataFrame | None, name: str, energy_method: str,
                          k_emb_g_per_s: float | None = None, levels: tuple[str, ...] | None = None,
-                         task_trace: np.ndarray | None = None, q: QHandoff | None = None) -> Profile:
+                         task_trace: np.ndarray | None = None, q: QHandoff | None = None,
+                         model: str | None = None, verdict_source: str = "own evaluations") -> Profile:
     """A profile from the project's own records.
 
     ``requests``: columns ``level, task, energy_j, total_s`` (one row per served request; energy in J,
@@ -307,15 +414,16 @@ def profile_from_records(requests: pd.DataFrame, verdicts: pd.DataFrame | None, 
         v = v[v["winner"].astype(str).isin(lv)]
         if len(v) == 0:
             v = None
-    base = dict(name=name, label=f"own: {name} ({energy_method})", method=energy_method, levels=lv, tasks=tasks,
-                e_kwh=e_kwh, t_s=t, k_emb_g_per_s=k_emb_g_per_s, n_requests=n, task_trace=task_trace)
+    who = f"{model}, " if model else ""
+    base = dict(name=name, label=f"own: {who}{energy_method}", method=energy_method, levels=lv, tasks=tasks,
+                e_kwh=e_kwh, t_s=t, k_emb_g_per_s=k_emb_g_per_s, n_requests=n, task_trace=task_trace, model=model)
     if v is None:
         if q is None:
             raise ProfileError("no evaluation verdicts yet: run an evaluation on the Evaluations page and send its "
                                "q to the Optimizer (or use the reference profile)")
         prof = Profile(q=np.full((len(tasks), len(lv)), 1.0 / len(lv)), n_judged=np.zeros(len(tasks)),
                        notes=tuple(notes), **base)
-        return prof.with_q(q.q, q.per_task, source=f"Evaluations: {q.describe()}")
+        return prof.with_handoff(q, allow_other_model=model is None)
     pooled = v["winner"].value_counts().reindex(list(lv), fill_value=0).to_numpy(dtype=float)
     pooled = pooled / pooled.sum()
     qa = np.tile(pooled, (len(tasks), 1))
@@ -330,7 +438,7 @@ def profile_from_records(requests: pd.DataFrame, verdicts: pd.DataFrame | None, 
             notes.append(f"task {tk!r} has no verdicts: uses the pooled win shares")
     if len(v) < MIN_VERDICTS:
         notes.append(f"only {len(v)} verdicts (fewer than {MIN_VERDICTS}): q is very uncertain")
-    return Profile(q=qa, n_judged=n_j, q_source=f"own evaluations ({len(v)} verdicts)", notes=tuple(notes), **base)
+    return Profile(q=qa, n_judged=n_j, q_source=f"{verdict_source} ({len(v)} verdicts)", notes=tuple(notes), **base)
 
 
 def available_profiles() -> list[str]:
@@ -340,65 +448,88 @@ def available_profiles() -> list[str]:
     return out
 
 
-def load_own(name: str = "own", q_handoff: QHandoff | None = None) -> Profile:
-    """The project's own profile from its SQLite store (``sprout_core.store``) — see :func:`profile_from_records`.
+@dataclass(frozen=True)
+class OwnRecords:
+    """What the project's database holds for one model: served requests (energy per answer) and the
+    offline evaluator's verdicts on that model's answers."""
 
-    Costs: the requests table (the most common energy method only, never mixing measured and estimated).
-    q: the store's verdicts when it has them, else ``q_handoff`` (from the Evaluations page).
-    Embodied carbon uses ``carbon.DEFAULT_EMBODIED`` when that module is present. Raises
-    :class:`ProfileError` with a plain note when the store is absent or holds too little data.
+    model: str | None
+    method: str
+    requests: pd.DataFrame          # level, task, energy_j, total_s (one row per answer)
+    verdicts: pd.DataFrame          # task, winner (pass 1, valid verdicts of one judge)
+    judge: str | None
+    models: tuple[str, ...]         # every model with measured answers (for the picker)
+
+
+def own_records(model: str | None = None, judge: str | None = None, db_path=None) -> OwnRecords:
+    """Read the own profile's inputs from the database: requests of the Playground/CLI *and* the evaluator's
+    answers (one energy method, the most common one, never mixing measured and estimated), and the
+    evaluator's verdicts on the same model's answers (``judge``: default the judge with most verdicts).
+
+    ``model``: default the model with the most measured answers. Raises :class:`ProfileError` when the
+    database is unreadable or holds no measured answer.
     """
+    con = store.connect(db_path)
     try:
-        from sprout_core import store
-    except ImportError as exc:
-        raise ProfileError("the request database (sprout_core.store) is not available in this version yet") from exc
-    reqs, verdicts, method = _own_records(store)
-    trace = None
-    try:
-        trace = load_reference().task_trace
-    except (MissingDataError, ProfileError, OSError):
-        pass
-    k_emb = None
-    try:
-        from sprout_core.carbon import DEFAULT_EMBODIED
-        k_emb = float(DEFAULT_EMBODIED.g_per_s)
-    except (ImportError, AttributeError):
-        pass
-    return profile_from_records(reqs, verdicts, name=name, energy_method=method, task_trace=trace,
-                                k_emb_g_per_s=k_emb, q=q_handoff)
+        reqs = pd.read_sql_query(
+            "SELECT model, level, task, energy_j, total_s, energy_method FROM requests "
+            "WHERE energy_j IS NOT NULL AND (error IS NULL OR error = '')", con)
+        try:
+            ans = pd.read_sql_query(
+                "SELECT a.run_id, a.prompt_id, a.level, a.energy_j, a.total_s, a.energy_method, "
+                "COALESCE(NULLIF(a.model, ''), r.model) AS model, p.category AS task "
+                "FROM eval_answers a JOIN eval_runs r ON r.id = a.run_id "
+                "LEFT JOIN eval_prompts p ON p.run_id = a.run_id AND p.prompt_id = a.prompt_id "
+                "WHERE a.energy_j IS NOT NULL", con)
+            ver = pd.read_sql_query(
+                "SELECT j.run_id, j.prompt_id, j.judge, j.winner, r.model AS run_model, p.category AS task "
+                "FROM eval_judgments j JOIN eval_runs r ON r.id = j.run_id "
+                "LEFT JOIN eval_prompts p ON p.run_id = j.run_id AND p.prompt_id = j.prompt_id "
+                "WHERE j.pass_no = 1 AND j.valid = 1 AND j.winner IS NOT NULL", con)
+        except Exception as exc:  # noqa: BLE001 - evaluator tables not created yet
+            if "no such table" not in str(exc):
+                raise
+            ans = pd.DataFrame(columns=["run_id", "prompt_id", "level", "energy_j", "total_s", "energy_method", "model", "task"])
+            ver = pd.DataFrame(columns=["run_id", "prompt_id", "judge", "winner", "run_model", "task"])
+    finally:
+        con.close()
+    rows = pd.concat([reqs[["model", "level", "task", "energy_j", "total_s", "energy_method"]],
+                      ans[["model", "level", "task", "energy_j", "total_s", "energy_method"]]], ignore_index=True)
+    rows = rows[rows["energy_method"].notna() & (rows["energy_method"].astype(str) != "n/a")]
+    if len(rows) == 0:
+        raise ProfileError("no requests with a measured or estimated energy recorded yet: run a few prompts at every "
+                           "directive level in the Playground (or an evaluation)")
+    rows["model"] = rows["model"].fillna("").astype(str)
+    models = tuple(rows["model"].value_counts().index)
+    chosen = model if model is not None else models[0]
+    mine = rows[rows["model"].map(lambda m: same_model(m, chosen) or m == chosen)]
+    if len(mine) == 0:
+        raise ProfileError(f"no measured answers of model {chosen!r} in the database; it has {list(models)}")
+    method = str(mine["energy_method"].value_counts().idxmax())
+    mine = mine[mine["energy_method"] == method]
+    ver = ver[ver["run_model"].fillna("").map(lambda m: same_model(m, chosen) or m == chosen)]
+    if judge is None and len(ver):
+        judge = str(ver["judge"].value_counts().idxmax())
+    ver = ver[ver["judge"] == judge] if judge is not None else ver
+    return OwnRecords(model=chosen or None, method=method, requests=mine.reset_index(drop=True),
+                      verdicts=ver[["task", "winner"]].reset_index(drop=True), judge=judge, models=models)
 
 
-def _own_records(store) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
-    """Read requests (and verdicts, when the store has them) defensively: the store's API is still landing."""
-    fn = getattr(store, "query_requests", None)
-    if not callable(fn):
-        raise ProfileError("the request database offers no way to read requests yet")
-    try:
-        reqs = pd.DataFrame(fn())
-    except Exception as exc:  # a locked or broken database must not break the page
-        raise ProfileError(f"cannot read the request database: {exc}") from exc
-    if len(reqs) == 0:
-        raise ProfileError("no requests recorded yet: run a few prompts at every directive level in the Playground")
-    if "error" in reqs.columns:
-        reqs = reqs[reqs["error"].isna() | (reqs["error"].astype(str) == "")]
-    if "task" not in reqs.columns:
-        reqs["task"] = "all"
-    method = "n/a"
-    if "energy_method" in reqs.columns:
-        known = reqs[reqs["energy_method"].notna() & (reqs["energy_method"].astype(str) != "n/a")]
-        if len(known):
-            method = str(known["energy_method"].value_counts().idxmax())
-            reqs = known[known["energy_method"] == method]
-    verdicts = None
-    for fn_name in ("query_verdicts", "verdicts_frame", "query_judgments"):
-        vf = getattr(store, fn_name, None)
-        if callable(vf):
-            try:
-                verdicts = pd.DataFrame(vf())
-            except Exception:
-                verdicts = None
-            break
-    return reqs, verdicts, method
+def load_own(name: str = "own", q_handoff: QHandoff | None = None, model: str | None = None,
+             judge: str | None = None, db_path=None) -> Profile:
+    """The project's own profile: energy and time from its database, q from the evaluator's verdicts on the
+    *same model's* answers (see :func:`own_records`), else from ``q_handoff`` when that judged the same model.
+
+    Embodied carbon uses :data:`sprout_core.carbon.DEFAULT_EMBODIED`; the task-mix trace is the reference's
+    when available. Raises :class:`ProfileError` with a plain note when the store holds too little data.
+    """
+    rec = own_records(model, judge, db_path)
+    trace = refdata.task_mix() if refdata.available() else None
+    verdicts = rec.verdicts if len(rec.verdicts) else None
+    src = f"own evaluations of {rec.model or 'the model'} (judge {rec.judge})"
+    return profile_from_records(rec.requests, verdicts, name=name, energy_method=rec.method, task_trace=trace,
+                                k_emb_g_per_s=float(DEFAULT_EMBODIED.g_per_s), q=q_handoff, model=rec.model,
+                                verdict_source=src)
 
 
 def load_profile(name: str, q_handoff: QHandoff | None = None) -> Profile:
@@ -410,31 +541,37 @@ def load_profile(name: str, q_handoff: QHandoff | None = None) -> Profile:
     raise ProfileError(f"unknown profile {name!r}; choose one of {[REFERENCE_NAME, 'own']}")
 
 
-def resolve_profile(choice: str, q_handoff: QHandoff | None = None, use_handoff: bool = False) -> tuple[Profile | None, list[str]]:
+def resolve_profile(choice: str, q_handoff: QHandoff | None = None, use_handoff: bool = False,
+                    allow_other_model: bool = False) -> tuple[Profile | None, list[str]]:
     """The profile a page should use, and plain-words notes to show.
 
     ``choice``: ``"reference"`` or ``"own"``. ``q_handoff``: the Evaluations page's :class:`QHandoff`;
-    applied when ``use_handoff``. An own profile that is not
-    ready falls back to the reference with a note; ``(None, notes)`` when nothing is available.
+    applied when ``use_handoff`` and it judged the same model as the profile's energy (else a note says why
+    not, unless ``allow_other_model``). An own profile that is not ready falls back to the reference with a
+    note; ``(None, notes)`` when nothing is available.
     """
     notes: list[str] = []
     hand = q_handoff if (use_handoff and q_handoff) else None
-    ref: Profile | None = None
-    try:
-        ref = load_reference()
-    except (MissingDataError, ProfileError, OSError) as exc:
-        notes.append(f"Reference profile unavailable: {exc}")
+    prof: Profile | None = None
     if choice == "own":
         try:
-            own = load_own(q_handoff=hand)
-            return own, notes + list(own.notes)
-        except ProfileError as exc:
-            notes.append(f"Your own profile is not ready yet: {exc}. Showing the reference profile instead.")
-    if ref is None:
-        return None, notes
-    if hand:
+            prof = load_own(q_handoff=hand)
+            notes += list(prof.notes)
+        except (ProfileError, StoreError) as exc:
+            notes.append(f"Your own profile is not ready yet: {exc} Showing the reference profile instead.")
+    if prof is None:
         try:
-            return ref.with_q(hand.q, hand.per_task, source=f"Evaluations: {hand.describe()}"), notes
+            prof = load_reference()
+        except (MissingDataError, ProfileError, OSError) as exc:
+            notes.append(f"Reference profile unavailable: {exc}")
+            return None, notes
+    if hand and not prof.q_source.startswith("Evaluations"):
+        try:
+            prof = prof.with_handoff(hand, allow_other_model=allow_other_model)
         except ProfileError as exc:
-            notes.append(f"The q from Evaluations does not fit this profile ({exc}); using the profile's own q.")
-    return ref, notes
+            notes.append(f"Not using the q from Evaluations: {exc} Using the profile's own q.")
+        else:
+            if not same_model(hand.model, prof.model):
+                notes.append(f"Warning: q judged on {hand.model or 'an unnamed model'}'s answers is combined with "
+                             f"the energy of {prof.model or 'an unnamed model'} — the decision mixes two models.")
+    return prof, notes

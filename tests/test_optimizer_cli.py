@@ -47,10 +47,15 @@ def test_simulate_json(capsys):
                "--hours", "720", "--xi", "0.1", "--strategies", "all", "--seed", "0", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
+    window = out.pop("_window")
+    assert window["confidence"] == 0.9 and window["hours"] == 720 and window["mode"] == "default"
     assert list(out) == ["BASE", "CO2-OPT", "STATIC", "SPROUT", "ORACLE", "MODEL-OPT"]
-    keys = {"carbon_g_per_request", "carbon_saving_pct", "quality_pct", "mean_x", "evaluator_runs", "evaluator_carbon_g"}
+    keys = {"carbon_g_per_request", "carbon_saving_pct", "quality_pct", "mean_x", "evaluator_runs", "evaluator_carbon_g",
+            "hours_meeting_floor_pct", "quality_p5_pct", "quality_min_pct", "quality_by_task_pct"}
     for name, obj in out.items():
         assert keys <= set(obj), name
+    assert out["ORACLE"]["carbon_saving_pct"] >= out["SPROUT"]["carbon_saving_pct"]
+    assert 90.0 <= out["ORACLE"]["quality_pct"] <= 100.0
     assert out["BASE"]["carbon_saving_pct"] == 0.0
     assert out["SPROUT"]["evaluator_runs"] > 0 and out["SPROUT"]["evaluator_carbon_g"] > 0
     assert out["CO2-OPT"]["carbon_saving_pct"] > out["SPROUT"]["carbon_saving_pct"] > 0

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from sprout_core import simulate as S
+from sprout_core import workload as W
 from sprout_core.grid import Trace
 from sprout_core.profiles import Profile, ProfileError, QHandoff, profile_from_records
 
@@ -118,7 +119,7 @@ def test_metrics_and_strategy_shapes():
     # evaluator carbon: n_eval prompts at every level at the CI of each run hour
     ctx = S.build_context(prof, tr, res.cfg)
     runs = np.flatnonzero(ctx.evaluator().refresh)
-    assert sp.evaluator_carbon_g == pytest.approx(5000 * ctx.cost[runs].sum())
+    assert sp.evaluator_carbon_g == pytest.approx(5000 * ctx.cost_lp[runs].sum())
     assert list(sp.refresh_hours) == list(runs)
     # carbon per request includes the evaluator, spread over all requests
     assert sp.carbon_g_per_request == pytest.approx(sp.serving_g_per_request + sp.evaluator_carbon_g / res.total_requests)
@@ -135,7 +136,7 @@ def test_seeded_and_reproducible():
     tr = _trace(_ci_year())
     cfg = S.SimConfig(start_hour=0, hours=500, seed=11)
     a = S.simulate(prof, tr, cfg).table()
-    S._YEAR_CACHE.clear()
+    W._CACHE.clear()
     b = S.simulate(prof, tr, cfg).table()
     pd.testing.assert_frame_equal(a, b)
     c = S.simulate(prof, tr, S.SimConfig(start_hour=0, hours=500, seed=12)).table()
@@ -158,24 +159,32 @@ def test_clean_hours_keep_full_quality_dirty_hours_use_tolerance():
     tr = _trace(ci)
     ctx = S.build_context(prof, tr, S.SimConfig(start_hour=0, hours=100, xi=0.2))
     assert ctx.theta[0] == pytest.approx(1.0) and ctx.theta[1] == pytest.approx(0.8)
-    out = S.STRATEGIES["ORACLE"].fn(ctx)  # LP on the true q
-    q_lp = (ctx.q_true * out.x).sum(axis=1) / ctx.q_true[:, 0]
-    assert np.all(q_lp[0::2] >= 1.0 - 1e-9) and np.all(q_lp[1::2] >= 0.8 - 1e-9)
+    out = S.STRATEGIES["ORACLE"].fn(ctx)  # per request on the hour's true verdicts
+    assert np.all(out.quality[0::2] >= 1.0 - 1e-9) and np.all(out.quality[1::2] >= 0.8 - 1e-9)
     assert out.x[1::2, 0].mean() < out.x[0::2, 0].mean()  # fewer L0 requests when the grid is dirty
 
 
-def test_oracle_quality_hand_case():
-    # x: 60 % at L0 (dear), 40 % at L1 (cheap); winners: L0 30 %, L1 25 %, L2 45 %.
-    # cheap L1 goes first to the 25 % L1-winners, then 15 % of the L2-winners → no L0-winner loses:
-    # served at best = 0.25 (L1) + 0.30 (L0) = 0.55 → /q0 0.30 = 1.8333
-    x = np.array([[0.6, 0.4, 0.0]]); cost = np.array([[1.0, 0.2, 0.1]]); q = np.array([[0.30, 0.25, 0.45]])
-    assert S.oracle_quality(x, cost, q)[0] == pytest.approx(0.55 / 0.30)
-    # if L1 must cover more than the non-L0 winners, L0-winners lose: x_b = 0.9 → 0.25 + 0.30 − (0.9 − 0.70)
-    x2 = np.array([[0.1, 0.9, 0.0]])
-    assert S.oracle_quality(x2, cost, q)[0] == pytest.approx((0.25 + 0.30 - 0.20) / 0.30)
-    # one active level: same as the LP's quality
-    x3 = np.array([[0.0, 1.0, 0.0]])
-    assert S.oracle_quality(x3, cost, q)[0] == pytest.approx(0.25 / 0.30)
+def test_oracle_per_group_hand_case():
+    # one task, costs L0 1.0 / L1 0.2 / L2 0.1 g; 100 requests/h with winners 50 L0, 25 L1, 25 L2.
+    # θ = 0.8 → 40 requests must be served at their winning level (always-L0 serves 50). Cheapest first:
+    # the 25 L2-winners are free at L2, then 15 L1-winners at L1 (+0.1 g each); everyone else at L2.
+    prof = Profile(name="one", label="one", method="reference:test", levels=("L0", "L1", "L2"), tasks=("a",),
+                   e_kwh=np.array([[1e-3, 2e-4, 1e-4]]), t_s=np.zeros((1, 3)), q=np.array([[0.50, 0.25, 0.25]]),
+                   k_emb_g_per_s=None, n_requests=np.ones((1, 3)), n_judged=np.ones(1))
+    tr = _trace(np.full(8760, 1000.0))
+    ctx = S.build_context(prof, tr, S.SimConfig(hours=5, xi=0.2, requests_per_hour=100))
+    ctx.theta[:] = 0.8
+    ctx.q_true_task[:] = [[0.50, 0.25, 0.25]]
+    ctx.n_true_task[:] = 100
+    out = S.STRATEGIES["ORACLE"].fn(ctx)
+    np.testing.assert_allclose(out.quality, 40 / 50)
+    np.testing.assert_allclose(out.x[0], [0.0, 0.15, 0.85])
+    np.testing.assert_allclose(out.carbon_h, (100 * 0.1 + 15 * 0.1) / 100)
+    # winners at the cheapest level count for free, even beyond the floor (here 150 % of always-L0)
+    ctx.q_true_task[:] = [[0.30, 0.25, 0.45]]
+    out = S.STRATEGIES["ORACLE"].fn(ctx)
+    np.testing.assert_allclose(out.quality, 45 / 30)
+    np.testing.assert_allclose(out.x[0], [0.0, 0.0, 1.0])
 
 
 def test_exact_and_pulp_simulations_agree():
@@ -216,7 +225,9 @@ def test_bad_windows_are_rejected():
         S.simulate(prof, tr, S.SimConfig(start_hour=100))
     with pytest.raises(ValueError, match="ξ"):
         S.simulate(prof, tr, S.SimConfig(xi=1.5))
-    assert len(S.simulate(prof, tr, S.SimConfig(start_hour=90, hours=720)).ci) == 10  # clipped to the year
+    with pytest.raises(ValueError, match="past the end .* at most 10 hours"):   # never silently cut
+        S.simulate(prof, tr, S.SimConfig(start_hour=90, hours=720))
+    assert len(S.simulate(prof, tr, S.SimConfig(start_hour=90, hours=10)).ci) == 10
 
 
 def test_fixed_mix_and_volume():
@@ -230,11 +241,12 @@ def test_fixed_mix_and_volume():
 
 def test_task_mix_from_trace_refreshes_about_daily():
     prof = _profile()
-    yi = S.year_inputs(prof, 8760, S.SimConfig(seed=5))
+    yi = W.year_workload(prof, 8760, S.SimConfig(seed=5).workload_spec())
     gaps = np.diff(np.flatnonzero(yi.mix_refresh))
     assert 20 < gaps.mean() < 28 and gaps.min() >= 1
     assert np.allclose(yi.weights.sum(axis=1), 1.0)
-    assert np.allclose(yi.q_true.sum(axis=1), 1.0) and np.allclose(yi.q_eval.sum(axis=1), 1.0)
+    req = yi.requests(slice(0, 8760))
+    assert np.allclose(req.q_true.sum(axis=1), 1.0) and np.allclose(yi.q_eval.sum(axis=1), 1.0)
 
 
 def test_month_presets():

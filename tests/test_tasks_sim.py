@@ -73,11 +73,16 @@ def test_sprout_task_in_the_replay(trained):
 
 def test_prediction_model_uses_held_out_judged_prompts(trained):
     prof, _ = _ref_and_trace()
-    pm = ts.reference_prediction_model(prof)
-    assert pm.n_prompts == 30  # 5 held-out judged prompts per task
-    np.testing.assert_allclose(pm.cond.sum(axis=2), 1.0)
-    np.testing.assert_allclose(pm.confusion.sum(axis=1), 1.0)
-    assert 0.0 <= pm.accuracy <= 1.0
+    plan, score = ts.reference_prediction_models(prof)
+    # 5 held-out judged prompts per task, split in two disjoint halves: the optimizer plans with one,
+    # the replay scores the outcome with the other
+    assert plan.n_prompts + score.n_prompts == 30 and plan.n_prompts == 12
+    assert "planning half" in plan.source and "scoring half" in score.source
+    assert ts.reference_prediction_model(prof) is plan
+    for pm in (plan, score):
+        np.testing.assert_allclose(pm.cond.sum(axis=2), 1.0)
+        np.testing.assert_allclose(pm.confusion.sum(axis=1), 1.0)
+        assert 0.0 <= pm.accuracy <= 1.0
 
 
 def test_cli_simulate_with_sprout_task(trained, capsys):

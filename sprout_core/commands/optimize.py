@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import math
+
+from sprout_core import decision, grid, optimizer, profiles
+from sprout_core.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--xi", type=float, default=0.1, help="quality tolerance ξ at the dirtiest hour (default 0.1)")
     p.add_argument("--theta", type=float, default=None, help="fixed quality floor θ (fraction of q₀) instead of ξ")
     p.add_argument("--task-mix", default=None, help="task weights, e.g. math=2,mmlu=1 (default: equal weights)")
+    p.add_argument("--confidence", type=float, default=0.5,
+                   help="probability that the hour's realised quality meets the floor, in [0.5, 1) (default 0.5 = "
+                        "the plug-in LP of the paper)")
+    p.add_argument("--requests-per-hour", type=float, default=None,
+                   help="requests in the hour (sets how much its realised quality scatters; default: the task-mix "
+                        "trace's mean)")
     p.add_argument("--solver", choices=["exact", "pulp"], default="pulp", help="pulp (default) or the exact solver")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -41,59 +50,73 @@ def _parse_mix(text: str | None) -> dict[str, float] | None:
         if not part.strip():
             continue
         if "=" not in part:
-            raise ValueError(f"task mix entry {part!r} is not task=weight")
+            raise InputError(f"task mix entry {part!r} is not task=weight")
         k, v = part.split("=", 1)
-        out[k.strip()] = float(v)
+        try:
+            w = float(v)
+        except ValueError:
+            raise InputError(f"task mix weight {v!r} of {k.strip()!r} is not a number") from None
+        if not (math.isfinite(w) and w >= 0):
+            raise InputError(f"task mix weight of {k.strip()!r} must be a finite number ≥ 0, got {v.strip()}")
+        out[k.strip()] = w
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    from sprout_core import grid, optimizer, profiles
-    from sprout_core.paths import MissingDataError
+def _check_number(name: str, v: float | None, lo: float, hi: float, lo_open: bool = False) -> None:
+    if v is None:
+        return
+    if not math.isfinite(v) or v < lo or (lo_open and v == lo) or v > hi:
+        raise InputError(f"{name} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {v:g}")
 
-    try:
-        prof = profiles.load_profile(args.profile)
-        trace = grid.load_trace(args.zone, args.year)
-        w = prof.weights_from(_parse_mix(args.task_mix))
-    except (MissingDataError, grid.TraceError, profiles.ProfileError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def run(args: argparse.Namespace) -> int:
+    # every setting is checked before any data is read
+    _check_number("--ci", args.ci, 0.0, 100_000.0)
+    _check_number("--xi", args.xi, 0.0, 1.0)
+    _check_number("--theta", args.theta, 0.0, 10.0, lo_open=True)
+    _check_number("--requests-per-hour", args.requests_per_hour, 0.0, 1e9, lo_open=True)
+    optimizer.z_value(args.confidence)
+    mix = _parse_mix(args.task_mix)
+    prof = profiles.load_profile(args.profile)
+    trace = grid.load_trace(args.zone, args.year)
+    w = prof.weights_from(mix)
     if args.hour is not None:
         if not 0 <= args.hour < len(trace):
-            print(f"error: --hour must be 0 … {len(trace) - 1} for {args.zone} {args.year}", file=sys.stderr)
-            return 2
+            raise InputError(f"--hour must be 0 … {len(trace) - 1} for {args.zone} {args.year}, got {args.hour}")
         ci = float(trace.ci[args.hour])
     else:
         ci = float(args.ci) if args.ci is not None else trace.mean()
-    if ci < 0:
-        print("error: --ci must be ≥ 0 g/kWh", file=sys.stderr)
-        return 2
-    if args.theta is None and not 0 <= args.xi <= 1:
-        print("error: --xi must be between 0 and 1", file=sys.stderr)
-        return 2
     theta = args.theta if args.theta is not None else optimizer.theta_from_xi(ci, trace.min(), trace.max(), args.xi)
-    e, t, q = prof.under_mix(w)
-    op, emb = e * ci, prof.k_emb * t
-    d = optimizer.solve(op + emb, q, float(theta), prof.levels, split=(op, emb), ci=ci, solver=args.solver)
+    d = decision.hour_decision(prof, ci, float(theta), w, confidence=args.confidence,
+                               requests_per_hour=args.requests_per_hour, solver=args.solver)
     ok = d.status == "optimal"
+
+    def f(v):
+        return float(v) if ok and v is not None and math.isfinite(v) else None
+
     out = {
         "x": d.x_dict() if ok else None,
-        "carbon_g_per_request": d.carbon_g if ok else None,
-        "quality_pct": d.quality * 100 if ok else None,
+        "carbon_g_per_request": f(d.carbon_g),
+        "quality_pct": f(d.quality * 100),
+        "confidence": args.confidence,
+        "quality_low_pct": f(d.quality_low * 100), "quality_high_pct": f(d.quality_high * 100),
+        "quality_sd_pct": f(d.quality_sd * 100),
         "binding": d.binding,
         "status": d.status,
-        "operational_g_per_request": d.operational_g if ok else None,
-        "embodied_g_per_request": (d.embodied_g if prof.k_emb_g_per_s is not None else "n/a") if ok else None,
+        "operational_g_per_request": f(d.operational_g),
+        "embodied_g_per_request": (f(d.embodied_g) if prof.k_emb_g_per_s is not None else "n/a") if ok else None,
         "theta": float(theta), "max_theta": d.max_theta, "ci_g_per_kwh": ci, "zone": args.zone, "year": args.year,
         "profile": prof.label, "method": prof.method, "message": d.message,
     }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{prof.label} · {args.zone} {args.year} · CI {ci:.1f} g/kWh · θ {theta:.3f}")
+        print(f"{prof.label} · {args.zone} {args.year} · CI {ci:.1f} g/kWh · θ {theta:.3f} · confidence {args.confidence:g}")
         if ok:
             print("mix: " + ", ".join(f"{k} {v:.1%}" for k, v in d.x_dict().items()))
-            print(f"carbon: {d.carbon_g:.5f} g CO₂eq/request ({prof.method}); quality: {d.quality:.1%} of always-{prof.levels[0]}; "
-                  f"binding: {d.binding}")
+            band = (f" (with {args.confidence:.0%} confidence ≥ {d.quality_low:.1%}; upper {d.quality_high:.1%})"
+                    if args.confidence > 0.5 else "")
+            print(f"carbon: {d.carbon_g:.5f} g CO₂eq/request ({prof.method}); quality: {d.quality:.1%} of "
+                  f"always-{prof.levels[0]}{band}; binding: {d.binding}")
         print(d.message)
     return 0 if ok else 1

@@ -39,34 +39,33 @@ Two solvers:
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy.optimize import linprog
+
+from sprout_core import quality as qmod
+from sprout_core.optimizer import cost_per_request, theta_from_xi
 
 #: Quality slack (absolute, in win-share units) below which the constraint counts as met.
 QUALITY_TOL = 1e-12
 
 
 def cost_g_per_request(energy_kwh: np.ndarray, time_s: np.ndarray, ci_g_per_kwh, k_emb_g_per_s: float) -> np.ndarray:
-    """Carbon per request in g: ``energy_kwh · CI + k_emb · time_s`` (broadcasts over CI)."""
+    """Carbon per request in g (:func:`sprout_core.optimizer.cost_per_request`) with the CI axes *leading*:
+    ``ci [...]`` × ``energy [T, L]`` → ``[..., T, L]``."""
     ci = np.asarray(ci_g_per_kwh, dtype=float)
     e = np.asarray(energy_kwh, dtype=float)
-    t = np.asarray(time_s, dtype=float)
-    ci = ci.reshape(ci.shape + (1,) * e.ndim)
-    return e * ci + k_emb_g_per_s * t
+    return cost_per_request(e, np.asarray(time_s, dtype=float), ci.reshape(ci.shape + (1,) * max(e.ndim, 1)),
+                            k_emb_g_per_s)
 
 
 def sprout_quality_target(q0, ci_g_per_kwh, ci_min: float, ci_max: float, xi: float = 0.1):
-    """The Sprout LP's right-hand side ``(1 − ξ·(CI − CI_min)/(CI_max − CI_min))·q_0`` (win share).
-
-    ``CI`` is clipped to ``[CI_min, CI_max]``; a flat trace (``CI_max == CI_min``) asks for ``q_0``.
-    """
-    ci = np.asarray(ci_g_per_kwh, dtype=float)
-    span = float(ci_max) - float(ci_min)
-    frac = np.zeros_like(ci) if span <= 0 else np.clip((ci - ci_min) / span, 0.0, 1.0)
-    return (1.0 - xi * frac) * np.asarray(q0, dtype=float)
+    """The Sprout LP's right-hand side ``θ(CI)·q_0`` (win share), θ from :func:`sprout_core.optimizer.theta_from_xi`."""
+    return np.asarray(theta_from_xi(ci_g_per_kwh, ci_min, ci_max, xi)) * np.asarray(q0, dtype=float)
 
 
 def normalize_confusion(counts: np.ndarray) -> np.ndarray:
@@ -450,3 +449,110 @@ def compare_pooled_per_task(
         pooled_quality_pct=100.0 * pooled.quality / q0 if q0 > 0 else nan, pooled_status=pooled.status,
         saving_pooled_pct=s_pool, saving_per_task_pct=s_task, extra_saving_pp=s_task - s_pool,
     )
+
+
+# --------------------------------------------------------------------------- per-task floors
+#
+# A pooled floor can hide a task that loses much of its quality (e.g. Alpaca, where L0 wins 54% of
+# prompts) behind tasks where shorter answers win. A *per-task floor* asks every true task t to keep
+# θ of its own always-L0 quality: Σ_i x_{t,i}^served q_{t,i} ≥ θ·q_{t,0}. With a confidence above 0.5
+# each task's floor is raised by z·sd_t, sd_t the spread of its realised minus estimated slack at the
+# current solution (estimation: the evaluator's verdicts of that task; realisation: the hour's requests
+# of that task); three rounds of re-solving settle the margins (a fixed-point iteration).
+
+PER_TASK_ROUNDS = 3
+
+
+def _vertex_lp(cost: np.ndarray, A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``min cᵀx`` s.t. ``Σx = 1, x ≥ 0, A x ≥ b`` for many hours at once by vertex enumeration.
+
+    ``cost [H, L]``, ``A [H, M, L]``, ``b [H, M]``. Every vertex has ``L − 1`` active inequalities among the
+    ``M + L`` (rows of A and x_i ≥ 0); each choice is one L×L solve. Small L and M only (L ≤ 4, M ≤ 8).
+    Returns ``(x [H, L], feasible [H])``."""
+    H, L = cost.shape
+    M = A.shape[1]
+    G = np.concatenate([A, np.broadcast_to(np.eye(L), (H, L, L))], axis=1)      # [H, M+L, L]
+    h_ = np.concatenate([b, np.zeros((H, L))], axis=1)
+    best = np.full(H, np.inf)
+    xbest = np.full((H, L), np.nan)
+    ones = np.ones((H, 1, L))
+    for act in itertools.combinations(range(M + L), L - 1):
+        S = np.concatenate([ones, G[:, list(act)]], axis=1)
+        rhs = np.concatenate([np.ones((H, 1)), h_[:, list(act)]], axis=1)
+        det = np.linalg.det(S)
+        ok = np.abs(det) > 1e-14
+        x = np.full((H, L), np.nan)
+        if ok.any():
+            x[ok] = np.linalg.solve(S[ok], rhs[ok][..., None])[..., 0]
+        feas = ok & (x >= -1e-10).all(axis=1) & ((np.einsum("hml,hl->hm", A, np.nan_to_num(x)) - b) >= -1e-10).all(axis=1)
+        cval = np.where(feas, np.einsum("hl,hl->h", cost, np.nan_to_num(x)), np.inf)
+        better = cval < best - 1e-15
+        best = np.where(better, cval, best)
+        xbest[better] = np.clip(x[better], 0.0, None)
+    feas = np.isfinite(best)
+    xbest[feas] /= xbest[feas].sum(axis=1, keepdims=True)
+    return xbest, feas
+
+
+def _task_margins(x_served: np.ndarray, q_task: np.ndarray, n_task: np.ndarray, weights: np.ndarray, theta: np.ndarray,
+                  z: float, volume: np.ndarray) -> np.ndarray:
+    """``z·sd_t`` per hour and task of the slack ``Σ_i x_{t,i} q_{t,i} − θ q_{t,0}`` (win-share units)."""
+    if z <= 0:
+        return np.zeros(q_task.shape[:-1])
+    a = x_served.copy()
+    a[..., 0] -= theta[:, None]
+    V = qmod.share_cov(q_task)                                            # [H, T, L, L]
+    n_req = np.maximum(volume[:, None] * weights, 1.0)
+    var = np.einsum("htl,htlk,htk->ht", a, V, a) * (1.0 / np.maximum(n_task, 1.0) + 1.0 / n_req)
+    return z * np.sqrt(np.maximum(var, 0.0))
+
+
+def pooled_mix_with_task_floors(cost: np.ndarray, q_task: np.ndarray, n_task: np.ndarray, weights: np.ndarray,
+                                theta: np.ndarray, z: float, volume: np.ndarray) -> np.ndarray:
+    """One mix ``x [H, L]`` per hour (SPROUT) in which every task with requests keeps θ of its own
+    always-L0 quality with confidence Φ(z) (see above). Infeasible hours serve L0 (quality 1 for all)."""
+    H, L = cost.shape
+    T = q_task.shape[1]
+    active = weights > 0
+    x = np.tile(np.eye(L)[0], (H, 1))
+    margin = np.zeros((H, T))
+    for _ in range(PER_TASK_ROUNDS if z > 0 else 1):
+        A = np.where(active[..., None], q_task, 0.0)                      # rows: tasks
+        b = np.where(active, theta[:, None] * q_task[..., 0] + margin, -1.0)
+        xs, feas = _vertex_lp(cost, A, b)
+        x = np.where(feas[:, None], xs, np.eye(L)[0])
+        margin = _task_margins(np.broadcast_to(x[:, None, :], q_task.shape), q_task, n_task, weights, theta, z, volume)
+    return x
+
+
+def per_task_mixes_with_task_floors(cost_task: np.ndarray, weights: np.ndarray, q_task: np.ndarray,
+                                    n_task: np.ndarray, theta: np.ndarray, z: float, volume: np.ndarray,
+                                    cond: np.ndarray | None) -> np.ndarray:
+    """One mix per *predicted* task ``x [H, P, L]`` (SPROUT-TASK) minimising expected carbon on the true tasks
+    while every true task keeps θ of its own always-L0 quality (with confidence Φ(z)), through the
+    prediction behaviour ``cond [T, L, P]`` (``None`` = labels known). One HiGHS LP per hour."""
+    H, T, L = cost_task.shape
+    K = conditional_from_confusion(np.eye(T), L) if cond is None else np.asarray(cond, dtype=float)
+    if K.ndim == 2:
+        K = conditional_from_confusion(K, L)
+    P = K.shape[2]
+    x = np.tile(np.eye(L)[0], (H, P, 1))
+    margin = np.zeros((H, T))
+    A_eq = np.kron(np.eye(P), np.ones((1, L)))
+    for _ in range(PER_TASK_ROUNDS if z > 0 else 1):
+        for h in range(H):
+            ptl = _p_given_t(q_task[h], K)                                 # [T, P]
+            c = np.einsum("t,tp,tl->pl", weights[h], ptl, cost_task[h]).ravel()
+            A_q = np.einsum("tl,tlp->tpl", q_task[h], K).reshape(T, P * L)  # delivered wins per true task
+            keep = weights[h] > 0
+            b_q = theta[h] * q_task[h, :, 0] + margin[h]
+            res = linprog(c, A_ub=-A_q[keep], b_ub=-b_q[keep], A_eq=A_eq, b_eq=np.ones(P), bounds=(0, None),
+                          method="highs")
+            if res.status == 0:
+                x[h] = np.clip(res.x.reshape(P, L), 0.0, None)
+                x[h] /= x[h].sum(axis=1, keepdims=True)
+            else:
+                x[h] = np.eye(L)[0]
+        served = np.einsum("htp,hpl->htl", np.stack([_p_given_t(q_task[h], K) for h in range(H)]), x)
+        margin = _task_margins(served, q_task, n_task, weights, theta, z, volume)
+    return x

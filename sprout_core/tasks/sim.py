@@ -20,11 +20,15 @@ stated as n/a in the docs, never as 0.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from sprout_core import refdata
+from sprout_core.errors import InputError
+from sprout_core.tasks import classifier as tc
 from sprout_core.tasks import lp
 
 STRATEGY_NAME = "SPROUT-TASK"
@@ -78,23 +82,23 @@ def prediction_model_from_table(tasks, levels, true_task, winner, predicted, sou
     return PredictionModel(tasks, levels, cond, counts, conf, acc, n, source)
 
 
-_PM_CACHE: dict[tuple, PredictionModel] = {}
+_PM_CACHE: dict[tuple, tuple[PredictionModel, PredictionModel]] = {}
+#: Seed of the split of the classifier's held-out judged prompts into a planning and a scoring half.
+SPLIT_SEED = 20240311
 _PM_LOCK = threading.Lock()
 
 
-def reference_prediction_model(profile, clf=None, progress=None) -> PredictionModel:
-    """The reference classifier's held-out behaviour on judged prompts, in ``profile``'s order.
+def reference_prediction_models(profile, clf=None, progress=None) -> tuple[PredictionModel, PredictionModel]:
+    """The reference classifier's held-out behaviour on judged prompts, in ``profile``'s order, estimated on
+    two disjoint halves: ``(plan, score)``.
 
-    Uses the classifier's own held-out split (judged prompts it never trained on) and the GPT-4
-    verdicts of ``judgments.csv``; embeddings come from the state-folder cache. Trains the classifier
-    first when none is cached (minutes; ``progress(done, total)`` counts prompts embedded).
+    The classifier's held-out split (judged prompts it never trained on) is divided in two by a seeded
+    permutation per task: the optimizer plans with the misclassification model of the first half, and the
+    replay scores what it delivers with that of the second — so the prompts that estimate the model are
+    kept apart from those that score the outcome. Embeddings come from the state-folder cache; trains the
+    classifier first when none is cached (minutes; ``progress(done, total)`` counts prompts embedded).
     """
-    from sprout_core import refdata
-    from sprout_core.tasks import classifier as tc
-
     clf = clf or tc.reference_classifier(progress=progress)
-    import hashlib
-
     fingerprint = hashlib.sha1(np.ascontiguousarray(clf.coef).tobytes() + np.ascontiguousarray(clf.intercept).tobytes())
     key = (fingerprint.hexdigest(), tuple(clf.labels), tuple(profile.tasks), tuple(profile.levels), clf.n_train,
            clf.n_test, repr(sorted(clf.settings.items())))
@@ -107,16 +111,28 @@ def reference_prediction_model(profile, clf=None, progress=None) -> PredictionMo
     jud = refdata.judgments().drop_duplicates(["task", "prompt_index"])
     test = test.merge(jud, left_on=["category", "prompt_index"], right_on=["task", "prompt_index"], how="inner")
     pred_idx = clf.predict_embeddings(tc.embed(test["prompt"].tolist(), progress=progress))
-    predicted = [clf.labels[k] for k in pred_idx]
-    pm = prediction_model_from_table(profile.tasks, profile.levels, test["category"].tolist(),
-                                     test["winner"].tolist(), predicted,
-                                     source=f"{clf.source}; held-out judged prompts")
+    test = test.assign(predicted=[clf.labels[k] for k in pred_idx])
+    rng = np.random.default_rng(SPLIT_SEED)
+    half = np.zeros(len(test), dtype=bool)
+    for _, idx in test.groupby("category").indices.items():
+        perm = rng.permutation(idx)
+        half[perm[: len(perm) // 2]] = True
+    out = []
+    for part, name in ((test[half], "planning half"), (test[~half], "scoring half")):
+        out.append(prediction_model_from_table(profile.tasks, profile.levels, part["category"].tolist(),
+                                               part["winner"].tolist(), part["predicted"].tolist(),
+                                               source=f"{clf.source}; held-out judged prompts, {name}"))
+    val = (out[0], out[1])
     with _PM_LOCK:
-        _PM_CACHE[key] = pm
-    return pm
+        _PM_CACHE[key] = val
+    return val
 
 
-#: The reference classifier's tasks (those of the reference profile's prompts).
+def reference_prediction_model(profile, clf=None, progress=None) -> PredictionModel:
+    """The planning half's misclassification model (see :func:`reference_prediction_models`)."""
+    return reference_prediction_models(profile, clf, progress)[0]
+
+
 REFERENCE_TASKS = frozenset({"alpaca", "math", "mmlu", "naturalqa", "scienceqa", "triviaqa"})
 
 
@@ -158,7 +174,7 @@ def prepare(profile, strategies, progress=None) -> str | None:
     """
     if requested(strategies):
         if not supports(profile):
-            raise ValueError(f"{STRATEGY_NAME} needs a profile with the reference tasks "
+            raise InputError(f"{STRATEGY_NAME} needs a profile with the reference tasks "
                              f"({', '.join(sorted(REFERENCE_TASKS))}); {profile.name} has {list(profile.tasks)}")
         if not classifier_ready():
             from sprout_core.tasks import classifier as tc
@@ -186,6 +202,7 @@ class TaskReplay:
     quality: np.ndarray
     promised: np.ndarray
     feasible: np.ndarray
+    quality_task: np.ndarray | None = None
 
 
 def shrink_task_q(q_task: np.ndarray, n_task: np.ndarray, q_pooled: np.ndarray, prior_prompts: float) -> np.ndarray:
@@ -203,13 +220,14 @@ def shrink_task_q(q_task: np.ndarray, n_task: np.ndarray, q_pooled: np.ndarray, 
 
 
 def replay_per_task(cost_task: np.ndarray, weights: np.ndarray, q_lp_task: np.ndarray, q_true_task: np.ndarray,
-                    theta: np.ndarray, cond: np.ndarray | None) -> TaskReplay:
+                    theta: np.ndarray, cond: np.ndarray | None, score_cond: np.ndarray | None = None) -> TaskReplay:
     """The per-task policy over ``H`` hours and its delivered carbon and quality on the true tasks.
 
     ``cost_task`` ``[H, T, L]`` g/request; ``weights`` ``[H, T]``; ``q_lp_task`` ``[H, T, L]`` the
     per-task win shares the LP sees (e.g. the evaluator's, shrunk); ``q_true_task`` ``[H, T, L]`` the
     hour's true ones; ``theta`` ``[H]`` floors (fractions of q_0); ``cond`` ``[T, L, P]`` or ``[T, P]``
-    prediction behaviour (``None`` = labels known).
+    prediction behaviour the policy plans with (``None`` = labels known); ``score_cond`` the behaviour
+    used to score what is delivered (default: ``cond``).
     """
     H, T, L = cost_task.shape
     R = theta * np.einsum("ht,ht->h", weights, q_lp_task[..., 0])
@@ -219,32 +237,57 @@ def replay_per_task(cost_task: np.ndarray, weights: np.ndarray, q_lp_task: np.nd
     if not sweep.feasible.all():  # θ ≤ 1 keeps it feasible; be safe: serve L0 rather than NaN
         x = x.copy()
         x[~sweep.feasible] = np.eye(L)[0]
+    rep = _score(x, cost_task, weights, q_true_task, cond if score_cond is None else score_cond)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        promised_win = np.einsum("hp,hpl,hpl->h", Wp, qp, x)
+        q0_lp = np.einsum("ht,ht->h", weights, q_lp_task[..., 0])
+        promised = np.where(q0_lp > 0, promised_win / q0_lp, np.nan)
+    return TaskReplay(x, rep.x_eff, rep.cost_eff, rep.carbon_g, rep.quality, promised, sweep.feasible, rep.quality_task)
+
+
+def _score(x: np.ndarray, cost_task: np.ndarray, weights: np.ndarray, q_true_task: np.ndarray,
+           cond: np.ndarray | None) -> TaskReplay:
+    """What per-predicted-task mixes ``x [H, P, L]`` deliver on the true tasks under prediction behaviour ``cond``."""
+    H, T, L = cost_task.shape
     carbon, win, served = lp.delivered_on_true_tasks(x, weights, cost_task, q_true_task, cond)
     q0_true = np.einsum("ht,ht->h", weights, q_true_task[..., 0])
     x_eff = np.einsum("ht,htl->hl", weights, served)
+    K = lp.conditional_from_confusion(np.eye(T), L) if cond is None else np.asarray(cond, dtype=float)
+    if K.ndim == 2:
+        K = lp.conditional_from_confusion(K, L)
     with np.errstate(invalid="ignore", divide="ignore"):
         cost_eff = np.where(x_eff > 1e-15, np.einsum("ht,htl,htl->hl", weights, served, cost_task) / x_eff,
                             np.einsum("ht,htl->hl", weights, cost_task))
         quality = np.where(q0_true > 0, win / q0_true, np.nan)
-        promised_win = np.einsum("hp,hpl,hpl->h", Wp, qp, x)
-        q0_lp = np.einsum("ht,ht->h", weights, q_lp_task[..., 0])
-        promised = np.where(q0_lp > 0, promised_win / q0_lp, np.nan)
-    return TaskReplay(x, x_eff, cost_eff, carbon, quality, promised, sweep.feasible)
+        win_t = np.einsum("htl,tlp,hpl->ht", q_true_task, K, x)
+        q_task = np.where(q_true_task[..., 0] > 0, win_t / q_true_task[..., 0], np.nan)
+    nan = np.full(H, np.nan)
+    return TaskReplay(x, x_eff, cost_eff, carbon, quality, nan, np.ones(H, dtype=bool), q_task)
 
 
-def register(simulate_module) -> None:
-    """Add SPROUT-TASK to ``sprout_core.simulate``'s strategy registry."""
+def sprout_task(ctx):
+    """SPROUT-TASK over a replay window (registered in :mod:`sprout_core.strategies.task`).
 
-    @simulate_module.register_strategy(STRATEGY_NAME, STRATEGY_DESCRIPTION, available=available)
-    def _sprout_task(ctx):
-        pm = reference_prediction_model(ctx.profile)
-        ev = ctx.evaluator()
-        run_at = np.maximum.accumulate(np.where(ev.refresh, np.arange(ctx.H), 0))
-        n_task = float(ctx.cfg.n_eval) * ctx.weights[run_at]  # evaluator verdicts per task (expected)
-        q_lp = shrink_task_q(ev.q_lp_task, n_task, ev.q_lp, SHRINK_PRIOR_PROMPTS)
-        rep = replay_per_task(ctx.cost_task(), ctx.weights, q_lp, ctx.q_true_task, ctx.theta, pm.cond)
-        note = (f"task classifier: held-out accuracy {100 * pm.accuracy:.1f}% on {pm.n_prompts} judged prompts; "
-                f"predictions applied, cost and quality follow the true task; per-task q shrunk toward the "
-                f"pooled q with κ = {SHRINK_PRIOR_PROMPTS:g} prompts")
-        return simulate_module.StrategyOutput(ctx.profile.levels, rep.x_eff, rep.cost_eff, rep.quality,
-                                              uses_evaluator=True, note=note)
+    Plans with the misclassification model of one half of the held-out judged prompts and scores what it
+    delivers with the other half's; with ``cfg.per_task_floor`` every true task keeps θ of its own
+    always-L0 quality (:func:`sprout_core.tasks.lp.per_task_mixes_with_task_floors`)."""
+    from sprout_core.strategies import StrategyOutput
+
+    pm_plan, pm_score = reference_prediction_models(ctx.profile)
+    ev = ctx.evaluator()
+    q_lp = shrink_task_q(ev.q_lp_task, ev.n_task, ev.q_lp, SHRINK_PRIOR_PROMPTS)
+    cost_task = ctx.cost_task()
+    if ctx.cfg.per_task_floor:
+        x = lp.per_task_mixes_with_task_floors(cost_task, ctx.weights, q_lp, ev.n_task, ctx.theta, ctx.z,
+                                               ctx.volume, pm_plan.cond)
+        rep = _score(x, cost_task, ctx.weights, ctx.q_true_task, pm_score.cond)
+        floor = "; per-task floor: every task keeps θ of its own always-L0 quality"
+    else:
+        rep = replay_per_task(cost_task, ctx.weights, q_lp, ctx.q_true_task, ctx.theta, pm_plan.cond,
+                              score_cond=pm_score.cond)
+        floor = ""
+    note = (f"task classifier: held-out accuracy {100 * pm_score.accuracy:.1f}% on {pm_score.n_prompts} judged prompts "
+            f"(planned with a disjoint half of {pm_plan.n_prompts}); predictions applied, cost and quality follow "
+            f"the true task; per-task q shrunk toward the pooled q with κ = {SHRINK_PRIOR_PROMPTS:g} prompts{floor}")
+    return StrategyOutput(ctx.profile.levels, rep.x_eff, rep.cost_eff, rep.quality, uses_evaluator=True, note=note,
+                          quality_task=rep.quality_task)

@@ -1,0 +1,82 @@
+"""Quality estimates and their uncertainty: what the calibrated promise stands on.
+
+Quality here is the *win share* ``q_i``: the share of prompts whose best answer (per a judge) came from
+directive level ``i``. The optimizer's floor is relative to always-L0: realised quality of a mix ``x`` is
+``Σ_i x_i q_i / q_0`` (a fraction; 1.0 = as good as always-L0).
+
+Two samples stand between an estimate and what an hour delivers:
+
+* **estimation** — the offline evaluator judged ``n_t`` prompts of task ``t``; its per-task shares
+  ``q̂_t`` have the multinomial covariance ``V(p_t)/n_t`` with ``V(p) = diag(p) − p·pᵀ``;
+* **realisation** — the hour serves ``N`` requests; their pooled win shares scatter around the mix's
+  ``p̄ = Σ_t w_t p_t`` with covariance ``V(p̄)/N``.
+
+Re-weighting the evaluator's *per-task* shares to the hour's task mix ``w`` (instead of reusing the
+pooled share measured under the mix of the run's hour) keeps the estimate unbiased when the mix drifts:
+``μ = Σ_t w_t q̂_t`` with estimation covariance ``Σ_t w_t² V(q̂_t)/n_t`` — a task that was rare when the
+evaluator ran but is common now contributes a large variance, as it should.
+
+All functions are pure numpy and broadcast over leading axes (hours).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Prior strength (in verdicts) used only inside *variance* terms, pulling a task's shares toward the
+#: pooled ones so that a task with very few verdicts (e.g. all of 3 won by L0) does not get zero variance.
+VARIANCE_PRIOR_VERDICTS = 1.0
+
+
+def share_cov(p: np.ndarray) -> np.ndarray:
+    """``V(p) = diag(p) − p·pᵀ`` for shares ``p [..., L]`` → ``[..., L, L]`` (covariance of one verdict)."""
+    p = np.asarray(p, dtype=float)
+    return p[..., :, None] * np.eye(p.shape[-1]) - p[..., :, None] * p[..., None, :]
+
+
+def estimate_under_mix(q_task: np.ndarray, n_task: np.ndarray, weights: np.ndarray,
+                       q_prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The win shares expected under a task mix, from per-task estimates, and their estimation covariance.
+
+    ``q_task [..., T, L]``: per-task shares from ``n_task [..., T]`` verdicts; ``weights [..., T]``: the mix
+    (sums to 1); ``q_prior [..., L]``: pooled shares used for tasks without verdicts (default: the
+    verdict-weighted mean of ``q_task``). Returns ``(μ [..., L], Σ_est [..., L, L])``.
+
+    A task with ``n_t = 0`` contributes its prior mean with the variance of a single verdict.
+    """
+    q_task = np.asarray(q_task, dtype=float)
+    n = np.asarray(n_task, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if q_prior is None:
+        tot = np.maximum(n.sum(axis=-1, keepdims=True), 1e-300)
+        q_prior = np.einsum("...t,...tl->...l", n / tot, q_task)
+    q_prior = np.asarray(q_prior, dtype=float)
+    has = n > 0
+    q_use = np.where(has[..., None], q_task, q_prior[..., None, :])
+    mu = np.einsum("...t,...tl->...l", w, q_use)
+    k = VARIANCE_PRIOR_VERDICTS
+    p_var = (n[..., None] * q_use + k * q_prior[..., None, :]) / (n[..., None] + k)
+    per = share_cov(p_var) / np.maximum(n, 1.0)[..., None, None]
+    cov = np.einsum("...t,...tlk->...lk", w * w, per)
+    return mu, cov
+
+
+def realisation_cov(mu: np.ndarray, n_requests: np.ndarray | float) -> np.ndarray:
+    """Covariance of the pooled win shares among ``n_requests`` requests drawn from shares ``mu [..., L]``."""
+    n = np.maximum(np.asarray(n_requests, dtype=float), 1.0)
+    return share_cov(mu) / n[..., None, None] if np.ndim(n) else share_cov(mu) / float(n)
+
+
+def promise_inputs(q_task: np.ndarray, n_task: np.ndarray, weights: np.ndarray, n_requests: np.ndarray | float,
+                   q_prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(μ, Σ)`` for the chance-constrained optimizer: the estimate under the mix and the covariance of
+    (realised − estimated) shares = estimation + realisation."""
+    mu, cov_est = estimate_under_mix(q_task, n_task, weights, q_prior)
+    return mu, cov_est + realisation_cov(mu, n_requests)
+
+
+def normalised_quality(q: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``Σ_i x_i q_i / q_0`` (fraction of always-L0 quality); NaN (no warning) where ``q_0 = 0``."""
+    q = np.asarray(q, dtype=float)
+    x = np.asarray(x, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(q[..., 0] > 0, (q * x).sum(axis=-1) / q[..., 0], np.nan)

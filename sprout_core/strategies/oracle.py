@@ -1,0 +1,149 @@
+"""ORACLE: an upper bound that knows every request's true verdict, energy and time.
+
+Default (``cfg.oracle = "per-request"``): each hour, among the hour's actual requests, serve every request
+at its cheapest level except the ``K_h = ⌈θ_h · n₀⌉`` requests (``n₀`` = requests whose best answer is L0
+— always-L0's quality on the same requests) that cost least to serve at their *winning* level instead;
+requests whose winning level is already their cheapest count for free. Each request adds 1 to the
+quality count and its penalty ``c(winner) − c(cheapest)`` to the carbon, so taking the smallest penalties
+first is optimal: no assignment of levels to these requests meets the floor with less carbon. Its
+quality is ``max(K_h, free)/n₀ ≥ θ_h`` in every hour.
+
+Paper (``cfg.oracle = "paper"``, the authors' ``Oracle`` class): per hour 10,000 requests drawn with
+repetition from the judged prompts under the hour's mix; the LP on their true win shares and mean
+costs; then the requests with the largest carbon saving between the two active levels get the cheaper
+one (verdicts are not used for the assignment); quality = requests served at their winning level ÷ the
+share L0 wins.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sprout_core import optimizer as opt
+from sprout_core.strategies import StrategyOutput, register_strategy
+
+#: Requests per hour the authors' ORACLE draws.
+PAPER_ORACLE_REQUESTS = 10_000
+
+
+@register_strategy("ORACLE", "per request, with each request's true verdict, energy and time: the least carbon "
+                             "that meets the floor on the hour's actual requests (an upper bound on saving)")
+def oracle(ctx) -> StrategyOutput:
+    if ctx.cfg.oracle == "paper" and ctx.profile.prompts is not None:
+        return paper_oracle(ctx)
+    if ctx.requests.rows is None:
+        return per_group_oracle(ctx)
+    return per_request_oracle(ctx)
+
+
+def per_group_oracle(ctx) -> StrategyOutput:
+    """The per-request ORACLE when only counts are known (no per-prompt table, or paper-mode samples):
+    the hour's requests of task ``t`` whose best level is ``w`` form one group with the task's mean costs;
+    groups are taken in order of their penalty, the last one partly."""
+    H, L = ctx.H, len(ctx.profile.levels)
+    T = len(ctx.profile.tasks)
+    c = ctx.cost_task()                                               # [H, T, L]
+    n = ctx.q_true_task * ctx.n_true_task[..., None]                 # [H, T, L] requests by (task, winner)
+    cmin = c.min(axis=2)                                              # [H, T]
+    cheap = np.argmin(c, axis=2)
+    pen = (c - cmin[..., None]).reshape(H, T * L)
+    cnt = n.reshape(H, T * L)
+    n0 = n[..., 0].sum(axis=1)
+    need = np.ceil(ctx.theta * n0 - 1e-9)
+    free = pen <= 1e-15 * np.maximum(1.0, np.repeat(cmin, L, axis=1))
+    need = np.maximum(need, (cnt * free).sum(axis=1))
+    order = np.argsort(pen, axis=1, kind="stable")
+    cs = np.take_along_axis(cnt, order, axis=1)
+    before = np.cumsum(cs, axis=1) - cs
+    take_sorted = np.clip(need[:, None] - before, 0.0, cs)
+    take = np.empty_like(take_sorted)
+    np.put_along_axis(take, order, take_sorted, axis=1)
+    take = take.reshape(H, T, L)                                      # served at their winning level
+    total = np.maximum(n.sum(axis=(1, 2)), 1e-300)
+    carbon_h = ((n * cmin[..., None]).sum(axis=(1, 2)) + (take * (c - cmin[..., None])).sum(axis=(1, 2))) / total
+    x = take.sum(axis=1)
+    rest = (n - take).sum(axis=2)                                     # at their task's cheapest level
+    np.add.at(x, (np.repeat(np.arange(H), T), cheap.ravel()), rest.ravel())
+    x = x / total[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        quality = np.where(n0 > 0, take.sum(axis=(1, 2)) / n0, np.nan)
+        q_task = np.where(n[..., 0] > 0, take.sum(axis=2) / n[..., 0], np.nan)
+    return StrategyOutput(ctx.profile.levels, x, ctx.cost, quality, carbon_h=carbon_h, quality_task=q_task,
+                          note="per request (grouped by task and best level, at the task's mean costs): the least "
+                               "carbon meeting θ on the hour's requests")
+
+
+def per_request_oracle(ctx) -> StrategyOutput:
+    table = ctx.profile.prompts
+    rows = ctx.requests.rows
+    per_hour = np.diff(ctx.requests.offsets)
+    H, L = ctx.H, len(ctx.profile.levels)
+    T = len(ctx.profile.tasks)
+    hour = np.repeat(np.arange(H), per_hour)
+    c = opt.cost_per_request(table.e_kwh[rows], table.t_s[rows], ctx.ci[hour][:, None], ctx.profile.k_emb)
+    win = table.winner[rows].astype(np.int64)
+    task = table.task[rows].astype(np.int64)
+    r = np.arange(len(rows))
+    cheap = np.argmin(c, axis=1)
+    c_min = c[r, cheap]
+    pen = np.maximum(0.0, c[r, win] - c_min)
+    n0 = np.bincount(hour, weights=(win == 0), minlength=H)
+    k_need = np.ceil(ctx.theta * n0 - 1e-9)
+    order = np.lexsort((pen, hour))
+    start = np.concatenate([[0], np.cumsum(per_hour)[:-1]])
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[order] = np.arange(len(rows)) - start[hour[order]]
+    free = pen <= 1e-15 * np.maximum(1.0, c_min)
+    z_h = np.bincount(hour, weights=free, minlength=H)
+    take = np.maximum(k_need, z_h)
+    sel = rank < take[hour]
+    served = np.where(sel, win, cheap)
+    carbon_h = np.bincount(hour, weights=np.where(sel, c[r, win], c_min), minlength=H) / np.maximum(per_hour, 1)
+    x = np.stack([np.bincount(hour, weights=(served == i), minlength=H) for i in range(L)], 1) \
+        / np.maximum(per_hour, 1)[:, None]
+    at_win = np.bincount(hour, weights=sel, minlength=H)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        quality = np.where(n0 > 0, at_win / n0, np.nan)
+        ht = hour * T + task
+        n0_t = np.bincount(ht, weights=(win == 0), minlength=H * T).reshape(H, T)
+        at_t = np.bincount(ht, weights=sel, minlength=H * T).reshape(H, T)
+        q_task = np.where(n0_t > 0, at_t / n0_t, np.nan)
+    return StrategyOutput(ctx.profile.levels, x, ctx.cost, quality, carbon_h=carbon_h, quality_task=q_task,
+                          note="per request: the least carbon meeting θ on the hour's actual requests (exact)")
+
+
+def paper_oracle(ctx) -> StrategyOutput:
+    table = ctx.profile.prompts
+    H, L = ctx.H, len(ctx.profile.levels)
+    T = len(ctx.profile.tasks)
+    sd = ctx.cfg.seed if ctx.cfg.sample_seed is None else ctx.cfg.sample_seed
+    rng = np.random.default_rng(np.random.SeedSequence([int(sd), 99, int(ctx.hour_of_year[0])]))
+    pools = table.pools(T)
+    x_out = np.zeros((H, L))
+    carbon_h = np.zeros(H)
+    quality = np.zeros(H)
+    k = ctx.profile.k_emb
+    for h in range(H):
+        counts = rng.multinomial(PAPER_ORACLE_REQUESTS, ctx.weights[h])
+        rows = np.concatenate([pools[t][rng.integers(0, len(pools[t]), counts[t])] for t in range(T) if counts[t]])
+        win = table.winner[rows].astype(np.int64)
+        c = opt.cost_per_request(table.e_kwh[rows], table.t_s[rows], ctx.ci[h], k)
+        q = np.bincount(win, minlength=L) / len(rows)
+        cbar = opt.cost_per_request(table.e_kwh[rows].mean(0), table.t_s[rows].mean(0), ctx.ci[h], k)
+        x, feas = opt.solve_exact(cbar[None], q[None], np.array([ctx.theta[h] * q[0]]))
+        x = x[0] if feas[0] else np.eye(L)[0]
+        active = np.flatnonzero(x > 1e-9)
+        if len(active) == 1:
+            served = np.full(len(rows), active[0])
+        else:
+            a0, a1 = sorted(active[np.argsort(-x[active])[:2]])
+            saving = c[:, a0] - c[:, a1]
+            order = np.argsort(-saving, kind="stable")
+            n1 = int(np.ceil(x[a1] * len(rows) - 1e-9))
+            served = np.full(len(rows), a0)
+            served[order[:n1]] = a1
+        carbon_h[h] = c[np.arange(len(rows)), served].mean()
+        quality[h] = np.mean(served == win) / q[0] if q[0] > 0 else np.nan
+        x_out[h] = x
+    return StrategyOutput(ctx.profile.levels, x_out, ctx.cost, quality, carbon_h=carbon_h,
+                          note="the authors' ORACLE: 10,000 requests per hour, the cheaper active level to the "
+                               "largest carbon savings")

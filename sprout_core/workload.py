@@ -1,0 +1,307 @@
+"""The hourly workload a what-if replay serves, for a whole year (zone-independent, seeded, cached).
+
+Per hour ``h`` of the year:
+
+* the **task mix** ``weights[h]`` — each task reads the task-mix (job-count) trace from its own random
+  offset, re-normalised about once a day (every ``round(N(24, 4.8))`` h). Two ways to walk the trace:
+  ``"trace-hour"`` (default: at each refresh read the row ``offset + h``) and ``"paper"`` (the authors'
+  simulator: one row further per refresh, offsets below ``len − hours/24``, drawn with numpy's legacy
+  ``RandomState(seed)`` in the authors' call order, so seed 0 gives the exact mixes behind the paper's
+  figures);
+* the **volume** ``volume[h]`` requests/h (the trace's job counts summed over tasks, or a fixed number);
+* the hour's **requests**: ``volume[h]`` judged prompts drawn (with replacement, by the mix) from the
+  profile's :class:`~sprout_core.profiles.PromptTable` — so the hour's true win shares ``q_true`` and its
+  realised energy/time per level ``e_real``/``t_real`` belong to the same requests — or, in paper mode,
+  1,000 prompts per hour drawn without replacement from each task's judged pool (their true quality);
+  profiles without a prompt table draw verdicts from the per-task win shares instead;
+* what an **evaluator run** at that hour would measure: ``n_eval`` prompts drawn under the hour's mix,
+  with per-task verdict counts (paper mode: the hour's own 1,000-prompt sample).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sprout_core.errors import InputError
+from sprout_core.profiles import Profile
+
+#: Requests per hour when neither the task-mix trace nor the caller gives a volume.
+DEFAULT_REQUESTS_PER_HOUR = 1000.0
+#: Prompts per hour the authors' simulator samples for the hour's true quality.
+PAPER_TRUE_PROMPTS = 1000
+MIX_MODELS = ("trace-hour", "paper")
+#: The authors' task order (``main.py``'s ``datasets``): their random offsets are drawn in this order.
+PAPER_TASK_ORDER = ("alpaca", "math", "mmlu", "naturalqa", "triviaqa", "scienceqa")
+
+
+@dataclass(frozen=True, eq=False)
+class Requests:
+    """The actual requests of a stretch of hours (``[n, …]`` arrays for its ``n`` hours)."""
+
+    q_true_task: np.ndarray    # [n, T, L] win shares among the hour's requests, per task
+    n_true_task: np.ndarray    # [n, T] the hour's requests per task
+    q_true: np.ndarray         # [n, L] pooled
+    e_real: np.ndarray         # [n, L] kWh/request: mean over the hour's requests (or mix-expected)
+    t_real: np.ndarray         # [n, L] s/request
+    rows: np.ndarray | None = None     # [R] PromptTable rows of the requests, hour by hour
+    offsets: np.ndarray | None = None  # [n + 1] hour j's requests are rows[offsets[j]:offsets[j+1]]
+
+    @staticmethod
+    def concat(parts: list["Requests"]) -> "Requests":
+        if len(parts) == 1:
+            return parts[0]
+        rows = offsets = None
+        if parts[0].rows is not None:
+            rows = np.concatenate([p.rows for p in parts])
+            sizes = np.concatenate([np.diff(p.offsets) for p in parts])
+            offsets = np.concatenate([[0], np.cumsum(sizes)])
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        return Requests(cat("q_true_task"), cat("n_true_task"), cat("q_true"), cat("e_real"), cat("t_real"),
+                        rows, offsets)
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """Zone-independent per-hour inputs for ``N`` hours from the start of a year (``[N, …]`` arrays).
+
+    The hours' actual requests are drawn lazily, one block of :data:`BLOCK_H` hours at a time (each block
+    seeded on its own, so an hour's requests never depend on which window asked first): use
+    :meth:`requests`."""
+
+    profile: Profile
+    spec: "WorkloadSpec"
+    weights: np.ndarray        # [N, T] task mix
+    volume: np.ndarray         # [N] requests/h
+    mix_refresh: np.ndarray    # [N] bool: task weights refreshed at this hour
+    q_eval_task: np.ndarray    # [N, T, L] what an evaluator run at that hour would measure, per task
+    n_eval_task: np.ndarray    # [N, T] its verdicts per task
+    q_eval: np.ndarray         # [N, L] pooled
+    _blocks: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def n_hours(self) -> int:
+        return int(self.weights.shape[0])
+
+    def requests(self, sl: slice) -> Requests:
+        """The actual requests of hours ``sl`` (a contiguous slice of the year)."""
+        a, b = int(sl.start or 0), int(sl.stop if sl.stop is not None else self.n_hours)
+        if not 0 <= a < b <= self.n_hours:
+            raise InputError(f"hours {a}…{b - 1} are outside the workload's {self.n_hours} hours")
+        parts = []
+        for k in range(a // BLOCK_H, (b - 1) // BLOCK_H + 1):
+            blk = self._block(k)
+            lo, hi = max(a, k * BLOCK_H) - k * BLOCK_H, min(b, (k + 1) * BLOCK_H) - k * BLOCK_H
+            parts.append(_slice_requests(blk, lo, hi))
+        return Requests.concat(parts)
+
+    def _block(self, k: int) -> Requests:
+        with self._lock:
+            hit = self._blocks.get(k)
+        if hit is None:
+            hit = _draw_requests(self, k)
+            with self._lock:
+                self._blocks[k] = hit
+        return hit
+
+
+#: Hours per lazily drawn block of requests (31 days).
+BLOCK_H = 744
+
+
+def _slice_requests(r: Requests, lo: int, hi: int) -> Requests:
+    rows = offsets = None
+    if r.rows is not None:
+        rows = r.rows[r.offsets[lo]:r.offsets[hi]]
+        offsets = r.offsets[lo:hi + 1] - r.offsets[lo]
+    return Requests(r.q_true_task[lo:hi], r.n_true_task[lo:hi], r.q_true[lo:hi], r.e_real[lo:hi], r.t_real[lo:hi],
+                    rows, offsets)
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """What a workload depends on (its cache key)."""
+
+    seed: int = 0
+    n_eval: int = 500
+    requests_per_hour: float | None = None
+    fixed_mix: tuple[tuple[str, float], ...] | None = None
+    mix_interval_mean_h: float = 24.0
+    mix_interval_sd_h: float = 4.8
+    mix_model: str = "trace-hour"
+    paper_requests: bool = False       #: the hour's true sample: 1,000 judged prompts without replacement
+    evaluator_is_hour_sample: bool = False  #: an evaluator run measures the hour's own true sample (paper)
+    paper_costs: bool = False          #: costs are per-task means over prompts < 5000 (the authors')
+    window_hours: int = 720            #: the replay length (only the paper's offset bound uses it)
+    sample_seed: int | None = None     #: seeds the sampled prompts apart from the task mix (None = seed)
+
+
+def _task_weights(profile: Profile, n_hours: int, spec: WorkloadSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    T = len(profile.tasks)
+    refresh = np.zeros(n_hours, dtype=bool)
+    if spec.fixed_mix is not None:
+        w = profile.weights_from(dict(spec.fixed_mix))
+        vol = spec.requests_per_hour or (float(np.mean(profile.task_trace)) * T if profile.task_trace is not None
+                                         else DEFAULT_REQUESTS_PER_HOUR)
+        refresh[0] = True
+        return np.tile(w, (n_hours, 1)), np.full(n_hours, float(vol)), refresh
+    trace = profile.task_trace
+    if trace is None or len(trace) == 0:
+        vol = spec.requests_per_hour or DEFAULT_REQUESTS_PER_HOUR
+        refresh[0] = True
+        return np.tile(profile.default_weights(), (n_hours, 1)), np.full(n_hours, float(vol)), refresh
+    weights = np.zeros((n_hours, T))
+    volume = np.zeros(n_hours)
+    if spec.mix_model == "paper":
+        # sprout/system/utils.py PromptGeneratorPAI: np.random.seed(seed); per task randint(0, len − hours/24);
+        # at each refresh the next row of every task's pointer, then += round(normal(24, 0.2·24))
+        rs = np.random.RandomState(int(spec.seed) % (2 ** 32))
+        hi = len(trace) - spec.window_hours / spec.mix_interval_mean_h
+        # offsets are drawn in the authors' task order when the profile has their tasks
+        order = ([PAPER_TASK_ORDER.index(t) for t in profile.tasks] if sorted(profile.tasks) == sorted(PAPER_TASK_ORDER)
+                 else list(range(T)))
+        drawn = np.array([rs.randint(0, max(1, int(np.ceil(hi)))) for _ in range(T)])
+        ptr = drawn[order]
+        nxt = 0
+        for h in range(n_hours):
+            if h == nxt:
+                counts = trace[ptr % len(trace)]
+                weights[h] = counts / counts.sum()
+                volume[h] = counts.sum()
+                refresh[h] = True
+                ptr = ptr + 1
+                nxt += int(round(rs.normal(spec.mix_interval_mean_h, spec.mix_interval_sd_h)))
+                nxt = max(nxt, h + 1)
+            else:
+                weights[h], volume[h] = weights[h - 1], volume[h - 1]
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence([int(spec.seed), 1]))
+        offsets = rng.integers(0, len(trace), size=T)
+        h = 0
+        while h < n_hours:
+            counts = trace[(offsets + h) % len(trace)]
+            step = max(1, int(round(rng.normal(spec.mix_interval_mean_h, spec.mix_interval_sd_h))))
+            weights[h:h + step] = counts / counts.sum()
+            volume[h:h + step] = counts.sum()
+            refresh[h] = True
+            h += step
+    if spec.requests_per_hour:
+        volume[:] = float(spec.requests_per_hour)
+    return weights, volume, refresh
+
+
+def _shares(wins: np.ndarray, n: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = wins / n[..., None]
+    return np.where(n[..., None] > 0, s, fallback)
+
+
+def _multinomial_wins(rng: np.random.Generator, n: np.ndarray, weights: np.ndarray,
+                      q_task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-task prompt counts ``[N, T]`` and winner counts ``[N, T, L]`` of ``n[h]`` prompts under ``weights[h]``."""
+    n_int = np.maximum(1, np.round(n)).astype(np.int64)
+    per_task_n = rng.multinomial(n_int, weights)
+    wins = rng.multinomial(per_task_n, q_task)
+    return per_task_n, wins
+
+
+def _hypergeometric_wins(rng: np.random.Generator, counts: np.ndarray, pool_wins: np.ndarray) -> np.ndarray:
+    """Winner counts ``[N, T, L]`` of ``counts[h, t]`` prompts drawn without replacement from each task's judged
+    pool with ``pool_wins[t]`` winners per level (a multivariate hypergeometric, level by level)."""
+    N, T = counts.shape
+    L = pool_wins.shape[1]
+    out = np.zeros((N, T, L), dtype=np.int64)
+    left = counts.astype(np.int64).copy()
+    good_left = np.broadcast_to(pool_wins, (N, T, L)).astype(np.int64)
+    for i in range(L - 1):
+        good = good_left[..., i]
+        bad = good_left[..., i + 1:].sum(axis=-1)
+        take = np.minimum(left, good + bad)
+        draw = rng.hypergeometric(np.maximum(good, 0), np.maximum(bad, 0), np.maximum(take, 0)) if take.any() \
+            else np.zeros_like(take)
+        draw = np.where(take > 0, draw, 0)
+        out[..., i] = draw
+        left = left - draw
+    out[..., L - 1] = left
+    return out
+
+
+def _draw_requests(wl: Workload, k: int) -> Requests:
+    """Block ``k`` of hours: the hour's requests (see the module docstring), seeded by (seed, block)."""
+    profile, spec = wl.profile, wl.spec
+    a, b = k * BLOCK_H, min(wl.n_hours, (k + 1) * BLOCK_H)
+    n_hours = b - a
+    weights, volume = wl.weights[a:b], wl.volume[a:b]
+    r_true, r_rows = (np.random.default_rng(s) for s in np.random.SeedSequence([int(spec.seed if spec.sample_seed is None else spec.sample_seed), 3, k]).spawn(2))
+    T, L = profile.q.shape
+    table = profile.prompts
+    e_mix, t_mix, _ = profile.under_mix(weights)
+    if spec.paper_costs and profile.paper_costs is not None:
+        e_mix, t_mix = weights @ profile.paper_costs[0], weights @ profile.paper_costs[1]
+    rows = offsets = None
+    if spec.paper_requests:
+        n_true = r_true.multinomial(np.full(n_hours, PAPER_TRUE_PROMPTS), weights)
+        if table is not None:
+            pool_wins = np.stack([np.bincount(table.winner[table.task == t], minlength=L) for t in range(T)])
+            wins = _hypergeometric_wins(r_true, n_true, pool_wins)
+        else:
+            wins = r_true.multinomial(n_true, profile.q)
+        e_real, t_real = e_mix, t_mix
+    elif table is not None and not spec.paper_costs:
+        n_true = r_true.multinomial(np.maximum(1, np.round(volume)).astype(np.int64), weights)   # [n, T]
+        pools = table.pools(T)
+        sizes = np.array([len(p) for p in pools])
+        if (sizes[n_true.sum(axis=0) > 0] == 0).any():
+            raise InputError("the profile's prompt table has no prompts for a task that the mix draws")
+        # request order: hour by hour, task by task; each picks a uniform prompt of its task's pool
+        task_of = np.repeat(np.tile(np.arange(T, dtype=np.int32), n_hours), n_true.ravel())
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        order = np.concatenate(pools).astype(np.int32)
+        pick = (r_rows.random(task_of.shape[0], dtype=np.float32) * sizes[task_of]).astype(np.int32)
+        rows = order[starts[task_of] + np.minimum(pick, sizes[task_of] - 1)]
+        per_hour = n_true.sum(axis=1)
+        offsets = np.concatenate([[0], np.cumsum(per_hour)])
+        hour_of = np.repeat(np.arange(n_hours, dtype=np.int32), per_hour)
+        key = (hour_of * T + task_of) * L + table.winner[rows]
+        wins = np.bincount(key, minlength=n_hours * T * L).reshape(n_hours, T, L)
+        # realised energy/time: sums per hour of each request's value (the table's columns, gathered once)
+        e_real = np.stack([np.bincount(hour_of, table.e_kwh[:, i][rows], minlength=n_hours) for i in range(L)], 1) \
+            / np.maximum(per_hour, 1)[:, None]
+        t_real = np.stack([np.bincount(hour_of, table.t_s[:, i][rows], minlength=n_hours) for i in range(L)], 1) \
+            / np.maximum(per_hour, 1)[:, None]
+    else:
+        n_true, wins = _multinomial_wins(r_true, volume, weights, profile.q)
+        e_real, t_real = e_mix, t_mix
+    q_true_task = _shares(wins, n_true, profile.q[None])
+    q_true = wins.sum(axis=1) / np.maximum(n_true.sum(axis=1), 1)[:, None]
+    return Requests(q_true_task, n_true, q_true, e_real, t_real, rows, offsets)
+
+
+_CACHE: list[tuple[Profile, WorkloadSpec, int, Workload]] = []
+_LOCK = threading.Lock()
+
+
+def year_workload(profile: Profile, n_hours: int, spec: WorkloadSpec) -> Workload:
+    """The seeded workload of ``n_hours`` hours from the start of a year (cached, 6 entries)."""
+    if spec.mix_model not in MIX_MODELS:
+        raise InputError(f"mix model must be one of {MIX_MODELS}, not {spec.mix_model!r}")
+    with _LOCK:
+        for prof, sp, n, val in _CACHE:
+            if prof is profile and sp == spec and n == n_hours:
+                return val
+    weights, volume, refresh = _task_weights(profile, n_hours, spec)
+    r_eval = np.random.default_rng(np.random.SeedSequence([int(spec.seed if spec.sample_seed is None else spec.sample_seed), 2]))
+    val = Workload(profile, spec, weights, volume, refresh, *_evaluator_samples(r_eval, weights, spec, profile))
+    with _LOCK:
+        _CACHE.append((profile, spec, n_hours, val))
+        del _CACHE[:-6]
+    return val
+
+
+def _evaluator_samples(rng, weights, spec, profile):
+    n_eval_task, ewins = _multinomial_wins(rng, np.full(weights.shape[0], float(spec.n_eval)), weights, profile.q)
+    q_eval_task = _shares(ewins, n_eval_task, profile.q[None])
+    q_eval = ewins.sum(axis=1) / np.maximum(n_eval_task.sum(axis=1), 1)[:, None]
+    return q_eval_task, n_eval_task, q_eval
