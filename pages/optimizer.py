@@ -1,11 +1,12 @@
 """Optimizer: slide carbon intensity and the quality floor, see the directive mix the Sprout LP serves."""
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
-from sprout_core import grid, optimizer, profiles, simulate, ui
+from sprout_core import grid, optimizer, profiles, ui
+from sprout_core.decision import default_requests_per_hour
 from sprout_core.paths import MissingDataError
+from sprout_core.simulate import DEFAULT_CONFIDENCE
+from sprout_core.views import optimizer as V
 
 ui.ensure_navigation()
 
@@ -14,19 +15,20 @@ HANDOFF_KEY = "sprout.q_handoff"
 st.title("🎚️ Optimizer")
 st.caption("For one hour, the Sprout optimizer picks which share of requests gets each directive level (L0 = no "
            "directive, L1 = 'answer briefly', L2 = 'very briefly') to cut g CO₂eq per request while keeping the "
-           "judged quality above a floor. Slide the grid's carbon intensity and the floor and watch the mix change.")
+           "judged quality above a floor — a promise kept with the confidence you choose. Slide the grid's carbon "
+           "intensity, the floor and the confidence, and watch the mix change.")
 
 
 _traces = ui.trace_choices
 _reference = ui.reference_profile
 
 
-def _profile(choice: str, handoff: dict | None, use_handoff: bool):
+def _profile(choice: str, handoff, use_handoff: bool, allow_other_model: bool):
     try:
         _reference()  # warm the process-wide cache behind a spinner
     except (MissingDataError, profiles.ProfileError):
         pass  # resolve_profile explains what is missing
-    return profiles.resolve_profile(choice, handoff, use_handoff)
+    return profiles.resolve_profile(choice, handoff, use_handoff, allow_other_model)
 
 
 @st.cache_resource(show_spinner=False)
@@ -58,9 +60,17 @@ q_choice = c1.radio("Quality (q) source", q_options, index=len(q_options) - 1, k
                     help="q_i = share of judged prompts whose best answer came from level i. The Evaluations page can "
                          "send its latest result here.")
 
-prof, notes = _profile("own" if prof_choice.startswith("own") else "reference", handoff, q_choice != q_options[0])
+use_handoff = q_choice != q_options[0]
+mismatch = False
+if handoff and use_handoff:
+    base_model = (profiles.REFERENCE_MODEL if not prof_choice.startswith("own") else None)
+    mismatch = base_model is not None and not profiles.same_model(handoff.model, base_model)
+allow_other = c1.checkbox("Combine with this profile anyway (different models)", key="opt.allow_other",
+                          help="The q was judged on another model's answers than this profile's energy. Combining them "
+                               "mixes two models; the result says so.") if mismatch else False
+prof, notes = _profile("own" if prof_choice.startswith("own") else "reference", handoff, use_handoff, allow_other)
 for n in notes:
-    st.info(n)
+    (st.warning if n.startswith(("Not using", "Warning")) else st.info)(n)
 if prof is None:
     st.error("No profile is available: the reference data is missing and there are no own measurements yet.")
     st.stop()
@@ -99,66 +109,53 @@ if mode == "carbon-aware ξ":
 else:
     xi = None
     theta = c2.slider("θ (fraction of always-L0 quality)", 0.5, 1.2, 0.95, 0.01, key="opt.theta")
+confidence = c2.slider("Confidence of the promise", 0.5, 0.99, DEFAULT_CONFIDENCE, 0.01, key="opt.conf",
+                       help="The probability that the hour's realised quality meets the floor. The judged q is a sample "
+                            "and so are the hour's requests: at 0.5 the optimizer trusts the estimate as it is (the "
+                            "paper's LP) and the floor is missed in about half of the hours; higher confidence keeps a "
+                            "margin, at some carbon.")
 
-with st.expander("Task mix (the requests' tasks)", expanded=False):
-    st.caption("Energy, time and quality differ by task; the optimizer sees them under this mix.")
+with st.expander("Task mix and requests per hour", expanded=False):
+    st.caption("Energy, time and quality differ by task; the optimizer sees them under this mix. The hour's number of "
+               "requests sets how much its realised quality scatters around the estimate.")
     cols = st.columns(len(prof.tasks))
     mix = {t: cols[k].slider(t, 0.0, 1.0, 1.0, 0.05, key=f"opt.mix.{t}") for k, t in enumerate(prof.tasks)}
+    rph = st.number_input("Requests per hour", 1, 10_000_000, int(round(default_requests_per_hour(prof))), 100,
+                          key="opt.rph")
 if sum(mix.values()) <= 0:
     st.error("Give at least one task a positive weight.")
     st.stop()
 w = prof.weights_from(mix)
 e, t, q = prof.under_mix(w)
-d = optimizer.decide(e, t, q, ci, prof.k_emb, float(theta), prof.levels)
+hv = V.hour_view(prof, ci, float(theta), w, float(confidence), float(rph))
+d = hv.decision
 
 # ------------------------------------------------------------------ decision
 st.subheader("Decision for this hour")
+for n in hv.notes:
+    st.warning(n)
 if d.status != "optimal":
     st.error(d.message)
     st.stop()
 emb_txt = f"{d.embodied_g:.5f} g" if prof.k_emb_g_per_s is not None else "n/a"
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Expected carbon", f"{d.carbon_g:.4f} g CO₂eq/request", help=f"operational {d.operational_g:.5f} g + embodied {emb_txt}; method {prof.method}")
-base_g = float(e[0] * ci + prof.k_emb * t[0])
-m2.metric("vs always-L0", f"{100 * (1 - d.carbon_g / base_g):.1f} % less" if base_g > 0 else "n/a",
-          help=f"always-L0 would cost {base_g:.4f} g/request")
-q0_zero = not float(q[0]) > 0
-m3.metric("Quality kept", "n/a (q₀ = 0)" if q0_zero else f"{d.quality:.1%}",
-          help="Σ qᵢxᵢ / q₀: the judged quality relative to always-L0")
-m4.metric("Floor θ", f"{theta:.3f} · q₀", help=f"binding constraint: {d.binding}")
+m1.metric("Expected carbon", f"{d.carbon_g:.4f} g CO₂e/request", help=f"operational {d.operational_g:.5f} g + embodied {emb_txt}; method {prof.method}")
+m2.metric("vs always-L0", f"{hv.saving_pct:.1f} % less" if np.isfinite(hv.saving_pct) else "n/a",
+          help=f"always-L0 would cost {hv.base_g:.4f} g/request")
+m3.metric("Quality kept", hv.quality_text, help="Σ qᵢxᵢ / q₀: the expected judged quality relative to always-L0")
+m4.metric("Floor θ", f"{hv.theta:.3f} · q₀", help=f"binding constraint: {d.binding}")
+if hv.promise_text:
+    st.caption(f"Promise: {hv.promise_text}.")
 st.caption(f"Numbers: {prof.label} · method `{prof.method}` · q: {prof.q_source} · CI {ci:.1f} g/kWh · embodied {emb_txt} per request")
-if q0_zero:
-    shares = ", ".join(f"{lv} {v:.1%}" for lv, v in zip(prof.levels, q))
-    st.warning(f"In this q, L0 never won (win shares: {shares}). Quality relative to always-L0 is undefined and "
-               "every mix meets a floor of θ·q₀ = 0, so the optimizer simply serves the cheapest level. Judge more "
-               "prompts (or use another judge) to get a q that trades carbon against quality.")
-else:
-    st.info(d.message + f" At {ci:.0f} g/kWh a request costs {d.carbon_g:.4f} g CO₂eq on average, "
-            f"{'the quality floor binds' if d.binding == 'quality' else 'only Σx = 1 binds'}; "
-            f"the best any mix could keep is {d.max_theta:.2f} × q₀.")
+(st.warning if hv.q0_zero else st.info)(hv.summary)
 
 b1, b2 = st.columns(2)
-bar = go.Figure(go.Bar(x=list(prof.levels), y=d.x * 100, text=[f"{v:.0%}" for v in d.x], textposition="auto",
-                       marker_color=["#2e7d32", "#81c784", "#c8e6c9", "#a5d6a7", "#66bb6a"][: len(prof.levels)]))
-bar.update_layout(title="Share of requests per level", yaxis_title="share of requests (%)", yaxis_range=[0, 105],
-                  height=340, margin=dict(t=40, b=30))
-b1.plotly_chart(bar, width="stretch")
-
-cost = e * ci + prof.k_emb * t
-if q0_zero:
+b1.plotly_chart(V.mix_figure(prof.levels, d.x), width="stretch")
+if hv.q0_zero:
     b2.caption("No carbon–quality chart: quality relative to always-L0 is undefined when L0 never won.")
 else:
-    _, cq, cc = optimizer.mix_cloud(cost, q, step=0.05)
-    fq, fc = optimizer.frontier(cost, q, n=101)
-    fr = go.Figure()
-    fr.add_trace(go.Scatter(x=cq * 100, y=cc, mode="markers", name="all mixes (5 % grid)", marker=dict(size=4, color="#bbbbbb")))
-    fr.add_trace(go.Scatter(x=fq * 100, y=fc, mode="lines", name="frontier (least carbon for a quality)", line=dict(color="#2e7d32")))
-    fr.add_trace(go.Scatter(x=[d.quality * 100], y=[d.carbon_g], mode="markers", name="chosen mix",
-                            marker=dict(size=14, color="#d84315", symbol="star")))
-    fr.add_vline(x=float(theta) * 100, line_dash="dot", annotation_text="floor θ")
-    fr.update_layout(title="Carbon vs quality of every mix", xaxis_title="quality (% of always-L0)",
-                     yaxis_title="g CO₂eq per request", height=340, margin=dict(t=40, b=30), legend=dict(orientation="h", y=-0.3))
-    b2.plotly_chart(fr, width="stretch")
+    b2.plotly_chart(V.frontier_figure(prof, w, ci, hv), width="stretch")
+theta = hv.theta
 
 # ------------------------------------------------------------------ per task (docs/tasks.md)
 if len(prof.tasks) > 1:
@@ -189,36 +186,22 @@ if len(prof.tasks) > 1:
                  "quality follow the true task" if tv.confusion_used else
                  "task labels assumed known (no trained task classifier yet: see the Playground or "
                  "`python -m sprout_core classify --report`)")
-        st.caption(f"Same CI ({ci:.0f} g/kWh), floor θ = {float(theta):.3f} and task mix as above; {basis}. The floor is on "
+        st.caption(f"Same CI ({ci:.0f} g/kWh), floor θ = {float(theta):.3f} and task mix as above, both mixes at the "
+                   f"plug-in estimate (confidence 0.5); {basis}. The floor is on "
                    f"the pooled quality, so some tasks may get briefer answers than others. {prof.method}.")
 
 # ------------------------------------------------------------------ window
 st.subheader("Over a window of the trace")
 st.caption("The hourly decisions of SPROUT over a stretch of the real trace (the task mix drifts about daily; the "
-           "offline evaluator refreshes q at carbon-friendly hours, marked ▼).")
+           "offline evaluator refreshes q at carbon-friendly hours, marked ▼), and each hour's realised quality "
+           "against its floor.")
 w1, w2, w3 = st.columns(3)
 start = int(w1.number_input("Start hour", 0, len(trace) - 1, int(hour if hour is not None else 800), key="opt.wstart"))
 hours = int(w2.select_slider("Hours", [24, 72, 168, 336, 720], 168, key="opt.whours"))
 seed = int(w3.number_input("Seed", 0, 10_000, 0, key="opt.wseed"))
-cfg = simulate.SimConfig(start_hour=start, hours=hours, xi=xi if xi is not None else 0.1, seed=seed)
-res = simulate.simulate(prof, trace, cfg, ["SPROUT"])
-sp = res.results["SPROUT"]
-ts = res.timestamps.astype("datetime64[s]").astype(object)
-fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55], vertical_spacing=0.06)
-fig.add_trace(go.Scatter(x=ts, y=res.ci, name="CI (g/kWh)", line=dict(color="#555")), row=1, col=1)
-if len(sp.refresh_hours):
-    fig.add_trace(go.Scatter(x=[ts[i] for i in sp.refresh_hours], y=res.ci[sp.refresh_hours], mode="markers",
-                             name="evaluator run", marker=dict(symbol="triangle-down", size=10, color="#d84315")), row=1, col=1)
-colors = ["#2e7d32", "#81c784", "#c8e6c9", "#a5d6a7", "#66bb6a"]
-for i, lv in enumerate(sp.levels):
-    fig.add_trace(go.Scatter(x=ts, y=sp.x[:, i] * 100, name=f"share {lv}", stackgroup="x", mode="lines",
-                             line=dict(width=0.5, color=colors[i % len(colors)])), row=2, col=1)
-fig.update_yaxes(title_text="g CO₂eq/kWh", row=1, col=1)
-fig.update_yaxes(title_text="share of requests (%)", range=[0, 100], row=2, col=1)
-fig.update_layout(height=480, margin=dict(t=20, b=20), legend=dict(orientation="h", y=-0.12))
-st.plotly_chart(fig, width="stretch")
-judge = "included" if res.judge_included else "n/a (not included)"
-st.caption(("" if xi is not None else "The window replay uses the carbon-aware floor with ξ = 0.1. ") +
-           f"Window: SPROUT {sp.carbon_g_per_request:.4f} g CO₂eq/request ({sp.carbon_saving_pct:.1f} % less than always-L0 incl. "
-           f"{sp.evaluator_runs} evaluator runs = {sp.evaluator_carbon_g:.1f} g; judge energy {judge}), quality {sp.quality_pct:.1f} % "
-           f"· {prof.method} · {grid.ATTRIBUTION}")
+if start + hours > len(trace):
+    st.info(f"The window is cut to {len(trace) - start} hours: {year} ends at hour {len(trace) - 1}.")
+wv = V.window_view(prof, trace, start, hours, xi if xi is not None else 0.1, seed, float(confidence))
+st.plotly_chart(wv.figure, width="stretch")
+st.caption(("" if xi is not None else "The window replay uses the carbon-aware floor with ξ = 0.1. ") + wv.caption +
+           f" · {grid.ATTRIBUTION}")

@@ -1,17 +1,19 @@
 """What-if: replay real grid traces with Sprout and its baselines, several zones and windows at once."""
 import datetime as dt
 
-import plotly.express as px
 import streamlit as st
 
 from sprout_core import grid, profiles, simulate, ui
+from sprout_core.errors import SproutError
 from sprout_core.paths import MissingDataError
+from sprout_core.views import whatif as V
 
 ui.ensure_navigation()
 
 HANDOFF_KEY = "sprout.q_handoff"
 RESULT_KEY = "whatif.result"
-PAPER_ZONES = ["NL", "AU-SA", "GB", "US-TEX-ERCO", "US-CAL-CISO"]
+PAPER_ZONES = list(simulate.PAPER_ZONES)
+PAPER_PRESET = "Paper (h 800, 3900, 7000)"
 
 st.title("🌍 What-if")
 st.caption("Replay a month (or any window) of a real grid's hourly carbon intensity and compare how much carbon each "
@@ -20,9 +22,12 @@ st.caption("Replay a month (or any window) of a real grid's hourly carbon intens
 with st.expander("What the strategies do"):
     for spec in simulate.STRATEGIES.values():
         st.markdown(f"- **{spec.name}**: {spec.description}")
-    st.markdown("Quality = mean over hours of Σ qᵢxᵢ / q₀ with the hour's true win shares (ORACLE can exceed 100 %: it "
-                "serves each request its best level where the mix allows). SPROUT's carbon includes its offline "
-                "evaluator runs (generating the sampled prompts at every level; judge energy n/a unless set).")
+    st.markdown("Quality = the hour's realised win share relative to always-L0 on the same requests (the share of "
+                "requests served at the level the judge preferred ÷ the share L0 wins). **The promise**: SPROUT keeps "
+                "each hour's floor θ with the chosen confidence; the table reports the share of hours that actually met "
+                "it, the 5th-percentile hour and the worst hour. SPROUT's carbon includes its offline evaluator runs "
+                "(generating the sampled prompts at every level; judge energy n/a unless set). **Paper-faithful mode** "
+                "replays with the authors' simulator semantics (docs/optimizer.md lists every difference).")
 
 
 _traces = ui.trace_choices
@@ -49,15 +54,27 @@ zone_names = {z: n for z, y, n in tr_list if y == year}
 default = [z for z in PAPER_ZONES if z in zone_names] or sorted(zone_names)[:3]
 zones = c1.multiselect("Zones", sorted(zone_names), default=default, key="wi.zones",
                        format_func=lambda z: f"{z} — {zone_names[z]}")
-presets = c2.multiselect("Windows", list(simulate.WINDOW_PRESETS), default=list(simulate.WINDOW_PRESETS), key="wi.presets",
-                         help="Each preset starts on the 1st of that month (UTC).")
+presets = c2.multiselect("Windows", list(simulate.WINDOW_PRESETS) + [PAPER_PRESET], default=list(simulate.WINDOW_PRESETS),
+                         key="wi.presets", help="Each month preset starts on the 1st of that month (UTC); the paper preset "
+                                                "is the Sprout paper's three 720-h windows (hours 800, 3900, 7000).")
 custom = c2.toggle("Add a window from a date", key="wi.custom")
 custom_date = c2.date_input("Window start (UTC)", dt.date(year, 8, 1), min_value=dt.date(year, 1, 1),
                             max_value=dt.date(year, 12, 31), key="wi.date", disabled=not custom)
 hours = int(c2.select_slider("Window length (hours)", [168, 336, 720, 1440, 2160], 720, key="wi.hours"))
 xi = c3.slider("ξ (quality tolerance at the dirtiest hour)", 0.0, 0.5, 0.1, 0.01, key="wi.xi")
-seed = int(c3.number_input("Seed", 0, 10_000, 0, key="wi.seed",
-                           help="Seeds the task-mix offsets, the sampled prompts and the evaluator's samples."))
+paper_mode = c3.toggle("Paper-faithful mode", key="wi.paper",
+                       help="The Sprout authors' simulator: their task-mix draws (seed 0 = the mixes behind the paper's "
+                            "figures), evaluator rule, 1,000 prompts per run, the plug-in LP, no evaluator carbon, plain "
+                            "hourly means, their STATIC and ORACLE.")
+confidence = c3.slider("Confidence of the quality promise", 0.5, 0.99, simulate.DEFAULT_CONFIDENCE, 0.01,
+                       key="wi.conf", disabled=paper_mode,
+                       help="The probability with which SPROUT keeps each hour's floor (0.5 = trust the estimate as it "
+                            "is: the paper's LP). Paper mode uses 0.5.")
+s1_, s2_ = c3.columns(2)
+seed = int(s1_.number_input("Seed", 0, 10_000, 0, key="wi.seed",
+                            help="Seeds the task-mix offsets, the sampled prompts and the evaluator's samples."))
+n_seeds = int(s2_.number_input("Seeds to average", 1, 10, 1, key="wi.nseeds",
+                               help="Replays every window with seeds seed, seed+1, …; the paper comparison uses 0–2."))
 prof_choice = c3.radio("Profile", ["reference", "own"], horizontal=True, key="wi.profile",
                        format_func=lambda c: "reference: Llama-2-13B (Sprout paper)" if c == "reference" else "own measurements")
 handoff = st.session_state.get(HANDOFF_KEY)
@@ -66,6 +83,8 @@ use_handoff = bool(handoff) and c3.toggle(
 with st.expander("Evaluator and volume settings"):
     e1, e2, e3 = st.columns(3)
     n_eval = int(e1.number_input("Prompts per evaluator run", 10, 20_000, 500, 10, key="wi.neval"))
+    memory = int(e1.number_input("Pool the evaluator's verdicts of the last (h)", 0, 2_000, 168, 24, key="wi.memory",
+                                 help="0 = each run replaces q (the paper); the default pools a week of runs per task."))
     rph = e2.number_input("Requests per hour (0 = from the task-mix trace)", 0, 10_000_000, 0, 100, key="wi.rph")
     judge_wh = e3.number_input("Judge energy per prompt, Wh (0 = unknown: not included)", 0.0, 100.0, 0.0, 0.01, key="wi.judge")
     s1, s2, s3 = st.columns(3)
@@ -79,7 +98,7 @@ except (MissingDataError, profiles.ProfileError):
     pass
 prof, notes = profiles.resolve_profile(prof_choice, handoff, use_handoff)
 for n in notes:
-    st.info(n)
+    (st.warning if n.startswith(("Not using", "Warning")) else st.info)(n)
 if prof is None:
     st.error("No profile is available: the reference data is missing and there are no own measurements yet.")
     st.stop()
@@ -102,9 +121,17 @@ if task_sim.supports(prof) and not task_sim.classifier_ready():
         except Exception as exc:  # noqa: BLE001 - training must not break the page or lose results
             st.error(f"Could not train the task classifier: {exc}")
 
-windows = [(m, simulate.month_start_hour(year, simulate.WINDOW_PRESETS[m]), hours) for m in presets]
+windows = [(m, simulate.month_start_hour(year, simulate.WINDOW_PRESETS[m]), hours) for m in presets if m != PAPER_PRESET]
+if PAPER_PRESET in presets:
+    windows += [(f"h{h}", h, 720) for h in simulate.PAPER_STARTS]
 if custom:
     windows.append((custom_date.isoformat(), int((custom_date - dt.date(year, 1, 1)).days * 24), hours))
+
+n_year = 8784 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 8760
+cut = [(lab, st_, n_year - st_) for lab, st_, h in windows if st_ + h > n_year]
+if cut:
+    st.info("Cut to the end of the year: " + "; ".join(f"window {lab} keeps {h} hours" for lab, _, h in cut) + ".")
+    windows = [(lab, st_, min(h, n_year - st_)) for lab, st_, h in windows]
 
 problems = []
 if not zones:
@@ -116,62 +143,87 @@ if not strategies:
 if problems:
     st.warning("To run: " + "; ".join(problems) + ".")
 
-cfg = simulate.SimConfig(xi=float(xi), seed=seed, n_eval=n_eval, requests_per_hour=float(rph) or None,
-                         judge_kwh_per_prompt=(judge_wh / 1000.0) if judge_wh > 0 else None,
-                         schedule=simulate.ScheduleParams(force_h=force_h, min_gap_h=gap_h, decay_per_h=float(decay)))
-sweep_zone = st.selectbox("ξ sweep for zone", zones or sorted(zone_names), key="wi.sweepzone")
+sched = simulate.ScheduleParams(force_h=force_h, min_gap_h=gap_h, decay_per_h=float(decay))
+common = dict(xi=float(xi), seed=seed, requests_per_hour=float(rph) or None,
+              judge_kwh_per_prompt=(judge_wh / 1000.0) if judge_wh > 0 else None)
+try:
+    if paper_mode:
+        cfg = simulate.SimConfig.paper_faithful(**common)
+    else:
+        cfg = simulate.SimConfig(confidence=float(confidence), n_eval=n_eval, evaluator_memory_h=memory, schedule=sched,
+                                 **common)
+except SproutError as exc:
+    st.error(str(exc))
+    st.stop()
+if paper_mode:
+    st.info("Paper-faithful mode: the authors' semantics (evaluator settings above do not apply). Seed 0 draws the "
+            "exact task mixes behind the paper's figures; pick the paper windows and US-TEX-ERCO, US-CAL-CISO, AU-SA, "
+            "NL and GB in 2023 to see the paper's published means next to this replay.")
+sweep_zone = st.selectbox("ξ and confidence sweeps for zone", zones or sorted(zone_names), key="wi.sweepzone")
+seeds = list(range(seed, seed + n_seeds))
 
 if st.button("Run the replay", type="primary", disabled=bool(problems), key="wi.run"):
     bar = st.progress(0.0, text="Replaying…")
     try:
         traces = [grid.load_trace(z, year) for z in zones]
-        df = simulate.run_matrix(prof, traces, windows, cfg, strategies,
-                                 progress=lambda d, n, what: bar.progress(d / n * 0.8, text=f"Replayed {what} ({d}/{n})"))
+        df = simulate.run_matrix(prof, traces, windows, cfg, strategies, seeds=seeds,
+                                 progress=lambda d, n, what: bar.progress(d / n * 0.7, text=f"Replayed {what} ({d}/{n})"))
         sw_tr = grid.load_trace(sweep_zone, year)
         first = windows[0]
-        sw_cfg = simulate.SimConfig(**{**cfg.__dict__, "start_hour": first[1], "hours": first[2]})
+        sw_cfg = cfg.with_(start_hour=first[1], hours=min(first[2], len(sw_tr) - first[1]))
         sweep_names = [n for n in ("SPROUT", "SPROUT-TASK", "ORACLE", "STATIC") if n in all_names]
         sweep = simulate.xi_sweep(prof, sw_tr, sw_cfg, [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], sweep_names,
-                                  progress=lambda d, n, what: bar.progress(0.8 + 0.2 * d / n, text=f"ξ sweep: {what}"))
-        st.session_state[RESULT_KEY] = {"df": df, "sweep": sweep, "sweep_label": f"{sweep_zone} {first[0]}",
-                                        "profile": prof.label, "method": prof.method, "judge": cfg.judge_kwh_per_prompt is not None}
+                                  progress=lambda d, n, what: bar.progress(0.7 + 0.15 * d / n, text=f"ξ sweep: {what}"))
+        conf_sweep = None
+        if not paper_mode:
+            conf_sweep = simulate.confidence_sweep(
+                prof, sw_tr, sw_cfg, [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99],
+                progress=lambda d, n, what: bar.progress(0.85 + 0.15 * d / n, text=f"confidence sweep: {what}"))
+        st.session_state[RESULT_KEY] = {"df": df, "sweep": sweep, "conf_sweep": conf_sweep,
+                                        "sweep_label": f"{sweep_zone} {first[0]}", "profile": prof.label,
+                                        "method": prof.method, "judge": cfg.judge_kwh_per_prompt is not None,
+                                        "paper": paper_mode, "confidence": cfg.confidence}
         bar.progress(1.0, text="Done")
-    except (MissingDataError, grid.TraceError, profiles.ProfileError, ValueError) as exc:
+    except SproutError as exc:
         bar.empty()
-        st.error(f"The replay stopped: {exc}. Earlier results (if any) are kept below.")
+        st.error(f"The replay stopped: {exc} Earlier results (if any) are kept below.")
 
 # ------------------------------------------------------------------ results
 res = st.session_state.get(RESULT_KEY)
 if not res:
-    st.info("Choose zones, windows and ξ, then press **Run the replay**.")
+    st.info("Choose zones, windows, ξ and the confidence, then press **Run the replay**.")
     st.stop()
 df = res["df"]
 st.subheader("Results")
-st.caption(f"{res['profile']} · method `{res['method']}` · carbon in g CO₂eq per request (incl. evaluator runs) · "
-           f"judge energy {'included' if res['judge'] else 'n/a (not included)'} · {grid.ATTRIBUTION}")
-show = df.rename(columns={"carbon_g_per_request": "g CO₂eq/request", "carbon_saving_pct": "saving vs BASE (%)",
-                          "quality_pct": "quality (%)", "evaluator_carbon_g": "evaluator g CO₂eq"})
-st.dataframe(show.drop(columns=["year"]), hide_index=True, width="stretch",
-             column_config={"g CO₂eq/request": st.column_config.NumberColumn(format="%.5f"),
-                            "saving vs BASE (%)": st.column_config.NumberColumn(format="%.1f"),
-                            "quality (%)": st.column_config.NumberColumn(format="%.1f"),
-                            "evaluator g CO₂eq": st.column_config.NumberColumn(format="%.1f")})
+mode_txt = "paper-faithful mode" if res["paper"] else f"quality promise at {res['confidence']:.0%} confidence"
+st.caption(f"{res['profile']} · method `{res['method']}` · {mode_txt} · carbon in g CO₂e per request "
+           f"(incl. evaluator runs{' — not charged in paper mode' if res['paper'] else ''}) · judge energy "
+           f"{'included' if res['judge'] else 'n/a (not included)'} · {grid.ATTRIBUTION}")
+st.markdown("**Per strategy** (mean over the zone-windows and seeds; the worst hour over all of them)")
+st.dataframe(V.summary(df), hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="%.1f") for c in V.summary(df).columns[2:]})
+cmp_ = V.paper_comparison(df)
+if cmp_ is not None:
+    st.markdown("**Next to the Sprout paper's published means** (ξ = 0.1, each window averaged over its seeds)")
+    st.dataframe(cmp_, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.1f") for c in cmp_.columns[3:]})
+    st.caption("The paper's figures come from one draw of task mixes (the authors' seed 0), shared by all 15 windows; "
+               "other seeds draw other mixes, and STATIC's saving in particular moves a lot with them "
+               "(docs/optimizer.md gives the spread over 12 seeds).")
+with st.expander("Every replay", expanded=False):
+    st.dataframe(V.readable(df), hide_index=True, width="stretch")
 st.download_button("Download CSV", df.to_csv(index=False).encode(), file_name="sprout_whatif.csv", mime="text/csv", key="wi.csv")
 
-sc = px.scatter(df, x="carbon_saving_pct", y="quality_pct", color="strategy", symbol="window", facet_col="zone",
-                facet_col_wrap=3, hover_data=["window", "carbon_g_per_request", "evaluator_runs"],
-                labels={"carbon_saving_pct": "carbon saving vs BASE (%)", "quality_pct": "quality (% of always-L0)"},
-                title="Quality vs carbon saving (one panel per zone)")
-sc.add_hline(y=90, line_dash="dot", line_color="#999")
-sc.update_traces(marker=dict(size=11))
-sc.update_layout(height=320 * ((df["zone"].nunique() + 2) // 3) + 80)
-st.plotly_chart(sc, width="stretch")
+st.plotly_chart(V.scatter_figure(df), width="stretch")
 
+if res.get("conf_sweep") is not None and len(res["conf_sweep"]):
+    st.plotly_chart(V.confidence_figure(res["conf_sweep"], res["sweep_label"]), width="stretch")
+    st.caption("Each point replays SPROUT at that confidence: the share of hours meeting the floor should sit on the "
+               "dashed 'promised' line; the saving is what keeping the promise costs.")
 sw = res["sweep"]
 if len(sw):
     st.subheader(f"ξ sweep — {res['sweep_label']}")
+    fa, fb = V.xi_figures(sw)
     l1, l2 = st.columns(2)
-    l1.plotly_chart(px.line(sw, x="xi", y="carbon_saving_pct", color="strategy", markers=True,
-                            labels={"xi": "ξ", "carbon_saving_pct": "carbon saving vs BASE (%)"}), width="stretch")
-    l2.plotly_chart(px.line(sw, x="xi", y="quality_pct", color="strategy", markers=True,
-                            labels={"xi": "ξ", "quality_pct": "quality (% of always-L0)"}), width="stretch")
+    l1.plotly_chart(fa, width="stretch")
+    l2.plotly_chart(fb, width="stretch")

@@ -502,15 +502,16 @@ def own_records(model: str | None = None, judge: str | None = None, db_path=None
     rows["model"] = rows["model"].fillna("").astype(str)
     models = tuple(rows["model"].value_counts().index)
     chosen = model if model is not None else models[0]
-    mine = rows[rows["model"].map(lambda m: same_model(m, chosen) or m == chosen)]
+    mine = rows.loc[np.array([same_model(m, chosen) or m == chosen for m in rows["model"]], dtype=bool)]
     if len(mine) == 0:
         raise ProfileError(f"no measured answers of model {chosen!r} in the database; it has {list(models)}")
     method = str(mine["energy_method"].value_counts().idxmax())
     mine = mine[mine["energy_method"] == method]
-    ver = ver[ver["run_model"].fillna("").map(lambda m: same_model(m, chosen) or m == chosen)]
+    ver = ver.loc[np.array([same_model(m, chosen) or m == chosen for m in ver["run_model"].fillna("")], dtype=bool)]
     if judge is None and len(ver):
         judge = str(ver["judge"].value_counts().idxmax())
-    ver = ver[ver["judge"] == judge] if judge is not None else ver
+    if judge is not None:
+        ver = ver.loc[(ver["judge"] == judge).to_numpy(dtype=bool)]
     return OwnRecords(model=chosen or None, method=method, requests=mine.reset_index(drop=True),
                       verdicts=ver[["task", "winner"]].reset_index(drop=True), judge=judge, models=models)
 

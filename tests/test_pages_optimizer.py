@@ -12,7 +12,7 @@ OPT = str(ROOT / "pages/optimizer.py")
 WHATIF = str(ROOT / "pages/whatif.py")
 
 
-HANDOFF = QHandoff(label="starter set, 3 levels", judge="reference", model=None, levels=("L0", "L1", "L2"),
+HANDOFF = QHandoff(label="starter set, 3 levels", judge="reference", model="Llama-2-13b-chat", levels=("L0", "L1", "L2"),
                    counts={"all": {"L0": 8, "L1": 20, "L2": 12}})
 
 
@@ -24,8 +24,9 @@ def test_optimizer_slider_redraws_decision():
     at = AppTest.from_file(OPT, default_timeout=90).run()
     assert not at.exception, at.exception
     m0 = _metrics(at)
-    assert "g CO₂eq/request" in m0["Expected carbon"]
+    assert "g CO₂e/request" in m0["Expected carbon"]
     assert len(at.get("plotly_chart")) == 4  # mix bar, frontier, per-task bars (docs/tasks.md), window chart
+    assert any("with 90% confidence the hour keeps ≥" in c.value for c in at.caption)   # the promise and its range
     assert any("reference:sprout-paper" in c.value for c in at.caption)
     at.slider(key="opt.ci").set_value(480.0).run()
     m1 = _metrics(at)
@@ -40,10 +41,14 @@ def test_optimizer_fixed_theta_infeasible_and_hour_mode():
     at = AppTest.from_file(OPT, default_timeout=90).run()
     at.radio(key="opt.mode").set_value("fixed θ").run()
     at.slider(key="opt.theta").set_value(1.2).run()
-    assert not at.exception
-    assert any("best any mix can do is 1.000" in e.value for e in at.error)
+    assert not at.exception and not at.error
+    # never blank: the floor is clamped to the most any mix can keep, with a message, and the charts stay
+    assert any("more than any mix can keep" in w.value and "1.000" in w.value for w in at.warning)
+    assert _metrics(at)["Floor θ"].startswith("1.000") and len(at.get("plotly_chart")) >= 3
     at.slider(key="opt.theta").set_value(0.9).run()
     assert not at.error and _metrics(at)["Floor θ"].startswith("0.900")
+    at.slider(key="opt.conf").set_value(0.5).run()       # plug-in: the floor binds exactly
+    assert _metrics(at)["Quality kept"] == "90.0%"
     at.radio(key="opt.cimode").set_value("an hour of the trace").run()
     at.number_input(key="opt.hour").set_value(1000).run()
     assert not at.exception
@@ -65,6 +70,19 @@ def test_optimizer_offers_and_preselects_handoff_q():
     assert _metrics(at)["Quality kept"] != "150.0%"
 
 
+def test_optimizer_refuses_a_q_judged_on_another_model():
+    at = AppTest.from_file(OPT, default_timeout=90)
+    at.session_state["sprout.q_handoff"] = QHandoff(label="smol run", judge="reference", model="SmolLM2-135M-Instruct",
+                                                    levels=("L0", "L1", "L2"), counts={"all": {"L0": 8, "L1": 20, "L2": 12}})
+    at.run()
+    assert not at.exception
+    assert any("SmolLM2-135M-Instruct" in w.value and "not combined" in w.value for w in at.warning)
+    assert _metrics(at)["Quality kept"] != "150.0%"          # the reference's own q is used
+    at.checkbox(key="opt.allow_other").check().run()
+    assert _metrics(at)["Quality kept"] == "150.0%"
+    assert any("mixes two models" in w.value for w in at.warning)
+
+
 def test_optimizer_own_profile_without_data_falls_back_with_note():
     at = AppTest.from_file(OPT, default_timeout=90).run()
     at.radio(key="opt.profile").set_value(at.radio(key="opt.profile").options[1]).run()
@@ -81,37 +99,60 @@ def test_optimizer_own_profile_from_store_and_handoff():
             store.record_request(model="smol", level=lv, energy_j=e + k, total_s=e / 10, task="chat",
                                  energy_method="estimated:cpu-tdp", prompt="p", answer="a")
     at = AppTest.from_file(OPT, default_timeout=90)
-    at.session_state["sprout.q_handoff"] = HANDOFF
+    at.session_state["sprout.q_handoff"] = QHandoff(label="smol run", judge="reference", model="smol",
+                                                    levels=("L0", "L1", "L2"), counts={"chat": {"L0": 8, "L1": 6, "L2": 6}})
     at.run()
     at.radio(key="opt.profile").set_value(at.radio(key="opt.profile").options[1]).run()
     at.radio(key="opt.qsrc").set_value(at.radio(key="opt.qsrc").options[1]).run()
     assert not at.exception
     assert any("estimated:cpu-tdp" in c.value for c in at.caption)
+    assert any("answers of smol" in c.value for c in at.caption)
+
+
+def _table_with(at, col):
+    return next(d.value for d in at.dataframe if col in d.value.columns)
 
 
 def test_whatif_runs_all_strategies_and_keeps_results():
-    at = AppTest.from_file(WHATIF, default_timeout=120).run()
+    at = AppTest.from_file(WHATIF, default_timeout=180).run()
     assert not at.exception
     at.multiselect(key="wi.zones").set_value(["US-TEX-ERCO", "DE"]).run()
     at.multiselect(key="wi.presets").set_value(["Feb"]).run()
     at.button(key="wi.run").click().run()
     assert not at.exception and not at.error
-    df = at.dataframe[0].value
+    df = _table_with(at, "zone")
     assert set(df["strategy"]) == {"BASE", "CO2-OPT", "STATIC", "SPROUT", "ORACLE", "MODEL-OPT"}
     assert set(df["zone"]) == {"US-TEX-ERCO", "DE"} and len(df) == 12
-    assert len(at.get("plotly_chart")) == 3  # scatter + two ξ-sweep charts
+    summary = _table_with(at, "hours meeting the floor (%)")
+    sp = summary[summary["strategy"] == "SPROUT"].iloc[0]
+    assert 60 <= sp["hours meeting the floor (%)"] <= 100 and sp["quality, worst hour (%)"] <= sp["quality (% of always-L0)"]
+    assert len(at.get("plotly_chart")) == 4  # scatter + confidence curve + two ξ-sweep charts
     assert at.get("download_button")
     # bad input (no zone) → a clear message; earlier results stay on screen
     at.multiselect(key="wi.zones").set_value([]).run()
     assert any("pick at least one zone" in w.value for w in at.warning)
-    assert len(at.dataframe[0].value) == 12
+    assert len(_table_with(at, "zone")) == 12
+
+
+def test_whatif_paper_mode_next_to_the_paper():
+    at = AppTest.from_file(WHATIF, default_timeout=240).run()
+    at.multiselect(key="wi.zones").set_value(["GB"]).run()
+    at.multiselect(key="wi.presets").set_value(["Paper (h 800, 3900, 7000)"]).run()
+    at.toggle(key="wi.paper").set_value(True).run()
+    strat = next(m for m in at.multiselect if m.label == "Strategies")
+    strat.set_value(["BASE", "CO2-OPT", "STATIC", "SPROUT"]).run()
+    at.button(key="wi.run").click().run()
+    assert not at.exception and not at.error
+    cmp_ = _table_with(at, "saving, paper (%)")
+    assert set(cmp_["strategy"]) == {"SPROUT", "STATIC", "CO2-OPT"} and (cmp_["windows"] == 3).all()
+    assert any("paper-faithful mode" in c.value for c in at.caption)
 
 
 def test_optimizer_explains_a_q_where_L0_never_won():
     import warnings
 
     at = AppTest.from_file(str(ROOT / "pages/optimizer.py"), default_timeout=90)
-    at.session_state["sprout.q_handoff"] = QHandoff(label="test", judge="reference", model=None,
+    at.session_state["sprout.q_handoff"] = QHandoff(label="test", judge="reference", model="Llama-2-13b-chat",
                                                     levels=("L0", "L1", "L2"), counts={"all": {"L0": 0, "L1": 7, "L2": 3}})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

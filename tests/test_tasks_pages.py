@@ -85,8 +85,10 @@ def _metrics(at):
 def test_optimizer_per_task_view_with_known_labels():
     at = AppTest.from_file(OPT, default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
+    assert any("plug-in estimate (confidence 0.5)" in c.value for c in at.caption)
+    at.slider(key="opt.conf").set_value(0.5).run()
     m = _metrics(at)
-    # the pooled mix in the per-task view is the page's own decision
+    # at the plug-in confidence the pooled mix in the per-task view is the page's own decision
     assert m["One pooled mix"] == m["vs always-L0"]
     extra = float(m["Extra saving at the same quality"].split()[0])
     assert extra > 10.0
