@@ -83,6 +83,9 @@ use_handoff = bool(handoff) and c3.toggle(
 with st.expander("Evaluator and volume settings"):
     e1, e2, e3 = st.columns(3)
     n_eval = int(e1.number_input("Prompts per evaluator run", 10, 20_000, 500, 10, key="wi.neval"))
+    per_task_floor = e2.toggle("Per-task floor", key="wi.pertask",
+                               help="Every task keeps θ of its own always-L0 quality (SPROUT and SPROUT-TASK), not only "
+                                    "the pooled quality — a pooled floor can hide a task that loses much.")
     memory = int(e1.number_input("Pool the evaluator's verdicts of the last (h)", 0, 2_000, 168, 24, key="wi.memory",
                                  help="0 = each run replaces q (the paper); the default pools a week of runs per task."))
     rph = e2.number_input("Requests per hour (0 = from the task-mix trace)", 0, 10_000_000, 0, 100, key="wi.rph")
@@ -144,7 +147,7 @@ if problems:
     st.warning("To run: " + "; ".join(problems) + ".")
 
 sched = simulate.ScheduleParams(force_h=force_h, min_gap_h=gap_h, decay_per_h=float(decay))
-common = dict(xi=float(xi), seed=seed, requests_per_hour=float(rph) or None,
+common = dict(xi=float(xi), seed=seed, requests_per_hour=float(rph) or None, per_task_floor=per_task_floor,
               judge_kwh_per_prompt=(judge_wh / 1000.0) if judge_wh > 0 else None)
 try:
     if paper_mode:
@@ -199,9 +202,11 @@ mode_txt = "paper-faithful mode" if res["paper"] else f"quality promise at {res[
 st.caption(f"{res['profile']} · method `{res['method']}` · {mode_txt} · carbon in g CO₂e per request "
            f"(incl. evaluator runs{' — not charged in paper mode' if res['paper'] else ''}) · judge energy "
            f"{'included' if res['judge'] else 'n/a (not included)'} · {grid.ATTRIBUTION}")
-st.markdown("**Per strategy** (mean over the zone-windows and seeds; the worst hour over all of them)")
-st.dataframe(V.summary(df), hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.1f") for c in V.summary(df).columns[2:]})
+st.markdown("**Per strategy** (mean over the zone-windows and seeds; the worst hour over all of them; then each task's "
+            "realised quality as a share of that task's own always-L0 quality)")
+summ = V.summary(df)
+st.dataframe(summ, hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="%.1f") for c in summ.columns[2:]})
 cmp_ = V.paper_comparison(df)
 if cmp_ is not None:
     st.markdown("**Next to the Sprout paper's published means** (ξ = 0.1, each window averaged over its seeds)")

@@ -342,8 +342,8 @@ def build_context(profile: Profile, trace: Trace, cfg: SimConfig) -> HourlyConte
         e_lp, t_lp = w @ profile.paper_costs[0], w @ profile.paper_costs[1]
     req = wl.requests(wsl)
     e_r, t_r = req.e_real, req.t_real
-    op = e_r * ci[:, None]
-    emb = profile.k_emb * t_r
+    op = opt.cost_per_request(e_r, np.zeros_like(t_r), ci, 0.0)     # operational part: e·CI
+    emb = opt.cost_per_request(np.zeros_like(e_r), t_r, ci, profile.k_emb)  # embodied part: k_emb·t
     prev = trace.ci[max(0, s - cfg.hours):s]
     ci_mean = float(np.mean(prev)) if cfg.static_ci == "previous-window" and len(prev) else trace.mean()
     theta = np.atleast_1d(opt.theta_from_xi(ci, trace.min(), trace.max(), cfg.xi))

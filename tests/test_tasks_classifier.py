@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sprout_core import embeddings
 from sprout_core.tasks import classifier as tc
 from tests.conftest import public_data_available
 
@@ -36,10 +37,10 @@ class FakeEmbedder:
 
     def encode(self, texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False):
         self.calls += len(texts)
-        out = np.zeros((len(texts), tc.EMBEDDING_DIM), np.float32)
+        out = np.zeros((len(texts), embeddings.DIM), np.float32)
         for r, t in enumerate(texts):
             for w in t.lower().replace("?", " ").replace(".", " ").split():
-                out[r, zlib.crc32(w.encode()) % tc.EMBEDDING_DIM] += 1.0
+                out[r, zlib.crc32(w.encode()) % embeddings.DIM] += 1.0
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 

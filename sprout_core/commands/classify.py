@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         preds = clf.predict(args.prompt)
         secs = time.perf_counter() - t0
-    except (MissingDataError, tc.LabelledDataError, tc.EmbeddingModelMissing) as exc:
+    except (MissingDataError, tc.LabelledDataError) as exc:  # EmbeddingModelMissing is a MissingDataError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -185,7 +185,7 @@ def judge_reference(
     """Best answer by the reference: correct first, then most similar, then shorter.
 
     ``answers``: level → text. ``similarity(texts, reference)`` → cosine per text; default
-    all-MiniLM-L6-v2 (:mod:`sprout_core.evaluate.embeddings`). Similarity is used for ``text`` and
+    all-MiniLM-L6-v2 (:mod:`sprout_core.embeddings`). Similarity is used for ``text`` and
     ``number`` references with a worked solution; bare numbers/letters are decided by correctness
     and length only (similarity to "B" means nothing). No reference → invalid.
     """
@@ -225,7 +225,7 @@ def judge_reference(
 
 def default_similarity(texts: Sequence[str], reference: str) -> list[float]:
     """Cosine similarity of each text to the reference with all-MiniLM-L6-v2 (cached embeddings)."""
-    from sprout_core.evaluate.embeddings import encode
+    from sprout_core.embeddings import encode
 
     vecs = encode(list(texts) + [reference])
     return [float(v @ vecs[-1]) for v in vecs[:-1]]

@@ -317,7 +317,7 @@ def sample_representative(
     """``n`` prompts nearest the centres of ``n`` k-means clusters of their embeddings.
 
     ``embed`` maps texts to an (m, d) array; default: all-MiniLM-L6-v2
-    (:func:`sprout_core.evaluate.embeddings.encode`). Deterministic for a given seed.
+    (:func:`sprout_core.embeddings.encode`). Deterministic for a given seed.
     """
     import numpy as np
     from sklearn.cluster import KMeans
@@ -327,7 +327,7 @@ def sample_representative(
     if n >= len(items):
         return list(items)
     if embed is None:
-        from sprout_core.evaluate.embeddings import encode as embed
+        from sprout_core.embeddings import encode as embed
     X = np.asarray(embed([it.prompt for it in items]), dtype=float)
     km = KMeans(n_clusters=n, random_state=seed, n_init=4).fit(X)
     chosen: list[int] = []

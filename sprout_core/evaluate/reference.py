@@ -66,7 +66,7 @@ def reference_verdicts(rows: list[dict] | None = None, progress: Callable[[str, 
     """
     import numpy as np
 
-    from sprout_core.evaluate.embeddings import encode
+    from sprout_core.embeddings import encode
 
     cache = _cache_path()
     if use_cache and cache.exists() and rows is None:

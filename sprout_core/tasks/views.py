@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sprout_core.optimizer import theta_from_xi
+
 from sprout_core.tasks import lp
 
 LEVEL_COLORS = ["#2e7d32", "#81c784", "#c8e6c9", "#a5d6a7", "#66bb6a"]
@@ -111,9 +113,8 @@ def prompt_policy(clf, profile, prediction, ci_g_per_kwh: float, ci_min: float |
     it is the fixed ``theta_fixed``.
     """
     if ci_min is not None and ci_max is not None:
-        span = ci_max - ci_min
-        pos = 0.0 if span <= 0 else min(1.0, max(0.0, (ci_g_per_kwh - ci_min) / span))
-        theta, basis = 1.0 - xi * pos, f"ξ = {xi:g} within the zone's year, θ = {1.0 - xi * pos:.3f}"
+        theta = float(theta_from_xi(ci_g_per_kwh, ci_min, ci_max, xi))
+        basis = f"ξ = {xi:g} within the zone's year, θ = {theta:.3f}"
     else:
         theta, basis = float(theta_fixed), f"fixed θ = {theta_fixed:.2f} (no zone range for a slider value)"
     if set(clf.labels) != set(profile.tasks):

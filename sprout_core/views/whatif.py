@@ -45,6 +45,10 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         "quality, 5th percentile (%)": g["quality_p5_pct"].mean(),
         "quality, worst hour (%)": g["quality_min_pct"].min(),
     })
+    # each task's realised quality (% of that task's own always-L0 quality) next to the pooled figure
+    for c in [c for c in df.columns if c.startswith("quality_") and c.endswith("_pct")
+              and c not in ("quality_p5_pct", "quality_min_pct")]:
+        out[f"{c[len('quality_'):-len('_pct')]} (% of its own L0)"] = g[c].mean()
     return out.reset_index()
 
 
