@@ -249,6 +249,11 @@ class HourlyContext:
     _evaluator: EvaluatorRuns | None = None
 
     @property
+    def measured(self) -> np.ndarray:
+        """``[H]`` the hour's requests its quality is measured on (a sample of up to 1,000; see workload)."""
+        return self.n_true_task.sum(axis=1)
+
+    @property
     def H(self) -> int:
         return int(self.ci.shape[0])
 
@@ -302,10 +307,10 @@ class HourlyContext:
         (then the latest run's pooled shares with a pooled covariance)."""
         ev = ev or self.evaluator()
         if self.cfg.reweight:
-            return qmod.promise_inputs(ev.q_lp_task, ev.n_task, self.weights, self.volume)
+            return qmod.promise_inputs(ev.q_lp_task, ev.n_task, self.weights, self.measured)
         n_run = np.maximum(ev.n_task.sum(axis=1), 1.0)
         mu = ev.q_lp
-        return mu, qmod.realisation_cov(mu, n_run) + qmod.realisation_cov(mu, self.volume)
+        return mu, qmod.realisation_cov(mu, n_run) + qmod.realisation_cov(mu, self.measured)
 
     def solve(self, cost: np.ndarray, mu: np.ndarray, theta: np.ndarray, cov: np.ndarray | None = None) -> np.ndarray:
         """``x [H, L]`` for the hourly optimizer: the chance-constrained exact solver at ``z`` when ``cov`` is

@@ -9,11 +9,12 @@ Per hour ``h`` of the year:
   ``RandomState(seed)`` in the authors' call order, so seed 0 gives the exact mixes behind the paper's
   figures);
 * the **volume** ``volume[h]`` requests/h (the trace's job counts summed over tasks, or a fixed number);
-* the hour's **requests**: ``volume[h]`` judged prompts drawn (with replacement, by the mix) from the
-  profile's :class:`~sprout_core.profiles.PromptTable` — so the hour's true win shares ``q_true`` and its
-  realised energy/time per level ``e_real``/``t_real`` belong to the same requests — or, in paper mode,
-  1,000 prompts per hour drawn without replacement from each task's judged pool (their true quality);
-  profiles without a prompt table draw verdicts from the per-task win shares instead;
+* the hour's **requests** as measured: a sample of ``min(volume[h], 1,000)`` of them (the hour's quality is
+  judged on a sample, as an operator would — the paper also measured 1,000 prompts per hour), drawn with
+  replacement by the mix from the profile's :class:`~sprout_core.profiles.PromptTable` — so the hour's true
+  win shares ``q_true`` and its realised energy/time per level ``e_real``/``t_real`` belong to the same
+  requests — or, in paper mode, 1,000 prompts per hour drawn without replacement from each task's judged
+  pool; profiles without a prompt table draw verdicts from the per-task win shares instead;
 * what an **evaluator run** at that hour would measure: ``n_eval`` prompts drawn under the hour's mix,
   with per-task verdict counts (paper mode: the hour's own 1,000-prompt sample).
 """
@@ -31,6 +32,9 @@ from sprout_core.profiles import Profile
 DEFAULT_REQUESTS_PER_HOUR = 1000.0
 #: Prompts per hour the authors' simulator samples for the hour's true quality.
 PAPER_TRUE_PROMPTS = 1000
+#: At most this many of an hour's requests are drawn to measure its quality and cost (the rest of the
+#: volume only weighs the hour's carbon).
+MEASURED_PER_HOUR = 1000
 MIX_MODELS = ("trace-hour", "paper")
 #: The authors' task order (``main.py``'s ``datasets``): their random offsets are drawn in this order.
 PAPER_TASK_ORDER = ("alpaca", "math", "mmlu", "naturalqa", "triviaqa", "scienceqa")
@@ -250,7 +254,8 @@ def _draw_requests(wl: Workload, k: int) -> Requests:
             wins = r_true.multinomial(n_true, profile.q)
         e_real, t_real = e_mix, t_mix
     elif table is not None and not spec.paper_costs:
-        n_true = r_true.multinomial(np.maximum(1, np.round(volume)).astype(np.int64), weights)   # [n, T]
+        n_meas = np.clip(np.round(volume), 1, MEASURED_PER_HOUR).astype(np.int64)
+        n_true = r_true.multinomial(n_meas, weights)                                          # [n, T]
         pools = table.pools(T)
         sizes = np.array([len(p) for p in pools])
         if (sizes[n_true.sum(axis=0) > 0] == 0).any():
@@ -272,7 +277,7 @@ def _draw_requests(wl: Workload, k: int) -> Requests:
         t_real = np.stack([np.bincount(hour_of, table.t_s[:, i][rows], minlength=n_hours) for i in range(L)], 1) \
             / np.maximum(per_hour, 1)[:, None]
     else:
-        n_true, wins = _multinomial_wins(r_true, volume, weights, profile.q)
+        n_true, wins = _multinomial_wins(r_true, np.minimum(volume, MEASURED_PER_HOUR), weights, profile.q)
         e_real, t_real = e_mix, t_mix
     q_true_task = _shares(wins, n_true, profile.q[None])
     q_true = wins.sum(axis=1) / np.maximum(n_true.sum(axis=1), 1)[:, None]

@@ -36,7 +36,7 @@ def static(ctx) -> StrategyOutput:
     q_bar = wins / wins.sum()
     c_bar = opt.cost_per_request(e_bar, t_bar, ctx.ci_mean, ctx.profile.k_emb)
     th = float(opt.theta_from_xi(ctx.ci_mean, ctx.ci_min, ctx.ci_max, ctx.cfg.xi))
-    cov = qmod.realisation_cov(q_bar, float(np.mean(ctx.volume)))[None] if ctx.z > 0 else None
+    cov = qmod.realisation_cov(q_bar, float(np.mean(ctx.measured)))[None] if ctx.z > 0 else None
     x1 = ctx.solve(c_bar[None], q_bar[None], np.array([th]), cov)[0]
     x = np.tile(x1, (ctx.H, 1))
     return StrategyOutput(ctx.profile.levels, x, ctx.cost, quality_of(ctx.q_true, x),

@@ -88,7 +88,10 @@ def per_request_oracle(ctx) -> StrategyOutput:
     pen = np.maximum(0.0, c[r, win] - c_min)
     n0 = np.bincount(hour, weights=(win == 0), minlength=H)
     k_need = np.ceil(ctx.theta * n0 - 1e-9)
-    order = np.lexsort((pen, hour))
+    # requests sorted by hour, then by penalty: one float key (the hour + the penalty scaled into [0, 0.5));
+    # penalties closer than ~1e-12 of the largest may swap, which changes no sum that matters
+    span = float(pen.max()) if len(pen) else 1.0
+    order = np.argsort(hour + 0.5 * pen / (span if span > 0 else 1.0))
     start = np.concatenate([[0], np.cumsum(per_hour)[:-1]])
     rank = np.empty(len(rows), dtype=np.int64)
     rank[order] = np.arange(len(rows)) - start[hour[order]]

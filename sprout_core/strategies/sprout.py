@@ -21,7 +21,7 @@ def sprout(ctx) -> StrategyOutput:
         from sprout_core.tasks import lp as task_lp
 
         x = task_lp.pooled_mix_with_task_floors(ctx.cost_lp, ev.q_lp_task, ev.n_task, ctx.weights, ctx.theta, ctx.z,
-                                                ctx.volume)
+                                                ctx.measured)
         note = "per-task floor: every task keeps θ of its own always-L0 quality"
     else:
         mu, cov = ctx.promise(ev)

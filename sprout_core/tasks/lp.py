@@ -496,6 +496,7 @@ def _vertex_lp(cost: np.ndarray, A: np.ndarray, b: np.ndarray) -> tuple[np.ndarr
 
 def _task_margins(x_served: np.ndarray, q_task: np.ndarray, n_task: np.ndarray, weights: np.ndarray, theta: np.ndarray,
                   z: float, volume: np.ndarray) -> np.ndarray:
+    """``volume [H]``: the hour's measured requests (each task gets its share of them)."""
     """``z·sd_t`` per hour and task of the slack ``Σ_i x_{t,i} q_{t,i} − θ q_{t,0}`` (win-share units)."""
     if z <= 0:
         return np.zeros(q_task.shape[:-1])

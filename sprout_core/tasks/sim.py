@@ -279,7 +279,7 @@ def sprout_task(ctx):
     cost_task = ctx.cost_task()
     if ctx.cfg.per_task_floor:
         x = lp.per_task_mixes_with_task_floors(cost_task, ctx.weights, q_lp, ev.n_task, ctx.theta, ctx.z,
-                                               ctx.volume, pm_plan.cond)
+                                               ctx.measured, pm_plan.cond)
         rep = _score(x, cost_task, ctx.weights, ctx.q_true_task, pm_score.cond)
         floor = "; per-task floor: every task keeps θ of its own always-L0 quality"
     else:
