@@ -114,8 +114,13 @@ if task_sim.supports(prof) and not task_sim.classifier_ready():
     from sprout_core.tasks import views as task_views
 
     t1, t2 = st.columns([3, 1])
-    t1.info("SPROUT-TASK (one mix per predicted task) is not offered yet: its task classifier is not trained. "
-            "Training embeds ~6,600 prompts once (a few minutes on a CPU) and is cached.")
+    if task_views.can_train_reference():
+        t1.info("SPROUT-TASK (one mix per predicted task) is not offered yet: its task classifier is not trained. "
+                "Training embeds ~6,600 prompts once (a few minutes on a CPU) and is cached.")
+    else:
+        t1.info("SPROUT-TASK (one mix per predicted task) is not offered: its task classifier is trained on the "
+                "reference prompt texts, which are not shipped (non-commercial licences). Add them as the README's "
+                "'Public data' section explains to train it.")
     if t2.button("Train the task classifier", key="wi.task_train", disabled=not task_views.can_train_reference()):
         tbar = st.progress(0.0, text="Embedding prompts for the task classifier…")
         try:
@@ -169,6 +174,7 @@ if st.button("Run the replay", type="primary", disabled=bool(problems), key="wi.
     bar = st.progress(0.0, text="Replaying…")
     try:
         traces = [grid.load_trace(z, year) for z in zones]
+        attributions = sorted({tr.attribution for tr in traces})
         df = simulate.run_matrix(prof, traces, windows, cfg, strategies, seeds=seeds,
                                  progress=lambda d, n, what: bar.progress(d / n * 0.7, text=f"Replayed {what} ({d}/{n})"))
         sw_tr = grid.load_trace(sweep_zone, year)
@@ -185,7 +191,8 @@ if st.button("Run the replay", type="primary", disabled=bool(problems), key="wi.
         st.session_state[RESULT_KEY] = {"df": df, "sweep": sweep, "conf_sweep": conf_sweep,
                                         "sweep_label": f"{sweep_zone} {first[0]}", "profile": prof.label,
                                         "method": prof.method, "judge": cfg.judge_kwh_per_prompt is not None,
-                                        "paper": paper_mode, "confidence": cfg.confidence}
+                                        "paper": paper_mode, "confidence": cfg.confidence,
+                                        "attribution": " · ".join(attributions)}
         bar.progress(1.0, text="Done")
     except SproutError as exc:
         bar.empty()
@@ -201,7 +208,7 @@ st.subheader("Results")
 mode_txt = "paper-faithful mode" if res["paper"] else f"quality promise at {res['confidence']:.0%} confidence"
 st.caption(f"{res['profile']} · method `{res['method']}` · {mode_txt} · carbon in g CO₂e per request "
            f"(incl. evaluator runs{' — not charged in paper mode' if res['paper'] else ''}) · judge energy "
-           f"{'included' if res['judge'] else 'n/a (not included)'} · {grid.ATTRIBUTION}")
+           f"{'included' if res['judge'] else 'n/a (not included)'} · {res.get('attribution', grid.ATTRIBUTION)}")
 st.markdown("**Per strategy** (mean over the zone-windows and seeds; the worst hour over all of them; then each task's "
             "realised quality as a share of that task's own always-L0 quality)")
 summ = V.summary(df)
