@@ -250,7 +250,7 @@ class HourlyContext:
 
     @property
     def measured(self) -> np.ndarray:
-        """``[H]`` the hour's requests its quality is measured on (a sample of up to 1,000; see workload)."""
+        """``[H]`` the hour's requests its realised quality counts (all of them; see :mod:`workload`)."""
         return self.n_true_task.sum(axis=1)
 
     @property

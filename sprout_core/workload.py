@@ -9,12 +9,12 @@ Per hour ``h`` of the year:
   ``RandomState(seed)`` in the authors' call order, so seed 0 gives the exact mixes behind the paper's
   figures);
 * the **volume** ``volume[h]`` requests/h (the trace's job counts summed over tasks, or a fixed number);
-* the hour's **requests** as measured: a sample of ``min(volume[h], 1,000)`` of them (the hour's quality is
-  judged on a sample, as an operator would — the paper also measured 1,000 prompts per hour), drawn with
-  replacement by the mix from the profile's :class:`~sprout_core.profiles.PromptTable` — so the hour's true
-  win shares ``q_true`` and its realised energy/time per level ``e_real``/``t_real`` belong to the same
-  requests — or, in paper mode, 1,000 prompts per hour drawn without replacement from each task's judged
-  pool; profiles without a prompt table draw verdicts from the per-task win shares instead;
+* the hour's **requests**: the winner counts of all ``volume[h]`` of them (drawn per task from the profile's
+  win shares — the law of drawing judged prompts with replacement) give the hour's true win shares
+  ``q_true``; a sample of ``min(volume[h], 1,000)`` actual judged prompts from the profile's
+  :class:`~sprout_core.profiles.PromptTable` gives the hour's realised energy/time per level
+  (``e_real``/``t_real``) and the requests ORACLE chooses for one by one. In paper mode the hour's truth is
+  1,000 prompts drawn without replacement from each task's judged pool;
 * what an **evaluator run** at that hour would measure: ``n_eval`` prompts drawn under the hour's mix,
   with per-task verdict counts (paper mode: the hour's own 1,000-prompt sample).
 """
@@ -32,8 +32,8 @@ from sprout_core.profiles import Profile
 DEFAULT_REQUESTS_PER_HOUR = 1000.0
 #: Prompts per hour the authors' simulator samples for the hour's true quality.
 PAPER_TRUE_PROMPTS = 1000
-#: At most this many of an hour's requests are drawn to measure its quality and cost (the rest of the
-#: volume only weighs the hour's carbon).
+#: At most this many of an hour's requests are drawn one by one (their costs, ORACLE's choices); the hour's
+#: quality counts all of them.
 MEASURED_PER_HOUR = 1000
 MIX_MODELS = ("trace-hour", "paper")
 #: The authors' task order (``main.py``'s ``datasets``): their random offsets are drawn in this order.
@@ -254,30 +254,31 @@ def _draw_requests(wl: Workload, k: int) -> Requests:
             wins = r_true.multinomial(n_true, profile.q)
         e_real, t_real = e_mix, t_mix
     elif table is not None and not spec.paper_costs:
-        n_meas = np.clip(np.round(volume), 1, MEASURED_PER_HOUR).astype(np.int64)
-        n_true = r_true.multinomial(n_meas, weights)                                          # [n, T]
+        # the hour's quality: every one of its requests (winner counts drawn from the per-task win shares,
+        # the same law as drawing judged prompts with replacement)
+        n_true, wins = _multinomial_wins(r_true, volume, weights, profile.q)
+        # the hour's requests themselves (their costs, and ORACLE's per-request choices): a sample of up
+        # to MEASURED_PER_HOUR of them, drawn by the mix from the judged prompts
+        n_sub = r_rows.multinomial(np.clip(np.round(volume), 1, MEASURED_PER_HOUR).astype(np.int64), weights)
         pools = table.pools(T)
         sizes = np.array([len(p) for p in pools])
-        if (sizes[n_true.sum(axis=0) > 0] == 0).any():
+        if (sizes[n_sub.sum(axis=0) > 0] == 0).any():
             raise InputError("the profile's prompt table has no prompts for a task that the mix draws")
-        # request order: hour by hour, task by task; each picks a uniform prompt of its task's pool
-        task_of = np.repeat(np.tile(np.arange(T, dtype=np.int32), n_hours), n_true.ravel())
+        task_of = np.repeat(np.tile(np.arange(T, dtype=np.int32), n_hours), n_sub.ravel())
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         order = np.concatenate(pools).astype(np.int32)
         pick = (r_rows.random(task_of.shape[0], dtype=np.float32) * sizes[task_of]).astype(np.int32)
         rows = order[starts[task_of] + np.minimum(pick, sizes[task_of] - 1)]
-        per_hour = n_true.sum(axis=1)
+        per_hour = n_sub.sum(axis=1)
         offsets = np.concatenate([[0], np.cumsum(per_hour)])
         hour_of = np.repeat(np.arange(n_hours, dtype=np.int32), per_hour)
-        key = (hour_of * T + task_of) * L + table.winner[rows]
-        wins = np.bincount(key, minlength=n_hours * T * L).reshape(n_hours, T, L)
-        # realised energy/time: sums per hour of each request's value (the table's columns, gathered once)
+        # realised energy/time: the sample's mean per hour (the table's columns, gathered once)
         e_real = np.stack([np.bincount(hour_of, table.e_kwh[:, i][rows], minlength=n_hours) for i in range(L)], 1) \
             / np.maximum(per_hour, 1)[:, None]
         t_real = np.stack([np.bincount(hour_of, table.t_s[:, i][rows], minlength=n_hours) for i in range(L)], 1) \
             / np.maximum(per_hour, 1)[:, None]
     else:
-        n_true, wins = _multinomial_wins(r_true, np.minimum(volume, MEASURED_PER_HOUR), weights, profile.q)
+        n_true, wins = _multinomial_wins(r_true, volume, weights, profile.q)
         e_real, t_real = e_mix, t_mix
     q_true_task = _shares(wins, n_true, profile.q[None])
     q_true = wins.sum(axis=1) / np.maximum(n_true.sum(axis=1), 1)[:, None]

@@ -1,6 +1,7 @@
 """ORACLE: an upper bound that knows every request's true verdict, energy and time.
 
-Default (``cfg.oracle = "per-request"``): each hour, among the hour's actual requests, serve every request
+Default (``cfg.oracle = "per-request"``): each hour, among the hour's actual requests (a random sample of up to
+1,000 of them, drawn one by one from the judged prompts; see :mod:`sprout_core.workload`), serve every request
 at its cheapest level except the ``K_h = ⌈θ_h · n₀⌉`` requests (``n₀`` = requests whose best answer is L0
 — always-L0's quality on the same requests) that cost least to serve at their *winning* level instead;
 requests whose winning level is already their cheapest count for free. Each request adds 1 to the
