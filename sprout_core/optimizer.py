@@ -52,14 +52,17 @@ def theta_from_xi(ci: np.ndarray | float, ci_min: float, ci_max: float, xi: floa
 def cost_per_request(e_kwh: np.ndarray, t_s: np.ndarray, ci: np.ndarray | float, k_emb_g_per_s: float) -> np.ndarray:
     """Carbon per request per level, g: ``e_kwh · CI + k_emb · t_s`` (broadcasts over leading axes).
 
-    ``ci`` may be a scalar or shape ``[H]`` (then the result is ``[H, L]``).
+    ``ci`` may be a scalar or shape ``[H]`` (then the result is ``[H, L]``). Floating inputs keep their
+    precision (float32 stays float32); anything else becomes float64.
     """
-    e = np.asarray(e_kwh, dtype=float)
-    t = np.asarray(t_s, dtype=float)
-    ci_a = np.asarray(ci, dtype=float)
+    def _f(a):
+        a = np.asarray(a)
+        return a if a.dtype.kind == "f" else a.astype(float)
+
+    e, t, ci_a = _f(e_kwh), _f(t_s), _f(ci)
     if ci_a.ndim == 1 and e.ndim >= 1:
         ci_a = ci_a[:, None]
-    return e * ci_a + float(k_emb_g_per_s) * t
+    return e * ci_a + np.asarray(k_emb_g_per_s, dtype=e.dtype) * t
 
 
 @dataclass(frozen=True)

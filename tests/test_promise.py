@@ -192,7 +192,7 @@ def test_per_request_oracle_is_the_exact_optimum_on_small_hours():
         r = rows[off[h]:off[h + 1]]
         c = opt.cost_per_request(prof.prompts.e_kwh[r], prof.prompts.t_s[r], ctx.ci[h], prof.k_emb)
         best = _hour_bruteforce(c, prof.prompts.winner[r].astype(int), ctx.theta[h])
-        assert out.carbon_h[h] * len(r) == pytest.approx(best, rel=1e-9)
+        assert out.carbon_h[h] * len(r) == pytest.approx(best, rel=1e-6)   # float32 costs
         if np.sum(prof.prompts.winner[r] == 0) > 0:
             assert out.quality[h] >= ctx.theta[h] - 1e-9
 
