@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sprout_core import embeddings
 from sprout_core.tasks import classifier as tc
 from sprout_core.tasks import views
 from sprout_core.tasks.classifier import TaskPrediction
@@ -17,7 +18,7 @@ def _profile():
 
 def _clf(labels, confusion_counts):
     k = len(labels)
-    return tc.TaskClassifier(tuple(labels), np.zeros((k, tc.EMBEDDING_DIM)), np.zeros(k),
+    return tc.TaskClassifier(tuple(labels), np.zeros((k, embeddings.DIM)), np.zeros(k),
                              np.asarray(confusion_counts), 100, int(np.sum(confusion_counts)), "test")
 
 
