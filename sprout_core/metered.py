@@ -250,13 +250,14 @@ def level_table(outcomes: list[MeteredOutcome], settings: CarbonSettings | None 
     """Per level: tokens, time, energy (J, method, ±), carbon (g), savings vs L0 (%).
 
     With ``settings`` the carbon is re-priced (zone/hour/slider changes carbon, never energy).
-    Savings are ``None`` where L0 is missing or its value unknown.
+    Savings are ``None`` where L0 is missing, aborted or its value unknown, and for an aborted answer.
     """
     rows = []
     accounts = [settings.price(o.reading) if settings else o.carbon for o in outcomes]
-    base = next(((o, a) for o, a in zip(outcomes, accounts) if o.result.level == "L0"), None)
+    base = next(((o, a) for o, a in zip(outcomes, accounts) if o.result.level == "L0" and not o.aborted), None)
     for o, a in zip(outcomes, accounts):
         r, rd = o.result, o.reading
+        comparable = base is not None and o is not base[0] and not o.aborted  # a cut answer saves nothing
         rows.append({
             "level": r.level,
             "directive": r.directive or "(none)",
@@ -270,8 +271,8 @@ def level_table(outcomes: list[MeteredOutcome], settings: CarbonSettings | None 
             "operational (g CO₂e)": a.operational_g,
             "embodied (g CO₂e)": a.embodied_g,
             "total (g CO₂e)": a.total_g,
-            "energy saving vs L0 (%)": savings_pct(rd.energy_j, base[0].reading.energy_j) if base and o is not base[0] else None,
-            "carbon saving vs L0 (%)": savings_pct(a.total_g, base[1].total_g) if base and o is not base[0] else None,
+            "energy saving vs L0 (%)": savings_pct(rd.energy_j, base[0].reading.energy_j) if comparable else None,
+            "carbon saving vs L0 (%)": savings_pct(a.total_g, base[1].total_g) if comparable else None,
             "flags": ", ".join(rd.flags),
         })
     return pd.DataFrame(rows)

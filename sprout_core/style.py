@@ -57,15 +57,19 @@ def level_colors(levels: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------------- numbers
 
 def fmt_number(v: float | None, sig: int = 3) -> str:
-    """``v`` with ``sig`` significant digits in plain notation, thousands separated: 0.00123, 12.3, 1,230."""
+    """``v`` with ``sig`` significant digits in plain notation, thousands separated, no trailing zeros:
+    0.00123, 12.3, 15, 1,230."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
     v = float(v)
     if v == 0:
         return "0"
     mag = math.floor(math.log10(abs(v)))
-    decimals = max(0, sig - 1 - mag)
-    out = f"{round(v, decimals):,.{decimals}f}"
+    places = sig - 1 - mag  # negative: round the integer part too (156 → 160 at 2 digits)
+    decimals = max(0, places)
+    out = f"{round(v, places):,.{decimals}f}"
+    if "." in out:
+        out = out.rstrip("0").rstrip(".")
     return "0" if float(out.replace(",", "")) == 0 else out
 
 

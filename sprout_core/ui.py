@@ -7,14 +7,19 @@ No business rules here.
 """
 from __future__ import annotations
 
+import html
+
 import streamlit as st
 
-from sprout_core import backends, grid
+from sprout_core import backends, grid, style
 from sprout_core.directives import DirectiveSet, load_directive_set
 from sprout_core.errors import SproutError
 from sprout_core.models import EMBEDDED_SPEC, LoadedModel, ModelLoadError, default_model_spec, load_model
 from sprout_core.serving.client import ServerConfig, ServerModel
 from sprout_core.serving.llamacpp import LlamaCppModel
+from sprout_core.style import fmt_energy, fmt_grams, level_color  # noqa: F401 - the pages' formatting API
+from sprout_core.tasks import classifier as task_clf
+from sprout_core.tasks import views as task_views
 
 _SPEC_KEY = "sprout.model_spec"
 _CUSTOM_KEY = "sprout.custom_levels"
@@ -147,29 +152,6 @@ def remove_custom_level(level: str) -> None:
 # sprout_core.energy / sprout_core.carbon / sprout_core.metered.
 # ---------------------------------------------------------------------------------------------
 
-def fmt_energy(energy_j: float | None, method: str | None = None, uncertainty_j: float | None = None) -> str:
-    """``"12.3 J ± 6.1 (estimated:cpu-tdp)"``; ``"n/a"`` when unknown (never 0)."""
-    if energy_j is None:
-        return "n/a"
-    if energy_j >= 3600:
-        val = f"{energy_j / 3600:.3g} Wh"
-    else:
-        val = f"{energy_j:.3g} J"
-    unc = f" ± {uncertainty_j:.2g}" if uncertainty_j is not None else ""
-    return f"{val}{unc}" + (f" ({method})" if method else "")
-
-
-def fmt_grams(g: float | None) -> str:
-    """Grams of CO₂e with a sensible unit (mg below 1 g); ``"n/a"`` when unknown."""
-    if g is None:
-        return "n/a"
-    if g == 0:
-        return "0 g CO₂e"
-    if abs(g) < 1:
-        return f"{g * 1000:.3g} mg CO₂e"
-    return f"{g:.3g} g CO₂e"
-
-
 def method_badge(method: str) -> str:
     """A short word for a method label: measured / estimated / reference / n/a."""
     kind = method.split(":", 1)[0] if method else "n/a"
@@ -177,26 +159,93 @@ def method_badge(method: str) -> str:
 
 
 def live_energy_caption(new_tokens: int, tokens_per_s: float | None, power_w: float | None, energy_j: float | None,
-                        method: str) -> str:
-    """One line for a streaming answer: tokens, tokens/s, power (W) and energy so far (J) with the method."""
+                        method: str, carbon_g: float | None = None) -> str:
+    """One line for a streaming answer: tokens, tokens/s, power (W), energy (J) and carbon (g CO₂e) so far."""
     rate = f"{tokens_per_s:.1f} tokens/s" if tokens_per_s else "… tokens/s"
-    pw = f"{power_w:.1f} W" if power_w is not None else "… W"
-    en = f"{energy_j:.3g} J" if energy_j is not None else ("n/a" if method == "n/a" else "… J")
-    return f"{new_tokens} tokens · {rate} · {pw} · {en} so far · {method_badge(method)} ({method})"
+    pw = style.fmt_power(power_w) if power_w is not None else "… W"
+    en = fmt_energy(energy_j) if energy_j is not None else ("n/a" if method == "n/a" else "… J")
+    co2 = fmt_grams(carbon_g) if carbon_g is not None else ("n/a" if method == "n/a" else "… g CO₂e")
+    return f"{new_tokens} tokens · {rate} · {pw} · {en} · {co2} so far · {method_badge(method)} ({method})"
+
+
+def note_metric(label: str, value: str, note: str | None = None, help: str | None = None, container=None) -> None:
+    """``st.metric`` whose second line is a neutral note (grey, no arrow): a method, a basis, a count."""
+    (container or st).metric(label, value, delta=note, delta_color="off", delta_arrow="off", help=help)
 
 
 def energy_metric(label: str, energy_j: float | None, method: str, uncertainty_j: float | None = None,
                   source: str | None = None, container=None) -> None:
-    """``st.metric`` of an energy with its method as the delta line (grey) and the source as help."""
-    c = container or st
-    unc = f" ± {uncertainty_j:.2g} J" if (uncertainty_j is not None and energy_j is not None) else ""
-    c.metric(label, fmt_energy(energy_j), delta=f"{method_badge(method)} · {method}{unc}", delta_color="off",
-             help=source)
+    """``st.metric`` of an energy with its method as a neutral note and the source as help."""
+    unc = f" ± {fmt_energy(uncertainty_j)}" if (uncertainty_j is not None and energy_j is not None) else ""
+    note_metric(label, fmt_energy(energy_j), f"{method_badge(method)} · {method}{unc}", help=source, container=container)
 
 
 def carbon_metric(label: str, grams: float | None, note: str, container=None) -> None:
-    """``st.metric`` of a carbon mass (g CO₂e) with a short note (e.g. the intensity used) as the delta line."""
-    (container or st).metric(label, fmt_grams(grams), delta=note, delta_color="off")
+    """``st.metric`` of a carbon mass (g CO₂e, readable unit) with a short neutral note (e.g. the intensity)."""
+    note_metric(label, fmt_grams(grams), note, container=container)
+
+
+#: one line a page shows once, near its first chart
+PNG_HINT = ("📷 Every chart can go on a slide: hover it and click the camera icon (“Download plot as png”, "
+            "twice the screen resolution). It is drawn in the browser, so it works offline.")
+
+
+def png_config(filename: str = "sprout-chart") -> dict:
+    """Plotly config: the mode bar's "Download plot as png" button saves a 2× PNG named ``filename``.
+
+    The PNG is made in the browser by plotly.js (no kaleido, no Chrome on the server), so it works offline.
+    """
+    return {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+            "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
+
+
+def chart(fig, key: str | None = None, filename: str | None = None, container=None) -> None:
+    """A Plotly chart, full width, downloadable as PNG from its mode bar (📷, top right on hover)."""
+    (container or st).plotly_chart(fig, width="stretch", key=key, config=png_config(filename or key or "sprout-chart"))
+
+
+def png_hint(container=None) -> None:
+    """Say once on a page how to get its charts as PNG for slides."""
+    (container or st).caption(PNG_HINT)
+
+
+def level_chip(level: str, position: int | None = None) -> str:
+    """HTML of a level name on its colour (escaped; render with ``unsafe_allow_html=True``)."""
+    bg = level_color(level, position)
+    fg = "#ffffff" if bg in style.LEVEL_PALETTE[:2] + style.LEVEL_PALETTE[4:] else "#1b1b1b"
+    return (f'<span style="background:{bg};color:{fg};padding:1px 9px;border-radius:9px;font-weight:600">'
+            f"{html.escape(str(level))}</span>")
+
+
+def level_heading(level: str, text: str, container=None, position: int | None = None, extra: str = "") -> None:
+    """A column heading: the level on its colour, then its directive (escaped), then ``extra`` (escaped)."""
+    body = html.escape(text) if text else "<i>no directive</i>"
+    tail = f" · <b>{html.escape(extra)}</b>" if extra else ""
+    (container or st).markdown(f"{level_chip(level, position)} {body}{tail}", unsafe_allow_html=True)
+
+
+def train_task_classifier(key: str, container=None, disabled: bool = False) -> None:
+    """The "Train the task classifier" button with its progress bar (shared by the Playground and What-if).
+
+    Training embeds the public prompts once (a few minutes on a CPU) and caches the classifier; the page
+    reruns when it is ready. Disabled when the public data it needs is missing.
+    """
+    c = container or st
+    if not c.button("Train the task classifier", key=key, disabled=disabled or not task_views.can_train_reference()):
+        return
+    bar = st.progress(0.0, text="Embedding prompts for the task classifier…")
+    try:
+        task_clf.reference_classifier(progress=lambda d, n: bar.progress(d / n if n else 1.0, text=f"Embedded {d}/{n} prompts"))
+    except Exception as exc:  # noqa: BLE001 - training must not break the page or lose results
+        bar.empty()
+        st.error(f"Could not train the task classifier: {exc}")
+        return
+    st.rerun()
+
+
+def answer_text(text: str, container=None, empty: str = "_(empty answer)_") -> None:
+    """Render a model's answer (the one place model output reaches the page, so it can be made safer in one go)."""
+    (container or st).markdown(text if text and text.strip() else empty)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -206,9 +255,9 @@ def _cached_meter(device: str, cpu_preset: str, per_core_w: float | None):
     return detect_meter(device, cpu_model=cpu_preset, per_core_w=per_core_w)
 
 
-def energy_meter(device, key: str = "energy") -> "object":
+def energy_meter(device, key: str = "energy", disabled: bool = False) -> "object":
     """The energy meter for ``device`` — a device name, or a backend (a server's shared meter) — shared per
-    process, with a settings expander for the CPU estimate.
+    process, with a settings expander for the CPU estimate (``disabled`` locks it, e.g. during a run).
 
     Shows which backend runs and why others were skipped. Returns an
     :class:`~sprout_core.energy.EnergyMeter`.
@@ -221,10 +270,11 @@ def energy_meter(device, key: str = "energy") -> "object":
     with st.expander(f"Energy meter · device {device}", expanded=False):
         presets = list(CPU_PRESETS)
         preset = st.selectbox("CPU power model (used only for the CPU estimate)", presets, key=f"{key}.cpu_preset",
-                              format_func=lambda k: f"{CPU_PRESETS[k].name} — {CPU_PRESETS[k].per_core_w:.2f} W per busy core")
-        custom = st.toggle("Set watts per busy core myself", key=f"{key}.custom_w")
+                              format_func=lambda k: f"{CPU_PRESETS[k].name} — {CPU_PRESETS[k].per_core_w:.2f} W per busy core",
+                              disabled=disabled)
+        custom = st.toggle("Set watts per busy core myself", key=f"{key}.custom_w", disabled=disabled)
         per_core = st.number_input("Watts per busy core (W)", min_value=0.1, max_value=100.0, value=5.0, step=0.5,
-                                   key=f"{key}.per_core_w", disabled=not custom)
+                                   key=f"{key}.per_core_w", disabled=disabled or not custom)
         if isinstance(lm, ServerModel):
             meter = backends.meter_for(lm, cpu_model=preset, per_core_w=float(per_core) if custom else None)
             st.caption("A serving engine: energy of its own device(s), split among overlapping requests by tokens "
@@ -306,10 +356,11 @@ def grid_upload(key: str) -> None:
                     st.rerun()
 
 
-def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
+def carbon_settings(key: str = "carbon", default_zone: str = "DE", disabled: bool = False):
     """Zone / hour / yearly mean or a 0–1,000 g/kWh slider, PUE and embodied preset → ``CarbonSettings``.
 
     Never raises for missing or broken data: it says what is missing and falls back to the slider.
+    ``disabled`` locks every input (e.g. while a run prices its answers with them).
     """
     import datetime as dt
 
@@ -321,23 +372,23 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
         st.warning(f"Skipped a carbon-intensity file: {e}")
     c1, c2, c3 = st.columns([2, 2, 2])
     modes = ["Grid trace", "Slider"] if infos else ["Slider"]
-    mode = c1.radio("Carbon intensity from", modes, key=f"{key}.mode", horizontal=True)
+    mode = c1.radio("Carbon intensity from", modes, key=f"{key}.mode", horizontal=True, disabled=disabled)
     if missing:
         c1.caption(f"No grid traces: {missing}")
     intensity = None
     if mode == "Grid trace":
         labels = [f"{i.zone} {i.year} — {_zone_label(i)}" for i in infos]
         default = next((n for n, i in enumerate(infos) if i.zone == default_zone and i.year == max(j.year for j in infos)), 0)
-        pick = c1.selectbox("Zone and year", range(len(infos)), index=default, format_func=lambda n: labels[n], key=f"{key}.zone")
+        pick = c1.selectbox("Zone and year", range(len(infos)), index=default, format_func=lambda n: labels[n], key=f"{key}.zone", disabled=disabled)
         info = infos[pick]
         column = c2.radio("Intensity", ["direct", "lca"], key=f"{key}.column", horizontal=True,
-                          format_func=lambda c: "direct (operational)" if c == "direct" else "life-cycle (LCA)")
-        when = c2.radio("When", ["Yearly mean", "One hour"], key=f"{key}.when", horizontal=True)
+                          format_func=lambda c: "direct (operational)" if c == "direct" else "life-cycle (LCA)", disabled=disabled)
+        when = c2.radio("When", ["Yearly mean", "One hour"], key=f"{key}.when", horizontal=True, disabled=disabled)
         hour = None
         if when == "One hour":
             day = c2.date_input("Day (UTC)", value=dt.date(info.year, 6, 1), min_value=dt.date(info.year, 1, 1),
-                                max_value=dt.date(info.year, 12, 31), key=f"{key}.day.{info.year}")
-            hh = c2.slider("Hour (UTC)", 0, 23, 12, key=f"{key}.hour")
+                                max_value=dt.date(info.year, 12, 31), key=f"{key}.day.{info.year}", disabled=disabled)
+            hh = c2.slider("Hour (UTC)", 0, 23, 12, key=f"{key}.hour", disabled=disabled)
             if day.year != info.year:
                 day = dt.date(info.year, day.month, min(day.day, 28))
             hour = carbon.hour_of_year(info.year, day.month, day.day, hh)
@@ -346,19 +397,19 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
         except Exception as exc:  # noqa: BLE001 - a broken file must not break the page
             st.error(f"Could not read the {info.zone} {info.year} trace: {exc}. Using the slider instead.")
     if intensity is None:
-        ci = c1.slider("Carbon intensity (g CO₂e/kWh)", 0, 1000, 300, step=5, key=f"{key}.override")
+        ci = c1.slider("Carbon intensity (g CO₂e/kWh)", 0, 1000, 300, step=5, key=f"{key}.override", disabled=disabled)
         intensity = carbon.override_intensity(float(ci))
     pue = c3.number_input("PUE (data-centre overhead, ≥ 1)", min_value=1.0, max_value=3.0, value=1.0, step=0.05,
-                          key=f"{key}.pue")
+                          key=f"{key}.pue", disabled=disabled)
     names = list(carbon.EMBODIED_PRESETS) + ["custom"]
     ek = c3.selectbox("Embodied carbon of the device", names, key=f"{key}.embodied",
                       format_func=lambda k: "custom…" if k == "custom" else
                       f"{carbon.EMBODIED_PRESETS[k].name}: {carbon.EMBODIED_PRESETS[k].device_g / 1000:,.1f} kg / "
-                      f"{carbon.EMBODIED_PRESETS[k].lifetime_years:g} y")
+                      f"{carbon.EMBODIED_PRESETS[k].lifetime_years:g} y", disabled=disabled)
     if ek == "custom":
         kg = c3.number_input("Embodied carbon (kg CO₂e per device)", min_value=0.0, max_value=100_000.0, value=150.0,
-                             key=f"{key}.emb_kg")
-        years = c3.number_input("Lifetime (years)", min_value=0.5, max_value=20.0, value=5.0, step=0.5, key=f"{key}.emb_y")
+                             key=f"{key}.emb_kg", disabled=disabled)
+        years = c3.number_input("Lifetime (years)", min_value=0.5, max_value=20.0, value=5.0, step=0.5, key=f"{key}.emb_y", disabled=disabled)
         embodied = carbon.EmbodiedModel.custom(kg, years)
     else:
         embodied = carbon.EMBODIED_PRESETS[ek]

@@ -40,12 +40,14 @@ def test_playground_answers_every_level(tiny_env):
     at.number_input(key="pg.max_new").set_value(5)
     at.button(key="pg.run").click().run()
     assert not at.exception
-    saved = at.session_state["pg.results"]
-    assert [r.level for r in saved["results"]] == ["L0", "L1", "L2"]
-    assert all(r.new_tokens == 5 and r.error is None for r in saved["results"])
+    run = at.session_state["pg.results"]
+    assert run.phase == "done" and not run.cancelled
+    assert [o.result.level for o in run.outcomes] == ["L0", "L1", "L2"]
+    assert all(o.result.new_tokens == 5 and o.result.error is None for o in run.outcomes)
     table = at.dataframe[0].value
-    assert list(table["level"]) == ["L0", "L1", "L2"]
+    assert list(table["level"]) == ["L0", "L1", "L2"] and list(table["status"]) == ["complete"] * 3
     assert list(table["fewer tokens than L0"])[0] == "—"
+    assert not at.text_area(key="pg.prompt").disabled and not at.button(key="pg.run").disabled  # unlocked again
 
 
 def test_playground_empty_prompt_runs_nothing(tiny_env):
@@ -83,3 +85,21 @@ def test_playground_without_a_model_explains(monkeypatch, tmp_path):
     at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert any("no such folder" in e.value for e in at.error)
+
+
+def test_playground_run_cut_mid_answer_is_marked_cancelled(tiny_env):
+    """A run whose script was interrupted mid-answer (reload, page change) is shown as cancelled, never as current."""
+    at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
+    at.text_area(key="pg.prompt").input("what is the capital of france")
+    at.number_input(key="pg.max_new").set_value(4)
+    at.button(key="pg.run").click().run()
+    run = at.session_state["pg.results"]
+    run.outcomes = run.outcomes[:1]  # as if the script stopped while L1 was being generated
+    run.phase = "running"
+    at.run()
+    assert not at.exception
+    assert run.phase == "cut"
+    assert any("This run was cancelled" in w.value and "not run: L1, L2" in w.value for w in at.warning)
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["complete", "not run", "not run"]
+    assert not at.button(key="pg.run").disabled
