@@ -217,9 +217,10 @@ def level_chip(level: str, position: int | None = None) -> str:
             f"{html.escape(str(level))}</span>")
 
 
-def level_heading(level: str, text: str, container=None, position: int | None = None, extra: str = "") -> None:
-    """A column heading: the level on its colour, then its directive (escaped), then ``extra`` (escaped)."""
-    body = html.escape(text) if text else "<i>no directive</i>"
+def level_heading(level: str, text: str | None, container=None, position: int | None = None, extra: str = "") -> None:
+    """A column heading: the level on its colour, then its directive (escaped; "" = no directive, ``None`` =
+    not shown), then ``extra`` (escaped, bold)."""
+    body = "" if text is None else (html.escape(text) if text else "<i>no directive</i>")
     tail = f" · <b>{html.escape(extra)}</b>" if extra else ""
     (container or st).markdown(f"{level_chip(level, position)} {body}{tail}", unsafe_allow_html=True)
 
