@@ -11,7 +11,7 @@ import streamlit as st
 
 from sprout_core import metered, store, ui
 from sprout_core.evaluate import db as eval_db
-from sprout_core.generation import GENERATION_LOCK, MAX_PROMPT_CHARS, GenerationParams, PromptError
+from sprout_core.generation import MAX_PROMPT_CHARS, GenerationParams, PromptError
 from sprout_core.tasks import classifier as task_clf
 from sprout_core.tasks import views as task_views
 from sprout_core.carbon import IntensityChoice
@@ -26,10 +26,7 @@ st.title("💬 Playground")
 st.caption("Send one prompt under each directive level. Answers are generated one after another on the same model "
            "and stream into their own column, with the energy and carbon they cost as they are written.")
 
-run: V.PlaygroundRun | None = st.session_state.get(RUN_KEY)
-if run is not None and run.phase == V.RUNNING:  # the previous script run was interrupted mid-answer
-    run.wait_settled()  # Streamlit may start this run before the interrupted one has recorded its partial answer
-    run.end(V.STOPPED if st.session_state.get(STOP_KEY) else V.CUT)
+run: V.PlaygroundRun | None = ui.current_run(RUN_KEY, STOP_KEY)
 generating = run is not None and run.phase == V.QUEUED
 locked = generating
 
@@ -122,76 +119,8 @@ if st.button("Run", type="primary", key="pg.run", disabled=locked):
             st.rerun()  # the next run locks the inputs and generates
 
 
-def generate(run: V.PlaygroundRun) -> None:
-    """Generate every level of ``run`` into the page, live; the run's outcomes grow as levels finish."""
-    st.subheader("Answers")
-    status = st.empty()
-    bar = st.columns([1, 4])
-    bar[0].button("⏹ Stop", key=STOP_KEY, help="Stop after this moment: finished answers are kept, the answer in "
-                  "progress is stored as aborted with the energy used so far.")
-    bar[1].caption("Inputs are locked while the answers are generated; press Stop to cancel.")
-    k1, k2, k3 = (c.empty() for c in st.columns(3))
-    n = len(run.directives)
-
-    def show_totals(live=None) -> None:
-        t = V.run_totals(run.outcomes, live)
-        ui.energy_metric("Energy so far", t.energy_j, t.method, container=k1)
-        ui.carbon_metric("Carbon so far", t.carbon_g, f"at {carbon_settings.intensity.ci_g_per_kwh:.0f} g/kWh, "
-                         f"PUE {carbon_settings.pue:g}, incl. embodied", container=k2)
-        ui.note_metric("Answers done", f"{t.answers} of {n}", container=k3)
-
-    show_totals()
-    run.phase = V.RUNNING
-    try:
-        _generate_levels(run, status, show_totals)
-    finally:
-        run.settle()
-    status.success(f"Done: {n} answer(s).")
-
-
-def _generate_levels(run: V.PlaygroundRun, status, show_totals) -> None:
-    n = len(run.directives)
-    cols = st.columns(n)
-    for k, (col, d) in enumerate(zip(cols, run.directives), start=1):
-        ui.level_heading(d.level, d.text, container=col, position=k - 1)
-        body, cap_line = col.empty(), col.empty()
-        cap_line.caption("waiting to start")
-
-        def on_wait(ahead: int) -> None:
-            status.warning(V.waiting_line(ahead, GENERATION_LOCK.status().holder))
-
-        ms = metered.metered_stream(lm, run.prompt, d, run.params, meter, carbon_settings, run_id=run.run_id,
-                                    task=run.task, on_wait=on_wait, label="Playground")
-        status.info(V.progress_line(d.level, k, n, None, ms.prompt_tokens))
-        text = ""
-        stream = iter(ms)
-        try:
-            for chunk in stream:
-                text += chunk.text
-                if chunk.text:
-                    ui.answer_text(text + " ▌", body)
-                cap_line.caption(ui.live_energy_caption(chunk.new_tokens, chunk.tokens_per_s, chunk.power_w,
-                                                        chunk.energy_j, chunk.method, chunk.carbon_g))
-                status.info(V.progress_line(d.level, k, n, chunk, ms.prompt_tokens))
-                show_totals(chunk)
-        finally:  # also when the page is stopped or rerun mid-answer: the partial answer is recorded
-            stream.close()
-            if ms.outcome is not None and ms.outcome not in run.outcomes:
-                run.outcomes.append(ms.outcome)
-
-        o = ms.outcome
-        ui.answer_text(o.result.text, body)
-        cap_line.caption(V.done_caption(o))
-        if o.store_error:
-            col.warning(f"Not saved to the history: {o.store_error}")
-        if o.result.error:
-            col.error(f"Generation failed: {o.result.error}")
-        show_totals()
-    run.end(V.DONE)
-
-
 if generating:
-    generate(run)
+    ui.stream_run(run, lm, meter, carbon_settings, stop_key=STOP_KEY, label="Playground")
     st.rerun()  # unlock the inputs and show the results
 
 # ---------------------------------------------------------------------------------------------- results

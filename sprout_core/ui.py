@@ -8,18 +8,22 @@ No business rules here.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
-from sprout_core import backends, grid, style
+from sprout_core import backends, grid, metered, style
 from sprout_core.directives import DirectiveSet, load_directive_set
 from sprout_core.errors import SproutError
+from sprout_core.generation import GENERATION_LOCK
 from sprout_core.models import EMBEDDED_SPEC, LoadedModel, ModelLoadError, default_model_spec, load_model
 from sprout_core.serving.client import ServerConfig, ServerModel
 from sprout_core.serving.llamacpp import LlamaCppModel
 from sprout_core.style import fmt_energy, fmt_grams, level_color  # noqa: F401 - the pages' formatting API
 from sprout_core.tasks import classifier as task_clf
 from sprout_core.tasks import views as task_views
+from sprout_core.views import playground as run_views
 
 _SPEC_KEY = "sprout.model_spec"
 _CUSTOM_KEY = "sprout.custom_levels"
@@ -244,9 +248,104 @@ def train_task_classifier(key: str, container=None, disabled: bool = False) -> N
     st.rerun()
 
 
+def page_link(page: str, label: str, icon: str | None = None, container=None) -> None:
+    """``st.page_link`` to ``pages/<name>.py``; a plain link to ``/<name>`` where the page is run outside the
+    app's navigation (a test harness running one page file)."""
+    c = container or st
+    try:
+        c.page_link(page, label=label, icon=icon)
+    except StreamlitAPIException:
+        c.markdown(f"[{label}](/{Path(page).stem})")
+
+
 def answer_text(text: str, container=None, empty: str = "_(empty answer)_") -> None:
     """Render a model's answer (the one place model output reaches the page, so it can be made safer in one go)."""
     (container or st).markdown(text if text and text.strip() else empty)
+
+
+# ---------------------------------------------------------------------------------------------
+# A live run of one prompt under several levels (Playground, Lesson): status line, Stop, live
+# energy and carbon. The run's state lives in a sprout_core.views.playground.PlaygroundRun.
+# ---------------------------------------------------------------------------------------------
+
+def current_run(key: str, stop_key: str):
+    """The session's run under ``key``; a run the previous script run left mid-answer is marked ``stopped``
+    (its Stop button was pressed) or ``cut`` (reload, another page) once its partial answer is recorded."""
+    run = st.session_state.get(key)
+    if run is not None and run.phase == run_views.RUNNING:
+        run.wait_settled()  # Streamlit may start this script run before the interrupted one has finished
+        run.end(run_views.STOPPED if st.session_state.get(stop_key) else run_views.CUT)
+    return run
+
+
+def stream_run(run, lm, meter, settings, stop_key: str, label: str, origin: str = "playground") -> None:
+    """Generate every level of ``run`` into the page, live, with a status line, a Stop button and run totals.
+
+    ``run.outcomes`` grows as levels finish; an answer cut short (Stop, reload, another page) is recorded
+    too (aborted, with the energy so far) before the exception that stopped the script goes on.
+    """
+    st.subheader("Answers")
+    status = st.empty()
+    bar = st.columns([1, 4])
+    bar[0].button("⏹ Stop", key=stop_key, help="Stop now: finished answers are kept, the answer in progress is "
+                  "stored as aborted with the energy used so far.")
+    bar[1].caption("Inputs are locked while the answers are generated; press Stop to cancel.")
+    k1, k2, k3 = (c.empty() for c in st.columns(3))
+    n = len(run.directives)
+
+    def show_totals(live=None) -> None:
+        t = run_views.run_totals(run.outcomes, live)
+        energy_metric("Energy so far", t.energy_j, t.method, container=k1)
+        carbon_metric("Carbon so far", t.carbon_g, f"at {settings.intensity.ci_g_per_kwh:.0f} g/kWh, PUE {settings.pue:g}, "
+                      "incl. embodied", container=k2)
+        note_metric("Answers done", f"{t.answers} of {n}", container=k3)
+
+    show_totals()
+    run.phase = run_views.RUNNING
+    try:
+        cols = st.columns(n)
+        for k, (col, d) in enumerate(zip(cols, run.directives), start=1):
+            _stream_level(run, k, n, col, d, lm, meter, settings, status, show_totals, label, origin)
+        run.end(run_views.DONE)
+    finally:
+        run.settle()
+    status.success(f"Done: {n} answer(s).")
+
+
+def _stream_level(run, k, n, col, d, lm, meter, settings, status, show_totals, label, origin) -> None:
+    level_heading(d.level, d.text, container=col, position=k - 1)
+    body, cap_line = col.empty(), col.empty()
+    cap_line.caption("waiting to start")
+
+    def on_wait(ahead: int) -> None:
+        status.warning(run_views.waiting_line(ahead, GENERATION_LOCK.status().holder))
+
+    ms = metered.metered_stream(lm, run.prompt, d, run.params, meter, settings, run_id=run.run_id, task=run.task,
+                                origin=origin, on_wait=on_wait, label=label)
+    status.info(run_views.progress_line(d.level, k, n, None, ms.prompt_tokens))
+    text = ""
+    stream = iter(ms)
+    try:
+        for chunk in stream:
+            text += chunk.text
+            if chunk.text:
+                answer_text(text + " ▌", body)
+            cap_line.caption(live_energy_caption(chunk.new_tokens, chunk.tokens_per_s, chunk.power_w, chunk.energy_j,
+                                                 chunk.method, chunk.carbon_g))
+            status.info(run_views.progress_line(d.level, k, n, chunk, ms.prompt_tokens))
+            show_totals(chunk)
+    finally:  # also when the page is stopped or rerun mid-answer: the partial answer is recorded
+        stream.close()
+        if ms.outcome is not None and ms.outcome not in run.outcomes:
+            run.outcomes.append(ms.outcome)
+    o = ms.outcome
+    answer_text(o.result.text, body)
+    cap_line.caption(run_views.done_caption(o))
+    if o.store_error:
+        col.warning(f"Not saved to the history: {o.store_error}")
+    if o.result.error:
+        col.error(f"Generation failed: {o.result.error}")
+    show_totals()
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -254,6 +353,16 @@ def _cached_meter(device: str, cpu_preset: str, per_core_w: float | None):
     from sprout_core.energy import detect_meter
 
     return detect_meter(device, cpu_model=cpu_preset, per_core_w=per_core_w)
+
+
+def default_meter(lm):
+    """The automatic energy meter for backend ``lm`` — a server's shared meter, else the device's meter with
+    the default CPU model — shared per process, no widgets."""
+    from sprout_core.energy import CPU_PRESETS
+
+    if isinstance(lm, ServerModel):
+        return backends.meter_for(lm)
+    return _cached_meter(lm.info.device, next(iter(CPU_PRESETS)), None)
 
 
 def energy_meter(device, key: str = "energy", disabled: bool = False) -> "object":
