@@ -275,7 +275,8 @@ st.caption(f"{len(table):,} prompt(s). Energy per answer in J with its method "
            "estimate); empty = n/a (unknown, never 0).")
 show = table.drop(columns=["reference"], errors="ignore").copy()
 show["prompt"] = show["prompt"].str.slice(0, 160)
-st.dataframe(show, hide_index=True, width="stretch", height=320)
+st.dataframe(show, hide_index=True, width="stretch", height=320, column_order=V.prompt_columns(show),
+             column_config={"prompt": st.column_config.TextColumn(width="large")})
 st.download_button("Download CSV", table.to_csv(index=False).encode("utf-8"), file_name="sprout_evaluations.csv",
                    mime="text/csv", key="ev.csv")
 

@@ -22,7 +22,7 @@ intensity, which share of requests gets which directive level, while a *quality 
 learned offline by an LLM judge at clean hours of the grid, keeps answers good enough
 (after Li et al., *Toward Sustainable GenAI using Generation Directives for Carbon-Friendly LLM Inference*, 2024).
 
-- **Lesson** — a guided path in five steps, from one prompt to what a month of it saves (for a class or a talk).
+- **Lesson** — a guided path in four steps, from one prompt to what a month of it saves (for a class or a talk).
 - **Playground** — send a prompt under each directive and watch the answers stream, with their energy and carbon.
 - **Optimizer** — slide carbon intensity and a quality threshold, see the decision.
 - **Evaluations** — browse offline judge results.

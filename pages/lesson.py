@@ -18,7 +18,7 @@ ui.ensure_navigation()
 RUN_KEY = "lesson.run"
 STOP_KEY = "lesson.stop"
 STEP_KEY = "lesson.step"
-TITLES = [f"{k + 1} · {title}" for k, (_, title, _, _) in enumerate(L.STEPS)]
+TITLES = [f"{k + 1} · {short}" for k, (_, short, _, _, _) in enumerate(L.STEPS)]
 
 st.title("🎓 Lesson: what a directive saves")
 st.caption("Four steps, one idea each: a shorter answer costs less; the same answer costs more on a dirtier grid; so "
@@ -35,7 +35,7 @@ run = ui.current_run(RUN_KEY, STOP_KEY)
 generating = run is not None and run.phase == runs.QUEUED
 step_title = st.radio("Step", TITLES, key=STEP_KEY, horizontal=True, label_visibility="collapsed", disabled=generating)
 k = TITLES.index(step_title)
-key, title, deeper, deeper_label = L.STEPS[k]
+key, _, title, deeper, deeper_label = L.STEPS[k]
 
 
 @st.cache_data(show_spinner="Reading the grid traces…", ttl=600)
@@ -63,7 +63,7 @@ def show(step: L.Step, filename: str) -> None:
 
 
 with st.container(border=True):
-    st.subheader(f"Step {step_title}")
+    st.subheader(f"Step {k + 1} · {title}")
     try:
         if key == "prompt":
             lm = ui.get_model()

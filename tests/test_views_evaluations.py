@@ -48,3 +48,11 @@ def test_winner_marks_and_chart_colours():
                            "ci_high": [0.5, 0.7], "n_valid": [10, 10], "n_invalid": [0, 0]})
     fig = V.share_figure(shares, ["L0", "L2"])
     assert {tr.name: tr.marker.color for tr in fig.data} == {"L0": style.level_color("L0"), "L2": style.level_color("L2")}
+
+
+def test_prompt_table_key_columns_first():
+    cols = ["source", "run", "prompt_id", "task", "prompt", "winner · reference", "L0 tokens", "L1 tokens",
+            "L0 energy (J)", "L1 energy (J)", "energy method"]
+    order = V.prompt_columns(pd.DataFrame(columns=cols))
+    assert order[:4] == ["prompt_id", "task", "prompt", "winner · reference"]
+    assert order[-2:] == ["run", "source"] and sorted(order) == sorted(cols)

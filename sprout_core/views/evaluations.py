@@ -97,6 +97,17 @@ def winner_note(level: str, wins: dict[str, str | None], judge: str | None) -> s
     return f"picked by {', '.join(by)}"
 
 
+def prompt_columns(table: pd.DataFrame) -> list[str]:
+    """The prompt table's columns, key ones first: id, task, prompt, each judge's winner, tokens and energy per
+    level, energy method — then where the row comes from (run, source)."""
+    first = [c for c in ("prompt_id", "task", "prompt") if c in table.columns]
+    winners_ = [c for c in table.columns if c.startswith("winner · ")]
+    tokens = [c for c in table.columns if c.endswith(" tokens")]
+    energy = [c for c in table.columns if c.endswith(" energy (J)")]
+    rest = [c for c in table.columns if c not in first + winners_ + tokens + energy + ["run", "source", "reference"]]
+    return first + winners_ + tokens + energy + rest + [c for c in ("run", "source") if c in table.columns]
+
+
 def share_figure(shares: pd.DataFrame, levels: list[str]):
     """Win share per task and level, grouped bars in the level colours, 95% intervals as error bars."""
     import plotly.express as px

@@ -62,11 +62,13 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def energy_by_level_figure(df: pd.DataFrame):
-    """Mean energy per request by level and energy method (bars in level colours, one readable unit);
-    ``None`` when no row has a known energy."""
+    """Mean energy per complete request by level and energy method (bars in level colours, one readable
+    unit; aborted answers are partial and left out); ``None`` when no complete row has a known energy."""
     import plotly.graph_objects as go
 
-    known = df[df["energy_j"].notna() & df["new_tokens"].gt(0)]
+    complete = pd.Series([status_of(f, e) == "complete" for f, e in zip(df["finish_reason"], df["error"])],
+                         index=df.index, dtype=bool)
+    known = df[complete & df["energy_j"].notna() & df["new_tokens"].gt(0)]
     if known.empty:
         return None
     per = (known.assign(j_per_token=known["energy_j"] / known["new_tokens"])
@@ -83,7 +85,7 @@ def energy_by_level_figure(df: pd.DataFrame):
                              customdata=list(zip(sub["requests"], sub["mean_j_per_token"])),
                              hovertemplate=f"{lv}: %{{y:.3g}} {unit}<br>%{{customdata[0]}} requests, "
                                            "%{customdata[1]:.3g} J/token<extra></extra>"))
-    fig.update_layout(barmode="group", title=f"Mean energy per request by level ({unit}, matching rows)",
+    fig.update_layout(barmode="group", title=f"Mean energy per complete answer by level ({unit}, matching rows)",
                       xaxis_title="energy method", yaxis_title=f"mean energy per request ({unit})", height=380,
                       legend_title_text="level", margin=dict(t=50, b=40),
                       xaxis=dict(categoryorder="array", categoryarray=methods))

@@ -23,12 +23,14 @@ from sprout_core.carbon import DEFAULT_EMBODIED, EmbodiedModel, kwh, savings_pct
 from sprout_core.grid import ATTRIBUTION, Trace
 from sprout_core.profiles import Profile
 
-#: (key, title, page that goes deeper, label of the link)
+#: (key, short name, title, page that goes deeper, label of the link)
 STEPS = (
-    ("prompt", "One prompt, three directives", "pages/playground.py", "Try your own prompts in the Playground"),
-    ("grids", "The same answer on other grids and hours", "pages/history.py", "See every answer's carbon in the History"),
-    ("optimizer", "The optimizer's choice as the grid gets dirtier", "pages/optimizer.py", "Slide it yourself in the Optimizer"),
-    ("month", "What a month of it saves", "pages/whatif.py", "Compare strategies over real months in What-if"),
+    ("prompt", "A prompt", "One prompt, three directives", "pages/playground.py", "Try your own prompts in the Playground"),
+    ("grids", "Grids and hours", "The same answer on other grids and hours", "pages/history.py",
+     "See every answer's carbon in the History"),
+    ("optimizer", "The optimizer", "The optimizer's choice as the grid gets dirtier", "pages/optimizer.py",
+     "Slide it yourself in the Optimizer"),
+    ("month", "A month", "What a month of it saves", "pages/whatif.py", "Compare strategies over real months in What-if"),
 )
 DEFAULT_PROMPT = "Why is the sky blue?"
 #: levels the lesson compares (the first three of the model's directive set)
