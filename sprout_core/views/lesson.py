@@ -89,17 +89,22 @@ def prompt_step(outcomes) -> Step:
 
 def _method_note(method: str) -> str:
     kind = method.split(":", 1)[0]
-    return {"measured": f"Energy measured on this machine ({method}).",
-            "estimated": f"Energy estimated on this machine ({method}: CPU time × watts per core, ±50 %).",
-            }.get(kind, f"Energy: {method}.")
+    energy = {"measured": f"Energy measured on this machine ({method}).",
+              "estimated": f"Energy estimated on this machine ({method}: CPU time × watts per core, ±50 %).",
+              }.get(kind, f"Energy: {method}.")
+    return (energy + " Carbon = operational (energy × the grid's intensity) + embodied (the device's manufacturing "
+            "carbon per second of use), so a slow answer on a busy machine also costs embodied carbon.")
 
 
 # ------------------------------------------------------------------------------------------ step 2
 
 def grids_step(energy_j: float, duration_s: float, traces: list[Trace], pue: float = 1.0,
                embodied: EmbodiedModel = DEFAULT_EMBODIED, source: str = "") -> Step:
-    """The same answer (``energy_j`` J over ``duration_s`` s) on each grid: cleanest hour, yearly mean and
-    dirtiest hour of ``traces`` (one per zone), lowest mean first."""
+    """The same answer (``energy_j`` J over ``duration_s`` s) on each grid: its operational carbon at the
+    cleanest hour, the yearly mean and the dirtiest hour of ``traces`` (one per zone), lowest mean first.
+
+    The grid changes only the operational part (kWh × intensity × PUE); the embodied share (the device's
+    manufacturing carbon for ``duration_s``) is the same everywhere and is given in the sentence."""
     import plotly.graph_objects as go
 
     if not traces:
@@ -109,31 +114,35 @@ def grids_step(energy_j: float, duration_s: float, traces: list[Trace], pue: flo
     for tr in traces:
         lo, mean, hi = tr.min(), tr.mean(), tr.max()
         rows.append({"zone": tr.zone, "year": tr.year, "name": tr.zone_name, "ci_min": lo, "ci_mean": mean, "ci_max": hi,
-                     "g_min": kwh(energy_j) * lo * pue + emb, "g_mean": kwh(energy_j) * mean * pue + emb,
-                     "g_max": kwh(energy_j) * hi * pue + emb})
+                     "g_min": kwh(energy_j) * lo * pue, "g_mean": kwh(energy_j) * mean * pue,
+                     "g_max": kwh(energy_j) * hi * pue})
     df = pd.DataFrame(rows).sort_values("g_mean").reset_index(drop=True)
     div, unit = style.grams_scale(df["g_max"])
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=df["g_max"] / div, y=df["zone"], mode="markers", name="dirtiest hour",
-                             marker=dict(color=style.HIGHLIGHT_COLOR, size=10, symbol="triangle-right")))
-    fig.add_trace(go.Scatter(x=df["g_mean"] / div, y=df["zone"], mode="markers", name="yearly mean",
-                             marker=dict(color=style.GRID_COLOR, size=10, symbol="line-ns-open", line=dict(width=3))))
-    fig.add_trace(go.Scatter(x=df["g_min"] / div, y=df["zone"], mode="markers", name="cleanest hour",
-                             marker=dict(color=style.level_color("L0"), size=10, symbol="triangle-left")))
     for _, r in df.iterrows():
         fig.add_shape(type="line", x0=r["g_min"] / div, x1=r["g_max"] / div, y0=r["zone"], y1=r["zone"],
                       line=dict(color="#cfd8dc", width=4), layer="below")
-    fig.update_layout(title=f"The same answer on {len(df)} grids ({unit} CO₂e)", xaxis_title=f"{unit} CO₂e",
+    fig.add_trace(go.Scatter(x=df["g_min"] / div, y=df["zone"], mode="markers", name="cleanest hour",
+                             marker=dict(color=style.level_color("L0"), size=10, symbol="triangle-left")))
+    fig.add_trace(go.Scatter(x=df["g_mean"] / div, y=df["zone"], mode="markers", name="yearly mean",
+                             marker=dict(color=style.GRID_COLOR, size=12, symbol="line-ns-open", line=dict(width=3))))
+    fig.add_trace(go.Scatter(x=df["g_max"] / div, y=df["zone"], mode="markers", name="dirtiest hour",
+                             marker=dict(color=style.HIGHLIGHT_COLOR, size=10, symbol="triangle-right")))
+    fig.update_layout(title=f"The same answer's operational carbon on {len(df)} grids ({unit} CO₂e)",
+                      xaxis=dict(title=f"{unit} CO₂e (energy × the grid's intensity)", rangemode="tozero"),
                       yaxis=dict(autorange="reversed", title=None), height=max(360, 24 * len(df) + 120),
                       legend=dict(orientation="h", y=-0.12), margin=dict(t=50, b=40))
     lo, hi = df.loc[df["g_min"].idxmin()], df.loc[df["g_max"].idxmax()]
-    ratio = hi["g_max"] / lo["g_min"] if lo["g_min"] > 0 else float("inf")
-    sentence = (f"The same answer ({style.fmt_energy(energy_j)}) emits **{style.fmt_grams(lo['g_min'])}** in {lo['zone']} "
-                f"at its cleanest hour and **{style.fmt_grams(hi['g_max'])}** in {hi['zone']} at its dirtiest — "
-                f"**{ratio:,.0f}× more**. Where and when a model runs matters as much as how long its answers are.")
-    note = (f"{source + ' · ' if source else ''}Operational (kWh × hourly intensity × PUE {pue:g}) plus the same embodied "
-            f"share ({style.fmt_grams(emb)}, {embodied.name}). {ATTRIBUTION}.")
-    return Step(fig, sentence, {"table": df, "ratio": ratio}, note)
+    clean, dirty = df.iloc[0], df.iloc[-1]  # lowest and highest yearly mean
+    ratio = dirty["g_mean"] / clean["g_mean"] if clean["g_mean"] > 0 else float("inf")
+    sentence = (f"The same answer ({style.fmt_energy(energy_j)}) emits **{style.fmt_grams(hi['g_max'])}** in {hi['zone']} "
+                f"at its dirtiest hour but **{style.fmt_grams(lo['g_min'])}** in {lo['zone']} at its cleanest; on a yearly "
+                f"average {dirty['zone']}'s grid is **{ratio:,.0f}× dirtier** than {clean['zone']}'s. Where and when a "
+                "model runs matters as much as how long its answers are. (The device's embodied share, "
+                f"{style.fmt_grams(emb)} for this answer, is the same on every grid.)")
+    note = (f"{source + ' · ' if source else ''}Operational carbon = kWh × the hour's intensity × PUE {pue:g}; embodied: "
+            f"{embodied.name}. {ATTRIBUTION}.")
+    return Step(fig, sentence, {"table": df, "ratio": ratio, "embodied_g": emb}, note)
 
 
 # ------------------------------------------------------------------------------------------ step 3
