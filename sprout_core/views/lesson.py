@@ -168,7 +168,8 @@ def optimizer_step(profile: Profile, trace: Trace, xi: float = 0.1, points: int 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for i, lv in enumerate(profile.levels):
         fig.add_trace(go.Scatter(x=cis, y=100 * x[:, i], name=f"share {lv}", stackgroup="x", mode="lines",
-                                 line=dict(width=0.5, color=style.level_color(lv, i))), secondary_y=False)
+                                 line=dict(width=0.5, color=style.level_color(lv, i)),
+                                 fillcolor=style.level_color(lv, i)), secondary_y=False)
     fig.add_trace(go.Scatter(x=cis, y=saves, name="carbon saved vs always-L0", mode="lines",
                              line=dict(color="#212121", width=3, dash="dash")), secondary_y=True)
     fig.update_layout(title=f"The optimizer's mix from the cleanest to the dirtiest hour ({trace.zone} {trace.year})",
