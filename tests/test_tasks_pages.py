@@ -71,7 +71,7 @@ def test_playground_says_so_when_classifier_and_data_are_missing(tiny_env, monke
     at.number_input(key="pg.max_new").set_value(3)
     at.button(key="pg.run").click().run()
     assert not at.exception
-    assert [r.level for r in at.session_state["pg.results"]["results"]] == ["L0", "L1", "L2"]
+    assert [o.result.level for o in at.session_state["pg.results"].outcomes] == ["L0", "L1", "L2"]
 
 
 OPT = str(ROOT / "pages/optimizer.py")
