@@ -18,6 +18,7 @@ ui.ensure_navigation()
 RUN_KEY = "lesson.run"
 STOP_KEY = "lesson.stop"
 STEP_KEY = "lesson.step"
+MSG_KEY = "lesson.message"
 TITLES = [f"{k + 1} · {short}" for k, (_, short, _, _, _) in enumerate(L.STEPS)]
 
 st.title("🎓 Lesson: what a directive saves")
@@ -45,6 +46,22 @@ def latest_traces() -> list:
     for i in infos:
         latest[i.zone] = max(latest.get(i.zone, 0), i.year)
     return [grid.load_trace(z, y) for z, y in sorted(latest.items())]
+
+
+def queue_run(lm, directives, meter, settings) -> None:
+    """Run button callback (before the script runs): check the prompt and queue the three answers, so the
+    script run that follows locks the inputs and generates at once."""
+    ss = st.session_state
+    prompt = ss.get("lesson.prompt", L.DEFAULT_PROMPT)
+    params = GenerationParams(max_new_tokens=int(ss.get("lesson.max_new", 64)))
+    try:
+        for d in directives:
+            metered.metered_stream(lm, prompt, d, params, meter, settings, save=False)
+    except PromptError as exc:
+        ss[MSG_KEY] = str(exc)
+        return
+    ss[RUN_KEY] = runs.PlaygroundRun(store.new_run_id(), prompt, [d.level for d in directives], params=params,
+                                     directives=directives)
 
 
 def answer_energy() -> tuple[float, float, str] | None:
@@ -81,17 +98,11 @@ with st.container(border=True):
                        f"{settings.intensity.label}.")
             for w in warns:
                 st.warning(w)
-            if st.button("Run the three answers", type="primary", key="lesson.go", disabled=generating):
-                params = GenerationParams(max_new_tokens=int(max_new))
-                try:
-                    for d in directives:
-                        metered.metered_stream(lm, prompt, d, params, meter, settings, save=False)
-                except PromptError as exc:
-                    st.error(str(exc))
-                else:
-                    st.session_state[RUN_KEY] = runs.PlaygroundRun(store.new_run_id(), prompt, [d.level for d in directives],
-                                                                   params=params, directives=directives)
-                    st.rerun()
+            st.button("Run the three answers", type="primary", key="lesson.go", disabled=generating,
+                      on_click=queue_run, args=(lm, directives, meter, settings))
+            msg = st.session_state.pop(MSG_KEY, None)
+            if msg:
+                st.error(msg)
             if generating:
                 ui.stream_run(run, lm, meter, settings, stop_key=STOP_KEY, label="the lesson", origin="lesson")
                 st.rerun()

@@ -21,6 +21,7 @@ ui.ensure_navigation()
 
 RUN_KEY = "pg.results"  # the PlaygroundRun in progress or the last one
 STOP_KEY = "pg.stop"
+MSG_KEY = "pg.run_message"  # a message from the Run button's check, shown once
 
 st.title("💬 Playground")
 st.caption("Send one prompt under each directive level. Answers are generated one after another on the same model "
@@ -100,24 +101,36 @@ if prompt.strip():
     else:
         st.caption("🧭 " + line.text)
 
-if st.button("Run", type="primary", key="pg.run", disabled=locked):
-    if not prompt.strip():
-        st.warning("Type a prompt first — nothing was run.")
-    elif not levels:
-        st.warning("Pick at least one directive level.")
-    else:
-        params = GenerationParams(max_new_tokens=int(max_new), do_sample=bool(sample), seed=int(seed))
-        directives = dset.select(levels)
-        try:
-            for d in directives:  # validates the prompt for every level before anything runs
-                metered.metered_stream(lm, prompt, d, params, meter, carbon_settings, save=False)
-        except PromptError as exc:
-            st.error(str(exc))
-        else:
-            st.session_state[RUN_KEY] = V.PlaygroundRun(store.new_run_id(), prompt, list(levels), task,
-                                                        params=params, directives=directives)
-            st.rerun()  # the next run locks the inputs and generates
+def queue_run(lm, dset, meter, settings, rendered_prompt: str, task: str | None) -> None:
+    """Run button callback (runs before the script): check the inputs and queue the run, so the script run
+    that follows renders every input locked and generates at once."""
+    ss = st.session_state
+    text, chosen = ss.get("pg.prompt", ""), ss.get("pg.levels", [])
+    if not text.strip():
+        ss[MSG_KEY] = ("warning", "Type a prompt first — nothing was run.")
+        return
+    if not chosen:
+        ss[MSG_KEY] = ("warning", "Pick at least one directive level.")
+        return
+    sampling = bool(ss.get("pg.sample", False))
+    params = GenerationParams(max_new_tokens=int(ss.get("pg.max_new", 256)), do_sample=sampling,
+                              seed=int(ss.get("pg.seed", 0)))
+    directives = dset.select(chosen)
+    try:
+        for d in directives:  # validates the prompt for every level before anything runs
+            metered.metered_stream(lm, text, d, params, meter, settings, save=False)
+    except PromptError as exc:
+        ss[MSG_KEY] = ("error", str(exc))
+        return
+    ss[RUN_KEY] = V.PlaygroundRun(store.new_run_id(), text, list(chosen), task if text == rendered_prompt else None,
+                                  params=params, directives=directives)
 
+
+st.button("Run", type="primary", key="pg.run", disabled=locked, on_click=queue_run,
+          args=(lm, dset, meter, carbon_settings, prompt, task))
+msg = st.session_state.pop(MSG_KEY, None)
+if msg:
+    getattr(st, msg[0])(msg[1])
 
 if generating:
     ui.stream_run(run, lm, meter, carbon_settings, stop_key=STOP_KEY, label="Playground")

@@ -77,7 +77,8 @@ class PlaygroundRun:
         """One sentence on how the run ended (for the banner above its answers)."""
         if self.phase == DONE:
             return f"Run finished: {len(self.outcomes)} answer(s)."
-        why = "you pressed Stop" if self.phase == STOPPED else "the page was left, reloaded or rerun mid-answer"
+        why = ("you pressed Stop" if self.phase == STOPPED else
+               "the run was stopped from the toolbar, or the page was left or reloaded mid-answer")
         parts = []
         done = [lv for lv in self.levels if self.status_of(lv) == "complete"]
         cut = [lv for lv in self.levels if self.status_of(lv) == "aborted"]
