@@ -181,12 +181,19 @@ def per_level_table(run: PlaygroundRun, settings: CarbonSettings) -> pd.DataFram
             "time to first token (s)": r.ttft_s, "total time (s)": r.total_s, "tokens/s": r.tokens_per_s,
         })
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for c in df.columns:  # unknown numbers are NaN (an empty cell), never the text "None"
+        if c not in ("level", "status", "fewer tokens than L0"):
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
 
 
 def measurements_table(run: PlaygroundRun, settings: CarbonSettings) -> pd.DataFrame:
     """Every measurement per answer (J, W, ±, operational/embodied g, flags): :func:`sprout_core.metered.level_table`."""
-    return metered.level_table(run.outcomes, settings)
+    df = metered.level_table(run.outcomes, settings)
+    for c in ("energy saving vs L0 (%)", "carbon saving vs L0 (%)", "J per token", "± energy (J)", "mean power (W)"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")  # NaN (an empty cell), never the text "None"
+    return df
 
 
 # ------------------------------------------------------------------------------ figures
