@@ -96,9 +96,9 @@ class PlaygroundRun:
 # ------------------------------------------------------------------------------ status lines
 
 def waiting_line(ahead: int, holder: str = "") -> str:
-    """``"Waiting for another user's answer (2 ahead)…"`` while another session holds the model."""
+    """``"Queued: waiting for another user's answer (2 ahead)…"`` while another session holds the model."""
     who = f" — the model is busy with {holder}" if holder and holder not in ("playground", "Playground") else ""
-    return f"⏳ Waiting for another user's answer ({ahead} ahead){who}…"
+    return f"⏳ Queued: waiting for another user's answer ({ahead} ahead){who}…"
 
 
 def progress_line(level: str, k: int, n: int, chunk: LiveChunk | None = None, prompt_tokens: int = 0) -> str:
