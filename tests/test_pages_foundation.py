@@ -58,11 +58,17 @@ def test_playground_empty_prompt_runs_nothing(tiny_env):
     assert "pg.results" not in at.session_state
 
 
-def test_playground_oversized_prompt_is_refused_and_keeps_earlier_answers(tiny_env):
+def playground_run(prompt: str, max_new: int) -> AppTest:
+    """The Playground after one run of ``prompt``."""
     at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
-    at.text_area(key="pg.prompt").input("hello world")
-    at.number_input(key="pg.max_new").set_value(3)
+    at.text_area(key="pg.prompt").input(prompt)
+    at.number_input(key="pg.max_new").set_value(max_new)
     at.button(key="pg.run").click().run()
+    return at
+
+
+def test_playground_oversized_prompt_is_refused_and_keeps_earlier_answers(tiny_env):
+    at = playground_run("hello world", 3)
     first = at.session_state["pg.results"]
     at.text_area(key="pg.prompt").input("hello world " * 300)  # > 256-token context of the tiny model
     at.button(key="pg.run").click().run()
@@ -89,10 +95,7 @@ def test_playground_without_a_model_explains(monkeypatch, tmp_path):
 
 def test_playground_run_cut_mid_answer_is_marked_cancelled(tiny_env):
     """A run whose script was interrupted mid-answer (reload, page change) is shown as cancelled, never as current."""
-    at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
-    at.text_area(key="pg.prompt").input("what is the capital of france")
-    at.number_input(key="pg.max_new").set_value(4)
-    at.button(key="pg.run").click().run()
+    at = playground_run("what is the capital of france", 4)
     run = at.session_state["pg.results"]
     run.outcomes = run.outcomes[:1]  # as if the script stopped while L1 was being generated
     run.phase = "running"

@@ -7,8 +7,7 @@ from tests.browser.conftest import wait_for_app_idle
 LONG_PROMPT = "Write a long story about a cat who learns to fly."
 
 
-def start_run(page, app_url, prompt: str, max_new: int) -> None:
-    page.goto(app_url + "/playground")
+def fill(page, prompt: str, max_new: int) -> None:
     box = page.get_by_role("textbox", name="Prompt")
     box.wait_for(timeout=180_000)
     box.fill(prompt)
@@ -17,6 +16,11 @@ def start_run(page, app_url, prompt: str, max_new: int) -> None:
     mx.fill(str(max_new))
     mx.press("Enter")
     wait_for_app_idle(page)
+
+
+def start_run(page, app_url, prompt: str, max_new: int) -> None:
+    page.goto(app_url + "/playground")
+    fill(page, prompt, max_new)
     page.get_by_role("button", name="Run", exact=True).click()
 
 
@@ -74,13 +78,7 @@ def test_a_run_cut_short_leaves_no_stale_answers_and_reaches_the_history(page, a
     page.get_by_text("Per level", exact=True).wait_for(timeout=240_000)
     page.get_by_text("Prompt: What is the capital of France?").wait_for()
     # A second run: while it runs, the first run's answers are gone and the settings cannot be toggled.
-    box = page.get_by_role("textbox", name="Prompt")
-    box.fill(LONG_PROMPT)
-    box.press("Control+Enter")
-    mx = page.get_by_role("spinbutton", name="Max new tokens")
-    mx.fill("200")
-    mx.press("Enter")
-    wait_for_app_idle(page)
+    fill(page, LONG_PROMPT, 200)
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text(re.compile(r"Generating L0 \(1 of 3\)")).wait_for(timeout=180_000)
     assert page.get_by_text("Prompt: What is the capital of France?").count() == 0  # no stale answers on screen
