@@ -29,6 +29,9 @@ st.caption("Send one prompt under each directive level. Answers are generated on
 
 run: V.PlaygroundRun | None = ui.current_run(RUN_KEY, STOP_KEY)
 generating = run is not None and run.phase == V.QUEUED
+if run is not None and run.finished and not st.session_state.get("pg.prompt"):
+    # A browser keeps a locked box's text across the run; a test harness (AppTest) may not: keep it too.
+    st.session_state["pg.prompt"] = run.prompt
 locked = generating
 
 lm = ui.get_model()
