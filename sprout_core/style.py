@@ -31,6 +31,13 @@ HIGHLIGHT_COLOR = "#d84315"
 
 _LEVEL_RE = re.compile(r"^L(\d+)$")
 
+#: one colour per replay strategy (What-if, lesson); SPROUT in the L1 green, the baseline grey
+STRATEGY_COLORS = {"BASE": BASELINE_COLOR, "CO2-OPT": "#c62828", "STATIC": "#1565c0", "SPROUT": LEVEL_PALETTE[1],
+                   "SPROUT-TASK": "#00897b", "ORACLE": "#6a1b9a", "MODEL-OPT": "#8d6e63"}
+_EXTRA_COLORS = ("#ef6c00", "#5c6bc0", "#ad1457", "#558b2f", "#00838f")
+#: marker symbols for a second category (e.g. What-if windows), in order
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "star", "x", "hexagon")
+
 
 def level_color(level: str, position: int | None = None) -> str:
     """The colour of a directive level: ``L<i>`` → palette[i]; another name → by ``position`` (or a hash)."""
@@ -42,6 +49,11 @@ def level_color(level: str, position: int | None = None) -> str:
     else:
         i = sum(map(ord, str(level)))
     return LEVEL_PALETTE[i % len(LEVEL_PALETTE)]
+
+
+def strategy_color(name: str) -> str:
+    """The colour of a replay strategy (a fixed one for the known strategies, a stable one otherwise)."""
+    return STRATEGY_COLORS.get(str(name)) or _EXTRA_COLORS[sum(map(ord, str(name))) % len(_EXTRA_COLORS)]
 
 
 def level_color_map(levels: Iterable[str]) -> dict[str, str]:
