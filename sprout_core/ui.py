@@ -340,7 +340,7 @@ def _stream_level(run, k, n, col, d, lm, meter, settings, status, show_totals, l
             run.outcomes.append(ms.outcome)
     o = ms.outcome
     answer_text(o.result.text, body)
-    cap_line.caption(run_views.done_caption(o))
+    cap_line.caption(run_views.done_caption(o, "done"))
     if o.store_error:
         col.warning(f"Not saved to the history: {o.store_error}")
     if o.result.error:

@@ -114,10 +114,11 @@ def progress_line(level: str, k: int, n: int, chunk: LiveChunk | None = None, pr
     return f"✍️ Generating {where}… {chunk.new_tokens} tokens"
 
 
-def done_caption(o: MeteredOutcome) -> str:
-    """``"24 tokens · 3.1 s · finish: eos · 12.3 J (estimated:cpu-tdp) · 2.1 mg CO₂e"``."""
+def done_caption(o: MeteredOutcome, word: str = "answer") -> str:
+    """``"L1 answer: 24 new tokens · 3.1 s · finish: eos · 12.3 J (estimated:cpu-tdp) · 2.1 mg CO₂e"`` (``word``
+    "done" while the run is still on screen, so the live column and the results never read the same)."""
     r = o.result
-    return (f"{r.level} answer: {r.new_tokens} new tokens · {style.fmt_seconds(r.total_s)} · finish: {r.finish_reason} · "
+    return (f"{r.level} {word}: {r.new_tokens} new tokens · {style.fmt_seconds(r.total_s)} · finish: {r.finish_reason} · "
             f"{style.fmt_energy(o.reading.energy_j, o.reading.method)} · {style.fmt_grams(o.carbon.total_g)}")
 
 

@@ -32,7 +32,7 @@ def stop(page) -> None:
 def test_progress_and_live_carbon_during_a_run(page, app_url):
     start_run(page, app_url, LONG_PROMPT, 160)
     page.get_by_text(re.compile(r"Generating L0 \(1 of 3\)… \d+ tokens")).wait_for(timeout=180_000)
-    assert page.locator('[data-testid="stStatusWidget"]').is_visible()  # Streamlit's running indicator is shown
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="visible", timeout=10_000)  # running indicator
     live = page.get_by_text(re.compile(r"\d+ tokens · .* · [\d.,]+ (mJ|J|kJ) · [\d.,]+ (µg|mg|g) CO₂e so far"))
     live.first.wait_for(timeout=60_000)
     carbon = page.locator('[data-testid="stMetric"]').filter(has_text="Carbon so far")
