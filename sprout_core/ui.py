@@ -294,6 +294,11 @@ def stream_run(run, lm, meter, settings, stop_key: str, label: str, origin: str 
     n = len(run.directives)
 
     def show_totals(live=None) -> None:
+        if not run.outcomes and live is None:  # nothing generated yet: nothing to total (not "unknown")
+            note_metric("Energy so far", "—", "nothing generated yet", container=k1)
+            note_metric("Carbon so far", "—", "nothing generated yet", container=k2)
+            note_metric("Answers done", f"0 of {n}", container=k3)
+            return
         t = run_views.run_totals(run.outcomes, live)
         energy_metric("Energy so far", t.energy_j, t.method, container=k1)
         carbon_metric("Carbon so far", t.carbon_g, f"at {settings.intensity.ci_g_per_kwh:.0f} g/kWh, PUE {settings.pue:g}, "
