@@ -2,20 +2,10 @@
 session sees that it is waiting, and a run cut short leaves no stale answers and reaches the History as aborted."""
 import re
 
+from tests.browser.conftest import fill_prompt as fill
 from tests.browser.conftest import wait_for_app_idle
 
 LONG_PROMPT = "Write a long story about a cat who learns to fly."
-
-
-def fill(page, prompt: str, max_new: int) -> None:
-    box = page.get_by_role("textbox", name="Prompt")
-    box.wait_for(timeout=180_000)
-    box.fill(prompt)
-    box.press("Control+Enter")
-    mx = page.get_by_role("spinbutton", name="Max new tokens")
-    mx.fill(str(max_new))
-    mx.press("Enter")
-    wait_for_app_idle(page)
 
 
 def start_run(page, app_url, prompt: str, max_new: int) -> None:
