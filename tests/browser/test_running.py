@@ -3,7 +3,6 @@ session sees that it is waiting, and a run cut short leaves no stale answers and
 import re
 
 from tests.browser.conftest import fill_prompt as fill
-from tests.browser.conftest import wait_for_app_idle
 
 LONG_PROMPT = "Write a long story about a cat who learns to fly."
 
