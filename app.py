@@ -9,6 +9,7 @@ st.set_page_config(page_title="Sprout — carbon-friendly LLM inference", page_i
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🌱", default=True),
+    st.Page("pages/lesson.py", title="Lesson", icon="🎓", url_path="lesson"),
     st.Page("pages/playground.py", title="Playground", icon="💬", url_path="playground"),
     st.Page("pages/optimizer.py", title="Optimizer", icon="🎚️", url_path="optimizer"),
     st.Page("pages/evaluations.py", title="Evaluations", icon="⚖️", url_path="evaluations"),

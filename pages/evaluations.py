@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -18,7 +17,9 @@ from sprout_core.errors import SproutError
 from sprout_core.evaluate.prompts import PROMPT_SETS, parse_upload
 from sprout_core.models import ModelLoadError
 from sprout_core.paths import MissingDataError, state_dir
+from sprout_core import style, ui
 from sprout_core.ui import ensure_navigation
+from sprout_core.views import evaluations as V
 
 ensure_navigation()
 HANDOFF_KEY = "sprout.q_handoff"
@@ -234,28 +235,29 @@ if judge and judge.startswith("llm"):
 
 # ---------------------------------------------------------------- win shares
 st.subheader("Win shares per task and level")
+if judge:
+    st.info(V.judge_explanation(judge))
 shares = R.shares_frame(sel, levels, n_boot=1000)
 sj = shares[shares["judge"] == judge] if judge else shares.iloc[0:0]
 if sj.empty or sj["share"].isna().all():
     st.info("No valid verdicts of this judge in the selection.")
 else:
     allrow = sj[sj["task"] == "all"]
+    counts = V.judge_counts(sel, judge)
     st.caption(f"Judge: **{judge}** · all tasks in the selection pooled")
     cols = st.columns(len(levels) + 1)
     for c, r in zip(cols, allrow.itertuples()):
-        c.metric(f"q {r.level}", "n/a" if pd.isna(r.share) else f"{r.share * 100:.1f} %",
-                 help=f"95% bootstrap interval {r.ci_low * 100:.1f}–{r.ci_high * 100:.1f} %" if not pd.isna(r.share) else None)
-    cols[-1].metric("Prompts judged", f"{int(allrow['n_valid'].iloc[0])}",
-                    help=f"{int(allrow['n_invalid'].iloc[0])} invalid verdict(s) excluded")
-    plot = sj.dropna(subset=["share"]).assign(
-        pct=lambda d: d["share"] * 100, plus=lambda d: (d["ci_high"] - d["share"]) * 100,
-        minus=lambda d: (d["share"] - d["ci_low"]) * 100)
-    fig = px.bar(plot, x="task", y="pct", color="level", barmode="group", error_y="plus", error_y_minus="minus",
-                 labels={"pct": "win share (%)", "task": "task"}, category_orders={"level": levels},
-                 hover_data={"n_valid": True, "n_invalid": True})
-    fig.update_layout(height=360, margin=dict(t=30, b=10), yaxis_range=[0, 100])
-    st.plotly_chart(fig, width="stretch")
-    st.caption("Error bars: 95% bootstrap intervals over prompts. Invalid verdicts are excluded and counted.")
+        ui.note_metric(f"q {r.level}", "n/a" if pd.isna(r.share) else f"{r.share * 100:.1f} %",
+                       None if pd.isna(r.share) else f"95% CI {r.ci_low * 100:.0f}–{r.ci_high * 100:.0f} %",
+                       help="Share of the judged prompts this level won, with its 95% bootstrap interval",
+                       container=c)
+    ui.note_metric("Prompts judged", f"{counts.judged}", f"of {counts.prompts} prompts", container=cols[-1],
+                   help=f"{counts.invalid} invalid verdict(s) and {counts.no_reference} prompt(s) without a reference "
+                        f"are excluded; {counts.not_judged} not judged yet")
+    st.markdown(counts.sentence())
+    ui.chart(V.share_figure(sj, levels), key="ev.shares_chart", filename="sprout-win-shares")
+    st.caption("Error bars: 95% bootstrap intervals over prompts. Invalid verdicts are excluded and counted. "
+               + ui.PNG_HINT)
     handoff_label = f"{SOURCES[source].split(' (')[0]}: {', '.join(tasks) or 'all tasks'}" + (f", '{text}'" if text else "")
     if st.button("Use this q in the Optimizer →", type="primary", key="ev.handoff"):
         try:
@@ -273,7 +275,8 @@ st.caption(f"{len(table):,} prompt(s). Energy per answer in J with its method "
            "estimate); empty = n/a (unknown, never 0).")
 show = table.drop(columns=["reference"], errors="ignore").copy()
 show["prompt"] = show["prompt"].str.slice(0, 160)
-st.dataframe(show, hide_index=True, width="stretch", height=320)
+st.dataframe(show, hide_index=True, width="stretch", height=320, column_order=V.prompt_columns(show),
+             column_config={"prompt": st.column_config.TextColumn(width="large")})
 st.download_button("Download CSV", table.to_csv(index=False).encode("utf-8"), file_name="sprout_evaluations.csv",
                    mime="text/csv", key="ev.csv")
 
@@ -287,26 +290,33 @@ if choice is not None:
     prow = sel.prompts[(sel.prompts["run"] == run_name) & (sel.prompts["prompt_id"] == pid)].iloc[0]
     st.markdown(f"**Task:** {prow['task']} · **run:** {run_name}")
     if paper_texts:
-        st.text_area("Prompt", prow["prompt"], height=110, disabled=True, key=f"ev.detail.prompt.{run_name}.{pid}")
+        with st.container(border=True):
+            st.caption("Prompt")
+            ui.answer_text(str(prow["prompt"]), empty="_(empty prompt)_")
     else:
         st.caption("Prompt and answer texts are not shipped with Sprout (see the note above); verdicts and energy are.")
     if prow["reference"] is not None and str(prow["reference"]).strip() and str(prow["reference"]) != "nan":
         st.caption(f"Reference answer: {str(prow['reference'])[:600]}")
     ans = sel.answers[(sel.answers["run"] == run_name) & (sel.answers["prompt_id"] == pid)].set_index("level")
+    wins = V.winners(sel, run_name, pid)
+    if judge in wins:
+        st.caption(f"🏆 marks the answer **{judge}** picked" + ("" if wins[judge] else " — its verdict here is invalid"))
     cols = st.columns(max(1, len(levels)))
-    for c, lv in zip(cols, levels):
+    for k, (c, lv) in enumerate(zip(cols, levels)):
         with c:
-            st.markdown(f"**{lv}**")
             if lv in ans.index:
                 a = ans.loc[lv]
+                note = V.winner_note(lv, wins, judge)
+                ui.level_heading(lv, None, position=k, extra=note)
                 tok = "n/a" if pd.isna(a["new_tokens"]) else f"{int(a['new_tokens'])} tokens"
-                sec = "n/a" if pd.isna(a["total_s"]) else f"{a['total_s']:.2f} s"
-                en = "n/a" if pd.isna(a["energy_j"]) else f"{a['energy_j']:.4g} J"
+                sec = "n/a" if pd.isna(a["total_s"]) else style.fmt_seconds(float(a["total_s"]))
+                en = ui.fmt_energy(None if pd.isna(a["energy_j"]) else float(a["energy_j"]))
                 st.caption(f"{tok} · {sec} · {en} ({a['energy_method']})")
                 if paper_texts:
-                    st.text_area(lv, a["text"], height=260, disabled=True, label_visibility="collapsed",
-                                 key=f"ev.detail.ans.{run_name}.{pid}.{lv}")
+                    with st.container(height=280, border=True, key=f"ev.detail.ans.{k}"):
+                        ui.answer_text(str(a["text"]))
             else:
+                ui.level_heading(lv, None, position=k)
                 st.caption("no answer stored")
     vs = sel.verdicts[(sel.verdicts["run"] == run_name) & (sel.verdicts["prompt_id"] == pid)]
     if vs.empty:
@@ -349,7 +359,7 @@ else:
     fig = go.Figure(go.Heatmap(z=pct.values, x=names, y=names, text=txt, texttemplate="%{text}", zmin=0, zmax=100,
                                colorscale="Greens", colorbar=dict(title="% agree")))
     fig.update_layout(height=320, margin=dict(t=20, b=10))
-    st.plotly_chart(fig, width="stretch")
+    ui.chart(fig, key="ev.agreement_chart", filename="sprout-judge-agreement")
     st.caption("Share of prompts (judged validly by both) on which two judges picked the same level, and Cohen's κ "
                "(0 = chance, 1 = perfect). Three levels: chance agreement is about 33%.")
 pc = R.position_consistency_frame(sel)

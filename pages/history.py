@@ -1,16 +1,17 @@
 """History: every request Sprout generated, with its energy and carbon, filterable and downloadable."""
 import datetime as dt
 
-import plotly.express as px
 import streamlit as st
 
 from sprout_core import store, ui
+from sprout_core.views import history as V
 
 ui.ensure_navigation()
 st.title("🗂️ History")
-st.caption("Every answer generated in the Playground or by `python -m sprout_core generate` is stored in a local "
+st.caption("Every answer generated in the Playground, the Lesson or by `python -m sprout_core generate` is stored in a local "
            "SQLite database, with its energy (and how it was obtained) and carbon. Unknown values show as empty, "
-           "never as 0.")
+           "never as 0. An answer cut short (Stop, reload, leaving the page) is kept with status *aborted* and the "
+           "energy it used until then.")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -36,11 +37,13 @@ with st.expander("Filters", expanded=True):
     c4, c5, c6 = st.columns(3)
     zones = c4.multiselect("Zone", opts["zone"], key="hist.zones")
     origins = c5.multiselect("Origin", opts["origin"], key="hist.origins")
-    text = c6.text_input("Text in prompt or answer", key="hist.text")
-    d1, d2 = st.columns(2)
-    use_dates = d1.toggle("Only between dates (UTC)", key="hist.use_dates")
+    statuses = c6.multiselect("Status", ["complete", "aborted", "error"], key="hist.status",
+                              help="aborted: cut short (Stop, reload, another page) — partial answer, energy until then")
+    d1, d2, d3 = st.columns(3)
+    text = d1.text_input("Text in prompt or answer", key="hist.text")
+    use_dates = d2.toggle("Only between dates (UTC)", key="hist.use_dates")
     today = dt.datetime.now(dt.timezone.utc).date()
-    dates = d2.date_input("Dates (UTC)", value=(today - dt.timedelta(days=30), today), key="hist.dates",
+    dates = d3.date_input("Dates (UTC)", value=(today - dt.timedelta(days=30), today), key="hist.dates",
                           disabled=not use_dates)
 
 filters = {"models": models, "levels": levels, "methods": methods, "zones": zones, "origins": origins,
@@ -57,54 +60,43 @@ except store.StoreError as exc:
     st.error(str(exc))
     st.stop()
 
+if statuses:
+    df = V.with_status(df, statuses)
 if df.empty:
     st.info("No stored requests match. Run a prompt in the Playground and it will appear here."
-            if not any(v for v in filters.values()) else "No stored requests match these filters.")
+            if not (statuses or any(v for v in filters.values())) else "No stored requests match these filters.")
     st.stop()
 
 s = store.summarize(df)
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Requests", f"{s.requests:,}")
-m2.metric("New tokens", f"{s.new_tokens:,}")
-m3.metric("Carbon (known rows)", ui.fmt_grams(s.carbon_total_g),
-          help="Sum over every energy method below (each line says which part comes from which method)"
-               + (f"; {s.unknown_carbon} request(s) with unknown carbon are not counted" if s.unknown_carbon else ""))
-m4.metric("Energy unknown", f"{s.unknown_energy} request(s)")
+ui.note_metric("Requests", f"{s.requests:,}", f"{int((df['finish_reason'] == 'aborted').sum())} aborted", container=m1)
+ui.note_metric("New tokens", f"{s.new_tokens:,}", container=m2)
+ui.note_metric("Carbon (known rows)", ui.fmt_grams(s.carbon_total_g), "every energy method below", container=m3,
+               help="Sum over every energy method below (each line says which part comes from which method)"
+                    + (f"; {s.unknown_carbon} request(s) with unknown carbon are not counted" if s.unknown_carbon else ""))
+ui.note_metric("Energy unknown", f"{s.unknown_energy} request(s)", container=m4)
 carbon_by_method = df.dropna(subset=["carbon_total_g"]).groupby("energy_method")["carbon_total_g"].sum()
 for method, j in s.energy_j_by_method.items():
     g = carbon_by_method.get(method)
     carbon_txt = f", carbon **{ui.fmt_grams(float(g))}** from it" if g is not None else ""
     st.caption(f"Energy, {ui.method_badge(method)} (`{method}`): **{ui.fmt_energy(j)}** in total{carbon_txt}")
 
-SHOW = ["ts_utc", "origin", "model", "device", "level", "task", "prompt", "answer", "new_tokens", "total_s", "energy_j",
-        "energy_method", "power_w_mean", "zone", "ci_g_per_kwh", "carbon_operational_g", "carbon_embodied_g",
-        "carbon_total_g", "energy_flags"]
+show = V.display_table(df)
 st.dataframe(
-    df[SHOW], hide_index=True, width="stretch", key="hist.table",
+    show, hide_index=True, width="stretch", key="hist.table",
     column_config={
-        "ts_utc": st.column_config.TextColumn("time (UTC)"),
-        "new_tokens": st.column_config.NumberColumn("new tokens"),
-        "total_s": st.column_config.NumberColumn("time (s)", format="%.2f"),
-        "energy_j": st.column_config.NumberColumn("energy (J)", format="%.3g"),
-        "energy_method": st.column_config.TextColumn("energy method"),
-        "power_w_mean": st.column_config.NumberColumn("mean power (W)", format="%.2f"),
-        "ci_g_per_kwh": st.column_config.NumberColumn("CI (g/kWh)", format="%.1f"),
-        "carbon_operational_g": st.column_config.NumberColumn("operational (g CO₂e)", format="%.3g"),
-        "carbon_embodied_g": st.column_config.NumberColumn("embodied (g CO₂e)", format="%.3g"),
-        "carbon_total_g": st.column_config.NumberColumn("total (g CO₂e)", format="%.3g"),
-    },
+        "time (UTC)": st.column_config.DatetimeColumn("time (UTC)", format="D MMM YYYY, HH:mm:ss", timezone="UTC"),
+        "prompt": st.column_config.TextColumn("prompt", width="medium"),
+        "answer": st.column_config.TextColumn("answer", width="medium"),
+        "CI (g/kWh)": st.column_config.NumberColumn(format="%.0f"),
+        "time (s)": st.column_config.NumberColumn(format="%.2f"),
+    } | {c: st.column_config.NumberColumn(format="%.3g") for c in show.columns if c.startswith(("energy (", "carbon ("))},
 )
+st.caption("Key columns first; scroll right for the model, seconds and run id. The CSV has every column, full texts "
+           "and the energy's source, uncertainty and flags.")
 st.download_button("Download CSV (all columns)", df.to_csv(index=False).encode("utf-8"), file_name="sprout_history.csv",
                    mime="text/csv", key="hist.csv")
 
-known = df[df["energy_j"].notna() & df["new_tokens"].gt(0)]
-if not known.empty:
-    per = (known.assign(j_per_token=known["energy_j"] / known["new_tokens"])
-           .groupby(["level", "energy_method"], as_index=False)
-           .agg(mean_energy_j=("energy_j", "mean"), mean_j_per_token=("j_per_token", "mean"), requests=("id", "count")))
-    fig = px.bar(per, x="level", y="mean_energy_j", color="energy_method", barmode="group",
-                 hover_data=["mean_j_per_token", "requests"],
-                 labels={"mean_energy_j": "mean energy per request (J)", "level": "directive level",
-                         "energy_method": "method"},
-                 title="Mean energy per request by level (matching rows)")
-    st.plotly_chart(fig, width="stretch", key="hist.chart")
+fig = V.energy_by_level_figure(df)
+if fig is not None:
+    ui.chart(fig, key="hist.chart", filename="sprout-history-energy-by-level")

@@ -22,13 +22,17 @@ intensity, which share of requests gets which directive level, while a *quality 
 learned offline by an LLM judge at clean hours of the grid, keeps answers good enough
 (after Li et al., *Toward Sustainable GenAI using Generation Directives for Carbon-Friendly LLM Inference*, 2024).
 
-- **Playground** — send a prompt under each directive and watch the answers stream.
+- **Lesson** — a guided path in four steps, from one prompt to what a month of it saves (for a class or a talk).
+- **Playground** — send a prompt under each directive and watch the answers stream, with their energy and carbon.
 - **Optimizer** — slide carbon intensity and a quality threshold, see the decision.
 - **Evaluations** — browse offline judge results.
 - **What-if** — replay real grid traces and compare strategies.
+- **History** — every answer generated here, with its energy and carbon.
 """
 )
+ui.page_link("pages/lesson.py", label="Start the guided lesson", icon="🎓")
 
+# ------------------------------------------------------------------ the loaded model
 st.subheader("Model")
 lm = ui.get_model()
 if lm is not None and lm.info.kind == "server":  # a serving engine (issue 12)
@@ -47,18 +51,21 @@ if lm is not None and lm.info.kind == "server":  # a serving engine (issue 12)
     )
 elif lm is not None:
     info = lm.info
-    c = st.columns(6)
-    c[0].metric("Model", info.name, help=info.path)
-    c[1].metric("Parameters", f"{info.params_m:,.0f} M" if info.params_m is not None else "n/a")
-    c[2].metric("Device", info.device if not info.gpu_name else f"{info.device} ({info.gpu_name})")
-    c[3].metric("Dtype", info.dtype)
-    c[4].metric("llama.cpp threads" if getattr(lm, "backend", "") == "llama.cpp" else "Torch threads", f"{info.threads}")
-    c[5].metric("Load time", f"{info.load_s:.1f} s", help="Converted from GGUF on this load" if info.converted else "Read from the safetensors cache")
+    st.markdown(f"**{info.name}** · `{info.path}`")  # the whole name, never cut
+    c = st.columns(5)
+    ui.note_metric("Parameters", f"{info.params_m:,.0f} M" if info.params_m is not None else "n/a", container=c[0])
+    ui.note_metric("Device", info.device, info.gpu_name or None, container=c[1])
+    ui.note_metric("Dtype", info.dtype, container=c[2])
+    ui.note_metric("llama.cpp threads" if getattr(lm, "backend", "") == "llama.cpp" else "Torch threads",
+                   f"{info.threads}", container=c[3])
+    ui.note_metric("Load time", f"{info.load_s:.1f} s", "converted from GGUF" if info.converted else "safetensors cache",
+                   container=c[4])
     st.caption(
         f"Context: {info.context_len:,} tokens · directives go in the **{info.placement}** "
-        f"{'message' if info.placement == 'system' else 'turn'} · directive set `{info.directive_set}` · folder `{info.path}`"
+        f"{'message' if info.placement == 'system' else 'turn'} · directive set `{info.directive_set}`"
     )
 
+# ------------------------------------------------------------------ choose a model
 with st.expander("Choose a model", expanded=lm is None):
     st.markdown(
         "Use the embedded SmolLM2-135M-Instruct (CPU, no download), or a local Hugging Face causal-LM "
@@ -148,6 +155,7 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
                 if ok:
                     st.rerun()
 
+# ------------------------------------------------------------------ threads
 with st.expander("Torch threads"):
     st.caption(f"Default here: {default_threads()} (one thread on machines with 2 cores or fewer; "
                "set SPROUT_TORCH_THREADS to change the default). This applies to the whole app process.")
@@ -158,6 +166,7 @@ with st.expander("Torch threads"):
     if st.button("Apply threads"):
         st.success(f"Torch now uses {configure_threads(int(n))} thread(s).")
 
+# ------------------------------------------------------------------ data
 st.subheader("Data")
 for ds in public_data_status():
     if ds.present:

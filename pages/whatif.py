@@ -211,9 +211,10 @@ st.caption(f"{res['profile']} · method `{res['method']}` · {mode_txt} · carbo
            f"{'included' if res['judge'] else 'n/a (not included)'} · {res.get('attribution', grid.ATTRIBUTION)}")
 st.markdown("**Per strategy** (mean over the zone-windows and seeds; the worst hour over all of them; then each task's "
             "realised quality as a share of that task's own always-L0 quality)")
-summ = V.summary(df)
+summ = V.strategy_summary(df)
 st.dataframe(summ, hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.1f") for c in summ.columns[2:]})
+             column_config={c: st.column_config.NumberColumn(format="%.1f") for c in summ.columns[2:]
+                            if not c.startswith("replays keeping")})
 cmp_ = V.paper_comparison(df)
 if cmp_ is not None:
     st.markdown("**Next to the Sprout paper's published means** (ξ = 0.1, each window averaged over its seeds)")
@@ -226,7 +227,7 @@ with st.expander("Every replay", expanded=False):
     st.dataframe(V.readable(df), hide_index=True, width="stretch")
 st.download_button("Download CSV", df.to_csv(index=False).encode(), file_name="sprout_whatif.csv", mime="text/csv", key="wi.csv")
 
-st.plotly_chart(V.scatter_figure(df), width="stretch")
+st.plotly_chart(V.quality_saving_figure(df), width="stretch")
 
 if res.get("conf_sweep") is not None and len(res["conf_sweep"]):
     st.plotly_chart(V.confidence_figure(res["conf_sweep"], res["sweep_label"]), width="stretch")

@@ -1,18 +1,22 @@
 """Streaming generation under a directive, with one result record per answer.
 
 ``stream_generate`` runs ``model.generate`` in a worker thread and yields text chunks through
-a :class:`~transformers.TextIteratorStreamer`. A process-wide re-entrant lock,
-:data:`GENERATION_LOCK`, serialises generation on a shared model so concurrent browser
-sessions neither crash nor interleave. To measure energy for exactly one request, hold the
-lock around both the energy window and the stream::
+a :class:`~transformers.TextIteratorStreamer`. :data:`GENERATION_LOCK`, a process-wide fair queue
+(:class:`GenerationQueue`: re-entrant, first come first served, usable like ``threading.RLock``),
+serialises generation on a shared model so concurrent browser sessions neither crash nor
+interleave, and tells a waiting caller how many answers are ahead of it. To measure energy for
+exactly one request, hold it around both the energy window and the stream::
 
-    with GENERATION_LOCK:
+    with GENERATION_LOCK.turn(on_wait=lambda ahead: print(f"{ahead} ahead")):
         with meter.window() as w:
             for chunk in stream_generate(lm, prompt, directive, params):
                 ...
 
-A failure in the worker ends the stream (``result.error`` set, ``finish_reason='error'``)
-instead of hanging the caller.
+The stream yields a chunk at least every :data:`HEARTBEAT_S` seconds, with empty text while the
+model is still reading the prompt, so a caller can show progress and live energy. A failure in
+the worker ends the stream (``result.error`` set, ``finish_reason='error'``) instead of hanging
+the caller; a consumer that stops early (closes the stream) stops the worker, and the stream's
+``result`` holds the partial answer with ``finish_reason='aborted'``.
 
 **Backends.** ``lm`` is any object with the small :class:`Backend` interface: the in-process
 transformers model (:class:`~sprout_core.models.LoadedModel`), the in-process llama.cpp model
@@ -25,6 +29,7 @@ concurrent requests itself, so :func:`generation_lock` gives it none.
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,8 +39,122 @@ from sprout_core.directives import Directive, Placement, build_messages
 from sprout_core.errors import InputError
 from sprout_core.models import LoadedModel
 
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """A snapshot of the generation queue: ``busy`` (an answer is being generated), ``waiting``
+    (callers queued behind it) and ``holder`` (the label the current holder gave, e.g. "Playground")."""
+
+    busy: bool
+    waiting: int
+    holder: str = ""
+
+    @property
+    def ahead(self) -> int:
+        """How many answers a caller arriving now would wait for."""
+        return self.waiting + (1 if self.busy else 0)
+
+
+class GenerationQueue:
+    """A fair, re-entrant lock for the in-process model that says how many answers are ahead.
+
+    Drop-in for ``threading.RLock`` (``with``, ``acquire(blocking, timeout)``, ``release``). Callers
+    are served first come, first served. :meth:`acquire` takes ``on_wait(ahead)``, called every
+    ``poll_s`` seconds in the waiting thread while it waits, with the number of answers ahead of it
+    (the one being generated plus the callers queued before it). If ``on_wait`` raises (e.g. the
+    page was stopped), the caller leaves the queue and the exception propagates.
+    """
+
+    def __init__(self, poll_s: float = 0.4) -> None:
+        self.poll_s = poll_s
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._holder = ""
+        self._waiting: list[object] = []
+
+    def _ahead(self, ticket: object) -> int:
+        return self._waiting.index(ticket) + (1 if self._owner is not None else 0)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1, *, label: str = "",
+                on_wait: Callable[[int], None] | None = None) -> bool:
+        """Take the model (re-entrant); False on ``blocking=False`` or after ``timeout`` seconds."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            if self._owner is None and not self._waiting:
+                self._owner, self._depth, self._holder = me, 1, label
+                return True
+            if not blocking:
+                return False
+            ticket = object()
+            self._waiting.append(ticket)
+            ahead = self._ahead(ticket)
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        try:
+            while True:
+                with self._cond:
+                    if self._owner is None and self._waiting[0] is ticket:
+                        self._waiting.pop(0)
+                        self._owner, self._depth, self._holder = me, 1, label
+                        return True
+                    ahead = self._ahead(ticket)
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        self._waiting.remove(ticket)
+                        self._cond.notify_all()
+                        return False
+                if on_wait is not None:
+                    on_wait(ahead)  # outside the internal lock: it may be slow or raise
+                with self._cond:
+                    if not (self._owner is None and self._waiting[0] is ticket):
+                        self._cond.wait(self.poll_s if left is None else max(0.001, min(self.poll_s, left)))
+        except BaseException:
+            with self._cond:
+                if ticket in self._waiting:
+                    self._waiting.remove(ticket)
+                    self._cond.notify_all()
+            raise
+
+    def release(self) -> None:
+        with self._cond:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("cannot release the generation queue: this thread does not hold it")
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner, self._holder = None, ""
+                self._cond.notify_all()
+
+    def __enter__(self) -> "GenerationQueue":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    @contextlib.contextmanager
+    def turn(self, label: str = "", on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+        """``with GENERATION_LOCK.turn(on_wait=...):`` — :meth:`acquire` with a progress callback."""
+        self.acquire(label=label, on_wait=on_wait)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def status(self) -> QueueStatus:
+        """Who holds the model now and how many wait."""
+        with self._cond:
+            return QueueStatus(self._owner is not None, len(self._waiting), self._holder)
+
+    def held_by_me(self) -> bool:
+        with self._cond:
+            return self._owner == threading.get_ident()
+
+
 #: Serialises generation (and the energy windows around it) across threads/sessions.
-GENERATION_LOCK = threading.RLock()
+GENERATION_LOCK = GenerationQueue()
 
 
 def needs_lock(lm: Any) -> bool:
@@ -43,15 +162,21 @@ def needs_lock(lm: Any) -> bool:
     return bool(getattr(lm, "needs_lock", True))
 
 
-def generation_lock(lm: Any) -> ContextManager:
-    """The lock to hold around ``lm``'s energy window and stream: :data:`GENERATION_LOCK` for an
-    in-process backend, none for a serving engine (it batches concurrent requests itself)."""
-    return GENERATION_LOCK if needs_lock(lm) else contextlib.nullcontext()
+def generation_lock(lm: Any, label: str = "", on_wait: Callable[[int], None] | None = None) -> ContextManager:
+    """The lock to hold around ``lm``'s energy window and stream: a turn in :data:`GENERATION_LOCK` for an
+    in-process backend (``on_wait(ahead)`` is called while others are ahead, ``label`` names the caller to
+    them), none for a serving engine (it batches concurrent requests itself)."""
+    return GENERATION_LOCK.turn(label, on_wait) if needs_lock(lm) else contextlib.nullcontext()
+
 
 #: Longest prompt the UI accepts, in characters (the model's context is checked in tokens too).
 MAX_PROMPT_CHARS = 20_000
 #: Seconds the stream waits for the next chunk before it gives up on a stuck worker.
 CHUNK_TIMEOUT_S = 600.0
+#: The stream yields a (possibly empty) chunk at least this often, so callers can show progress.
+HEARTBEAT_S = 0.5
+#: ``finish_reason`` of an answer whose consumer stopped early (page reloaded, Stop pressed …).
+ABORTED = "aborted"
 
 
 class PromptError(InputError):
@@ -90,14 +215,21 @@ class StreamChunk:
     """A piece of streamed text.
 
     Attributes:
-        text: new text since the previous chunk.
-        new_tokens: tokens generated so far.
+        text: new text since the previous chunk ("" for a heartbeat).
+        new_tokens: tokens generated so far (0 while the model is still reading the prompt).
         elapsed_s: seconds since generation started.
+        prompt_tokens: tokens of the prompt with its chat template and directive.
     """
 
     text: str
     new_tokens: int
     elapsed_s: float
+    prompt_tokens: int = 0
+
+    @property
+    def reading_prompt(self) -> bool:
+        """True until the first new token: the model is still reading (pre-filling) the prompt."""
+        return self.new_tokens == 0
 
 
 @dataclass
@@ -106,10 +238,10 @@ class GenerationResult:
 
     Times are wall-clock seconds; ``ttft_s`` is the time to the first new token;
     ``tokens_per_s`` is new tokens ÷ total seconds. ``finish_reason`` is ``eos`` (the model
-    stopped), ``length`` (hit ``max_new_tokens``) or ``error``. ``partial``: the answer was cut
-    mid-stream (``error`` says why) and ``text`` holds what arrived before. ``backend``:
-    ``transformers``, ``llama.cpp`` (both in process) or ``server`` (an OpenAI-compatible engine).
-    ``prompt_tokens`` is ``None`` when a server does not report it.
+    stopped), ``length`` (hit ``max_new_tokens``), ``error`` or ``aborted`` (the consumer stopped
+    early). ``partial``: the answer was cut mid-stream (``error`` or ``aborted`` says why) and ``text``
+    holds what arrived before. ``backend``: ``transformers``, ``llama.cpp`` (both in process) or
+    ``server`` (an OpenAI-compatible engine). ``prompt_tokens`` is ``None`` when a server does not report it.
     """
 
     level: str
@@ -137,6 +269,10 @@ class GenerationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def aborted(self) -> bool:
+        return self.finish_reason == ABORTED
 
 
 class AnswerStream(Protocol):
@@ -225,21 +361,26 @@ class GenerationStream:
     """Iterate for :class:`StreamChunk`s; :attr:`result` is set once the stream is exhausted."""
 
     def __init__(self, lm: LoadedModel, prompt: str, directive: Directive, params: GenerationParams,
-                 placement: Placement | None = None, chunk_timeout_s: float = CHUNK_TIMEOUT_S):
+                 placement: Placement | None = None, chunk_timeout_s: float = CHUNK_TIMEOUT_S,
+                 heartbeat_s: float = HEARTBEAT_S):
         self.lm = lm
         self.prompt = prompt
         self.directive = directive
         self.params = params
         self.placement = placement or lm.info.placement
         self.chunk_timeout_s = chunk_timeout_s
+        self.heartbeat_s = heartbeat_s
         self.result: GenerationResult | None = None
         self.on_tokens: Callable[[int], None] | None = None
         # Validate before anything runs so bad input raises at once, not mid-iteration.
         self._enc = prepare_inputs(lm, prompt, directive, self.placement)  # type: ignore[arg-type]
 
-    def __iter__(self) -> Iterator[StreamChunk]:
-        import queue
+    @property
+    def prompt_tokens(self) -> int:
+        """Tokens of the prompt with its chat template and directive (known before generation starts)."""
+        return int(self._enc["input_ids"].shape[1])
 
+    def __iter__(self) -> Iterator[StreamChunk]:
         import torch
 
         lm, params = self.lm, self.params
@@ -256,7 +397,7 @@ class GenerationStream:
         )
         out: dict[str, Any] = {}
         with GENERATION_LOCK:
-            streamer = _make_streamer(lm.tokenizer, self.chunk_timeout_s, self.on_tokens)
+            streamer = _make_streamer(lm.tokenizer, self.heartbeat_s, self.on_tokens)
             gen_kwargs: dict[str, Any] = dict(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new, streamer=streamer,
                 pad_token_id=lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id,
@@ -283,37 +424,62 @@ class GenerationStream:
             worker = threading.Thread(target=work, name="sprout-generate", daemon=True)
             worker.start()
             pieces: list[str] = []
+            aborted = True
             try:
-                for piece in streamer:
+                last_text = t0
+                while True:
+                    try:
+                        piece = next(streamer)
+                    except StopIteration:
+                        break
+                    except queue.Empty:  # no text for heartbeat_s: say so, or give up on a stuck worker
+                        now = time.perf_counter()
+                        if now - last_text > self.chunk_timeout_s:
+                            out.setdefault("error", f"TimeoutError: no new text for {self.chunk_timeout_s:.0f} s")
+                            break
+                        yield StreamChunk("", streamer.count, now - t0, n_prompt)
+                        continue
                     if piece:
+                        last_text = time.perf_counter()
                         pieces.append(piece)
-                        yield StreamChunk(piece, streamer.count, time.perf_counter() - t0)
-            except queue.Empty:
-                out.setdefault("error", f"TimeoutError: no new text for {self.chunk_timeout_s:.0f} s")
+                        yield StreamChunk(piece, streamer.count, last_text - t0, n_prompt)
+                aborted = False
             finally:
                 # If the consumer stopped early (closed the generator), stop the worker too and
                 # wait for it, so the model is free before the lock is released.
                 cancel.set()
                 worker.join(timeout=self.chunk_timeout_s)
-            res.total_s = time.perf_counter() - t0
-            if streamer.first_token_t is not None:
-                res.ttft_s = streamer.first_token_t - t0
+                res.total_s = time.perf_counter() - t0
+                if streamer.first_token_t is not None:
+                    res.ttft_s = streamer.first_token_t - t0
+                self.result = self._finish(res, out, pieces, streamer, n_prompt, max_new, aborted)
+
+    def _finish(self, res: GenerationResult, out: dict, pieces: list[str], streamer, n_prompt: int, max_new: int,
+                aborted: bool) -> GenerationResult:
+        lm = self.lm
         if "error" in out:
             res.error = out["error"]
             res.finish_reason = "error"
             res.new_tokens = streamer.count
             res.text = "".join(pieces).strip()  # what streamed before the failure
+        elif "ids" not in out:  # aborted and the worker did not stop in time: what streamed so far
+            res.finish_reason, res.partial = ABORTED, True
+            res.new_tokens = streamer.count
+            res.text = "".join(pieces).strip()
         else:
             new_ids = out["ids"][0, n_prompt:]
             res.new_tokens = int(new_ids.shape[0])
             res.text = lm.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
-            eos = lm.model.generation_config.eos_token_id
-            eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {lm.tokenizer.eos_token_id}
-            last = int(new_ids[-1]) if res.new_tokens else None
-            res.finish_reason = "eos" if (last in eos_ids or res.new_tokens < max_new) else "length"
+            if aborted:
+                res.finish_reason, res.partial = ABORTED, True
+            else:
+                eos = lm.model.generation_config.eos_token_id
+                eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) | {lm.tokenizer.eos_token_id}
+                last = int(new_ids[-1]) if res.new_tokens else None
+                res.finish_reason = "eos" if (last in eos_ids or res.new_tokens < max_new) else "length"
         if res.total_s > 0 and res.new_tokens:
             res.tokens_per_s = res.new_tokens / res.total_s
-        self.result = res
+        return res
 
 
 def stream_generate(lm: LoadedModel | Backend, prompt: str, directive: Directive, params: GenerationParams | None = None,

@@ -1,20 +1,29 @@
 """Metered generation: one answer = token stream + energy window + carbon account + a stored row.
 
 The glue between :mod:`sprout_core.generation`, :mod:`sprout_core.energy`, :mod:`sprout_core.carbon`
-and :mod:`sprout_core.store`, shared by the Playground, the ``generate`` command and the benchmarks::
+and :mod:`sprout_core.store`, shared by the Playground, the lesson, the ``generate`` command, the
+evaluation runner and the benchmarks::
 
     settings = CarbonSettings(carbon.trace_intensity("DE", 2024, None))
-    ms = metered_stream(lm, prompt, directive, params, meter, settings, run_id=store.new_run_id())
-    for live in ms:                  # LiveChunk: text, new_tokens, elapsed_s, power_w, energy_j
+    ms = metered_stream(lm, prompt, directive, params, meter, settings, run_id=store.new_run_id(),
+                        on_wait=lambda ahead: print(f"waiting, {ahead} ahead"))
+    for live in ms:                  # LiveChunk: text, new_tokens, elapsed_s, power_w, energy_j, carbon_g
         ...
     ms.outcome                       # MeteredOutcome(result, reading, carbon, request_id, store_error)
+    ms.outcome.to_row()              # the one flat record of the answer (store, CLI JSON, evaluation db)
+
+:class:`MeteredOutcome` is *the* record of one answer: every consumer reads it or its
+:meth:`~MeteredOutcome.to_row`, nobody flattens a result/reading/account on its own. A stream whose
+consumer stops early (page reload, Stop, a setting changed) still produces an outcome: the partial
+answer with ``finish_reason='aborted'`` and the energy measured until then, stored like any other.
 
 Units: J, W, s, g CO₂e, g/kWh.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
@@ -22,6 +31,8 @@ from sprout_core import carbon as carbon_mod
 from sprout_core import store
 from sprout_core.carbon import DEFAULT_EMBODIED, CarbonAccount, EmbodiedModel, IntensityChoice, account, savings_pct
 from sprout_core.energy import EnergyMeter, EnergyReading
+from sprout_core.errors import DataFileError, MissingDataError
+from sprout_core.generation import generation_lock, stream_generate
 
 
 @dataclass(frozen=True)
@@ -34,13 +45,46 @@ class CarbonSettings:
 
     def price(self, reading: EnergyReading) -> CarbonAccount:
         """The carbon account of one energy reading under these settings."""
-        return account(reading.energy_j, reading.duration_s, self.intensity.ci_g_per_kwh, self.pue, self.embodied,
-                       energy_method=reading.method, ci_label=self.intensity.label)
+        return self.price_energy(reading.energy_j, reading.duration_s, reading.method)
+
+    def price_energy(self, energy_j: float | None, duration_s: float, method: str = "n/a") -> CarbonAccount:
+        """The carbon account of ``energy_j`` J used over ``duration_s`` s (e.g. a stream's energy so far)."""
+        return account(energy_j, max(0.0, duration_s), self.intensity.ci_g_per_kwh, self.pue, self.embodied,
+                       energy_method=method, ci_label=self.intensity.label)
+
+
+def default_settings(zone: str | None = None, year: int | None = None, hour: int | None = None,
+                     ci: float | None = None, column: str = "direct", pue: float = 1.0,
+                     embodied: str | EmbodiedModel = "sprout-paper") -> tuple[CarbonSettings, list[str]]:
+    """Carbon settings from plain values, and warnings: ``ci`` (g/kWh) wins; else ``zone`` (default
+    ``$SPROUT_ZONE`` or DE) in ``year`` (default its latest) at hour-of-year ``hour`` (default the
+    yearly mean). An unreadable trace gives an unknown intensity (carbon n/a, never 0) and a warning."""
+    from sprout_core import grid
+
+    emb = carbon_mod.embodied_preset(embodied) if isinstance(embodied, str) else embodied
+    if ci is not None:
+        return CarbonSettings(carbon_mod.override_intensity(ci), pue, emb), []
+    zone = zone or os.environ.get("SPROUT_ZONE") or "DE"
+    try:
+        if year is None:
+            years = [y for y, zones in grid.zones_by_year().items() if zone in zones]
+            if not years:
+                raise MissingDataError(f"no carbon-intensity trace for zone {zone!r}")
+            year = max(years)
+        intensity = carbon_mod.trace_intensity(zone, year, hour, column)
+    except (MissingDataError, DataFileError) as exc:
+        return (CarbonSettings(carbon_mod.unknown_intensity(str(exc)), pue, emb),
+                [f"carbon intensity unknown ({exc}); operational carbon is n/a"])
+    return CarbonSettings(intensity, pue, emb), []
 
 
 @dataclass(frozen=True)
 class LiveChunk:
-    """A streamed piece of text with the energy so far: ``power_w`` W and ``energy_j`` J (``None`` until known)."""
+    """A streamed piece of text with the energy so far: ``power_w`` W, ``energy_j`` J and ``carbon_g`` g
+    CO₂e (operational + embodied at the stream's carbon settings; ``None`` until known).
+
+    ``text`` is empty for a heartbeat; ``new_tokens == 0`` means the model is still reading the prompt.
+    """
 
     text: str
     new_tokens: int
@@ -48,15 +92,26 @@ class LiveChunk:
     power_w: float | None
     energy_j: float | None
     method: str
+    carbon_g: float | None = None
+    prompt_tokens: int = 0
 
     @property
     def tokens_per_s(self) -> float | None:
-        return self.new_tokens / self.elapsed_s if self.elapsed_s > 0 else None
+        return self.new_tokens / self.elapsed_s if self.elapsed_s > 0 and self.new_tokens else None
+
+    @property
+    def reading_prompt(self) -> bool:
+        return self.new_tokens == 0
 
 
 @dataclass
 class MeteredOutcome:
-    """One answer with its energy and carbon; ``request_id`` is its row in the store (``None`` if not stored)."""
+    """One answer with its energy and carbon — the one record of an answer.
+
+    ``result`` (a ``GenerationResult``), ``reading`` (energy, J, with its method), ``carbon`` (g CO₂e at
+    ``zone``'s intensity), ``request_id`` (its row in the store, ``None`` if not stored), ``store_error``
+    (why it was not stored), ``task`` / ``run_id`` / ``origin`` (how it was asked).
+    """
 
     result: Any  # GenerationResult
     reading: EnergyReading
@@ -64,11 +119,48 @@ class MeteredOutcome:
     request_id: int | None = None
     store_error: str | None = None
     zone: str | None = None
+    task: str | None = None
+    run_id: str | None = None
+    origin: str | None = None
+
+    @property
+    def aborted(self) -> bool:
+        """True when the answer was cut short (its text is partial; energy is what was used until then)."""
+        return getattr(self.result, "finish_reason", "") == "aborted"
+
+    @property
+    def level(self) -> str:
+        return self.result.level
+
+    def to_row(self) -> dict[str, Any]:
+        """The answer as one flat dict: generation fields (``text``, tokens, s …), energy (J, method, ±,
+        flags as a list), carbon (g CO₂e, intensity, PUE, embodied) and where it is stored."""
+        r, rd, a = self.result, self.reading, self.carbon
+        row = r.to_dict()
+        row.pop("extra", None)
+        row.update(
+            energy_j=rd.energy_j, energy_method=rd.method, energy_source=rd.source, energy_uncertainty_j=rd.uncertainty_j,
+            energy_flags=list(rd.flags), power_w_mean=rd.power_w_mean, energy_duration_s=rd.duration_s,
+            zone=self.zone, ci_g_per_kwh=a.ci_g_per_kwh, ci_label=a.ci_label, pue=a.pue,
+            carbon_operational_g=a.operational_g, carbon_embodied_g=a.embodied_g, carbon_total_g=a.total_g,
+            embodied_model=a.embodied_name, task=self.task, run_id=self.run_id, origin=self.origin,
+            request_id=self.request_id,
+        )
+        return row
+
+    def repriced(self, settings: CarbonSettings) -> CarbonAccount:
+        """The same energy priced under other carbon settings (energy stays as measured)."""
+        return settings.price(self.reading)
 
 
 @dataclass
 class MeteredStream:
-    """Iterate for :class:`LiveChunk`; :attr:`outcome` is set once exhausted (an abandoned stream records nothing)."""
+    """Iterate for :class:`LiveChunk`; :attr:`outcome` is set once exhausted, or once the consumer
+    stops early (then the partial answer is recorded with ``finish_reason='aborted'``).
+
+    ``on_wait(ahead)`` is called while another caller holds the model (see
+    :class:`~sprout_core.generation.GenerationQueue`); ``label`` names this caller to the others.
+    """
 
     lm: Any
     prompt: str
@@ -82,38 +174,55 @@ class MeteredStream:
     task: str | None = None
     placement: str | None = None
     db_path: Any = None
+    on_wait: Callable[[int], None] | None = None
+    label: str = ""
     outcome: MeteredOutcome | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        from sprout_core.generation import stream_generate
-
         # validates the prompt before anything runs (PromptError)
         self._stream = stream_generate(self.lm, self.prompt, self.directive, self.params, self.placement)
 
+    @property
+    def prompt_tokens(self) -> int | None:
+        """Tokens the model reads before its first new token (prompt, directive, chat template); ``None``
+        where a backend cannot tell before it answers."""
+        return getattr(self._stream, "prompt_tokens", None)
+
     def __iter__(self) -> Iterator[LiveChunk]:
-        from sprout_core.generation import generation_lock
+        window = None
+        completed = False
+        try:
+            # in-process backends wait their turn (saying how many are ahead); a server schedules requests itself
+            with generation_lock(self.lm, label=self.label or self.origin, on_wait=self.on_wait):
+                with self.meter.window() as w:
+                    window = w
+                    self._stream.on_tokens = w.add_tokens  # a shared server's meter splits energy by tokens
+                    inner = iter(self._stream)
+                    try:
+                        for chunk in inner:
+                            p, e = w.live()
+                            acc = self.settings.price_energy(e, chunk.elapsed_s, self.meter.method) if e is not None else None
+                            yield LiveChunk(chunk.text, chunk.new_tokens, chunk.elapsed_s, p, e, self.meter.method,
+                                            acc.total_g if acc else None, getattr(chunk, "prompt_tokens", 0) or 0)
+                        completed = True
+                    finally:
+                        inner.close()  # consumer stopped early: stops and joins the worker so the model is free
+        finally:
+            # Runs on a normal end and when the consumer closed the stream (GeneratorExit): an
+            # answer cut short is recorded too, with the energy measured until then.
+            if window is not None and window.reading is not None and self._stream.result is not None:
+                self._finish(window.reading, completed)
 
-        with generation_lock(self.lm):  # in-process backends only; a server schedules concurrent requests
-            with self.meter.window() as w:
-                self._stream.on_tokens = w.add_tokens  # a shared server's meter splits energy by tokens
-                inner = iter(self._stream)
-                try:
-                    for chunk in inner:
-                        p, e = w.live()
-                        yield LiveChunk(chunk.text, chunk.new_tokens, chunk.elapsed_s, p, e, self.meter.method)
-                finally:
-                    inner.close()  # consumer stopped early: stops and joins the worker so the model is free
-        self._finish(w.reading)
-
-    def _finish(self, reading: EnergyReading) -> None:
+    def _finish(self, reading: EnergyReading, completed: bool) -> None:
         res = self._stream.result
+        if not completed and res.finish_reason not in ("error", "aborted"):
+            res.finish_reason, res.partial = "aborted", True
         acc = self.settings.price(reading)
-        out = MeteredOutcome(res, reading, acc, zone=self.settings.intensity.zone)
-        if self.save and res is not None:
-            rec = store.RequestRecord.from_parts(res, reading, acc, zone=self.settings.intensity.zone, task=self.task,
-                                                 run_id=self.run_id, origin=self.origin)
+        out = MeteredOutcome(res, reading, acc, zone=self.settings.intensity.zone, task=self.task, run_id=self.run_id,
+                             origin=self.origin)
+        if self.save:
             try:
-                out.request_id = store.record_request(rec, path=self.db_path)
+                out.request_id = store.record_request(store.RequestRecord.from_row(out.to_row()), path=self.db_path)
             except store.StoreError as exc:
                 out.store_error = str(exc)
         self.outcome = out
@@ -121,9 +230,11 @@ class MeteredStream:
 
 def metered_stream(lm, prompt: str, directive, params, meter: EnergyMeter, settings: CarbonSettings, *,
                    save: bool = True, run_id: str | None = None, origin: str = "playground", task: str | None = None,
-                   placement: str | None = None, db_path=None) -> MeteredStream:
+                   placement: str | None = None, db_path=None, on_wait: Callable[[int], None] | None = None,
+                   label: str = "") -> MeteredStream:
     """A :class:`MeteredStream` (raises ``PromptError`` at once on a bad prompt)."""
-    return MeteredStream(lm, prompt, directive, params, meter, settings, save, run_id, origin, task, placement, db_path)
+    return MeteredStream(lm, prompt, directive, params, meter, settings, save, run_id, origin, task, placement, db_path,
+                         on_wait, label)
 
 
 def metered_generate(lm, prompt: str, directive, params, meter: EnergyMeter, settings: CarbonSettings, **kw) -> MeteredOutcome:
@@ -139,13 +250,14 @@ def level_table(outcomes: list[MeteredOutcome], settings: CarbonSettings | None 
     """Per level: tokens, time, energy (J, method, ±), carbon (g), savings vs L0 (%).
 
     With ``settings`` the carbon is re-priced (zone/hour/slider changes carbon, never energy).
-    Savings are ``None`` where L0 is missing or its value unknown.
+    Savings are ``None`` where L0 is missing, aborted or its value unknown, and for an aborted answer.
     """
     rows = []
     accounts = [settings.price(o.reading) if settings else o.carbon for o in outcomes]
-    base = next(((o, a) for o, a in zip(outcomes, accounts) if o.result.level == "L0"), None)
+    base = next(((o, a) for o, a in zip(outcomes, accounts) if o.result.level == "L0" and not o.aborted), None)
     for o, a in zip(outcomes, accounts):
         r, rd = o.result, o.reading
+        comparable = base is not None and o is not base[0] and not o.aborted  # a cut answer saves nothing
         rows.append({
             "level": r.level,
             "directive": r.directive or "(none)",
@@ -159,8 +271,8 @@ def level_table(outcomes: list[MeteredOutcome], settings: CarbonSettings | None 
             "operational (g CO₂e)": a.operational_g,
             "embodied (g CO₂e)": a.embodied_g,
             "total (g CO₂e)": a.total_g,
-            "energy saving vs L0 (%)": savings_pct(rd.energy_j, base[0].reading.energy_j) if base and o is not base[0] else None,
-            "carbon saving vs L0 (%)": savings_pct(a.total_g, base[1].total_g) if base and o is not base[0] else None,
+            "energy saving vs L0 (%)": savings_pct(rd.energy_j, base[0].reading.energy_j) if comparable else None,
+            "carbon saving vs L0 (%)": savings_pct(a.total_g, base[1].total_g) if comparable else None,
             "flags": ", ".join(rd.flags),
         })
     return pd.DataFrame(rows)

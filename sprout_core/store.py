@@ -281,8 +281,25 @@ class RequestRecord:
             setattr(rec, k, v)
         return rec
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "RequestRecord":
+        """A record from an answer's flat row (:meth:`sprout_core.metered.MeteredOutcome.to_row`): ``text``
+        becomes ``answer``, a list of flags a comma-separated string; keys that are not columns are ignored."""
+        data = {k: v for k, v in row.items() if k in _COLUMN_SET}
+        if "answer" not in data and "text" in row:
+            data["answer"] = row["text"]
+        flags = data.get("energy_flags")
+        if isinstance(flags, (list, tuple)):
+            data["energy_flags"] = ",".join(map(str, flags)) or None
+        if data.get("energy_method") is None:
+            data["energy_method"] = "n/a"
+        if data.get("ts_utc") is None:
+            data.pop("ts_utc", None)
+        return cls(**data)
+
 
 REQUEST_COLUMNS = [f.name for f in fields(RequestRecord)]
+_COLUMN_SET = frozenset(REQUEST_COLUMNS)
 
 
 def new_run_id() -> str:

@@ -7,14 +7,23 @@ No business rules here.
 """
 from __future__ import annotations
 
-import streamlit as st
+import html
+from pathlib import Path
 
-from sprout_core import backends, grid
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from sprout_core import backends, grid, metered, style
 from sprout_core.directives import DirectiveSet, load_directive_set
 from sprout_core.errors import SproutError
+from sprout_core.generation import GENERATION_LOCK
 from sprout_core.models import EMBEDDED_SPEC, LoadedModel, ModelLoadError, default_model_spec, load_model
 from sprout_core.serving.client import ServerConfig, ServerModel
 from sprout_core.serving.llamacpp import LlamaCppModel
+from sprout_core.style import fmt_energy, fmt_grams, level_color  # noqa: F401 - the pages' formatting API
+from sprout_core.tasks import classifier as task_clf
+from sprout_core.tasks import views as task_views
+from sprout_core.views import playground as run_views
 
 _SPEC_KEY = "sprout.model_spec"
 _CUSTOM_KEY = "sprout.custom_levels"
@@ -147,29 +156,6 @@ def remove_custom_level(level: str) -> None:
 # sprout_core.energy / sprout_core.carbon / sprout_core.metered.
 # ---------------------------------------------------------------------------------------------
 
-def fmt_energy(energy_j: float | None, method: str | None = None, uncertainty_j: float | None = None) -> str:
-    """``"12.3 J ± 6.1 (estimated:cpu-tdp)"``; ``"n/a"`` when unknown (never 0)."""
-    if energy_j is None:
-        return "n/a"
-    if energy_j >= 3600:
-        val = f"{energy_j / 3600:.3g} Wh"
-    else:
-        val = f"{energy_j:.3g} J"
-    unc = f" ± {uncertainty_j:.2g}" if uncertainty_j is not None else ""
-    return f"{val}{unc}" + (f" ({method})" if method else "")
-
-
-def fmt_grams(g: float | None) -> str:
-    """Grams of CO₂e with a sensible unit (mg below 1 g); ``"n/a"`` when unknown."""
-    if g is None:
-        return "n/a"
-    if g == 0:
-        return "0 g CO₂e"
-    if abs(g) < 1:
-        return f"{g * 1000:.3g} mg CO₂e"
-    return f"{g:.3g} g CO₂e"
-
-
 def method_badge(method: str) -> str:
     """A short word for a method label: measured / estimated / reference / n/a."""
     kind = method.split(":", 1)[0] if method else "n/a"
@@ -177,26 +163,194 @@ def method_badge(method: str) -> str:
 
 
 def live_energy_caption(new_tokens: int, tokens_per_s: float | None, power_w: float | None, energy_j: float | None,
-                        method: str) -> str:
-    """One line for a streaming answer: tokens, tokens/s, power (W) and energy so far (J) with the method."""
+                        method: str, carbon_g: float | None = None) -> str:
+    """One line for a streaming answer: tokens, tokens/s, power (W), energy (J) and carbon (g CO₂e) so far."""
     rate = f"{tokens_per_s:.1f} tokens/s" if tokens_per_s else "… tokens/s"
-    pw = f"{power_w:.1f} W" if power_w is not None else "… W"
-    en = f"{energy_j:.3g} J" if energy_j is not None else ("n/a" if method == "n/a" else "… J")
-    return f"{new_tokens} tokens · {rate} · {pw} · {en} so far · {method_badge(method)} ({method})"
+    pw = style.fmt_power(power_w) if power_w is not None else "… W"
+    en = fmt_energy(energy_j) if energy_j is not None else ("n/a" if method == "n/a" else "… J")
+    co2 = fmt_grams(carbon_g) if carbon_g is not None else ("n/a" if method == "n/a" else "… g CO₂e")
+    return f"{new_tokens} tokens · {rate} · {pw} · {en} · {co2} so far · {method_badge(method)} ({method})"
+
+
+def note_metric(label: str, value: str, note: str | None = None, help: str | None = None, container=None) -> None:
+    """``st.metric`` whose second line is a neutral note (grey, no arrow): a method, a basis, a count."""
+    (container or st).metric(label, value, delta=note, delta_color="off", delta_arrow="off", help=help)
 
 
 def energy_metric(label: str, energy_j: float | None, method: str, uncertainty_j: float | None = None,
                   source: str | None = None, container=None) -> None:
-    """``st.metric`` of an energy with its method as the delta line (grey) and the source as help."""
-    c = container or st
-    unc = f" ± {uncertainty_j:.2g} J" if (uncertainty_j is not None and energy_j is not None) else ""
-    c.metric(label, fmt_energy(energy_j), delta=f"{method_badge(method)} · {method}{unc}", delta_color="off",
-             help=source)
+    """``st.metric`` of an energy with its method as a neutral note and the source as help."""
+    unc = f" ± {fmt_energy(uncertainty_j)}" if (uncertainty_j is not None and energy_j is not None) else ""
+    note_metric(label, fmt_energy(energy_j), f"{method_badge(method)} · {method}{unc}", help=source, container=container)
 
 
 def carbon_metric(label: str, grams: float | None, note: str, container=None) -> None:
-    """``st.metric`` of a carbon mass (g CO₂e) with a short note (e.g. the intensity used) as the delta line."""
-    (container or st).metric(label, fmt_grams(grams), delta=note, delta_color="off")
+    """``st.metric`` of a carbon mass (g CO₂e, readable unit) with a short neutral note (e.g. the intensity)."""
+    note_metric(label, fmt_grams(grams), note, container=container)
+
+
+#: one line a page shows once, near its first chart
+PNG_HINT = ("📷 Every chart can go on a slide: hover it and click the camera icon (“Download plot as png”, "
+            "twice the screen resolution). It is drawn in the browser, so it works offline.")
+
+
+def png_config(filename: str = "sprout-chart") -> dict:
+    """Plotly config: the mode bar's "Download plot as png" button saves a 2× PNG named ``filename``.
+
+    The PNG is made in the browser by plotly.js (no kaleido, no Chrome on the server), so it works offline.
+    """
+    return {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+            "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
+
+
+def chart(fig, key: str | None = None, filename: str | None = None, container=None) -> None:
+    """A Plotly chart, full width, downloadable as PNG from its mode bar (📷, top right on hover)."""
+    (container or st).plotly_chart(fig, width="stretch", key=key, config=png_config(filename or key or "sprout-chart"))
+
+
+def png_hint(container=None) -> None:
+    """Say once on a page how to get its charts as PNG for slides."""
+    (container or st).caption(PNG_HINT)
+
+
+def level_chip(level: str, position: int | None = None) -> str:
+    """HTML of a level name on its colour (escaped; render with ``unsafe_allow_html=True``)."""
+    bg = level_color(level, position)
+    fg = "#ffffff" if bg in style.LEVEL_PALETTE[:2] + style.LEVEL_PALETTE[4:] else "#1b1b1b"
+    return (f'<span style="background:{bg};color:{fg};padding:1px 9px;border-radius:9px;font-weight:600">'
+            f"{html.escape(str(level))}</span>")
+
+
+def level_heading(level: str, text: str | None, container=None, position: int | None = None, extra: str = "") -> None:
+    """A column heading: the level on its colour, then its directive (escaped; "" = no directive, ``None`` =
+    not shown), then ``extra`` (escaped, bold)."""
+    body = "" if text is None else (html.escape(text) if text else "<i>no directive</i>")
+    tail = f" · <b>{html.escape(extra)}</b>" if extra else ""
+    (container or st).markdown(f"{level_chip(level, position)} {body}{tail}", unsafe_allow_html=True)
+
+
+def train_task_classifier(key: str, container=None, disabled: bool = False) -> None:
+    """The "Train the task classifier" button with its progress bar (shared by the Playground and What-if).
+
+    Training embeds the public prompts once (a few minutes on a CPU) and caches the classifier; the page
+    reruns when it is ready. Disabled when the public data it needs is missing.
+    """
+    c = container or st
+    if not c.button("Train the task classifier", key=key, disabled=disabled or not task_views.can_train_reference()):
+        return
+    bar = st.progress(0.0, text="Embedding prompts for the task classifier…")
+    try:
+        task_clf.reference_classifier(progress=lambda d, n: bar.progress(d / n if n else 1.0, text=f"Embedded {d}/{n} prompts"))
+    except Exception as exc:  # noqa: BLE001 - training must not break the page or lose results
+        bar.empty()
+        st.error(f"Could not train the task classifier: {exc}")
+        return
+    st.rerun()
+
+
+def page_link(page: str, label: str, icon: str | None = None, container=None) -> None:
+    """``st.page_link`` to ``pages/<name>.py``; a plain link to ``/<name>`` where the page is run outside the
+    app's navigation (a test harness running one page file)."""
+    c = container or st
+    try:
+        c.page_link(page, label=label, icon=icon)
+    except StreamlitAPIException:
+        c.markdown(f"[{label}](/{Path(page).stem})")
+
+
+def answer_text(text: str, container=None, empty: str = "_(empty answer)_") -> None:
+    """Render a model's answer (the one place model output reaches the page, so it can be made safer in one go)."""
+    (container or st).markdown(text if text and text.strip() else empty)
+
+
+# ---------------------------------------------------------------------------------------------
+# A live run of one prompt under several levels (Playground, Lesson): status line, Stop, live
+# energy and carbon. The run's state lives in a sprout_core.views.playground.PlaygroundRun.
+# ---------------------------------------------------------------------------------------------
+
+def current_run(key: str, stop_key: str):
+    """The session's run under ``key``; a run the previous script run left mid-answer is marked ``stopped``
+    (its Stop button was pressed) or ``cut`` (reload, another page) once its partial answer is recorded."""
+    run = st.session_state.get(key)
+    if run is not None and run.phase == run_views.RUNNING:
+        run.wait_settled()  # Streamlit may start this script run before the interrupted one has finished
+        run.end(run_views.STOPPED if st.session_state.get(stop_key) else run_views.CUT)
+    return run
+
+
+def stream_run(run, lm, meter, settings, stop_key: str, label: str, origin: str = "playground") -> None:
+    """Generate every level of ``run`` into the page, live, with a status line, a Stop button and run totals.
+
+    ``run.outcomes`` grows as levels finish; an answer cut short (Stop, reload, another page) is recorded
+    too (aborted, with the energy so far) before the exception that stopped the script goes on.
+    """
+    st.subheader("Answers")
+    status = st.empty()
+    bar = st.columns([1, 4])
+    bar[0].button("⏹ Stop", key=stop_key, help="Stop now: finished answers are kept, the answer in progress is "
+                  "stored as aborted with the energy used so far.")
+    bar[1].caption("Inputs are locked while the answers are generated; press Stop to cancel.")
+    k1, k2, k3 = (c.empty() for c in st.columns(3))
+    n = len(run.directives)
+
+    def show_totals(live=None) -> None:
+        if not run.outcomes and live is None:  # nothing generated yet: nothing to total (not "unknown")
+            note_metric("Energy so far", "—", "nothing generated yet", container=k1)
+            note_metric("Carbon so far", "—", "nothing generated yet", container=k2)
+            note_metric("Answers done", f"0 of {n}", container=k3)
+            return
+        t = run_views.run_totals(run.outcomes, live)
+        energy_metric("Energy so far", t.energy_j, t.method, container=k1)
+        carbon_metric("Carbon so far", t.carbon_g, f"at {settings.intensity.ci_g_per_kwh:.0f} g/kWh, PUE {settings.pue:g}, "
+                      "incl. embodied", container=k2)
+        note_metric("Answers done", f"{t.answers} of {n}", container=k3)
+
+    show_totals()
+    run.phase = run_views.RUNNING
+    try:
+        cols = st.columns(n)
+        for k, (col, d) in enumerate(zip(cols, run.directives), start=1):
+            _stream_level(run, k, n, col, d, lm, meter, settings, status, show_totals, label, origin)
+        run.end(run_views.DONE)
+    finally:
+        run.settle()
+    status.success(f"Done: {n} answer(s).")
+
+
+def _stream_level(run, k, n, col, d, lm, meter, settings, status, show_totals, label, origin) -> None:
+    level_heading(d.level, d.text, container=col, position=k - 1)
+    body, cap_line = col.empty(), col.empty()
+    cap_line.caption("waiting to start")
+
+    def on_wait(ahead: int) -> None:
+        status.warning(run_views.waiting_line(ahead, GENERATION_LOCK.status().holder))
+
+    ms = metered.metered_stream(lm, run.prompt, d, run.params, meter, settings, run_id=run.run_id, task=run.task,
+                                origin=origin, on_wait=on_wait, label=label)
+    status.info(run_views.progress_line(d.level, k, n, None, ms.prompt_tokens))
+    text = ""
+    stream = iter(ms)
+    try:
+        for chunk in stream:
+            text += chunk.text
+            if chunk.text:
+                answer_text(text + " ▌", body)
+            cap_line.caption(live_energy_caption(chunk.new_tokens, chunk.tokens_per_s, chunk.power_w, chunk.energy_j,
+                                                 chunk.method, chunk.carbon_g))
+            status.info(run_views.progress_line(d.level, k, n, chunk, ms.prompt_tokens))
+            show_totals(chunk)
+    finally:  # also when the page is stopped or rerun mid-answer: the partial answer is recorded
+        stream.close()
+        if ms.outcome is not None and ms.outcome not in run.outcomes:
+            run.outcomes.append(ms.outcome)
+    o = ms.outcome
+    answer_text(o.result.text, body)
+    cap_line.caption(run_views.done_caption(o, "done"))
+    if o.store_error:
+        col.warning(f"Not saved to the history: {o.store_error}")
+    if o.result.error:
+        col.error(f"Generation failed: {o.result.error}")
+    show_totals()
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -206,9 +360,19 @@ def _cached_meter(device: str, cpu_preset: str, per_core_w: float | None):
     return detect_meter(device, cpu_model=cpu_preset, per_core_w=per_core_w)
 
 
-def energy_meter(device, key: str = "energy") -> "object":
+def default_meter(lm):
+    """The automatic energy meter for backend ``lm`` — a server's shared meter, else the device's meter with
+    the default CPU model — shared per process, no widgets."""
+    from sprout_core.energy import CPU_PRESETS
+
+    if isinstance(lm, ServerModel):
+        return backends.meter_for(lm)
+    return _cached_meter(lm.info.device, next(iter(CPU_PRESETS)), None)
+
+
+def energy_meter(device, key: str = "energy", disabled: bool = False) -> "object":
     """The energy meter for ``device`` — a device name, or a backend (a server's shared meter) — shared per
-    process, with a settings expander for the CPU estimate.
+    process, with a settings expander for the CPU estimate (``disabled`` locks it, e.g. during a run).
 
     Shows which backend runs and why others were skipped. Returns an
     :class:`~sprout_core.energy.EnergyMeter`.
@@ -221,10 +385,11 @@ def energy_meter(device, key: str = "energy") -> "object":
     with st.expander(f"Energy meter · device {device}", expanded=False):
         presets = list(CPU_PRESETS)
         preset = st.selectbox("CPU power model (used only for the CPU estimate)", presets, key=f"{key}.cpu_preset",
-                              format_func=lambda k: f"{CPU_PRESETS[k].name} — {CPU_PRESETS[k].per_core_w:.2f} W per busy core")
-        custom = st.toggle("Set watts per busy core myself", key=f"{key}.custom_w")
+                              format_func=lambda k: f"{CPU_PRESETS[k].name} — {CPU_PRESETS[k].per_core_w:.2f} W per busy core",
+                              disabled=disabled)
+        custom = st.toggle("Set watts per busy core myself", key=f"{key}.custom_w", disabled=disabled)
         per_core = st.number_input("Watts per busy core (W)", min_value=0.1, max_value=100.0, value=5.0, step=0.5,
-                                   key=f"{key}.per_core_w", disabled=not custom)
+                                   key=f"{key}.per_core_w", disabled=disabled or not custom)
         if isinstance(lm, ServerModel):
             meter = backends.meter_for(lm, cpu_model=preset, per_core_w=float(per_core) if custom else None)
             st.caption("A serving engine: energy of its own device(s), split among overlapping requests by tokens "
@@ -306,10 +471,11 @@ def grid_upload(key: str) -> None:
                     st.rerun()
 
 
-def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
+def carbon_settings(key: str = "carbon", default_zone: str = "DE", disabled: bool = False):
     """Zone / hour / yearly mean or a 0–1,000 g/kWh slider, PUE and embodied preset → ``CarbonSettings``.
 
     Never raises for missing or broken data: it says what is missing and falls back to the slider.
+    ``disabled`` locks every input (e.g. while a run prices its answers with them).
     """
     import datetime as dt
 
@@ -321,23 +487,23 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
         st.warning(f"Skipped a carbon-intensity file: {e}")
     c1, c2, c3 = st.columns([2, 2, 2])
     modes = ["Grid trace", "Slider"] if infos else ["Slider"]
-    mode = c1.radio("Carbon intensity from", modes, key=f"{key}.mode", horizontal=True)
+    mode = c1.radio("Carbon intensity from", modes, key=f"{key}.mode", horizontal=True, disabled=disabled)
     if missing:
         c1.caption(f"No grid traces: {missing}")
     intensity = None
     if mode == "Grid trace":
         labels = [f"{i.zone} {i.year} — {_zone_label(i)}" for i in infos]
         default = next((n for n, i in enumerate(infos) if i.zone == default_zone and i.year == max(j.year for j in infos)), 0)
-        pick = c1.selectbox("Zone and year", range(len(infos)), index=default, format_func=lambda n: labels[n], key=f"{key}.zone")
+        pick = c1.selectbox("Zone and year", range(len(infos)), index=default, format_func=lambda n: labels[n], key=f"{key}.zone", disabled=disabled)
         info = infos[pick]
         column = c2.radio("Intensity", ["direct", "lca"], key=f"{key}.column", horizontal=True,
-                          format_func=lambda c: "direct (operational)" if c == "direct" else "life-cycle (LCA)")
-        when = c2.radio("When", ["Yearly mean", "One hour"], key=f"{key}.when", horizontal=True)
+                          format_func=lambda c: "direct (operational)" if c == "direct" else "life-cycle (LCA)", disabled=disabled)
+        when = c2.radio("When", ["Yearly mean", "One hour"], key=f"{key}.when", horizontal=True, disabled=disabled)
         hour = None
         if when == "One hour":
             day = c2.date_input("Day (UTC)", value=dt.date(info.year, 6, 1), min_value=dt.date(info.year, 1, 1),
-                                max_value=dt.date(info.year, 12, 31), key=f"{key}.day.{info.year}")
-            hh = c2.slider("Hour (UTC)", 0, 23, 12, key=f"{key}.hour")
+                                max_value=dt.date(info.year, 12, 31), key=f"{key}.day.{info.year}", disabled=disabled)
+            hh = c2.slider("Hour (UTC)", 0, 23, 12, key=f"{key}.hour", disabled=disabled)
             if day.year != info.year:
                 day = dt.date(info.year, day.month, min(day.day, 28))
             hour = carbon.hour_of_year(info.year, day.month, day.day, hh)
@@ -346,19 +512,19 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE"):
         except Exception as exc:  # noqa: BLE001 - a broken file must not break the page
             st.error(f"Could not read the {info.zone} {info.year} trace: {exc}. Using the slider instead.")
     if intensity is None:
-        ci = c1.slider("Carbon intensity (g CO₂e/kWh)", 0, 1000, 300, step=5, key=f"{key}.override")
+        ci = c1.slider("Carbon intensity (g CO₂e/kWh)", 0, 1000, 300, step=5, key=f"{key}.override", disabled=disabled)
         intensity = carbon.override_intensity(float(ci))
     pue = c3.number_input("PUE (data-centre overhead, ≥ 1)", min_value=1.0, max_value=3.0, value=1.0, step=0.05,
-                          key=f"{key}.pue")
+                          key=f"{key}.pue", disabled=disabled)
     names = list(carbon.EMBODIED_PRESETS) + ["custom"]
     ek = c3.selectbox("Embodied carbon of the device", names, key=f"{key}.embodied",
                       format_func=lambda k: "custom…" if k == "custom" else
                       f"{carbon.EMBODIED_PRESETS[k].name}: {carbon.EMBODIED_PRESETS[k].device_g / 1000:,.1f} kg / "
-                      f"{carbon.EMBODIED_PRESETS[k].lifetime_years:g} y")
+                      f"{carbon.EMBODIED_PRESETS[k].lifetime_years:g} y", disabled=disabled)
     if ek == "custom":
         kg = c3.number_input("Embodied carbon (kg CO₂e per device)", min_value=0.0, max_value=100_000.0, value=150.0,
-                             key=f"{key}.emb_kg")
-        years = c3.number_input("Lifetime (years)", min_value=0.5, max_value=20.0, value=5.0, step=0.5, key=f"{key}.emb_y")
+                             key=f"{key}.emb_kg", disabled=disabled)
+        years = c3.number_input("Lifetime (years)", min_value=0.5, max_value=20.0, value=5.0, step=0.5, key=f"{key}.emb_y", disabled=disabled)
         embodied = carbon.EmbodiedModel.custom(kg, years)
     else:
         embodied = carbon.EMBODIED_PRESETS[ek]

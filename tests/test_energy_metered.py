@@ -50,14 +50,44 @@ def test_store_failure_keeps_the_answer(tiny_lm, meter, tmp_path):
     assert "not a readable SQLite database" in o.store_error
 
 
-def test_abandoned_stream_frees_the_model(tiny_lm, meter):
-    ms = metered_stream(tiny_lm, "hello world", L0, GenerationParams(max_new_tokens=50), meter, SETTINGS, save=False)
+def test_abandoned_stream_frees_the_model_and_records_the_partial_answer(tiny_lm, meter):
+    ms = metered_stream(tiny_lm, "hello world", L0, GenerationParams(max_new_tokens=200), meter, SETTINGS,
+                        run_id="cut", origin="test")
     it = iter(ms)
     next(it)
-    it.close()
-    assert ms.outcome is None
-    o = metered_generate(tiny_lm, "hello world", L0, GenerationParams(max_new_tokens=3), meter, SETTINGS, save=False)
-    assert o.result.new_tokens == 3
+    it.close()  # e.g. the page was reloaded mid-answer
+    o = ms.outcome
+    assert o is not None and o.aborted and o.result.finish_reason == "aborted"
+    assert 0 < o.result.new_tokens < 200
+    assert o.reading.energy_j is not None and o.reading.energy_j > 0  # energy measured until the cut
+    row = store.query_requests({"run_id": "cut"}).iloc[0]
+    assert row["finish_reason"] == "aborted" and row["energy_j"] == pytest.approx(o.reading.energy_j)
+    assert row["new_tokens"] == o.result.new_tokens
+    o2 = metered_generate(tiny_lm, "hello world", L0, GenerationParams(max_new_tokens=3), meter, SETTINGS, save=False)
+    assert o2.result.new_tokens == 3 and not o2.aborted
+
+
+def test_live_chunks_carry_carbon_so_far(tiny_lm, meter):
+    ms = metered_stream(tiny_lm, "hello world", L0, GenerationParams(max_new_tokens=40), meter, SETTINGS, save=False)
+    chunks = [c for c in ms if c.energy_j is not None]
+    assert chunks
+    last = chunks[-1]
+    expected = last.energy_j / 3.6e6 * 400 * 1.2 + SETTINGS.embodied.grams(last.elapsed_s)
+    assert last.carbon_g == pytest.approx(expected)
+    totals = [c.carbon_g for c in chunks]
+    assert totals == sorted(totals)  # carbon so far only grows
+    assert ms.outcome.carbon.total_g >= last.carbon_g
+
+
+def test_one_record_feeds_the_store_and_the_cli(tiny_lm, meter):
+    o = metered_generate(tiny_lm, "hello world", L1, GenerationParams(max_new_tokens=4), meter, SETTINGS,
+                         run_id="rec", origin="test", task="qa")
+    row = o.to_row()
+    assert row["text"] == o.result.text and row["energy_j"] == o.reading.energy_j
+    assert row["carbon_total_g"] == o.carbon.total_g and row["ci_g_per_kwh"] == 400 and row["task"] == "qa"
+    assert row["request_id"] == o.request_id and isinstance(row["energy_flags"], list)
+    rec = store.RequestRecord.from_row(row)
+    assert rec.answer == o.result.text and rec.level == "L1" and rec.run_id == "rec"
 
 
 def test_level_table_repricing_changes_carbon_not_energy(tiny_lm, meter):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sprout_core import store
 from sprout_core.evaluate import db
 from sprout_core.evaluate.judges import parse_judge
 from sprout_core.evaluate.prompts import PromptItem
@@ -224,3 +225,24 @@ def test_answer_fn_takes_a_set_with_a_users_own_level(tiny_lm):
     same_as_set = RunConfig(**base, directive_texts=tuple(d.text for d in load_directive_set("paper").levels))
     assert a.key() != b.key()  # an edited custom level starts a new run
     assert plain.key() == same_as_set.key()  # the CLI and the page agree on an unedited set
+
+
+def test_answer_fn_goes_through_metered_and_prices_carbon(tiny_lm):
+    """The runner's answers are the metered record (energy with its method, and carbon), stored with their carbon."""
+    from sprout_core.carbon import override_intensity
+    from sprout_core.energy import detect_meter
+    from sprout_core.evaluate.runner import make_answer_fn
+    from sprout_core.metered import CarbonSettings
+
+    meter = detect_meter("cpu", powercap_root="/nonexistent", per_core_w=10.0)
+    fn = make_answer_fn(tiny_lm, "paper", max_new_tokens=3, meter=meter, settings=CarbonSettings(override_intensity(500.0)))
+    rec = fn("hello world", "L1")
+    assert rec["energy_method"] == "estimated:cpu-tdp" and rec["energy_j"] > 0
+    assert rec["ci_g_per_kwh"] == 500 and rec["carbon_total_g"] > rec["energy_j"] / 3.6e6 * 500 * 0.999
+    con = db.connect()
+    run_id = db.get_or_create_run(con, db.RunConfig("starter", 1, 0, ("L1",), "none", "m"), [])
+    assert db.insert_answer(con, run_id, "p1", "L1", rec)
+    row = db.stored_answers(con, run_id)[("p1", "L1")]
+    con.close()
+    assert row["carbon_total_g"] == pytest.approx(rec["carbon_total_g"]) and row["ci_g_per_kwh"] == 500
+    assert store.query_requests().empty  # evaluation answers stay out of the History

@@ -138,3 +138,96 @@ def test_closing_a_stream_early_stops_the_worker_and_frees_the_lock(tiny_lm):
     assert acquired == [True]
     r = generate(tiny_lm, "hello world", L0, GenerationParams(max_new_tokens=3))
     assert r.new_tokens == 3
+
+
+# ---------------------------------------------------------------- the generation queue (issue 11)
+
+def test_queue_reports_answers_ahead_and_serves_first_come_first():
+    from sprout_core.generation import GenerationQueue
+
+    q = GenerationQueue(poll_s=0.02)
+    assert q.acquire()
+    assert q.acquire(timeout=0)  # re-entrant for the holder
+    q.release()
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    order: list[str] = []
+    started = threading.Event()
+
+    def waiter(name: str, pre: threading.Event | None):
+        if pre is not None:
+            pre.wait(5)
+        with q.turn(label=name, on_wait=lambda ahead: (seen[name].append(ahead), started.set())):
+            order.append(name)
+
+    ta = threading.Thread(target=waiter, args=("a", None))
+    ta.start()
+    assert started.wait(5)
+    b_go = threading.Event()
+    tb = threading.Thread(target=waiter, args=("b", b_go))
+    tb.start()
+    b_go.set()
+    deadline = time.time() + 5
+    while not seen["b"] and time.time() < deadline:
+        time.sleep(0.01)
+    st = q.status()
+    assert st.busy and st.waiting == 2 and st.ahead == 3
+    assert seen["a"][0] == 1 and seen["b"][0] == 2  # the holder; the holder and a
+    q.release()
+    ta.join(5)
+    tb.join(5)
+    assert order == ["a", "b"]
+    assert not q.status().busy and q.status().waiting == 0
+
+
+def test_a_waiter_that_gives_up_leaves_the_queue():
+    from sprout_core.generation import GenerationQueue
+
+    q = GenerationQueue(poll_s=0.02)
+    q.acquire()
+    errors = []
+
+    def impatient():
+        def stop(ahead):
+            raise KeyboardInterrupt("page stopped")  # what a stopped Streamlit script raises, in kind
+        try:
+            q.acquire(on_wait=stop)
+        except KeyboardInterrupt as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=impatient)
+    t.start()
+    t.join(5)
+    assert errors and q.status().waiting == 0
+    q.release()
+    got = []
+    t2 = threading.Thread(target=lambda: got.append(q.acquire(timeout=1)))
+    t2.start()
+    t2.join(5)
+    assert got == [True]
+
+
+def test_heartbeats_while_the_model_reads_the_prompt(tiny_lm, monkeypatch):
+    real = tiny_lm.model.generate
+
+    def slow_prefill(*a, **kw):
+        time.sleep(0.5)  # a long prompt: no token for a while
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tiny_lm.model, "generate", slow_prefill)
+    from sprout_core.generation import GenerationStream
+
+    stream = GenerationStream(tiny_lm, "hello world", L0, GenerationParams(max_new_tokens=4), heartbeat_s=0.1)
+    chunks = list(stream)
+    beats = [c for c in chunks if c.text == "" and c.reading_prompt]
+    assert len(beats) >= 2 and all(c.prompt_tokens == stream.prompt_tokens for c in chunks)
+    assert stream.result.new_tokens == 4 and stream.result.ttft_s >= 0.4
+
+
+def test_closing_a_stream_gives_a_partial_aborted_result(tiny_lm):
+    stream = stream_generate(tiny_lm, "hello world", L0, GenerationParams(max_new_tokens=200))
+    it = iter(stream)
+    next(it)
+    it.close()
+    r = stream.result
+    assert r is not None and r.finish_reason == "aborted" and r.aborted
+    assert 0 < r.new_tokens < 200

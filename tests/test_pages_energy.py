@@ -25,7 +25,8 @@ def run_prompt(at, prompt="what is the capital of france", max_new=6):
 
 
 def energy_table(at):
-    return next(d.value for d in at.dataframe if "energy (J)" in d.value.columns)
+    """The page's table of every measurement (J, ±, operational/embodied g)."""
+    return next(d.value for d in at.dataframe if "± energy (J)" in d.value.columns)
 
 
 def use_slider(at, ci):
@@ -97,6 +98,17 @@ def test_run_metrics_carry_labels(tiny_env):
     run_prompt(at, max_new=4)
     m = {x.label: x for x in at.metric}
     t = energy_table(at)
-    assert m["Energy of this run"].value.endswith(" J") and "estimated:cpu-tdp" in m["Energy of this run"].delta
+    assert "estimated:cpu-tdp" in m["Energy of this run"].delta
     assert "500 g/kWh" in m["Carbon of this run"].delta
-    assert float(m["Energy of this run"].value.split()[0]) == pytest.approx(t["energy (J)"].sum(), rel=0.01)
+    assert parse_joules(m["Energy of this run"].value) == pytest.approx(t["energy (J)"].sum(), rel=0.01)
+    assert parse_grams(m["Carbon of this run"].value) == pytest.approx(t["total (g CO₂e)"].sum(), rel=0.01)
+
+
+def parse_joules(text):
+    value, unit = text.split()[:2]
+    return float(value.replace(",", "")) * {"mJ": 1e-3, "J": 1.0, "kJ": 1e3, "Wh": 3600.0}[unit]
+
+
+def parse_grams(text):
+    value, unit = text.split()[:2]
+    return float(value.replace(",", "")) * {"µg": 1e-6, "mg": 1e-3, "g": 1.0, "kg": 1e3}[unit]

@@ -73,6 +73,9 @@ def test_own_run_table_filters_detail_agreement():
     metrics = {m.label: m.value for m in at.metric}
     # L1 is correct and shortest on the three prompts with a reference; w1 has none (invalid, excluded)
     assert metrics["q L1"] == "100.0 %" and metrics["Prompts judged"] == "3"
+    assert {m.label: m.delta for m in at.metric}["Prompts judged"] == "of 4 prompts"
+    assert any("3 of 4 prompts judged" in md.value and "1 has no reference answer" in md.value for md in at.markdown)
+    assert any("tie goes to the **shorter answer**" in i.value for i in at.info)  # the judge is explained on the page
     at.multiselect(key="ev.tasks").set_value(["math"]).run()
     assert len(at.dataframe[0].value) == 2
     at.multiselect(key="ev.tasks").set_value([]).run()
@@ -81,7 +84,8 @@ def test_own_run_table_filters_detail_agreement():
     # detail: answers side by side, verdicts with the order seen
     verdicts = at.dataframe[1].value
     assert set(verdicts["judge"]) == {"reference", "llm:fake"} and "order the judge saw" in verdicts.columns
-    assert any("Paris" in ta.value for ta in at.text_area)
+    assert any("Paris" in md.value for md in at.markdown)  # answers as readable text, not disabled boxes
+    assert any("🏆 best (reference)" in md.value for md in at.markdown)  # the winner is marked
     at.text_input(key="ev.text").input("no such words anywhere").run()
     assert any("No prompts match" in i.value for i in at.info)
     at.text_input(key="ev.text").input("").run()

@@ -18,7 +18,7 @@ def test_home_shows_the_loaded_model(tiny_env):
     at = AppTest.from_file(str(ROOT / "pages/home.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     values = {m.label: m.value for m in at.metric}
-    assert values["Model"] == "tiny-llama-2-chat"
+    assert any("**tiny-llama-2-chat**" in md.value for md in at.markdown)  # the full name, not a cut metric
     assert values["Device"] == "cpu" and values["Dtype"] == "float32"
     assert "Load time" in values and values["Load time"].endswith(" s")
 
@@ -30,7 +30,7 @@ def test_home_keeps_the_model_when_a_folder_is_broken(tiny_env, tmp_path):
     at.button[0].click().run()
     assert not at.exception
     assert any("no such folder" in e.value and "previous model stays" in e.value for e in at.error)
-    assert {m.label: m.value for m in at.metric}["Model"] == "tiny-llama-2-chat"
+    assert any("**tiny-llama-2-chat**" in md.value for md in at.markdown)
 
 
 def test_playground_answers_every_level(tiny_env):
@@ -40,12 +40,14 @@ def test_playground_answers_every_level(tiny_env):
     at.number_input(key="pg.max_new").set_value(5)
     at.button(key="pg.run").click().run()
     assert not at.exception
-    saved = at.session_state["pg.results"]
-    assert [r.level for r in saved["results"]] == ["L0", "L1", "L2"]
-    assert all(r.new_tokens == 5 and r.error is None for r in saved["results"])
+    run = at.session_state["pg.results"]
+    assert run.phase == "done" and not run.cancelled
+    assert [o.result.level for o in run.outcomes] == ["L0", "L1", "L2"]
+    assert all(o.result.new_tokens == 5 and o.result.error is None for o in run.outcomes)
     table = at.dataframe[0].value
-    assert list(table["level"]) == ["L0", "L1", "L2"]
+    assert list(table["level"]) == ["L0", "L1", "L2"] and list(table["status"]) == ["complete"] * 3
     assert list(table["fewer tokens than L0"])[0] == "—"
+    assert not at.text_area(key="pg.prompt").disabled and not at.button(key="pg.run").disabled  # unlocked again
 
 
 def test_playground_empty_prompt_runs_nothing(tiny_env):
@@ -56,11 +58,17 @@ def test_playground_empty_prompt_runs_nothing(tiny_env):
     assert "pg.results" not in at.session_state
 
 
-def test_playground_oversized_prompt_is_refused_and_keeps_earlier_answers(tiny_env):
+def playground_run(prompt: str, max_new: int) -> AppTest:
+    """The Playground after one run of ``prompt``."""
     at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
-    at.text_area(key="pg.prompt").input("hello world")
-    at.number_input(key="pg.max_new").set_value(3)
+    at.text_area(key="pg.prompt").input(prompt)
+    at.number_input(key="pg.max_new").set_value(max_new)
     at.button(key="pg.run").click().run()
+    return at
+
+
+def test_playground_oversized_prompt_is_refused_and_keeps_earlier_answers(tiny_env):
+    at = playground_run("hello world", 3)
     first = at.session_state["pg.results"]
     at.text_area(key="pg.prompt").input("hello world " * 300)  # > 256-token context of the tiny model
     at.button(key="pg.run").click().run()
@@ -83,3 +91,18 @@ def test_playground_without_a_model_explains(monkeypatch, tmp_path):
     at = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
     assert any("no such folder" in e.value for e in at.error)
+
+
+def test_playground_run_cut_mid_answer_is_marked_cancelled(tiny_env):
+    """A run whose script was interrupted mid-answer (reload, page change) is shown as cancelled, never as current."""
+    at = playground_run("what is the capital of france", 4)
+    run = at.session_state["pg.results"]
+    run.outcomes = run.outcomes[:1]  # as if the script stopped while L1 was being generated
+    run.phase = "running"
+    at.run()
+    assert not at.exception
+    assert run.phase == "cut"
+    assert any("This run was cancelled" in w.value and "not run: L1, L2" in w.value for w in at.warning)
+    table = at.dataframe[0].value
+    assert list(table["status"]) == ["complete", "not run", "not run"]
+    assert not at.button(key="pg.run").disabled

@@ -35,7 +35,11 @@ def test_lists_every_request_and_filters():
     assert not at.exception
     df = at.dataframe[0].value
     assert len(df) == 3
-    assert df["energy_j"].isna().sum() == 1  # unknown stays unknown
+    assert list(df.columns[:3]) == ["time (UTC)", "status", "level"]  # key columns first
+    assert "task" not in df.columns  # no row has a task: no empty column
+    assert df["energy (J)"].isna().sum() == 1  # unknown stays unknown
+    assert sorted(df["carbon (mg CO₂e)"].dropna().tolist()) == pytest.approx([0.6, 2.0])  # mg, not "0.0006 g"
+    assert str(df["time (UTC)"].dtype).startswith("datetime64")  # shown as a readable date, not an ISO string
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Requests"] == "3" and metrics["Energy unknown"] == "1 request(s)"
     assert any("estimated:cpu-tdp" in c.value and "15 J" in c.value for c in at.caption)
@@ -46,6 +50,19 @@ def test_lists_every_request_and_filters():
     assert list(at.dataframe[0].value["model"]) == ["llama"]
     at.text_input(key="hist.text").input("no such words").run()
     assert any("No stored requests match these filters" in i.value for i in at.info)
+
+
+def test_aborted_answers_and_tasks_are_shown():
+    seed()
+    store.record_request(model="smol", level="L2", energy_j=0.5, energy_method="estimated:cpu-tdp", new_tokens=3,
+                         finish_reason="aborted", task="qa", prompt="why", answer="Because")
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    df = at.dataframe[0].value
+    assert "task" in df.columns and df["task"].tolist().count("qa") == 1
+    assert sorted(df["status"]) == ["aborted", "complete", "complete", "complete"]
+    assert {m.label: m.delta for m in at.metric}["Requests"] == "1 aborted"
+    at.multiselect(key="hist.status").set_value(["aborted"]).run()
+    assert list(at.dataframe[0].value["level"]) == ["L2"]
 
 
 def test_new_rows_appear_after_restart():

@@ -206,7 +206,7 @@ def test_playground_streams_through_the_server_backend(server, monkeypatch):
         at.radio(key="pg.carbon.mode").set_value("Slider").run()
     at.button(key="pg.run").click().run()
     assert not at.exception
-    t = next(d.value for d in at.dataframe if "energy (J)" in d.value.columns)
+    t = next(d.value for d in at.dataframe if "energy method" in d.value.columns)  # every measurement per answer
     assert list(t["level"]) == ["L0", "L1", "L2"]
     assert set(t["energy method"]) <= {"measured:rapl", "estimated:cpu-tdp"} and (t["energy (J)"] > 0).all()
     df = store.query_requests()
@@ -229,7 +229,7 @@ def test_home_switches_to_llama_cpp_in_process(monkeypatch, tiny_llama2_dir):
     m = {x.label: x.value for x in at.metric}
     from sprout_core.models import default_threads
 
-    assert m["Model"] == "SmolLM2-135M-Instruct" and m["Dtype"] == "Q4_1 (GGUF)"
+    assert any("**SmolLM2-135M-Instruct**" in md.value for md in at.markdown) and m["Dtype"] == "Q4_1 (GGUF)"
     assert m["llama.cpp threads"] == str(default_threads())
     assert m["Parameters"] == "135 M"
     pg = AppTest.from_file(str(ROOT / "pages/playground.py"), default_timeout=120)
@@ -239,4 +239,4 @@ def test_home_switches_to_llama_cpp_in_process(monkeypatch, tiny_llama2_dir):
     pg.number_input(key="pg.max_new").set_value(16)
     pg.button(key="pg.run").click().run()
     assert not pg.exception
-    assert all(r.backend == "llama.cpp" and r.new_tokens > 0 for r in pg.session_state["pg.results"]["results"])
+    assert all(o.result.backend == "llama.cpp" and o.result.new_tokens > 0 for o in pg.session_state["pg.results"].outcomes)

@@ -48,29 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _carbon_settings(args: argparse.Namespace):
     """CarbonSettings from the CLI flags; unreadable traces give an unknown intensity and a warning."""
-    import os
+    from sprout_core.metered import default_settings
 
-    from sprout_core import carbon, grid
-    from sprout_core.metered import CarbonSettings
-    from sprout_core.paths import MissingDataError
-
-    embodied = carbon.embodied_preset(args.embodied)
-    if args.ci is not None:
-        return CarbonSettings(carbon.override_intensity(args.ci), args.pue, embodied)
-    zone = args.zone or os.environ.get("SPROUT_ZONE") or "DE"
-    try:
-        year = args.year
-        if year is None:
-            years = [y for y, zones in grid.zones_by_year().items() if zone in zones]
-            if not years:
-                raise MissingDataError(f"no carbon-intensity trace for zone {zone!r}")
-            year = max(years)
-        intensity = carbon.trace_intensity(zone, year, args.hour, args.ci_column)
-    except (MissingDataError, grid.TraceError) as exc:
-        print(f"warning: carbon intensity unknown ({exc}); carbon_operational_g will be null. Use --ci to set one.",
-              file=sys.stderr)
-        intensity = carbon.unknown_intensity(str(exc))
-    return CarbonSettings(intensity, args.pue, embodied)
+    settings, warnings = default_settings(zone=args.zone, year=args.year, hour=args.hour, ci=args.ci,
+                                          column=args.ci_column, pue=args.pue, embodied=args.embodied)
+    for w in warnings:
+        print(f"warning: {w}. Use --ci to set one.", file=sys.stderr)
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,19 +120,10 @@ def run(args: argparse.Namespace) -> int:
                   f"({settings.intensity.label})]", flush=True)
         if o.store_error:
             print(f"warning: not stored in the history: {o.store_error}", file=sys.stderr)
-        row = r.to_dict()
-        row.pop("extra", None)
+        row = o.to_row()  # the one record of the answer
         row.update(model=lm.info.name, device=lm.info.device, dtype=lm.info.dtype)
         if r.backend == "server":
             row["server_url"] = lm.info.path
-        row.update(
-            energy_j=o.reading.energy_j, energy_method=o.reading.method, power_w_mean=o.reading.power_w_mean,
-            energy_uncertainty_j=o.reading.uncertainty_j, energy_flags=list(o.reading.flags),
-            energy_source=o.reading.source, ci_g_per_kwh=settings.intensity.ci_g_per_kwh, zone=settings.intensity.zone,
-            ci_label=settings.intensity.label, pue=settings.pue, carbon_operational_g=o.carbon.operational_g,
-            carbon_embodied_g=o.carbon.embodied_g, carbon_total_g=o.carbon.total_g, embodied_model=o.carbon.embodied_name,
-            request_id=o.request_id,
-        )
         out.append(row)
     if args.json:
         json.dump(out, sys.stdout, indent=2)

@@ -103,9 +103,17 @@ def connect() -> sqlite3.Connection:
     return con
 
 
+#: columns added after the first schema: name → SQL type (added in place to older databases)
+ADDED_ANSWER_COLUMNS = {"carbon_total_g": "REAL", "ci_g_per_kwh": "REAL", "zone": "TEXT"}
+
+
 def ensure_schema(con: sqlite3.Connection) -> None:
-    """Create the evaluator's tables if missing."""
+    """Create the evaluator's tables if missing, and add later columns to older ones."""
     con.executescript(SCHEMA)
+    have = {r[1] for r in con.execute("PRAGMA table_info(eval_answers)")}
+    for name, kind in ADDED_ANSWER_COLUMNS.items():
+        if name not in have:
+            con.execute(f"ALTER TABLE eval_answers ADD COLUMN {name} {kind}")
     con.commit()
 
 
@@ -185,12 +193,13 @@ def insert_answer(con: sqlite3.Connection, run_id: int, prompt_id: str, level: s
     """Store one answer (committed at once); False when it was already there (never duplicated)."""
     cur = con.execute(
         "INSERT OR IGNORE INTO eval_answers (run_id, prompt_id, level, directive, text, prompt_tokens, new_tokens,"
-        " ttft_s, total_s, finish_reason, energy_j, energy_method, energy_uncertainty_j, model, device, created_at)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " ttft_s, total_s, finish_reason, energy_j, energy_method, energy_uncertainty_j, model, device, created_at,"
+        " carbon_total_g, ci_g_per_kwh, zone)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (run_id, prompt_id, level, rec.get("directive", ""), rec.get("text", ""), rec.get("prompt_tokens"),
          rec.get("new_tokens"), rec.get("ttft_s"), rec.get("total_s"), rec.get("finish_reason"), rec.get("energy_j"),
          rec.get("energy_method") or "n/a", rec.get("energy_uncertainty_j"), rec.get("model", ""), rec.get("device", ""),
-         time.time()),
+         time.time(), rec.get("carbon_total_g"), rec.get("ci_g_per_kwh"), rec.get("zone")),
     )
     con.commit()
     return cur.rowcount == 1

@@ -15,15 +15,21 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from sprout_core.backends import meter_for
+from sprout_core.directives import DirectiveSet, load_directive_set
+from sprout_core.energy import NullMeter
 from sprout_core.errors import GenerationError
 from sprout_core.evaluate import db
 from sprout_core.evaluate.judges import (
     JudgeSpec, LocalChat, OpenAIChat, Verdict, judge_llm, judge_reference, load_judge_prompt,
 )
 from sprout_core.evaluate.prompts import PromptItem, load_prompt_set, sample_representative, sample_stratified
+from sprout_core.generation import GenerationParams
+from sprout_core.metered import default_settings, metered_generate
 
-#: answer_fn(prompt_text, level) -> record with text, prompt_tokens, new_tokens, ttft_s, total_s,
-#: finish_reason, directive, energy_j (J or None), energy_method, energy_uncertainty_j, model, device
+#: answer_fn(prompt_text, level) -> the answer's flat record (:meth:`sprout_core.metered.MeteredOutcome.to_row`:
+#: text, prompt_tokens, new_tokens, ttft_s, total_s, finish_reason, directive, energy_j (J or None),
+#: energy_method, energy_uncertainty_j, carbon_total_g (g CO₂e or None), ci_g_per_kwh, model, device …)
 AnswerFn = Callable[[str, str], dict]
 ChatFn = Callable[[list[dict[str, str]]], str]
 
@@ -63,44 +69,33 @@ def sample_prompts(prompt_set: str, n: int, seed: int, sampling: str = "stratifi
     return sample_stratified(ps.items, n, seed)
 
 
-def make_answer_fn(lm, directive_set=None, max_new_tokens: int = 256, meter=None) -> AnswerFn:
-    """An :data:`AnswerFn` over a loaded model: greedy generation under each level's directive, inside
-    an energy window of ``meter`` (default :func:`sprout_core.backends.meter_for`: the model's device, or a
-    server's shared meter). ``lm`` is any generation backend (transformers, llama.cpp, a server).
+def make_answer_fn(lm, directive_set=None, max_new_tokens: int = 256, meter=None, settings=None) -> AnswerFn:
+    """An :data:`AnswerFn` over a loaded model: greedy generation under each level's directive through
+    :func:`sprout_core.metered.metered_generate` — the same path as the Playground — so every answer has
+    its energy (``meter``, default :func:`sprout_core.backends.meter_for`: the model's device, or a server's
+    shared meter) and its carbon (``settings``, default :func:`sprout_core.metered.default_settings`:
+    ``$SPROUT_ZONE`` or DE, yearly mean). ``lm`` is any generation backend (transformers, llama.cpp, a
+    server). Answers go to the evaluation tables only, not to the History.
 
     ``directive_set``: a :class:`~sprout_core.directives.DirectiveSet` (e.g. with a user's own levels), a
     set name, or None for the model's set."""
-    from sprout_core.backends import meter_for
-    from sprout_core.directives import DirectiveSet, load_directive_set
-    from sprout_core.generation import GenerationParams, generate, generation_lock
-
     dset = directive_set if isinstance(directive_set, DirectiveSet) else load_directive_set(directive_set or lm.info.directive_set)
     params = GenerationParams(max_new_tokens=max_new_tokens)
     if meter is None:
         try:
             meter = meter_for(lm)
-        except Exception:  # noqa: BLE001 - no meter: energy is n/a, never 0
-            meter = None
+        except Exception as exc:  # noqa: BLE001 - no meter: energy is n/a, never 0
+            meter = NullMeter(lm.info.device, reason=f"no meter could be opened ({exc})")
+    if settings is None:
+        settings, _ = default_settings()
 
     def answer(prompt: str, level: str) -> dict:
-        d = dset.get(level)
-        reading = None
-        with generation_lock(lm):  # in-process backends only: a server schedules concurrent requests
-            if meter is not None:
-                with meter.window() as w:
-                    res = generate(lm, prompt, d, params, on_tokens=w.add_tokens)
-                reading = w.reading
-            else:
-                res = generate(lm, prompt, d, params)
-        if res.error:  # e.g. the server went away: stop the run (answers so far are stored; it resumes)
+        o = metered_generate(lm, prompt, dset.get(level), params, meter, settings, save=False, origin="evaluation",
+                             label="an evaluation run")
+        if o.result.error:  # e.g. the server went away: stop the run (answers so far are stored; it resumes)
             raise GenerationError(f"The {level} answer failed, so the run stops here (it resumes where it stopped): "
-                                  f"{res.error}")
-        return {
-            "text": res.text, "prompt_tokens": res.prompt_tokens, "new_tokens": res.new_tokens, "ttft_s": res.ttft_s,
-            "total_s": res.total_s, "finish_reason": res.finish_reason, "directive": d.text,
-            "energy_j": getattr(reading, "energy_j", None), "energy_method": getattr(reading, "method", "n/a") or "n/a",
-            "energy_uncertainty_j": getattr(reading, "uncertainty_j", None), "model": lm.info.name, "device": lm.info.device,
-        }
+                                  f"{o.result.error}")
+        return o.to_row()
 
     return answer
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sprout_core import quality as qmod
 from sprout_core import refdata
 from sprout_core.errors import InputError
 from sprout_core.tasks import classifier as tc
@@ -220,17 +221,19 @@ def shrink_task_q(q_task: np.ndarray, n_task: np.ndarray, q_pooled: np.ndarray, 
 
 
 def replay_per_task(cost_task: np.ndarray, weights: np.ndarray, q_lp_task: np.ndarray, q_true_task: np.ndarray,
-                    theta: np.ndarray, cond: np.ndarray | None, score_cond: np.ndarray | None = None) -> TaskReplay:
+                    theta: np.ndarray, cond: np.ndarray | None, score_cond: np.ndarray | None = None,
+                    margin: np.ndarray | float = 0.0) -> TaskReplay:
     """The per-task policy over ``H`` hours and its delivered carbon and quality on the true tasks.
 
     ``cost_task`` ``[H, T, L]`` g/request; ``weights`` ``[H, T]``; ``q_lp_task`` ``[H, T, L]`` the
     per-task win shares the LP sees (e.g. the evaluator's, shrunk); ``q_true_task`` ``[H, T, L]`` the
     hour's true ones; ``theta`` ``[H]`` floors (fractions of q_0); ``cond`` ``[T, L, P]`` or ``[T, P]``
     prediction behaviour the policy plans with (``None`` = labels known); ``score_cond`` the behaviour
-    used to score what is delivered (default: ``cond``).
+    used to score what is delivered (default: ``cond``); ``margin`` ``[H]`` added to the right-hand side
+    (win-share units; the promise's safety margin, see :func:`promise_margin`).
     """
     H, T, L = cost_task.shape
-    R = theta * np.einsum("ht,ht->h", weights, q_lp_task[..., 0])
+    R = theta * np.einsum("ht,ht->h", weights, q_lp_task[..., 0]) + margin
     Wp, cp, qp = lp.aggregate_through_confusion(weights, cost_task, q_lp_task, cond)
     sweep = lp.solve_per_task_exact(cp, qp, Wp, R)
     x = sweep.x
@@ -265,6 +268,26 @@ def _score(x: np.ndarray, cost_task: np.ndarray, weights: np.ndarray, q_true_tas
     return TaskReplay(x, x_eff, cost_eff, carbon, quality, nan, np.ones(H, dtype=bool), q_task)
 
 
+def promise_margin(x: np.ndarray, weights: np.ndarray, q_task: np.ndarray, n_task: np.ndarray, n_requests: np.ndarray,
+                   theta: np.ndarray, cond: np.ndarray | None, z: float) -> np.ndarray:
+    """``z·sd`` of the pooled slack ``Σ_t w_t (Σ_i served_{t,i} q_{t,i} − θ·q_{t,0})`` of per-predicted-task mixes
+    ``x [H, P, L]``: each task's estimate (``n_task`` verdicts) and its share of the hour's ``n_requests`` are
+    samples (the calibrated promise of :mod:`sprout_core.quality`, for one mix per task)."""
+    if z <= 0:
+        return np.zeros(x.shape[0])
+    H, T, L = q_task.shape
+    K = lp.conditional_from_confusion(np.eye(T), L) if cond is None else np.asarray(cond, dtype=float)
+    if K.ndim == 2:
+        K = lp.conditional_from_confusion(K, L)
+    served = np.einsum("htp,hpl->htl", np.stack([lp._p_given_t(q_task[h], K) for h in range(H)]), x)
+    a = served.copy()
+    a[..., 0] -= theta[:, None]
+    var_one = np.einsum("htl,htlk,htk->ht", a, qmod.share_cov(q_task), a)
+    var = (weights ** 2 * var_one / np.maximum(n_task, 1.0)).sum(axis=1) \
+        + (weights * var_one).sum(axis=1) / np.maximum(n_requests, 1.0)
+    return z * np.sqrt(np.maximum(var, 0.0))
+
+
 def sprout_task(ctx):
     """SPROUT-TASK over a replay window (registered in :mod:`sprout_core.strategies.task`).
 
@@ -283,9 +306,13 @@ def sprout_task(ctx):
         rep = _score(x, cost_task, ctx.weights, ctx.q_true_task, pm_score.cond)
         floor = "; per-task floor: every task keeps θ of its own always-L0 quality"
     else:
-        rep = replay_per_task(cost_task, ctx.weights, q_lp, ctx.q_true_task, ctx.theta, pm_plan.cond,
-                              score_cond=pm_score.cond)
-        floor = ""
+        # the promise at ctx.cfg.confidence: raise the floor by z·sd of the plan's slack, re-solve (3 rounds settle it)
+        margin = np.zeros(ctx.H)
+        for _ in range(3 if ctx.z > 0 else 1):
+            rep = replay_per_task(cost_task, ctx.weights, q_lp, ctx.q_true_task, ctx.theta, pm_plan.cond,
+                                  score_cond=pm_score.cond, margin=margin)
+            margin = promise_margin(rep.x, ctx.weights, q_lp, ev.n_task, ctx.measured, ctx.theta, pm_plan.cond, ctx.z)
+        floor = f"; quality promise kept with confidence {ctx.cfg.confidence:g}" if ctx.z > 0 else ""
     note = (f"task classifier: held-out accuracy {100 * pm_score.accuracy:.1f}% on {pm_score.n_prompts} judged prompts "
             f"(planned with a disjoint half of {pm_plan.n_prompts}); predictions applied, cost and quality follow "
             f"the true task; per-task q shrunk toward the pooled q with κ = {SHRINK_PRIOR_PROMPTS:g} prompts{floor}")

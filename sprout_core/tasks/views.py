@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sprout_core import style
 from sprout_core.optimizer import theta_from_xi
-
 from sprout_core.tasks import lp
 
-LEVEL_COLORS = ["#2e7d32", "#81c784", "#c8e6c9", "#a5d6a7", "#66bb6a"]
+LEVEL_COLORS = list(style.LEVEL_PALETTE)  # kept for callers; the colour of a level comes from style.level_color
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def per_task_figure(view: PerTaskView):
     x = np.vstack([view.comparison.per_task.x, view.comparison.pooled_x[None, :]])
     fig = go.Figure()
     for i, lv in enumerate(view.levels):
-        fig.add_trace(go.Bar(name=lv, x=names, y=100 * x[:, i], marker_color=LEVEL_COLORS[i % len(LEVEL_COLORS)],
+        fig.add_trace(go.Bar(name=lv, x=names, y=100 * x[:, i], marker_color=style.level_color(lv, i),
                              text=[f"{v:.0%}" if v >= 0.05 else "" for v in x[:, i]], textposition="inside"))
     fig.update_layout(barmode="stack", title="One mix per task vs the pooled mix", yaxis_title="share of requests (%)",
                       yaxis_range=[0, 100], height=360, margin=dict(t=40, b=30), legend=dict(orientation="h", y=-0.2))

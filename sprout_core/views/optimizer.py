@@ -1,6 +1,9 @@
 """The Optimizer page's view: one hour's decision with its quality promise, and a window of hourly decisions.
 
-Everything here returns data, sentences and Plotly figures; the page reads widgets and renders.
+Everything here returns data, sentences and Plotly figures (no streamlit); the page reads widgets and
+renders. The page never goes blank: :func:`hour_view` clamps a floor above what any mix can keep at the
+chosen confidence (:func:`clamp_theta` is the plain-LP form), and :func:`check_hour` turns an hour outside
+the trace into a message instead of a stale decision.
 """
 from __future__ import annotations
 
@@ -12,16 +15,10 @@ from plotly.subplots import make_subplots
 
 from sprout_core import decision as dec
 from sprout_core import optimizer as opt
-from sprout_core import simulate
+from sprout_core import simulate, style
 from sprout_core.grid import Trace
 from sprout_core.profiles import Profile
-
-#: colours of L0, L1, L2, … (darker = more tokens)
-LEVEL_COLORS = ("#1b5e20", "#43a047", "#9ccc65", "#fbc02d", "#ef6c00", "#8d6e63")
-
-
-def level_colors(levels) -> list[str]:
-    return [LEVEL_COLORS[i % len(LEVEL_COLORS)] for i in range(len(levels))]
+from sprout_core.style import level_colors
 
 
 @dataclass
@@ -110,7 +107,7 @@ def frontier_figure(profile: Profile, weights: np.ndarray, ci: float, hv: HourVi
         err = dict(type="data", symmetric=False, array=[(d.quality_high - d.quality) * 100],
                    arrayminus=[(d.quality - d.quality_low) * 100], color="#d84315", thickness=2)
     fr.add_trace(go.Scatter(x=[d.quality * 100], y=[d.carbon_g], mode="markers", name="chosen mix (± promise range)",
-                            marker=dict(size=14, color="#d84315", symbol="star"), error_x=err))
+                            marker=dict(size=14, color=style.HIGHLIGHT_COLOR, symbol="star"), error_x=err))
     fr.add_vline(x=hv.theta * 100, line_dash="dot", annotation_text="floor θ")
     fr.update_layout(title="Carbon vs quality of every mix", xaxis_title="expected quality (% of always-L0)",
                      yaxis_title="g CO₂e per request", height=340, margin=dict(t=40, b=30),
@@ -134,18 +131,18 @@ def window_view(profile: Profile, trace: Trace, start: int, hours: int, xi: floa
     sp = res.results["SPROUT"]
     ts = res.timestamps.astype("datetime64[s]").astype(object)
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.3, 0.35, 0.35], vertical_spacing=0.05)
-    fig.add_trace(go.Scatter(x=ts, y=res.ci, name="CI (g/kWh)", line=dict(color="#546e7a")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=ts, y=res.ci, name="CI (g/kWh)", line=dict(color=style.GRID_COLOR)), row=1, col=1)
     if len(sp.refresh_hours):
         fig.add_trace(go.Scatter(x=[ts[i] for i in sp.refresh_hours], y=res.ci[sp.refresh_hours], mode="markers",
-                                 name="evaluator run", marker=dict(symbol="triangle-down", size=10, color="#d84315")),
+                                 name="evaluator run", marker=dict(symbol="triangle-down", size=10, color=style.HIGHLIGHT_COLOR)),
                       row=1, col=1)
     for i, (lv, col) in enumerate(zip(sp.levels, level_colors(sp.levels))):
         fig.add_trace(go.Scatter(x=ts, y=sp.x[:, i] * 100, name=f"share {lv}", stackgroup="x", mode="lines",
                                  line=dict(width=0.5, color=col)), row=2, col=1)
-    fig.add_trace(go.Scatter(x=ts, y=res.theta * 100, name="floor θ (this hour)", line=dict(color="#9e9e9e", dash="dot")),
+    fig.add_trace(go.Scatter(x=ts, y=res.theta * 100, name="floor θ (this hour)", line=dict(color=style.BASELINE_COLOR, dash="dot")),
                   row=3, col=1)
     fig.add_trace(go.Scatter(x=ts, y=sp.quality_h * 100, name="realised quality", mode="lines",
-                             line=dict(color="#1b5e20", width=1)), row=3, col=1)
+                             line=dict(color=style.strategy_color("SPROUT"), width=1)), row=3, col=1)
     fig.update_yaxes(title_text="g CO₂e/kWh", row=1, col=1)
     fig.update_yaxes(title_text="share (%)", range=[0, 100], row=2, col=1)
     fig.update_yaxes(title_text="quality (%)", row=3, col=1)
@@ -156,3 +153,44 @@ def window_view(profile: Profile, trace: Trace, start: int, hours: int, xi: floa
            f"quality {sp.quality_pct:.1f} % on average, the floor kept in {sp.hours_meeting_floor_pct:.0f} % of hours "
            f"(promise: {confidence:.0%}), worst hour {sp.quality_min_pct:.1f} % · {profile.method}")
     return WindowView(res, fig, cap)
+
+
+# ------------------------------------------------------------------ never blank
+
+@dataclass(frozen=True)
+class Floor:
+    """The floor θ the optimizer uses (``theta``), what was asked (``asked``) and why they differ (``message``)."""
+
+    theta: float
+    asked: float
+    message: str = ""
+
+    @property
+    def clamped(self) -> bool:
+        return self.theta != self.asked
+
+
+def clamp_theta(theta: float, max_theta: float, best_level: str = "") -> Floor:
+    """``theta`` if some mix reaches it, else ``max_theta`` (rounded down to 3 decimals) with a message."""
+    if theta <= max_theta + 1e-12:
+        return Floor(float(theta), float(theta))
+    reach = int(max_theta * 1000) / 1000
+    who = f" (always {best_level})" if best_level else ""
+    return Floor(reach, float(theta),
+                 f"No mix keeps θ = {theta:.2f} × q₀: the most any mix can keep is {max_theta:.3f} × q₀{who}. "
+                 f"Showing the decision at θ = {reach:.3f} instead.")
+
+
+def check_hour(hour: int | float | None, n_hours: int, year: int | None = None) -> tuple[int | None, str]:
+    """``(hour, "")`` for an hour of the trace (0 … ``n_hours`` − 1), else ``(None, message)``."""
+    if hour is None:
+        return None, "Type an hour of the year."
+    try:
+        h = int(hour)
+    except (TypeError, ValueError):
+        return None, f"{hour!r} is not an hour: type a whole number from 0 to {n_hours - 1}."
+    if h != hour or not 0 <= h < n_hours:
+        of = f" of {year}" if year else ""
+        return None, (f"Hour {hour} is outside the trace{of}: hours run from 0 (1 Jan 00:00 UTC) to {n_hours - 1} "
+                      "(31 Dec 23:00 UTC). No decision is shown for it.")
+    return h, ""

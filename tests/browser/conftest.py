@@ -118,3 +118,15 @@ def metric_value(page, label: str) -> str:
     """The displayed value of the first ``st.metric`` whose box contains ``label``."""
     box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return box.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def fill_prompt(page, prompt: str, max_new: int) -> None:
+    """On the Playground: type ``prompt`` and set max new tokens, then wait for the page to settle."""
+    box = page.get_by_role("textbox", name="Prompt")
+    box.wait_for(timeout=180_000)
+    box.fill(prompt)
+    box.press("Control+Enter")
+    n = page.get_by_role("spinbutton", name="Max new tokens")
+    n.fill(str(max_new))
+    n.press("Enter")
+    wait_for_app_idle(page)

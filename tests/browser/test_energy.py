@@ -18,8 +18,9 @@ def test_playground_energy_flow_and_history(page, app_url):
     page.get_by_text(re.compile(r"Energy: (measured|estimated):[a-z-]+|Energy: n/a")).first.wait_for()
 
     page.get_by_role("button", name="Run", exact=True).click()
-    # live: tokens, tokens/s, power and energy so far with its label, while the answer streams
-    live = page.get_by_text(re.compile(r"\d+ tokens · [\d.]+ tokens/s · [\d.]+ W · [\d.e+-]+ J so far · (estimated|measured)"))
+    # live: tokens, tokens/s, power, energy and carbon so far with its label, while the answer streams
+    live = page.get_by_text(re.compile(
+        r"\d+ tokens · [\d.]+ tokens/s · [\d.]+ W · [\d.,]+ (mJ|J|kJ) · [\d.,]+ (µg|mg|g) CO₂e so far · (estimated|measured)"))
     live.first.wait_for(timeout=240_000)
 
     page.get_by_text("Energy and carbon per level").wait_for(timeout=240_000)

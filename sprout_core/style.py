@@ -1,0 +1,195 @@
+"""Sprout's visual language: one colour per directive level, human-readable units and magnitudes.
+
+Pure functions (no streamlit, no plotly import at module level), used by every page, chart and
+view module so that "L2" has the same colour everywhere and a number reads the same everywhere:
+
+* :func:`level_color` / :func:`level_color_map` — L0 dark green … L2 light green, L3+ amber/brown;
+* :func:`fmt_energy` (J, kJ, Wh, kWh), :func:`fmt_grams` (µg, mg, g, kg, t CO₂e), :func:`fmt_power`,
+  :func:`fmt_seconds`, :func:`fmt_number` — three significant digits, never ``1.6e+02``;
+* :func:`energy_scale` / :func:`grams_scale` — one unit for a whole chart axis or table column
+  (so an axis reads "mg CO₂e" with plain numbers instead of Plotly's "600µ");
+* :func:`fmt_timestamp` — an ISO-8601 UTC stamp as "29 Nov 2026, 14:03:07 UTC".
+
+Unknown values are ``None`` and print as ``"n/a"``, never 0.
+"""
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Iterable, Sequence
+
+#: colour of level ``L<i>`` (index i); darker = more tokens, lighter = briefer directives
+LEVEL_PALETTE = ("#1b5e20", "#43a047", "#9ccc65", "#fbc02d", "#ef6c00", "#8d6e63", "#5c6bc0", "#00897b")
+#: colours of the two parts of a carbon account
+OPERATIONAL_COLOR = "#37474f"
+EMBODIED_COLOR = "#b0bec5"
+#: neutral colours for series that are not levels (a grid trace, a baseline)
+GRID_COLOR = "#546e7a"
+BASELINE_COLOR = "#9e9e9e"
+HIGHLIGHT_COLOR = "#d84315"
+
+_LEVEL_RE = re.compile(r"^L(\d+)$")
+
+#: one colour per replay strategy (What-if, lesson); SPROUT in the L1 green, the baseline grey
+STRATEGY_COLORS = {"BASE": BASELINE_COLOR, "CO2-OPT": "#c62828", "STATIC": "#1565c0", "SPROUT": LEVEL_PALETTE[1],
+                   "SPROUT-TASK": "#00897b", "ORACLE": "#6a1b9a", "MODEL-OPT": "#8d6e63"}
+_EXTRA_COLORS = ("#ef6c00", "#5c6bc0", "#ad1457", "#558b2f", "#00838f")
+#: marker symbols for a second category (e.g. What-if windows), in order
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "star", "x", "hexagon")
+
+
+def level_color(level: str, position: int | None = None) -> str:
+    """The colour of a directive level: ``L<i>`` → palette[i]; another name → by ``position`` (or a hash)."""
+    m = _LEVEL_RE.match(str(level).strip())
+    if m:
+        i = int(m.group(1))
+    elif position is not None:
+        i = int(position)
+    else:
+        i = sum(map(ord, str(level)))
+    return LEVEL_PALETTE[i % len(LEVEL_PALETTE)]
+
+
+def strategy_color(name: str) -> str:
+    """The colour of a replay strategy (a fixed one for the known strategies, a stable one otherwise)."""
+    return STRATEGY_COLORS.get(str(name)) or _EXTRA_COLORS[sum(map(ord, str(name))) % len(_EXTRA_COLORS)]
+
+
+def level_color_map(levels: Iterable[str]) -> dict[str, str]:
+    """``{level: colour}`` for a Plotly ``color_discrete_map``."""
+    return {str(lv): level_color(str(lv), k) for k, lv in enumerate(levels)}
+
+
+def level_colors(levels: Sequence[str]) -> list[str]:
+    """The colours of ``levels`` in order (for ``marker_color`` of one bar trace)."""
+    return [level_color(str(lv), k) for k, lv in enumerate(levels)]
+
+
+# ------------------------------------------------------------------------------------- numbers
+
+def fmt_number(v: float | None, sig: int = 3) -> str:
+    """``v`` with ``sig`` significant digits in plain notation, thousands separated, no trailing zeros:
+    0.00123, 12.3, 15, 1,230."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    v = float(v)
+    if v == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(v)))
+    places = sig - 1 - mag  # negative: round the integer part too (156 → 160 at 2 digits)
+    decimals = max(0, places)
+    out = f"{round(v, places):,.{decimals}f}"
+    if "." in out:
+        out = out.rstrip("0").rstrip(".")
+    return "0" if float(out.replace(",", "")) == 0 else out
+
+
+#: (divisor in J, unit) from small to large
+_ENERGY_UNITS = ((1e-3, "mJ"), (1.0, "J"), (1e3, "kJ"), (3600.0, "Wh"), (3.6e6, "kWh"), (3.6e9, "MWh"))
+#: (divisor in g, unit)
+_GRAM_UNITS = ((1e-6, "µg"), (1e-3, "mg"), (1.0, "g"), (1e3, "kg"), (1e6, "t"))
+
+
+def energy_scale(values: Iterable[float | None] | float | None) -> tuple[float, str]:
+    """``(divisor, unit)`` for energies in J: mJ below 1 J, J below 1 kJ, kJ below 10 Wh, then Wh / kWh / MWh."""
+    m = _max_abs(values)
+    if m is None or m == 0:
+        return 1.0, "J"
+    if m < 1:
+        return 1e-3, "mJ"
+    if m < 1e3:
+        return 1.0, "J"
+    if m < 3.6e4:
+        return 1e3, "kJ"
+    if m < 3.6e6:
+        return 3600.0, "Wh"
+    if m < 3.6e9:
+        return 3.6e6, "kWh"
+    return 3.6e9, "MWh"
+
+
+def grams_scale(values: Iterable[float | None] | float | None) -> tuple[float, str]:
+    """``(divisor, unit)`` for masses in g: µg, mg, g, kg or t, the largest unit the biggest value is ≥ 1 of."""
+    m = _max_abs(values)
+    if m is None or m == 0:
+        return 1.0, "g"
+    for div, unit in reversed(_GRAM_UNITS):
+        if m >= div:
+            return div, unit
+    return _GRAM_UNITS[0]
+
+
+def _max_abs(values) -> float | None:
+    if values is None:
+        return None
+    if isinstance(values, (int, float)):
+        values = [values]
+    finite = [abs(float(v)) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return max(finite) if finite else None
+
+
+def fmt_energy(energy_j: float | None, method: str | None = None, uncertainty_j: float | None = None) -> str:
+    """``"12.3 J"``, ``"4.56 kJ ± 0.5 kJ"``, ``"1.2 Wh (measured:rapl)"``; ``"n/a"`` when unknown (never 0)."""
+    if energy_j is None or (isinstance(energy_j, float) and math.isnan(energy_j)):
+        return "n/a" + (f" ({method})" if method and method != "n/a" else "")
+    div, unit = energy_scale(energy_j)
+    unc = f" ± {fmt_number(uncertainty_j / div, 2)} {unit}" if uncertainty_j is not None else ""
+    return f"{fmt_number(energy_j / div)} {unit}{unc}" + (f" ({method})" if method else "")
+
+
+def fmt_grams(g: float | None, co2e: bool = True) -> str:
+    """A mass of CO₂e in the unit that reads best: ``"2.61 mg CO₂e"``, ``"1.2 kg CO₂e"``; ``"n/a"`` when unknown."""
+    if g is None or (isinstance(g, float) and math.isnan(g)):
+        return "n/a"
+    suffix = " CO₂e" if co2e else ""
+    if g == 0:
+        return f"0 g{suffix}"
+    div, unit = grams_scale(g)
+    return f"{fmt_number(g / div)} {unit}{suffix}"
+
+
+def fmt_power(w: float | None) -> str:
+    """``"4.2 W"``, ``"310 W"``, ``"1.2 kW"``; ``"n/a"`` when unknown."""
+    if w is None or (isinstance(w, float) and math.isnan(w)):
+        return "n/a"
+    if abs(w) >= 1000:
+        return f"{fmt_number(w / 1000)} kW"
+    return f"{fmt_number(w, 2 if abs(w) < 10 else 3)} W"
+
+
+def fmt_seconds(s: float | None) -> str:
+    """``"0.42 s"``, ``"12.3 s"``, ``"2 min 05 s"``, ``"1 h 02 min"``; ``"n/a"`` when unknown."""
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return "n/a"
+    if s < 60:
+        return f"{fmt_number(s, 2 if s < 10 else 3)} s"
+    if s < 3600:
+        m, sec = divmod(int(round(s)), 60)
+        return f"{m} min {sec:02d} s"
+    h, rest = divmod(int(round(s)), 3600)
+    return f"{h} h {rest // 60:02d} min"
+
+
+def fmt_intensity(ci: float | None) -> str:
+    """Carbon intensity: ``"274 g CO₂e/kWh"``; ``"n/a"`` when unknown."""
+    return "n/a" if ci is None else f"{fmt_number(ci)} g CO₂e/kWh"
+
+
+def parse_timestamp(ts: str | None) -> datetime | None:
+    """An ISO-8601 stamp as an aware UTC datetime (naive stamps are taken as UTC); ``None`` when unreadable."""
+    if not ts:
+        return None
+    try:
+        d = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d.astimezone(timezone.utc)
+
+
+def fmt_timestamp(ts: str | datetime | None, seconds: bool = True) -> str:
+    """``"29 Nov 2026, 14:03:07 UTC"``; ``"n/a"`` when missing or unreadable."""
+    d = ts if isinstance(ts, datetime) else parse_timestamp(ts)
+    if d is None:
+        return "n/a"
+    return d.strftime("%-d %b %Y, %H:%M" + (":%S" if seconds else "")) + " UTC"

@@ -1,0 +1,61 @@
+"""The lesson's steps as data: each a figure and one sentence with the numbers behind it."""
+import numpy as np
+import pytest
+
+from sprout_core import style
+from sprout_core.carbon import override_intensity
+from sprout_core.energy import EnergyReading
+from sprout_core.generation import GenerationResult
+from sprout_core.grid import Trace
+from sprout_core.metered import CarbonSettings, MeteredOutcome
+from sprout_core.views import lesson as L
+from tests.conftest import public_data_available
+
+SETTINGS = CarbonSettings(override_intensity(400.0))
+
+
+def outcome(level, tokens, energy_j, directive=""):
+    r = GenerationResult(level=level, directive=directive, prompt="p", text="x", new_tokens=tokens, total_s=1.0)
+    rd = EnergyReading(energy_j, "estimated:cpu-tdp", "test", 1.0)
+    return MeteredOutcome(r, rd, SETTINGS.price(rd))
+
+
+def trace(zone, lo, hi, hours=24 * 365):
+    ci = np.linspace(lo, hi, hours)
+    ts = np.arange("2024-01-01T00", hours, dtype="datetime64[h]").astype("datetime64[s]")
+    return Trace(zone, 2024, "direct", ts, ci, zone, None)
+
+
+def test_prompt_step_names_the_saving():
+    s = L.prompt_step([outcome("L0", 40, 10.0), outcome("L1", 20, 5.0, "be brief"), outcome("L2", 5, 1.0, "one line")])
+    assert s.numbers["best"] == "L2" and s.numbers["energy_saving_pct"] == pytest.approx(90.0)
+    assert "**40 tokens**" in s.sentence and "90 % less energy" in s.sentence
+    assert list(s.figure.data[0].marker.color) == style.level_colors(["L0", "L1", "L2"])
+    with pytest.raises(ValueError):
+        L.prompt_step([])
+
+
+def test_grids_step_compares_operational_carbon_across_grids():
+    s = L.grids_step(3.6e6 / 1000, 2.0, [trace("CLEAN", 10, 30), trace("DIRTY", 500, 900)])  # 1 Wh
+    t = s.numbers["table"]
+    assert list(t["zone"]) == ["CLEAN", "DIRTY"]
+    assert t["g_max"].iloc[1] == pytest.approx(0.9) and t["g_min"].iloc[0] == pytest.approx(0.01)
+    assert s.numbers["ratio"] == pytest.approx(700 / 20)
+    assert "35× dirtier" in s.sentence and "DIRTY at its dirtiest hour" in s.sentence
+
+
+@pytest.mark.skipif(not public_data_available("llama2-13b-a100"), reason="reference data absent")
+def test_optimizer_and_month_steps_on_the_reference_profile():
+    from sprout_core import profiles
+
+    prof = profiles.load_reference()
+    tr = trace("X", 50, 600)
+    s3 = L.optimizer_step(prof, tr, xi=0.1, points=11)
+    x = s3.numbers["x"]
+    assert x.shape == (11, len(prof.levels)) and np.allclose(x.sum(axis=1), 1.0)
+    assert s3.numbers["saving_pct"][-1] >= s3.numbers["saving_pct"][0]  # dirtier grid, more saved
+    assert s3.numbers["quality_pct"][0] == pytest.approx(100.0, abs=0.5)  # cleanest hour: no quality given up
+    s4 = L.month_step(prof, tr, 6, requests_per_hour=100)
+    assert 0 < s4.numbers["saving_pct"] < 100 and 85 <= s4.numbers["quality_pct"] <= 101
+    assert s4.numbers["total_sprout_g"] < s4.numbers["total_base_g"]
+    assert len(s4.figure.data[0].x) == 30  # one bar per day of June
