@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from sprout_core.errors import DataFileError, InputError, MissingDataError
 from sprout_core.paths import project_data_dir, public_file
 
 
@@ -74,6 +75,17 @@ def _clean(value) -> str | None:
     return s or None
 
 
+def _is_text(value) -> bool:
+    """False for a string that cannot be UTF-8 (unpaired surrogates); True for anything else."""
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def rows_to_set(name: str, rows: Iterable[tuple[int, object]], source: str) -> PromptSet:
     """Turn ``(row_number, row)`` pairs (dict rows, or an error string) into a :class:`PromptSet`.
 
@@ -97,6 +109,11 @@ def rows_to_set(name: str, rows: Iterable[tuple[int, object]], source: str) -> P
         prompt = _clean(raw_prompt)
         if not prompt:
             errors.append(RowError(rowno, "missing or empty 'prompt'"))
+            continue
+        bad = next((k for k in ("prompt", "reference", "category", "id") if not _is_text(row.get(k))), None)
+        if bad:
+            errors.append(RowError(rowno, f"'{bad}' is not valid text (an unpaired UTF-16 surrogate, e.g. from a "
+                                          "\\udXXX escape or a file that was not UTF-8)"))
             continue
         pid = _clean(row.get("id")) or f"{source or name}-{rowno}"
         if pid in seen:
@@ -252,19 +269,33 @@ PROMPT_SETS: dict[str, Callable[[], PromptSet]] = {
 def load_prompt_set(name_or_path: str) -> PromptSet:
     """A named set (see :data:`PROMPT_SETS`) or a JSONL/CSV file path.
 
-    Raises :class:`~sprout_core.paths.MissingDataError` when a public set's file is absent and
-    ``FileNotFoundError``/``ValueError`` for an unknown name or unreadable path.
+    Raises :class:`~sprout_core.errors.MissingDataError` (a ``FileNotFoundError``) when a public set's file
+    or the given path is absent, :class:`~sprout_core.errors.DataFileError` (a ``ValueError``) when the file
+    cannot be read as prompts, :class:`~sprout_core.errors.InputError` for a name that is not text.
     """
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise InputError(f"No prompt set given; named sets: {', '.join(PROMPT_SETS)}, or a .jsonl/.csv path")
+    if not _is_text(name_or_path) or "\x00" in name_or_path:
+        raise InputError("The prompt set name or path is not valid text")
     key = name_or_path.strip().lower().replace("_", "-")
     if key in PROMPT_SETS:
         return PROMPT_SETS[key]()
     p = Path(name_or_path).expanduser()
-    if p.is_file():
-        s = parse_upload(p.read_bytes(), p.name)
+    try:
+        if p.is_file():
+            data = p.read_bytes()
+        elif p.is_dir():
+            raise DataFileError(f"{p} is a folder; give a .jsonl or .csv file with a 'prompt' column")
+        else:
+            data = None
+    except OSError as exc:
+        raise DataFileError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if data is not None:
+        s = parse_upload(data, p.name)
         if not s.items and s.errors and s.errors[0].row == 0:
-            raise ValueError(f"{p}: {s.errors[0].reason}")
+            raise DataFileError(f"{p}: {s.errors[0].reason}")
         return s
-    raise FileNotFoundError(
+    raise MissingDataError(
         f"No prompt set named {name_or_path!r} and no such file. Named sets: {', '.join(PROMPT_SETS)}; "
         "or give a path to a .jsonl/.csv file with a 'prompt' column."
     )

@@ -194,7 +194,7 @@ def read_labelled(path: str | Path):
             df = pd.read_json(p, lines=True)
         else:
             df = pd.read_csv(p)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # not CSV/JSON, not UTF-8 (UnicodeDecodeError), a folder, no permission
         raise LabelledDataError(f"Could not read {p.name}: {exc}") from exc
     return clean_labelled(df, source=p.name)
 
