@@ -1,7 +1,7 @@
 """Home: what Sprout does, the loaded model, and the model picker."""
 import streamlit as st
 
-from sprout_core import backends, ui
+from sprout_core import access, backends, ui
 from sprout_core.errors import SproutError
 from sprout_core.serving.client import ENV_KEY, ServerConfig, parse_indices
 from sprout_core.serving.llamacpp import INSTALL_HINT, llama_cpp_available
@@ -30,6 +30,7 @@ learned offline by an LLM judge at clean hours of the grid, keeps answers good e
 )
 
 st.subheader("Model")
+SHARED = ui.shared()
 lm = ui.get_model()
 if lm is not None and lm.info.kind == "server":  # a serving engine (issue 12)
     meter = backends.meter_for(lm)
@@ -48,7 +49,7 @@ if lm is not None and lm.info.kind == "server":  # a serving engine (issue 12)
 elif lm is not None:
     info = lm.info
     c = st.columns(6)
-    c[0].metric("Model", info.name, help=info.path)
+    c[0].metric("Model", info.name, help=None if SHARED else info.path)
     c[1].metric("Parameters", f"{info.params_m:,.0f} M" if info.params_m is not None else "n/a")
     c[2].metric("Device", info.device if not info.gpu_name else f"{info.device} ({info.gpu_name})")
     c[3].metric("Dtype", info.dtype)
@@ -56,34 +57,50 @@ elif lm is not None:
     c[5].metric("Load time", f"{info.load_s:.1f} s", help="Converted from GGUF on this load" if info.converted else "Read from the safetensors cache")
     st.caption(
         f"Context: {info.context_len:,} tokens · directives go in the **{info.placement}** "
-        f"{'message' if info.placement == 'system' else 'turn'} · directive set `{info.directive_set}` · folder `{info.path}`"
+        f"{'message' if info.placement == 'system' else 'turn'} · directive set `{info.directive_set}`"
+        + ("" if SHARED else f" · folder `{info.path}`")
     )
 
 with st.expander("Choose a model", expanded=lm is None):
-    st.markdown(
-        "Use the embedded SmolLM2-135M-Instruct (CPU, no download), or a local Hugging Face causal-LM "
-        "folder such as `Llama-2-7b-chat-hf` (CUDA in bf16/fp16 when available). Nothing is fetched from the web. "
-        "You can also start the app with `SPROUT_MODEL=/path/to/folder`."
-    )
-    choice = st.radio("Model source", ["Embedded SmolLM2-135M-Instruct", "Local folder"], horizontal=True,
-                      index=0 if ui.model_spec() == EMBEDDED_SPEC else 1)
-    folder = ""
-    if choice == "Local folder":
-        folder = st.text_input("Model folder", value="" if ui.model_spec() == EMBEDDED_SPEC else ui.model_spec(),
-                               placeholder="/models/Llama-2-7b-chat-hf")
-    cols = st.columns(2)
-    device = cols[0].selectbox("Device", ["auto", "cpu", "cuda"], help="auto: CUDA when available, else CPU")
-    dtype = cols[1].selectbox("Dtype", ["auto", "float32", "bfloat16", "float16"], help="auto: bf16/fp16 on CUDA, float32 on CPU")
-    if st.button("Load model"):
-        spec = EMBEDDED_SPEC if choice.startswith("Embedded") else folder
-        if choice == "Local folder" and not folder.strip():
-            st.warning("Type the path of a model folder first.")
-        else:
+    if SHARED:
+        # Shared (class) mode: only the operator's models, by name; no free-text path (README: "Serving a class").
+        choices = access.allowed_models()
+        specs = [c.spec for c in choices]
+        current = ui.model_spec()
+        pick = st.selectbox("Model (set up by the operator)", range(len(choices)), format_func=lambda i: choices[i].label,
+                            index=specs.index(current) if current in specs else 0, key="home.shared_model")
+        st.caption("This Sprout is shared: the operator chose these models; loading one does not unload anyone else's.")
+        if st.button("Load model"):
             with st.spinner("Loading…"):
-                ok, msg = ui.switch_model(spec, None if device == "auto" else device, None if dtype == "auto" else dtype)
+                ok, msg = ui.switch_model(choices[pick].spec)
             (st.success if ok else st.error)(msg + ("" if ok else " The previous model stays loaded."))
             if ok:
                 st.rerun()
+    else:
+        st.markdown(
+            "Use the embedded SmolLM2-135M-Instruct (CPU, no download), or a local Hugging Face causal-LM "
+            "folder such as `Llama-2-7b-chat-hf` (CUDA in bf16/fp16 when available; safetensors weights). Nothing is "
+            "fetched from the web. You can also start the app with `SPROUT_MODEL=/path/to/folder`."
+        )
+        choice = st.radio("Model source", ["Embedded SmolLM2-135M-Instruct", "Local folder"], horizontal=True,
+                          index=0 if ui.model_spec() == EMBEDDED_SPEC else 1)
+        folder = ""
+        if choice == "Local folder":
+            folder = st.text_input("Model folder", value="" if ui.model_spec() == EMBEDDED_SPEC else ui.model_spec(),
+                                   placeholder="/models/Llama-2-7b-chat-hf")
+        cols = st.columns(2)
+        device = cols[0].selectbox("Device", ["auto", "cpu", "cuda"], help="auto: CUDA when available, else CPU")
+        dtype = cols[1].selectbox("Dtype", ["auto", "float32", "bfloat16", "float16"], help="auto: bf16/fp16 on CUDA, float32 on CPU")
+        if st.button("Load model"):
+            spec = EMBEDDED_SPEC if choice.startswith("Embedded") else folder
+            if choice == "Local folder" and not folder.strip():
+                st.warning("Type the path of a model folder first.")
+            else:
+                with st.spinner("Loading…"):
+                    ok, msg = ui.switch_model(spec, None if device == "auto" else device, None if dtype == "auto" else dtype)
+                (st.success if ok else st.error)(msg + ("" if ok else " The previous model stays loaded."))
+                if ok:
+                    st.rerun()
 
 # --- Backend: in process (transformers / llama.cpp) or a serving engine (issue 12) ---------------------------
 with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Ollama …)", expanded=False):
@@ -108,6 +125,16 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
         elif current.kind != "llama.cpp" and st.button("Use llama.cpp", key="home.backend_llamacpp"):
             with st.spinner("Loading the GGUF with llama.cpp…"):
                 ok, msg = ui.switch_backend(backends.BackendChoice("llama.cpp"))
+            (st.success if ok else st.error)(msg)
+            if ok:
+                st.rerun()
+    elif SHARED:  # a visitor never types a URL or names an environment variable (README: "Serving a class")
+        operator = backends.default_choice().server
+        st.caption("This Sprout is shared: the serving engine is the operator's setting (SPROUT_SERVER_URL when the "
+                   "server starts)." + ("" if operator else " The operator has set none."))
+        if operator and current.kind != "server" and st.button("Use the operator's serving engine",
+                                                                key="home.server_operator"):
+            ok, msg = ui.switch_backend(backends.BackendChoice("server", server=operator))
             (st.success if ok else st.error)(msg)
             if ok:
                 st.rerun()
@@ -149,14 +176,19 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
                     st.rerun()
 
 with st.expander("Torch threads"):
-    st.caption(f"Default here: {default_threads()} (one thread on machines with 2 cores or fewer; "
-               "set SPROUT_TORCH_THREADS to change the default). This applies to the whole app process.")
     import torch
 
-    n = st.number_input("Threads", min_value=1, max_value=64, value=torch.get_num_threads(), step=1,
-                        help="Currently in use by this app process")
-    if st.button("Apply threads"):
-        st.success(f"Torch now uses {configure_threads(int(n))} thread(s).")
+    if SHARED:
+        st.caption(f"Torch uses {torch.get_num_threads()} thread(s) in this app process. This Sprout is shared, so "
+                   "threads are the operator's setting (SPROUT_TORCH_THREADS when the server starts).")
+    else:
+        st.caption(f"Default here: {default_threads()} (one thread on machines with 2 cores or fewer; "
+                   "set SPROUT_TORCH_THREADS to change the default). This applies to the whole app process.")
+        n = st.number_input("Threads", min_value=1, max_value=64, value=min(64, torch.get_num_threads()), step=1,
+                            help="Currently in use by this app process")
+        if st.button("Apply threads"):
+            with ui.error_boundary("Threads not changed: "):
+                st.success(f"Torch now uses {configure_threads(int(n))} thread(s).")
 
 st.subheader("Data")
 for ds in public_data_status():

@@ -3,7 +3,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from sprout_core import metered, store, ui
+from sprout_core import metered, store, ui, validate
+from sprout_core.errors import InputError, SproutError
 from sprout_core.generation import MAX_PROMPT_CHARS, GenerationParams, PromptError
 
 ui.ensure_navigation()
@@ -21,8 +22,17 @@ if lm is None:
     st.stop()
 dset = ui.directive_set(lm)
 
-prompt = st.text_area("Prompt", key="pg.prompt", height=120, max_chars=MAX_PROMPT_CHARS,
-                      placeholder="e.g. Why is the sky blue?")
+# No max_chars on the box: a browser-side cap silently drops an over-long paste; the length is checked here
+# and said (the text stays in the box to be shortened).
+prompt = st.text_area("Prompt", key="pg.prompt", height=120, placeholder="e.g. Why is the sky blue?",
+                      help=f"At most {MAX_PROMPT_CHARS:,} characters")
+prompt_problem = None
+if prompt.strip():
+    try:
+        validate.text("The prompt", prompt, max_chars=MAX_PROMPT_CHARS)
+    except InputError as exc:
+        prompt_problem = str(exc)
+        st.error(prompt_problem)
 c1, c2, c3 = st.columns([3, 1, 1])
 levels = c1.multiselect("Directive levels", dset.names, default=dset.names, key="pg.levels",
                         format_func=lambda lv: f"{lv} — {dset.get(lv).text or 'no directive'}")
@@ -76,7 +86,7 @@ def _task_line(text: str, stamp: float, ci, zone, year):
     return task_views.playground_task_line(text, _task_classifier(stamp), IntensityChoice(ci, zone, "", year))
 
 
-if prompt.strip():
+if prompt.strip() and not prompt_problem:
     from sprout_core.tasks import views as task_views
 
     _it = carbon_settings.intensity
@@ -95,7 +105,7 @@ if prompt.strip():
                                                                             text=f"Embedded {d}/{n} prompts"))
                 st.rerun()
             except Exception as exc:  # noqa: BLE001 - training must not break the page
-                st.error(f"Could not train the task classifier: {exc}")
+                ui.show_error(exc, "Could not train the task classifier: ")
     else:
         st.caption("🧭 " + line.text)
 
@@ -104,6 +114,8 @@ run = st.button("Run", type="primary", key="pg.run")
 if run:
     if not prompt.strip():
         st.warning("Type a prompt first — nothing was run.")
+    elif prompt_problem:
+        st.warning(f"Nothing was run: {prompt_problem}")
     elif not levels:
         st.warning("Pick at least one directive level.")
     else:
@@ -120,21 +132,21 @@ if run:
             results, outcomes = [], []
             cols = st.columns(len(streams))
             for col, d, stream in zip(cols, directives, streams):
-                col.markdown(f"**{d.level}** · {d.text or '_no directive_'}")
+                col.markdown(f"**{d.level}** · {ui.safe_md(d.text) or '_no directive_'}")
                 body, status = col.empty(), col.empty()
                 text = ""
                 for chunk in stream:
                     text += chunk.text
-                    body.markdown(text + " ▌")
+                    body.markdown(ui.safe_md(text) + " ▌")
                     status.caption(ui.live_energy_caption(chunk.new_tokens, chunk.tokens_per_s, chunk.power_w,
                                                           chunk.energy_j, chunk.method))
                 o = stream.outcome
                 r = o.result
-                body.markdown(r.text or "_(empty answer)_")
+                ui.show_text(r.text, body, "_(empty answer)_")
                 status.caption(f"{r.new_tokens} tokens · {r.total_s:.1f} s · finish: {r.finish_reason} · "
                                f"{ui.fmt_energy(o.reading.energy_j, o.reading.method)}")
                 if o.store_error:
-                    col.warning(f"Not saved to the history: {o.store_error}")
+                    col.warning(f"Not saved to the history yet: {o.store_error}")
                 outcomes.append(o)
                 if r.error:
                     col.error(f"Generation failed: {r.error}")
@@ -149,11 +161,11 @@ saved = st.session_state.get(RESULTS_KEY)
 if saved:
     results = saved["results"]
     st.subheader("Answers")
-    st.caption(f"Prompt: {saved['prompt'][:300]}")
+    st.caption(f"Prompt: {ui.safe_md(saved['prompt'][:300])}")
     cols = st.columns(len(results))
     for col, r in zip(cols, results):
-        col.markdown(f"**{r.level}** · {r.directive or '_no directive_'}")
-        col.markdown(r.text or "_(empty answer)_")
+        col.markdown(f"**{r.level}** · {ui.safe_md(r.directive) or '_no directive_'}")
+        ui.show_text(r.text, col, "_(empty answer)_")
         col.caption(f"{r.level} answer: {r.new_tokens} new tokens · {r.total_s:.1f} s · finish: {r.finish_reason}")
         if r.error:
             col.error(f"Generation failed: {r.error}")
@@ -191,7 +203,7 @@ if saved:
                 with closing(eval_db.connect()) as con:
                     eval_db.record_human_vote(con, saved["prompt"], recs, vote, model=lm.info.name)
             except Exception as exc:  # noqa: BLE001 - a failed save must not lose the answers on screen
-                st.warning(f"Vote not saved: {exc}")
+                ui.show_error(exc, "Vote not saved (the answers stay on screen): ")
             else:
                 st.success(f"Vote saved: {vote} is best. It counts as judge 'human' on the Evaluations page.")
 
@@ -199,7 +211,7 @@ outcomes = st.session_state.get(ENERGY_KEY)
 if saved and outcomes and len(outcomes) == len(saved["results"]):
     st.subheader("Energy and carbon per level")
     for err in sorted({o.store_error for o in outcomes if o.store_error}):
-        st.warning(f"Not saved to the history: {err}")
+        st.warning(f"Not saved to the history yet: {err}")
     table = metered.level_table(outcomes, carbon_settings)  # re-priced with the current zone/hour/slider
     run_e = [o.reading.energy_j for o in outcomes]
     run_u = [o.reading.uncertainty_j for o in outcomes]
@@ -247,7 +259,7 @@ if saved and outcomes and len(outcomes) == len(saved["results"]):
         year = carbon_settings.intensity.year
         try:
             where, msgs = metered.elsewhere_table(total_j, total_s, carbon_settings, year=year)
-        except Exception as exc:  # noqa: BLE001 - missing data must not break the page
+        except (SproutError, ValueError, OSError) as exc:  # missing or broken data must not break the page
             where, msgs = pd.DataFrame(), [str(exc)]
         for m in msgs:
             st.warning(m)

@@ -8,6 +8,7 @@ bad ones (row number and reason) in a :class:`PromptSet`.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import random
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from sprout_core.errors import DataFileError, InputError, MissingDataError
-from sprout_core.paths import project_data_dir, public_file
+from sprout_core.paths import project_data_dir, public_file, state_dir
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,25 @@ def parse_upload(data: bytes | str, filename: str) -> PromptSet:
             return rows_to_set(name, ((i, r) for i, r in enumerate(arr, start=1)), name)
         return rows_to_set(name, _jsonl_rows(text), name)
     return PromptSet(name, [], [RowError(0, f"unsupported file type {ext or '(none)'}: use .jsonl or .csv")])
+
+
+def save_upload(filename: str, items: Sequence[PromptItem]) -> Path:
+    """Keep an uploaded prompt set in the state folder (``uploads/``) as JSONL and return its path.
+
+    The file name carries a digest of the content, so a changed upload is a new file (and so a new run)
+    and never overwrites the file an earlier run was made from. ``OSError`` when it cannot be written."""
+    body = "".join(json.dumps({"id": it.id, "prompt": it.prompt, "category": it.category, "reference": it.reference},
+                              ensure_ascii=False) + "\n" for it in items)
+    digest = hashlib.sha1(body.encode("utf-8")).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:60].strip("_") or "upload"
+    folder = state_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}-{digest}.jsonl"
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(body, encoding="utf-8")
+        tmp.replace(path)
+    return path
 
 
 # ---------------------------------------------------------------- public sets
