@@ -252,6 +252,13 @@ def check_model_folder(path: str | Path, allow_pickle: bool | None = None) -> Pa
         raise ModelLoadError(f"{p}: this folder cannot be read (permission denied)")
     if not (p / "config.json").exists():
         raise ModelLoadError(f"{p}: no config.json — not a Hugging Face model folder")
+    try:
+        conf = json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ModelLoadError(f"{p}: config.json cannot be read as JSON ({exc})") from None
+    archs = conf.get("architectures") if isinstance(conf, dict) else None
+    if not isinstance(conf, dict) or not isinstance(archs or [], list) or not all(isinstance(a, str) for a in archs or []):
+        raise ModelLoadError(f"{p}: config.json is not a model configuration ('architectures' must be a list of names)")
     safe = list(p.glob("*.safetensors")) + list(p.glob("*.safetensors.index.json"))
     pickled = [f for pat in PICKLE_WEIGHTS for f in p.glob(pat)] + list(p.glob("pytorch_model*.bin.index.json"))
     if not safe and not pickled:
