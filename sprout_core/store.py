@@ -266,8 +266,10 @@ _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 def _eval_v2(conn: sqlite3.Connection) -> None:
     """Error rows, claims, and runs keyed on their prompts' content (existing runs re-keyed in place)."""
     cols = {r[1] for r in conn.execute("PRAGMA table_info(eval_answers)")}
-    if "error" not in cols:
-        conn.execute("ALTER TABLE eval_answers ADD COLUMN error TEXT")
+    # error rows; and each answer's carbon (g CO₂e) at the intensity (g/kWh) and zone it was priced with
+    for name, kind in (("error", "TEXT"), ("carbon_total_g", "REAL"), ("ci_g_per_kwh", "REAL"), ("zone", "TEXT")):
+        if name not in cols:
+            conn.execute(f"ALTER TABLE eval_answers ADD COLUMN {name} {kind}")
     conn.execute("""
         CREATE TABLE IF NOT EXISTS eval_claims (
             run_id INTEGER NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
@@ -420,8 +422,8 @@ class RequestRecord:
             rec.energy_uncertainty_j = reading.uncertainty_j
             rec.energy_flags = ",".join(reading.flags) if reading.flags else None
             rec.power_w_mean = reading.power_w_mean
-            rec.window_start_utc = _iso(getattr(reading, "started_at", None))
-            rec.window_end_utc = _iso(getattr(reading, "ended_at", None))
+            rec.window_start_utc = iso_utc(getattr(reading, "started_at", None))
+            rec.window_end_utc = iso_utc(getattr(reading, "ended_at", None))
         if carbon is not None:
             rec.ci_g_per_kwh = carbon.ci_g_per_kwh
             rec.ci_label = carbon.ci_label
@@ -440,7 +442,7 @@ class RequestRecord:
 REQUEST_COLUMNS = [f.name for f in fields(RequestRecord)]
 
 
-def _iso(t: float | None) -> str | None:
+def iso_utc(t: float | None) -> str | None:
     """A wall-clock time (``time.time()``) as ISO-8601 UTC with microseconds, ``None`` when unknown."""
     return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
 

@@ -155,15 +155,17 @@ def stored_answers(con: sqlite3.Connection, run_id: int) -> dict[tuple[str, str]
 
 _ANSWER_SQL = (
     "INSERT OR IGNORE INTO eval_answers (run_id, prompt_id, level, directive, text, prompt_tokens, new_tokens,"
-    " ttft_s, total_s, finish_reason, energy_j, energy_method, energy_uncertainty_j, model, device, created_at, error)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+    " ttft_s, total_s, finish_reason, energy_j, energy_method, energy_uncertainty_j, model, device, created_at, error,"
+    " carbon_total_g, ci_g_per_kwh, zone)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 def _answer_args(run_id: int, prompt_id: str, level: str, rec: Mapping[str, Any]) -> tuple:
     return (run_id, prompt_id, level, rec.get("directive") or "", rec.get("text") or "", rec.get("prompt_tokens"),
             rec.get("new_tokens"), rec.get("ttft_s"), rec.get("total_s"), rec.get("finish_reason"), rec.get("energy_j"),
             rec.get("energy_method") or "n/a", rec.get("energy_uncertainty_j"), rec.get("model") or "",
-            rec.get("device") or "", rec.get("created_at") or time.time(), rec.get("error") or None)
+            rec.get("device") or "", rec.get("created_at") or time.time(), rec.get("error") or None,
+            rec.get("carbon_total_g"), rec.get("ci_g_per_kwh"), rec.get("zone"))
 
 
 def insert_answer(con: sqlite3.Connection, run_id: int, prompt_id: str, level: str, rec: Mapping[str, Any]) -> bool:
