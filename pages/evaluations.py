@@ -68,7 +68,9 @@ def run_panel() -> None:
         c1, c2, c3 = st.columns(3)
         names = list(PROMPT_SETS) + ["upload a file…"]
         set_name = c1.selectbox("Prompt set", names, key="ev.run.set")
-        n = c2.number_input("Prompts (N)", 1, 2000, 12, key="ev.run.n")
+        n = c2.number_input("Prompts (N)", 1, access.SHARED_MAX_PROMPTS if ui.shared() else 2000, 12, key="ev.run.n",
+                            help=f"At most {access.SHARED_MAX_PROMPTS} on a shared Sprout (one run must not hold the "
+                                 "model for everyone for hours)" if ui.shared() else None)
         seed = c3.number_input("Seed", 0, 10_000, 0, key="ev.run.seed")
         prompt_source = set_name
         if set_name == "upload a file…":
@@ -174,8 +176,10 @@ def progress_panel() -> None:
     eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s is not None and not p.finished else ""
     st.progress(p.fraction, text=f"{p.done}/{p.total} answers ({p.skipped} already stored), {p.judged} prompts judged"
                                  f"{eta}" + (f" · {p.current}" if p.current else ""))
+    live = None
     if p.run_id is not None and p.judged and job.judge is not None:
-        live = R.run_summary(p.run_id, n_boot=1)["win_shares"].get(job.judge.name)
+        with ui.error_boundary("Live win shares unavailable for now: "):  # e.g. the database is busy
+            live = R.run_summary(p.run_id, n_boot=1)["win_shares"].get(job.judge.name)
         if live:
             shares = ", ".join(f"{lv} {v * 100:.0f}%" for lv, v in live["share"].items() if v is not None)
             st.caption(f"So far ({job.judge.name}, {live['n_valid']} valid verdicts, {live['n_invalid']} invalid): {shares}")

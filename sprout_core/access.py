@@ -9,6 +9,8 @@ of the operator (``scripts/start.sh --shared`` or ``SPROUT_SHARED=1``); in **sha
   users pick from that list by name and never type a path (nothing on the server's disk can be probed);
 * process-wide settings (torch threads, loading a model that would evict another user's) are the
   operator's alone: they are set with environment variables when the server starts;
+* an evaluation run started from the app answers at most :data:`SHARED_MAX_PROMPTS` prompts, so no visitor
+  holds the shared model for hours;
 * the server also counts as shared when it listens on a non-loopback address without the flag
   (secure by default: binding to all interfaces never gives strangers a free-text folder box).
 
@@ -28,6 +30,8 @@ SHARED_ENV = "SPROUT_SHARED"
 MODELS_ENV = "SPROUT_MODELS"
 MODEL_ROOT_ENV = "SPROUT_MODEL_ROOT"
 ALLOW_PICKLE_ENV = "SPROUT_ALLOW_PICKLE"
+#: in shared mode an evaluation run started from the app answers at most this many prompts
+SHARED_MAX_PROMPTS = 30
 EMBEDDED = "embedded"
 _TRUE = {"1", "true", "yes", "on"}
 
