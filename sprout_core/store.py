@@ -448,8 +448,12 @@ def iso_utc(t: float | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- pending queue
+def _db_path_nocreate(path: Path | str | None) -> Path:
+    return Path(state_dir(create=False) / DB_NAME if path is None else path)
+
+
 def _db_id(path: Path | str | None) -> str:
-    p = default_path() if path is None else path
+    p = _db_path_nocreate(path)
     try:
         key = str(Path(p).resolve())
     except OSError:
@@ -459,7 +463,7 @@ def _db_id(path: Path | str | None) -> str:
 
 def _queue_dirs(path: Path | str | None) -> list[Path]:
     """Where the pending queue of database ``path`` may live: next to it, else in the temp folder."""
-    p = Path(default_path() if path is None else path)
+    p = _db_path_nocreate(path)
     return [p.parent / "pending", Path(tempfile.gettempdir()) / f"sprout-pending-{os.getuid()}"]
 
 

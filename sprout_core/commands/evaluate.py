@@ -88,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     if len(ps.errors) > 20:
         print(f"warning: … and {len(ps.errors) - 20} more bad rows", file=sys.stderr)
     prompts = sample_prompts(args.prompts, args.n, args.seed, args.sampling)
+    if len(prompts) < args.n:
+        print(f"warning: {args.prompts} has only {len(prompts)} usable prompts; the run uses all of them, not {args.n}",
+              file=sys.stderr)
     choice = choice_from_args(args)
     dset_name = None
     if choice.kind != "server":  # a local model: its directive set is known without loading it
