@@ -63,6 +63,7 @@ import os
 import re
 import sqlite3
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -123,21 +124,36 @@ def connect(path: Path | str | None = None, timeout_s: float = 5.0) -> sqlite3.C
         conn = sqlite3.connect(str(p), timeout=timeout_s, check_same_thread=False)
     except sqlite3.Error as exc:
         raise _wrap(exc, p) from exc
-    try:
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        if str(p) != ":memory:":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        apply_migrations(conn, "requests", REQUESTS_MIGRATIONS)
-        apply_migrations(conn, "evaluation", EVALUATION_MIGRATIONS)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise _wrap(exc, p, "open") from exc
-    except StoreError:
-        conn.close()
-        raise
-    return conn
+    conn.row_factory = sqlite3.Row
+    # Switching a new file to WAL and migrating it can meet another connection doing the same (SQLite then
+    # answers "locked" at once, without waiting): every step is idempotent, so try again until timeout_s.
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            if str(p) != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            apply_migrations(conn, "requests", REQUESTS_MIGRATIONS)
+            apply_migrations(conn, "evaluation", EVALUATION_MIGRATIONS)
+            return conn
+        except sqlite3.OperationalError as exc:
+            msg = str(exc).lower()
+            if ("locked" in msg or "busy" in msg) and time.monotonic() < deadline:
+                if conn.in_transaction:
+                    conn.rollback()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            conn.close()
+            raise _wrap(exc, p, "open") from exc
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _wrap(exc, p, "open") from exc
+        except StoreError:
+            conn.close()
+            raise
 
 
 Migration = str | Callable[[sqlite3.Connection], None]

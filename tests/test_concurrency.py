@@ -339,3 +339,29 @@ def test_database_of_an_older_sprout_is_migrated_and_its_run_resumes():
         assert store.schema_version(c, "requests") == 2 and store.schema_version(c, "evaluation") == 2
         assert c.execute("SELECT run_key FROM eval_runs").fetchone()[0] == cfg.run_key(PROMPTS)
         assert [r[0] for r in c.execute("SELECT prompt FROM requests")] == ["kept"]
+
+
+def test_two_app_sessions_in_one_process_share_a_run():
+    """Two Evaluations sessions of one server start the same run: their jobs (threads) share it."""
+    import threading
+
+    from sprout_core.evaluate.runner import EvaluationJob
+
+    calls: list = []
+    lock = threading.Lock()
+
+    def answer(p, lv):
+        with lock:
+            calls.append((p, lv))
+        time.sleep(0.05)
+        return {"text": f"{lv}:{p}", "new_tokens": 1}
+
+    prompts = [PromptItem(f"t{i}", f"thread prompt {i}", "c", None) for i in range(6)]
+    cfg = db.RunConfig(prompt_set="threads", n=6, seed=0, levels=("L0", "L1"), judge="none", model="m")
+    jobs = [EvaluationJob(cfg, prompts, lambda: (answer, None), None).start() for _ in range(2)]
+    for j in jobs:
+        j.thread.join(60)
+    assert all(j.progress.finished and j.progress.error is None for j in jobs), [j.progress for j in jobs]
+    assert len(calls) == 12 and len(set(calls)) == 12  # every answer generated once
+    assert sum(j.progress.generated for j in jobs) == 12 and min(j.progress.generated for j in jobs) > 0
+    assert len(stored_answers()) == 12
