@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from sprout_core import models, store
+from sprout_core import backends, models, store
 from sprout_core.cli import main
+from sprout_core.commands import evaluate as eval_cmd
 from sprout_core.commands import generate as gen_cmd
 from sprout_core.evaluate import db
 from sprout_core.evaluate.judges import parse_judge
@@ -168,6 +169,14 @@ CLI_CASES = [
     ("gen-embedded-on-cuda", ["generate", "--prompt", "hi", "--model", "embedded", "--device", "cuda"], 2, r"embedded model runs on the CPU only", False),
     ("gen-prompt-over-context", ["generate", "--prompt", "the quick brown fox " * 120, "--model", "{tiny}"], 2,
      r"reads at most 256 tokens", True),
+    # generate: backends (issue 12's flags, checked before anything is loaded or contacted)
+    ("gen-server-without-url", ["generate", "--prompt", "hi", "--backend", "server"], 2, r"needs --server-url", False),
+    ("gen-server-timeout-nan", ["generate", "--prompt", "hi", "--server-url", "http://127.0.0.1:9/v1", "--server-timeout",
+                                "nan"], 2, r"server timeout must be between 0 and 3600 s", False),
+    ("gen-server-refused", ["generate", "--prompt", "hi", "--server-url", "http://127.0.0.1:9/v1"], 2,
+     r"Cannot reach the server at http://127.0.0.1:9/v1: connection refused", True),
+    ("gen-llamacpp-other-model", ["generate", "--prompt", "hi", "--backend", "llama.cpp", "--model", "{tiny}"], 2,
+     r"llama.cpp backend runs the embedded model only|llama-cpp-python", False),
     # evaluate
     ("ev-n-zero", ["evaluate", "--n", "0"], 2, r"--n: must be at least 1", False),
     ("ev-n-negative", ["evaluate", "--n", "-3"], 2, r"--n: must be at least 1", False),
@@ -218,7 +227,9 @@ def test_cli_bad_input(case, seeded, files, monkeypatch, capsys):
         def no_load(*a, **kw):
             raise AssertionError(f"{name}: the model was loaded before the input was checked")
         monkeypatch.setattr(models, "load_model", no_load)
-        monkeypatch.setattr(gen_cmd, "load_model", no_load)
+        monkeypatch.setattr(backends, "load_model", no_load)
+        monkeypatch.setattr(gen_cmd, "open_backend", no_load)
+        monkeypatch.setattr(eval_cmd, "open_backend", no_load)
     if name == "gen-stdin-not-utf8":
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("caf\xe9".encode("latin-1"))))
     monkeypatch.delenv("SPROUT_JUDGE_BASE_URL", raising=False)
