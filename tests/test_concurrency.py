@@ -109,6 +109,7 @@ def test_two_processes_share_one_run(worker):
     assert a.returncode == 0 and b.returncode == 0
     calls = Counter((c[1], c[2]) for c in worker.calls())
     assert len(calls) == TOTAL and max(calls.values()) == 1, "an answer was generated twice"
+    print("two processes:", [o["generated"] for o in outs], "answers generated of", TOTAL)
     assert sum(o["generated"] for o in outs) == TOTAL
     assert min(o["generated"] for o in outs) > 0, "the work was not shared"
     assert all(o["done"] == TOTAL and o["finished"] for o in outs)
@@ -190,6 +191,7 @@ def test_two_evaluate_commands_at_once(tmp_path, tiny_llama2_dir):
         assert p.returncode == 0, err[-2000:]
         assert "Traceback" not in err
     summaries = [json.loads(out) for out, _ in outs]
+    print("two evaluate commands:", [s["generated_answers"] for s in summaries], "answers generated of 18")
     assert sum(s["generated_answers"] for s in summaries) == 18  # every answer generated exactly once, in total
     assert all(s["answers"] == 18 for s in summaries)
     assert len(stored_answers()) == 18 and max(stored_answers().values()) == 1
