@@ -120,3 +120,16 @@ def metric_value(page, label: str) -> str:
     """The displayed value of the first ``st.metric`` whose box contains ``label``."""
     box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return box.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def prepare_playground(page, url: str, prompt: str, max_new: int, timeout_ms: int = 120_000) -> None:
+    """Open the Playground, type ``prompt`` and set "Max new tokens", and wait until the page is idle."""
+    page.goto(url + "/playground")
+    box = page.get_by_role("textbox", name="Prompt")
+    box.wait_for(timeout=timeout_ms)
+    box.fill(prompt)
+    box.press("Control+Enter")
+    n = page.get_by_role("spinbutton", name="Max new tokens")
+    n.fill(str(max_new))
+    n.press("Enter")
+    wait_for_app_idle(page, max(timeout_ms, 180_000))

@@ -23,7 +23,7 @@ import pytest
 from sprout_core import store
 from sprout_core.evaluate import db as eval_db
 from sprout_core.evaluate.prompts import PromptItem
-from tests.browser.conftest import ROOT, launch_app, wait_for_app_idle
+from tests.browser.conftest import ROOT, launch_app, prepare_playground, wait_for_app_idle
 
 SESSIONS = 8
 WAITING = re.compile(r"Waiting for another user's answer \((\d+) ahead\)")
@@ -31,15 +31,7 @@ LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1:\d+/|^(data|blob|about):")
 
 
 def _prepare(page, url: str, prompt: str, max_new: int) -> None:
-    page.goto(url + "/playground")
-    box = page.get_by_role("textbox", name="Prompt")
-    box.wait_for(timeout=300_000)
-    box.fill(prompt)
-    box.press("Control+Enter")
-    mx = page.get_by_role("spinbutton", name="Max new tokens")
-    mx.fill(str(max_new))
-    mx.press("Enter")
-    wait_for_app_idle(page, 300_000)
+    prepare_playground(page, url, prompt, max_new, timeout_ms=300_000)
 
 
 def test_eight_sessions_generate_at_once(browser, tmp_path):

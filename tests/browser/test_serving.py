@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from sprout_core import store
-from tests.browser.conftest import CHROMIUM, launch_app, wait_for_app_idle
+from tests.browser.conftest import CHROMIUM, launch_app, prepare_playground
 
 llamacpp = pytest.importorskip("sprout_core.serving.llamacpp")
 if not llamacpp.llama_server_available():
@@ -44,15 +44,7 @@ def _session(browser):
 
 
 def _prepare(page, url, prompt, max_new):
-    page.goto(url + "/playground")
-    box = page.get_by_role("textbox", name="Prompt")
-    box.wait_for(timeout=120_000)
-    box.fill(prompt)
-    box.press("Control+Enter")
-    n = page.get_by_role("spinbutton", name="Max new tokens")
-    n.fill(str(max_new))
-    n.press("Enter")
-    wait_for_app_idle(page)
+    prepare_playground(page, url, prompt, max_new)
 
 
 def test_home_shows_the_server(browser, served_app, llama):
