@@ -5,6 +5,8 @@ every page is a thin script under ``pages/`` over :mod:`sprout_core`.
 """
 import streamlit as st
 
+from sprout_core import ui
+
 st.set_page_config(page_title="Sprout — carbon-friendly LLM inference", page_icon="🌱", layout="wide")
 
 PAGES = [
@@ -17,4 +19,6 @@ PAGES = [
     st.Page("pages/history.py", title="History", icon="🗂️", url_path="history"),
 ]
 
-st.navigation(PAGES).run()
+ui.keep_streamlit_offline()  # also when started with a plain `streamlit run app.py`
+with ui.error_boundary():  # any error a page does not handle: its type and message, never a stack
+    st.navigation(PAGES).run()

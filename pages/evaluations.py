@@ -4,7 +4,6 @@ Thin page: widgets → sprout_core.evaluate (results, runner, judges) → tables
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -13,11 +12,10 @@ import streamlit as st
 from sprout_core import refdata
 from sprout_core.evaluate import results as R
 from sprout_core.evaluate.judges import WEAK_JUDGE_NOTE, parse_judge
-from sprout_core.errors import SproutError
-from sprout_core.evaluate.prompts import PROMPT_SETS, parse_upload
-from sprout_core.models import ModelLoadError
-from sprout_core.paths import MissingDataError, state_dir
-from sprout_core import style, ui
+from sprout_core.errors import InputError, SproutError
+from sprout_core.evaluate.prompts import PROMPT_SETS, parse_upload, save_upload
+from sprout_core.paths import MissingDataError
+from sprout_core import access, style, ui
 from sprout_core.ui import ensure_navigation
 from sprout_core.views import evaluations as V
 
@@ -47,18 +45,17 @@ def paper_signature() -> float:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def shipped(_sig: tuple) -> R.EvalTables:
+def shipped(sig: tuple) -> R.EvalTables:  # sig is hashed (a leading _ would exclude it from the key)
     return R.shipped_tables()
 
 
 def own_tables() -> R.EvalTables:
     sig = tuple((str(p), p.stat().st_mtime) for p in R.shipped_runs())
     t = shipped(sig)
-    try:
-        t = t.concat(R.own_tables())
-    except Exception as exc:  # noqa: BLE001 - a broken database must not hide the shipped results
-        st.warning(f"Could not read this machine's evaluation runs: {exc}")
+    with ui.error_boundary("Could not read this machine's evaluation runs (the shipped results are shown): "):
+        t = t.concat(R.own_tables())  # a broken database must not hide the shipped results
     return t
+
 
 
 # ---------------------------------------------------------------- start a run
@@ -70,7 +67,9 @@ def run_panel() -> None:
         c1, c2, c3 = st.columns(3)
         names = list(PROMPT_SETS) + ["upload a file…"]
         set_name = c1.selectbox("Prompt set", names, key="ev.run.set")
-        n = c2.number_input("Prompts (N)", 1, 2000, 12, key="ev.run.n")
+        n = c2.number_input("Prompts (N)", 1, access.SHARED_MAX_PROMPTS if ui.shared() else 2000, 12, key="ev.run.n",
+                            help=f"At most {access.SHARED_MAX_PROMPTS} on a shared Sprout (one run must not hold the "
+                                 "model for everyone for hours)" if ui.shared() else None)
         seed = c3.number_input("Seed", 0, 10_000, 0, key="ev.run.seed")
         prompt_source = set_name
         if set_name == "upload a file…":
@@ -83,15 +82,14 @@ def run_panel() -> None:
                     st.warning(f"{len(ps.errors)} row(s) skipped, {len(ps.items)} kept:")
                     st.dataframe(pd.DataFrame([{"row": e.row, "reason": e.reason} for e in ps.errors]), hide_index=True)
                 if ps.items:
-                    folder = state_dir() / "uploads"
-                    folder.mkdir(parents=True, exist_ok=True)
-                    path = folder / f"{Path(up.name).stem}.jsonl"
-                    import json
-
-                    path.write_text("".join(json.dumps({"id": it.id, "prompt": it.prompt, "category": it.category,
-                                                        "reference": it.reference}) + "\n" for it in ps.items))
-                    prompt_source = str(path)
-                    st.success(f"{len(ps.items)} prompts ready ({', '.join(f'{k}: {v}' for k, v in ps.categories().items())}).")
+                    try:
+                        prompt_source = str(save_upload(up.name, ps.items))
+                    except OSError as exc:
+                        st.error(f"Could not keep the uploaded prompts on the server ({exc.strerror or exc}); "
+                                 "nothing was started.")
+                    else:
+                        cats = ", ".join(f"{ui.safe_md(k)}: {v}" for k, v in ps.categories().items())
+                        st.success(f"{len(ps.items)} prompts ready ({cats}).")
         c1, c2, c3 = st.columns(3)
         sampling = c1.radio("Sampling", ["stratified", "representative"], key="ev.run.sampling", horizontal=True,
                             help="stratified: even over categories; representative: prompts nearest the centres of "
@@ -106,9 +104,20 @@ def run_panel() -> None:
             st.warning(f"The embedded 135M model runs the LLM judge only mechanically: {WEAK_JUDGE_NOTE}.")
         judge_folder = ""
         if judge_name == "llm (local model folder)":
-            judge_folder = st.text_input("Judge model folder", key="ev.run.judge_folder",
-                                         placeholder="/models/Llama-2-13b-chat-hf",
-                                         help="A local Hugging Face chat model (offline; CUDA when available)")
+            if ui.shared():  # class mode: the operator's models only, by name (no path typed)
+                folders = [c for c in access.allowed_models() if c.spec != access.EMBEDDED]
+                if not folders:
+                    st.info("This Sprout is shared and the operator has listed no model folders for judges "
+                            f"({access.MODELS_ENV} / {access.MODEL_ROOT_ENV}).")
+                else:
+                    k = st.selectbox("Judge model (set up by the operator)", range(len(folders)),
+                                     format_func=lambda i: folders[i].label, key="ev.run.judge_pick")
+                    judge_folder = folders[k].spec
+            else:
+                judge_folder = st.text_input("Judge model folder", key="ev.run.judge_folder",
+                                             placeholder="/models/Llama-2-13b-chat-hf",
+                                             help="A local Hugging Face chat model (offline; CUDA when available; "
+                                                  "safetensors weights)")
         api_model = ""
         if judge_name.startswith("api"):
             st.caption("Set SPROUT_JUDGE_BASE_URL (e.g. http://127.0.0.1:8000/v1) and, if needed, the key in "
@@ -131,13 +140,16 @@ def start_job(prompt_source, n, seed, sampling, judge_name, api_model, max_new, 
         if judge_name == "llm (local model folder)":
             from sprout_core.models import check_model_folder
 
+            if not judge_folder.strip():
+                raise InputError("Pick or type the judge's model folder first")
+            judge_folder = access.check_model_spec(judge_folder, ui.shared(), "judge model")
             check_model_folder(judge_folder)  # names the folder and what is wrong before anything runs
         jname = {"reference": "reference", "none": "none", "llm (embedded model)": "llm",
                  "llm (local model folder)": f"llm:{judge_folder.strip()}"}.get(judge_name) or f"api:{api_model.strip()}"
         judge = None if jname == "none" else parse_judge(jname, second_pass=second)
         prompts = sample_prompts(prompt_source, n, seed, sampling)
-    except (ValueError, FileNotFoundError, MissingDataError, ModelLoadError) as exc:
-        st.error(f"Cannot start: {exc}")
+    except SproutError as exc:
+        st.error(f"Cannot start: {exc.user_message()}")
         return
     lm = ui.get_model()
     if lm is None:
@@ -163,13 +175,21 @@ def progress_panel() -> None:
     eta = f", about {p.eta_s / 60:.1f} min left" if p.eta_s is not None and not p.finished else ""
     st.progress(p.fraction, text=f"{p.done}/{p.total} answers ({p.skipped} already stored), {p.judged} prompts judged"
                                  f"{eta}" + (f" · {p.current}" if p.current else ""))
+    live = None
     if p.run_id is not None and p.judged and job.judge is not None:
-        live = R.run_summary(p.run_id, n_boot=1)["win_shares"].get(job.judge.name)
+        with ui.error_boundary("Live win shares unavailable for now: "):  # e.g. the database is busy
+            live = R.run_summary(p.run_id, n_boot=1)["win_shares"].get(job.judge.name)
         if live:
             shares = ", ".join(f"{lv} {v * 100:.0f}%" for lv, v in live["share"].items() if v is not None)
             st.caption(f"So far ({job.judge.name}, {live['n_valid']} valid verdicts, {live['n_invalid']} invalid): {shares}")
+    if p.failed or p.unjudgeable:
+        st.warning(f"{p.failed} answer(s) could not be generated (stored as errors, e.g. a prompt longer than the "
+                   f"model's context); {p.unjudgeable} prompt(s) are not judged because of them.")
+    if p.others:
+        st.info(f"Another process is working on this run too ({p.others} answer(s) or judgings in progress there); "
+                "none is generated twice.")
     if p.error:
-        st.error(f"The run stopped: {p.error}. Answers stored so far are kept; start it again to resume.")
+        st.error(f"The run stopped: {p.error} Answers stored so far are kept; start it again to resume.")
     elif p.finished:
         st.success(f"Run finished: {p.done} answers, {p.judged} prompts judged, {p.invalid} invalid verdicts.")
     elif p.cancelled:
@@ -288,15 +308,15 @@ choice = st.selectbox("Prompt", range(len(opts)), key="ev.detail",
 if choice is not None:
     run_name, pid = opts[choice]
     prow = sel.prompts[(sel.prompts["run"] == run_name) & (sel.prompts["prompt_id"] == pid)].iloc[0]
-    st.markdown(f"**Task:** {prow['task']} · **run:** {run_name}")
+    st.markdown(f"**Task:** {ui.safe_md(prow['task'])} · **run:** {ui.safe_md(run_name)}")
     if paper_texts:
         with st.container(border=True):
             st.caption("Prompt")
-            ui.answer_text(str(prow["prompt"]), empty="_(empty prompt)_")
+            ui.show_text(str(prow["prompt"]), empty="_(empty prompt)_")
     else:
         st.caption("Prompt and answer texts are not shipped with Sprout (see the note above); verdicts and energy are.")
     if prow["reference"] is not None and str(prow["reference"]).strip() and str(prow["reference"]) != "nan":
-        st.caption(f"Reference answer: {str(prow['reference'])[:600]}")
+        st.caption(f"Reference answer: {ui.safe_md(str(prow['reference'])[:600])}")
     ans = sel.answers[(sel.answers["run"] == run_name) & (sel.answers["prompt_id"] == pid)].set_index("level")
     wins = V.winners(sel, run_name, pid)
     if judge in wins:
@@ -314,7 +334,7 @@ if choice is not None:
                 st.caption(f"{tok} · {sec} · {en} ({a['energy_method']})")
                 if paper_texts:
                     with st.container(height=280, border=True, key=f"ev.detail.ans.{k}"):
-                        ui.answer_text(str(a["text"]))
+                        ui.show_text(str(a["text"]), empty="_(empty answer)_")
             else:
                 ui.level_heading(lv, None, position=k)
                 st.caption("no answer stored")
@@ -334,7 +354,7 @@ if choice is not None:
             try:
                 added = R.add_human_verdict(run_id, pid, vote, [lv for lv in levels if lv in ans.index])
             except Exception as exc:  # noqa: BLE001 - a failed save keeps the page usable
-                st.warning(f"Verdict not saved: {exc}")
+                ui.show_error(exc, "Verdict not saved: ")
             else:
                 if added:
                     st.success(f"Saved: {vote} (judge 'human').")

@@ -59,6 +59,10 @@ try:
 except store.StoreError as exc:
     st.error(str(exc))
     st.stop()
+queued = store.pending_requests()
+if queued:
+    st.warning(f"{queued} answer(s) are waiting in the pending queue: the database could not be written when they "
+               "were made. They are added here automatically as soon as it can be written again.")
 
 if statuses:
     df = V.with_status(df, statuses)

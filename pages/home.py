@@ -1,7 +1,7 @@
 """Home: what Sprout does, the loaded model, and the model picker."""
 import streamlit as st
 
-from sprout_core import backends, ui
+from sprout_core import access, backends, ui
 from sprout_core.errors import SproutError
 from sprout_core.serving.client import ENV_KEY, ServerConfig, parse_indices
 from sprout_core.serving.llamacpp import INSTALL_HINT, llama_cpp_available
@@ -34,6 +34,7 @@ ui.page_link("pages/lesson.py", label="Start the guided lesson", icon="🎓")
 
 # ------------------------------------------------------------------ the loaded model
 st.subheader("Model")
+SHARED = ui.shared()
 lm = ui.get_model()
 if lm is not None and lm.info.kind == "server":  # a serving engine (issue 12)
     meter = backends.meter_for(lm)
@@ -51,7 +52,8 @@ if lm is not None and lm.info.kind == "server":  # a serving engine (issue 12)
     )
 elif lm is not None:
     info = lm.info
-    st.markdown(f"**{info.name}** · `{info.path}`")  # the whole name, never cut
+    # the whole name, never cut; in class mode the server's folder is not shown to visitors
+    st.markdown(f"**{info.name}**" + ("" if SHARED else f" · `{info.path}`"))
     c = st.columns(5)
     ui.note_metric("Parameters", f"{info.params_m:,.0f} M" if info.params_m is not None else "n/a", container=c[0])
     ui.note_metric("Device", info.device, info.gpu_name or None, container=c[1])
@@ -67,30 +69,45 @@ elif lm is not None:
 
 # ------------------------------------------------------------------ choose a model
 with st.expander("Choose a model", expanded=lm is None):
-    st.markdown(
-        "Use the embedded SmolLM2-135M-Instruct (CPU, no download), or a local Hugging Face causal-LM "
-        "folder such as `Llama-2-7b-chat-hf` (CUDA in bf16/fp16 when available). Nothing is fetched from the web. "
-        "You can also start the app with `SPROUT_MODEL=/path/to/folder`."
-    )
-    choice = st.radio("Model source", ["Embedded SmolLM2-135M-Instruct", "Local folder"], horizontal=True,
-                      index=0 if ui.model_spec() == EMBEDDED_SPEC else 1)
-    folder = ""
-    if choice == "Local folder":
-        folder = st.text_input("Model folder", value="" if ui.model_spec() == EMBEDDED_SPEC else ui.model_spec(),
-                               placeholder="/models/Llama-2-7b-chat-hf")
-    cols = st.columns(2)
-    device = cols[0].selectbox("Device", ["auto", "cpu", "cuda"], help="auto: CUDA when available, else CPU")
-    dtype = cols[1].selectbox("Dtype", ["auto", "float32", "bfloat16", "float16"], help="auto: bf16/fp16 on CUDA, float32 on CPU")
-    if st.button("Load model"):
-        spec = EMBEDDED_SPEC if choice.startswith("Embedded") else folder
-        if choice == "Local folder" and not folder.strip():
-            st.warning("Type the path of a model folder first.")
-        else:
+    if SHARED:
+        # Shared (class) mode: only the operator's models, by name; no free-text path (README: "Serving a class").
+        choices = access.allowed_models()
+        specs = [c.spec for c in choices]
+        current = ui.model_spec()
+        pick = st.selectbox("Model (set up by the operator)", range(len(choices)), format_func=lambda i: choices[i].label,
+                            index=specs.index(current) if current in specs else 0, key="home.shared_model")
+        st.caption("This Sprout is shared: the operator chose these models; loading one does not unload anyone else's.")
+        if st.button("Load model"):
             with st.spinner("Loading…"):
-                ok, msg = ui.switch_model(spec, None if device == "auto" else device, None if dtype == "auto" else dtype)
+                ok, msg = ui.switch_model(choices[pick].spec)
             (st.success if ok else st.error)(msg + ("" if ok else " The previous model stays loaded."))
             if ok:
                 st.rerun()
+    else:
+        st.markdown(
+            "Use the embedded SmolLM2-135M-Instruct (CPU, no download), or a local Hugging Face causal-LM "
+            "folder such as `Llama-2-7b-chat-hf` (CUDA in bf16/fp16 when available; safetensors weights). Nothing is "
+            "fetched from the web. You can also start the app with `SPROUT_MODEL=/path/to/folder`."
+        )
+        choice = st.radio("Model source", ["Embedded SmolLM2-135M-Instruct", "Local folder"], horizontal=True,
+                          index=0 if ui.model_spec() == EMBEDDED_SPEC else 1)
+        folder = ""
+        if choice == "Local folder":
+            folder = st.text_input("Model folder", value="" if ui.model_spec() == EMBEDDED_SPEC else ui.model_spec(),
+                                   placeholder="/models/Llama-2-7b-chat-hf")
+        cols = st.columns(2)
+        device = cols[0].selectbox("Device", ["auto", "cpu", "cuda"], help="auto: CUDA when available, else CPU")
+        dtype = cols[1].selectbox("Dtype", ["auto", "float32", "bfloat16", "float16"], help="auto: bf16/fp16 on CUDA, float32 on CPU")
+        if st.button("Load model"):
+            spec = EMBEDDED_SPEC if choice.startswith("Embedded") else folder
+            if choice == "Local folder" and not folder.strip():
+                st.warning("Type the path of a model folder first.")
+            else:
+                with st.spinner("Loading…"):
+                    ok, msg = ui.switch_model(spec, None if device == "auto" else device, None if dtype == "auto" else dtype)
+                (st.success if ok else st.error)(msg + ("" if ok else " The previous model stays loaded."))
+                if ok:
+                    st.rerun()
 
 # --- Backend: in process (transformers / llama.cpp) or a serving engine (issue 12) ---------------------------
 with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Ollama …)", expanded=False):
@@ -115,6 +132,16 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
         elif current.kind != "llama.cpp" and st.button("Use llama.cpp", key="home.backend_llamacpp"):
             with st.spinner("Loading the GGUF with llama.cpp…"):
                 ok, msg = ui.switch_backend(backends.BackendChoice("llama.cpp"))
+            (st.success if ok else st.error)(msg)
+            if ok:
+                st.rerun()
+    elif SHARED:  # a visitor never types a URL or names an environment variable (README: "Serving a class")
+        operator = backends.default_choice().server
+        st.caption("This Sprout is shared: the serving engine is the operator's setting (SPROUT_SERVER_URL when the "
+                   "server starts)." + ("" if operator else " The operator has set none."))
+        if operator and current.kind != "server" and st.button("Use the operator's serving engine",
+                                                                key="home.server_operator"):
+            ok, msg = ui.switch_backend(backends.BackendChoice("server", server=operator))
             (st.success if ok else st.error)(msg)
             if ok:
                 st.rerun()
@@ -157,14 +184,19 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
 
 # ------------------------------------------------------------------ threads
 with st.expander("Torch threads"):
-    st.caption(f"Default here: {default_threads()} (one thread on machines with 2 cores or fewer; "
-               "set SPROUT_TORCH_THREADS to change the default). This applies to the whole app process.")
     import torch
 
-    n = st.number_input("Threads", min_value=1, max_value=64, value=torch.get_num_threads(), step=1,
-                        help="Currently in use by this app process")
-    if st.button("Apply threads"):
-        st.success(f"Torch now uses {configure_threads(int(n))} thread(s).")
+    if SHARED:
+        st.caption(f"Torch uses {torch.get_num_threads()} thread(s) in this app process. This Sprout is shared, so "
+                   "threads are the operator's setting (SPROUT_TORCH_THREADS when the server starts).")
+    else:
+        st.caption(f"Default here: {default_threads()} (one thread on machines with 2 cores or fewer; "
+                   "set SPROUT_TORCH_THREADS to change the default). This applies to the whole app process.")
+        n = st.number_input("Threads", min_value=1, max_value=64, value=min(64, torch.get_num_threads()), step=1,
+                            help="Currently in use by this app process")
+        if st.button("Apply threads"):
+            with ui.error_boundary("Threads not changed: "):
+                st.success(f"Torch now uses {configure_threads(int(n))} thread(s).")
 
 # ------------------------------------------------------------------ data
 st.subheader("Data")

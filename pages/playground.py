@@ -9,7 +9,8 @@ from contextlib import closing
 
 import streamlit as st
 
-from sprout_core import metered, store, ui
+from sprout_core import metered, store, ui, validate
+from sprout_core.errors import InputError, SproutError
 from sprout_core.evaluate import db as eval_db
 from sprout_core.generation import MAX_PROMPT_CHARS, GenerationParams, PromptError
 from sprout_core.tasks import classifier as task_clf
@@ -40,8 +41,17 @@ if lm is None:
     st.stop()
 dset = ui.directive_set(lm)
 
-prompt = st.text_area("Prompt", key="pg.prompt", height=120, max_chars=MAX_PROMPT_CHARS,
-                      placeholder="e.g. Why is the sky blue?", disabled=locked)
+# No max_chars on the box: a browser-side cap silently drops an over-long paste; the length is checked here
+# and said (the text stays in the box to be shortened).
+prompt = st.text_area("Prompt", key="pg.prompt", height=120, placeholder="e.g. Why is the sky blue?",
+                      help=f"At most {MAX_PROMPT_CHARS:,} characters", disabled=locked)
+prompt_problem = None
+if prompt.strip():
+    try:
+        validate.text("The prompt", prompt, max_chars=MAX_PROMPT_CHARS)
+    except InputError as exc:
+        prompt_problem = str(exc)
+        st.error(prompt_problem)
 c1, c2, c3 = st.columns([3, 1, 1])
 levels = c1.multiselect("Directive levels", dset.names, default=dset.names, key="pg.levels", disabled=locked,
                         format_func=lambda lv: f"{lv} — {dset.get(lv).text or 'no directive'}")
@@ -91,7 +101,7 @@ def _task_line(text: str, stamp: float, ci, zone, year):
 
 
 task = None
-if prompt.strip():
+if prompt.strip() and not prompt_problem:
     _it = carbon_settings.intensity
     line = _task_line(prompt, task_views.classifier_stamp(), _it.ci_g_per_kwh, _it.zone, _it.year)
     if line.kind == "ok":
@@ -111,6 +121,11 @@ def queue_run(lm, dset, meter, settings, rendered_prompt: str, task: str | None)
     text, chosen = ss.get("pg.prompt", ""), ss.get("pg.levels", [])
     if not text.strip():
         ss[MSG_KEY] = ("warning", "Type a prompt first — nothing was run.")
+        return
+    try:
+        validate.text("The prompt", text, max_chars=MAX_PROMPT_CHARS)
+    except InputError as exc:
+        ss[MSG_KEY] = ("warning", f"Nothing was run: {exc}")
         return
     if not chosen:
         ss[MSG_KEY] = ("warning", "Pick at least one directive level.")
@@ -144,7 +159,7 @@ if run is not None and run.finished:
     st.subheader("Answers")
     if run.cancelled:
         st.warning("⚠️ " + run.summary())
-    st.caption(f"Prompt: {run.prompt[:300]}")
+    st.caption(f"Prompt: {ui.safe_md(run.prompt[:300])}")
     cols = st.columns(len(run.levels))
     for k, (col, lv) in enumerate(zip(cols, run.levels)):
         o = run.outcome(lv)
@@ -154,7 +169,7 @@ if run is not None and run.finished:
         if o is None:
             col.caption(f"{lv}: not run — the run was cancelled before it started.")
             continue
-        ui.answer_text(o.result.text, col)
+        ui.show_text(o.result.text, col, "_(empty answer)_")
         col.caption(V.done_caption(o))
         if o.result.error:
             col.error(f"Generation failed: {o.result.error}")
@@ -187,7 +202,7 @@ if run is not None and run.finished:
                     eval_db.record_human_vote(con, run.prompt, {o.result.level: o.to_row() for o in voted}, vote,
                                               model=lm.info.name)
             except Exception as exc:  # noqa: BLE001 - a failed save must not lose the answers on screen
-                st.warning(f"Vote not saved: {exc}")
+                ui.show_error(exc, "Vote not saved (the answers stay on screen): ")
             else:
                 st.success(f"Vote saved: {vote} is best. It counts as judge 'human' on the Evaluations page.")
 
@@ -195,7 +210,7 @@ if run is not None and run.finished and run.outcomes:
     outcomes = run.outcomes
     st.subheader("Energy and carbon per level")
     for err in sorted({o.store_error for o in outcomes if o.store_error}):
-        st.warning(f"Not saved to the history: {err}")
+        st.warning(f"Not saved to the history yet: {err}")
     table = V.measurements_table(run, carbon_settings)  # re-priced with the current zone/hour/slider
     totals = V.run_totals(outcomes, settings=carbon_settings)
     run_u = [o.reading.uncertainty_j for o in outcomes]
@@ -235,7 +250,7 @@ if run is not None and run.finished and run.outcomes:
         year = carbon_settings.intensity.year
         try:
             where, msgs = metered.elsewhere_table(total_j, total_s, carbon_settings, year=year)
-        except Exception as exc:  # noqa: BLE001 - missing data must not break the page
+        except (SproutError, ValueError, OSError) as exc:  # missing or broken data must not break the page
             where, msgs = None, [str(exc)]
         for m in msgs:
             st.warning(m)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
-from sprout_core.errors import SproutError, describe
+from sprout_core.errors import SproutError, describe, internal_error_message
 
 #: command-module names under sprout_core.commands, in help order
 COMMAND_MODULES = ["generate", "optimize", "simulate", "evaluate", "agreement", "classify", "serve", "grid"]
@@ -31,13 +33,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 ok, 1 done with failures (or a bug), 2 bad input or unusable data,
+    130 interrupted. Never a Python traceback unless ``SPROUT_DEBUG=1``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad flag (argparse printed the usage and the message)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: answers stored so far are kept; run the same command again to resume", file=sys.stderr)
         return 130
     except SproutError as exc:  # the one error root: a message a user can act on, no traceback
         print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the boundary: a bug is reported as type and message, not a stack
+        if os.environ.get("SPROUT_DEBUG"):
+            traceback.print_exc()
+        print(f"error: {internal_error_message(exc)} (set SPROUT_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 1

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from sprout_core.errors import DataFileError, InputError, UnknownNameError
 from sprout_core.paths import project_data_dir
 
 Placement = Literal["system", "user"]
@@ -59,25 +60,32 @@ class DirectiveSet:
         for d in self.levels:
             if d.level == level:
                 return d
-        raise KeyError(f"Unknown directive level {level!r}; this set ({self.name}) has {', '.join(self.names)}")
+        raise UnknownNameError(f"Unknown directive level {level!r}; this set ({self.name}) has {', '.join(self.names)}")
 
     @property
     def names(self) -> list[str]:
         return [d.level for d in self.levels]
 
     def select(self, levels: list[str]) -> list[Directive]:
-        """The directives for ``levels`` in the order given (KeyError names an unknown level)."""
+        """The directives for ``levels`` in the order given (UnknownNameError, a KeyError, names an unknown level)."""
+        dup = sorted({lv for lv in levels if list(levels).count(lv) > 1})
+        if dup:
+            raise InputError(f"Level {', '.join(dup)} is asked for more than once")
         return [self.get(lv) for lv in levels]
 
     def with_level(self, level: str, text: str, label: str = "") -> "DirectiveSet":
         """A copy with a user-defined level added (or replaced when ``level`` exists)."""
         level = level.strip()
         if not _LEVEL_RE.match(level):
-            raise ValueError(f"A level name looks like L3 (the letter L and a number), not {level!r}")
+            raise InputError(f"A level name looks like L3 (the letter L and a number), not {level!r}")
         if not text.strip():
-            raise ValueError("A custom level needs a directive text")
+            raise InputError("A custom level needs a directive text")
         if len(text) > 500:
-            raise ValueError("A directive text is at most 500 characters")
+            raise InputError("A directive text is at most 500 characters")
+        try:
+            (text + label).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError("The directive text or label is not valid text (an unpaired surrogate); retype it") from None
         new = Directive(level, text.strip(), label.strip() or "Custom", custom=True)
         kept = [d for d in self.levels if d.level != level]
         ordered = sorted(kept + [new], key=lambda d: int(d.level[1:]))
@@ -96,13 +104,16 @@ def available_directive_sets() -> list[str]:
 @lru_cache(maxsize=None)
 def load_directive_set(name: str) -> DirectiveSet:
     """Read ``data/directives/<name>.json``."""
+    if not isinstance(name, str) or name not in available_directive_sets():
+        raise UnknownNameError(f"No directive set {name!r}; available: {', '.join(available_directive_sets())}")
     path = directive_sets_dir() / f"{name}.json"
-    if not path.exists():
-        raise KeyError(f"No directive set {name!r} (looked for {path}); available: {', '.join(available_directive_sets())}")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    levels = tuple(Directive(d["level"], d.get("text", ""), d.get("label", "")) for d in raw["levels"])
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        levels = tuple(Directive(str(d["level"]), str(d.get("text", "")), str(d.get("label", ""))) for d in raw["levels"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataFileError(f"{path}: not a directive set ({type(exc).__name__}: {exc})") from None
     if not levels or levels[0].level != "L0" or not levels[0].is_empty:
-        raise ValueError(f"{path}: the first level must be L0 with no directive text")
+        raise DataFileError(f"{path}: the first level must be L0 with no directive text")
     return DirectiveSet(raw.get("name", name), levels, raw.get("description", ""), raw.get("source", ""))
 
 

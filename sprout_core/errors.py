@@ -35,6 +35,15 @@ class InputError(SproutError, ValueError):
     kind = "Input"
 
 
+class UnknownNameError(InputError, KeyError):
+    """A name a person gave (level, directive set, preset, backend, judge, run …) is not one Sprout knows.
+
+    Also a ``KeyError`` so older callers that catch ``KeyError`` keep working; ``str(exc)`` is the
+    plain message (a bare ``KeyError`` would quote it)."""
+
+    __str__ = BaseException.__str__
+
+
 class MissingDataError(SproutError, FileNotFoundError):
     """A data file or folder is absent; the message names it and how to get it."""
 
@@ -89,6 +98,15 @@ class NotAllowedError(SproutError, PermissionError):
     kind = "Not allowed"
 
 
+class QueuedError(StoreError):
+    """A write could not reach the database, but what it carried was kept in the pending queue
+    (``path``) and is added automatically once the database is usable again: nothing was lost."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def describe(exc: BaseException) -> str:
     """A one-line, user-facing description: the message of a :class:`SproutError`, else ``Type: message``.
 
@@ -98,3 +116,10 @@ def describe(exc: BaseException) -> str:
         return exc.user_message()
     msg = str(exc).strip()
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def internal_error_message(exc: BaseException) -> str:
+    """What a person sees for an error that is not a :class:`SproutError` (a bug): type and message, and
+    that it is a bug, never a stack trace."""
+    return (f"unexpected {describe(exc)} — this is a bug in Sprout, not something you did. Work stored so far is "
+            "kept. Please report it with the command or page you used.")

@@ -35,6 +35,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ContextManager, Iterator, Protocol
 
+from sprout_core import validate
 from sprout_core.directives import Directive, Placement, build_messages
 from sprout_core.errors import InputError
 from sprout_core.models import LoadedModel
@@ -305,6 +306,10 @@ def check_prompt(prompt: str) -> None:
         raise PromptError("The prompt is empty: type a question or instruction first.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise PromptError(f"The prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}.")
+    try:
+        validate.text("The prompt", prompt)  # unpaired surrogates would crash a tokenizer or a server's JSON
+    except InputError as exc:
+        raise PromptError(str(exc)) from None
 
 
 def prepare_inputs(lm: LoadedModel, prompt: str, directive: Directive, placement: Placement | None = None):

@@ -31,7 +31,7 @@ from sprout_core import carbon as carbon_mod
 from sprout_core import store
 from sprout_core.carbon import DEFAULT_EMBODIED, CarbonAccount, EmbodiedModel, IntensityChoice, account, savings_pct
 from sprout_core.energy import EnergyMeter, EnergyReading
-from sprout_core.errors import DataFileError, MissingDataError
+from sprout_core.errors import DataFileError, InputError, MissingDataError
 from sprout_core.generation import generation_lock, stream_generate
 
 
@@ -55,10 +55,12 @@ class CarbonSettings:
 
 def default_settings(zone: str | None = None, year: int | None = None, hour: int | None = None,
                      ci: float | None = None, column: str = "direct", pue: float = 1.0,
-                     embodied: str | EmbodiedModel = "sprout-paper") -> tuple[CarbonSettings, list[str]]:
+                     embodied: str | EmbodiedModel = "sprout-paper",
+                     strict: bool = False) -> tuple[CarbonSettings, list[str]]:
     """Carbon settings from plain values, and warnings: ``ci`` (g/kWh) wins; else ``zone`` (default
     ``$SPROUT_ZONE`` or DE) in ``year`` (default its latest) at hour-of-year ``hour`` (default the
-    yearly mean). An unreadable trace gives an unknown intensity (carbon n/a, never 0) and a warning."""
+    yearly mean). An unreadable trace gives an unknown intensity (carbon n/a, never 0) and a warning —
+    or, with ``strict`` (the user asked for that zone, year or hour), an :class:`InputError`."""
     from sprout_core import grid
 
     emb = carbon_mod.embodied_preset(embodied) if isinstance(embodied, str) else embodied
@@ -73,8 +75,13 @@ def default_settings(zone: str | None = None, year: int | None = None, hour: int
             year = max(years)
         intensity = carbon_mod.trace_intensity(zone, year, hour, column)
     except (MissingDataError, DataFileError) as exc:
+        if strict:
+            raise InputError(f"carbon intensity for zone {zone!r}{f' in {year}' if year is not None else ''} is not "
+                             f"available ({exc}). Pick another zone or year, or give one with --ci.") from None
         return (CarbonSettings(carbon_mod.unknown_intensity(str(exc)), pue, emb),
                 [f"carbon intensity unknown ({exc}); operational carbon is n/a"])
+    except ValueError as exc:  # an hour outside the trace
+        raise InputError(str(exc)) from None
     return CarbonSettings(intensity, pue, emb), []
 
 
@@ -145,6 +152,8 @@ class MeteredOutcome:
             carbon_operational_g=a.operational_g, carbon_embodied_g=a.embodied_g, carbon_total_g=a.total_g,
             embodied_model=a.embodied_name, task=self.task, run_id=self.run_id, origin=self.origin,
             request_id=self.request_id,
+            window_start_utc=store.iso_utc(getattr(rd, "started_at", None)),
+            window_end_utc=store.iso_utc(getattr(rd, "ended_at", None)),
         )
         return row
 

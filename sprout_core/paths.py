@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sprout_core.errors import MissingDataError
+from sprout_core.errors import MissingDataError, StoreError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,11 @@ def state_dir(create: bool = True) -> Path:
     env = os.environ.get("SPROUT_STATE_DIR")
     path = Path(env).expanduser() if env else REPO_ROOT / ".sprout"
     if create:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Cannot create Sprout's state folder {path} ({exc.strerror or exc}); set "
+                             "SPROUT_STATE_DIR to a writable folder.") from None
     return path
 
 

@@ -1,9 +1,18 @@
 """SQLite store: one database file for the app (``<state_dir>/sprout.sqlite``), WAL mode.
 
 Schema migrations are kept per *component* (``schema_versions`` table): a component is a list of
-SQL scripts; script ``k`` (1-based) brings it to version ``k`` and runs once, in a transaction. This
-module owns the ``requests`` component; other modules add their own tables with
-``apply_migrations(conn, "<component>", [...])`` through :func:`connect`.
+SQL scripts (or callables); script ``k`` (1-based) brings it to version ``k`` and runs once, in a
+transaction. This module is the one schema mechanism of the one database file: it owns the
+``requests`` component (History) and the ``evaluation`` component (``eval_runs``, ``eval_prompts``,
+``eval_answers``, ``eval_judgments``, ``eval_claims``; read and written by
+:mod:`sprout_core.evaluate.db`). :func:`connect` brings both up to date, so a database written by an
+older Sprout is migrated in place the first time it is opened.
+
+Nothing is lost when the database cannot be written (locked by another program, read-only, corrupt):
+the row goes to a *pending queue* (a JSONL file next to the database, or in the temp folder when that
+folder is not writable) and is added automatically the next time the database is written or read.
+The error raised then is a :class:`~sprout_core.errors.QueuedError` that says so; only when even the
+queue cannot be written does the message say the row was not saved.
 
 The ``requests`` table (stable; the optimizer reads it to build an "own" profile) — one row per
 generated answer. Units: seconds, J, W, g/kWh, g CO₂e. ``NULL`` = unknown ("n/a"), never 0.
@@ -39,12 +48,22 @@ carbon_operational_g     real    kWh × CI × PUE
 carbon_embodied_g        real    embodied share for total_s
 carbon_total_g           real    sum (NULL if operational unknown)
 embodied_model           text    embodied preset name
+uid                      text    unique id of the answer (a queued row is never added twice)
+window_start_utc         text    ISO-8601 UTC start of the energy window (NULL if not known)
+window_end_utc           text    ISO-8601 UTC end of the energy window
 =======================  ======  ==============================================================
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
+import os
+import re
 import sqlite3
+import tempfile
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -54,7 +73,7 @@ from typing import Any
 
 import pandas as pd
 
-from sprout_core.errors import StoreError
+from sprout_core.errors import InputError, QueuedError, StoreError
 from sprout_core.paths import state_dir
 
 DB_NAME = "sprout.sqlite"
@@ -65,18 +84,27 @@ def default_path() -> Path:
     return state_dir() / DB_NAME
 
 
-def _wrap(exc: sqlite3.Error, path: Path | str) -> StoreError:
+def _wrap(exc: sqlite3.Error, path: Path | str, op: str = "write") -> StoreError:
+    """A :class:`StoreError` whose message says what went wrong and what to do.
+
+    ``op``: ``read`` (nothing stored can be lost by a failed read, and the message says so) or
+    ``write`` (the caller says what happened to the data: queued, or exactly what was not saved)."""
     msg = str(exc).lower()
     if "locked" in msg or "busy" in msg:
-        return StoreError(f"The history database {path} is locked by another program or process (e.g. an open "
-                          "SQLite browser or a long write). Close it and try again; nothing was lost.")
+        if op == "read":
+            return StoreError(f"The database {path} is busy (locked by another program or process, e.g. an open "
+                              "SQLite browser or a long write). Nothing stored is lost; try again in a moment.")
+        return StoreError(f"The database {path} is locked by another program or process (e.g. an open SQLite "
+                          "browser or a long write); close it and try again.")
     if "not a database" in msg or "malformed" in msg or "corrupt" in msg or "disk image" in msg:
-        return StoreError(f"The history database {path} is not a readable SQLite database (corrupt or not SQLite: {exc}). "
+        return StoreError(f"The database {path} is not a readable SQLite database (corrupt or not SQLite: {exc}). "
                           "Move it aside (e.g. rename it to sprout.sqlite.bad) and Sprout will start a new one.")
-    if "readonly" in msg or "unable to open" in msg or "permission" in msg:
-        return StoreError(f"The history database {path} cannot be opened for writing ({exc}). "
+    if "readonly" in msg or "read-only" in msg or "unable to open" in msg or "permission" in msg:
+        return StoreError(f"The database {path} cannot be opened for writing ({exc}). "
                           "Check the folder's permissions or set SPROUT_STATE_DIR to a writable folder.")
-    return StoreError(f"History database error in {path}: {exc}")
+    if "disk" in msg and "full" in msg:
+        return StoreError(f"The disk holding the database {path} is full ({exc}); free some space and try again.")
+    return StoreError(f"Database error in {path}: {exc}")
 
 
 def connect(path: Path | str | None = None, timeout_s: float = 5.0) -> sqlite3.Connection:
@@ -96,17 +124,36 @@ def connect(path: Path | str | None = None, timeout_s: float = 5.0) -> sqlite3.C
         conn = sqlite3.connect(str(p), timeout=timeout_s, check_same_thread=False)
     except sqlite3.Error as exc:
         raise _wrap(exc, p) from exc
-    try:
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        if str(p) != ":memory:":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        apply_migrations(conn, "requests", REQUESTS_MIGRATIONS)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise _wrap(exc, p) from exc
-    return conn
+    conn.row_factory = sqlite3.Row
+    # Switching a new file to WAL and migrating it can meet another connection doing the same (SQLite then
+    # answers "locked" at once, without waiting): every step is idempotent, so try again until timeout_s.
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            if str(p) != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            apply_migrations(conn, "requests", REQUESTS_MIGRATIONS)
+            apply_migrations(conn, "evaluation", EVALUATION_MIGRATIONS)
+            return conn
+        except sqlite3.OperationalError as exc:
+            msg = str(exc).lower()
+            if ("locked" in msg or "busy" in msg) and time.monotonic() < deadline:
+                if conn.in_transaction:
+                    conn.rollback()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            conn.close()
+            raise _wrap(exc, p, "open") from exc
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _wrap(exc, p, "open") from exc
+        except StoreError:
+            conn.close()
+            raise
 
 
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -205,6 +252,127 @@ REQUESTS_MIGRATIONS: list[Migration] = [
     CREATE INDEX IF NOT EXISTS requests_model_level ON requests(model, level);
     CREATE INDEX IF NOT EXISTS requests_run ON requests(run_id);
     """,
+    # 2: a unique id per answer (the pending queue adds a row at most once) and the energy window's times
+    """
+    ALTER TABLE requests ADD COLUMN uid TEXT;
+    ALTER TABLE requests ADD COLUMN window_start_utc TEXT;
+    ALTER TABLE requests ADD COLUMN window_end_utc TEXT;
+    CREATE UNIQUE INDEX IF NOT EXISTS requests_uid ON requests(uid) WHERE uid IS NOT NULL;
+    """,
+]
+
+
+# --------------------------------------------------------------------------- evaluation tables
+def prompts_digest(items: Sequence[Sequence[Any]]) -> str:
+    """Digest of a run's prompt list: ``(id, prompt, category, reference)`` per item, in order.
+
+    Part of a run's identity, so editing a prompt file and rerunning under the same path is a new run."""
+    rows = [[str(x) if x is not None else None for x in it] for it in items]
+    return hashlib.sha1(json.dumps(rows, ensure_ascii=False).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def content_run_key(config_key: str, digest: str) -> str:
+    """A run's key: its settings' key (``RunConfig.key()``) and the digest of its prompts."""
+    return hashlib.sha1(f"{config_key}:{digest}".encode()).hexdigest()[:16]
+
+
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _eval_v2(conn: sqlite3.Connection) -> None:
+    """Error rows, claims, and runs keyed on their prompts' content (existing runs re-keyed in place)."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(eval_answers)")}
+    # error rows; and each answer's carbon (g CO₂e) at the intensity (g/kWh) and zone it was priced with
+    for name, kind in (("error", "TEXT"), ("carbon_total_g", "REAL"), ("ci_g_per_kwh", "REAL"), ("zone", "TEXT")):
+        if name not in cols:
+            conn.execute(f"ALTER TABLE eval_answers ADD COLUMN {name} {kind}")
+    conn.execute("""
+        CREATE TABLE IF NOT EXISTS eval_claims (
+            run_id INTEGER NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+            prompt_id TEXT NOT NULL,
+            item TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            pid_started REAL,
+            claimed_at REAL NOT NULL,
+            PRIMARY KEY (run_id, prompt_id, item)
+        )""")
+    for run_id, key in conn.execute("SELECT id, run_key FROM eval_runs").fetchall():
+        if not _HEX16.match(key or ""):  # standing runs (Playground votes) keep their fixed key
+            continue
+        items = conn.execute("SELECT prompt_id, prompt, category, reference FROM eval_prompts WHERE run_id=? "
+                             "ORDER BY position", (run_id,)).fetchall()
+        conn.execute("UPDATE eval_runs SET run_key=? WHERE id=?", (content_run_key(key, prompts_digest(items)), run_id))
+
+
+EVALUATION_MIGRATIONS: list[Migration] = [
+    """
+    CREATE TABLE IF NOT EXISTS eval_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_key TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        prompt_set TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        sampling TEXT NOT NULL DEFAULT 'stratified',
+        levels TEXT NOT NULL,
+        judge TEXT NOT NULL,
+        model TEXT NOT NULL,
+        directive_set TEXT NOT NULL DEFAULT '',
+        params TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE TABLE IF NOT EXISTS eval_prompts (
+        run_id INTEGER NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        prompt_id TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        category TEXT NOT NULL,
+        reference TEXT,
+        UNIQUE (run_id, prompt_id)
+    );
+    CREATE TABLE IF NOT EXISTS eval_answers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+        prompt_id TEXT NOT NULL,
+        level TEXT NOT NULL,
+        directive TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL,
+        prompt_tokens INTEGER,
+        new_tokens INTEGER,
+        ttft_s REAL,
+        total_s REAL,
+        finish_reason TEXT,
+        energy_j REAL,
+        energy_method TEXT NOT NULL DEFAULT 'n/a',
+        energy_uncertainty_j REAL,
+        model TEXT NOT NULL DEFAULT '',
+        device TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        UNIQUE (run_id, prompt_id, level)
+    );
+    CREATE TABLE IF NOT EXISTS eval_judgments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+        prompt_id TEXT NOT NULL,
+        judge TEXT NOT NULL,
+        pass_no INTEGER NOT NULL DEFAULT 1,
+        winner TEXT,
+        valid INTEGER NOT NULL,
+        shown_order TEXT NOT NULL,
+        raw TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT '',
+        details TEXT NOT NULL DEFAULT '{}',
+        seconds REAL,
+        created_at REAL NOT NULL,
+        UNIQUE (run_id, prompt_id, judge, pass_no)
+    );
+    """,
+    # 2: failed answers stored as error rows; claims so two processes never generate the same answer;
+    #    runs keyed on the content of their prompts
+    _eval_v2,
 ]
 
 
@@ -242,6 +410,9 @@ class RequestRecord:
     run_id: str | None = None
     origin: str | None = None
     ts_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    window_start_utc: str | None = None
+    window_end_utc: str | None = None
 
     @classmethod
     def from_parts(cls, result: Any = None, reading: Any = None, carbon: Any = None, *, zone: str | None = None,
@@ -267,6 +438,8 @@ class RequestRecord:
             rec.energy_uncertainty_j = reading.uncertainty_j
             rec.energy_flags = ",".join(reading.flags) if reading.flags else None
             rec.power_w_mean = reading.power_w_mean
+            rec.window_start_utc = iso_utc(getattr(reading, "started_at", None))
+            rec.window_end_utc = iso_utc(getattr(reading, "ended_at", None))
         if carbon is not None:
             rec.ci_g_per_kwh = carbon.ci_g_per_kwh
             rec.ci_label = carbon.ci_label
@@ -302,36 +475,192 @@ REQUEST_COLUMNS = [f.name for f in fields(RequestRecord)]
 _COLUMN_SET = frozenset(REQUEST_COLUMNS)
 
 
+def iso_utc(t: float | None) -> str | None:
+    """A wall-clock time (``time.time()``) as ISO-8601 UTC with microseconds, ``None`` when unknown."""
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
+
+
+# --------------------------------------------------------------------------- pending queue
+def _db_path_nocreate(path: Path | str | None) -> Path:
+    return Path(state_dir(create=False) / DB_NAME if path is None else path)
+
+
+def _db_id(path: Path | str | None) -> str:
+    p = _db_path_nocreate(path)
+    try:
+        key = str(Path(p).resolve())
+    except OSError:
+        key = str(p)
+    return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+def _queue_dirs(path: Path | str | None) -> list[Path]:
+    """Where the pending queue of database ``path`` may live: next to it, else in the temp folder."""
+    p = _db_path_nocreate(path)
+    return [p.parent / "pending", Path(tempfile.gettempdir()) / f"sprout-pending-{os.getuid()}"]
+
+
+def _queue_files(kind: str, path: Path | str | None) -> list[Path]:
+    if str(path) == ":memory:":
+        return []
+    return [d / f"{kind}-{_db_id(path)}.jsonl" for d in _queue_dirs(path)]
+
+
+@contextlib.contextmanager
+def _locked(f):
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    try:
+        yield f
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def queue_append(kind: str, item: dict, path: Path | str | None = None) -> Path:
+    """Append one row to the pending queue ``kind`` of database ``path``; returns the file written.
+
+    Tries the folder next to the database, then the temp folder; ``OSError`` when neither is writable."""
+    last: OSError | None = None
+    line = json.dumps(item, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
+    for f in _queue_files(kind, path):
+        try:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            with open(f, "ab") as fh, _locked(fh):
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return f
+        except OSError as exc:
+            last = exc
+    raise last or OSError("no pending-queue folder")
+
+
+def queue_items(kind: str, path: Path | str | None = None) -> list[dict]:
+    """The rows waiting in the pending queue ``kind`` of database ``path`` (oldest first)."""
+    out: list[dict] = []
+    for f in _queue_files(kind, path):
+        try:
+            data = f.read_bytes()
+        except OSError:
+            continue
+        for line in data.splitlines():
+            try:
+                out.append(json.loads(line.decode("utf-8", "surrogatepass")))
+            except ValueError:
+                continue  # a torn last line of a killed writer
+    return out
+
+
+def queue_drain(kind: str, apply: Callable[[list[dict]], list[dict]], path: Path | str | None = None) -> int:
+    """Hand the queued rows to ``apply`` (which writes them and returns those it could not place yet);
+    rewrites the queue with what is left. Returns the number of rows placed. ``apply`` must be
+    idempotent (rows carry unique keys), so a drain interrupted half-way never duplicates anything."""
+    placed = 0
+    for f in _queue_files(kind, path):
+        if not f.exists() or f.stat().st_size == 0:
+            continue
+        with open(f, "r+b") as fh, _locked(fh):
+            items = []
+            for line in fh.read().splitlines():
+                try:
+                    items.append(json.loads(line.decode("utf-8", "surrogatepass")))
+                except ValueError:
+                    continue
+            left = apply(items) if items else []
+            placed += len(items) - len(left)
+            fh.seek(0)
+            fh.truncate()
+            for it in left:
+                fh.write(json.dumps(it, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
+    return placed
+
+
+def pending_requests(path: Path | str | None = None) -> int:
+    """How many answers wait in the pending queue for History (the database could not be written)."""
+    return len(queue_items("requests", path))
+
+
+def _insert_request(c: sqlite3.Connection, data: dict) -> int | None:
+    cols = ", ".join(data)
+    qs = ", ".join("?" for _ in data)
+    cur = c.execute(f"INSERT OR IGNORE INTO requests ({cols}) VALUES ({qs})", list(data.values()))
+    return int(cur.lastrowid) if cur.rowcount else None
+
+
+def flush_pending(conn: sqlite3.Connection, path: Path | str | None = None) -> int:
+    """Add the queued History rows to the database (each at most once); returns how many were added.
+
+    Never raises: when the database still cannot be written the rows stay queued."""
+    def apply(items: list[dict]) -> list[dict]:
+        try:
+            for data in items:
+                _insert_request(conn, {k: v for k, v in data.items() if k in REQUEST_COLUMNS})
+            conn.commit()
+        except sqlite3.Error:
+            conn.rollback()
+            return items
+        return []
+
+    try:
+        return queue_drain("requests", apply, path)
+    except OSError:
+        return 0
+
+
 def new_run_id() -> str:
     """A fresh id grouping the requests of one run."""
     return uuid.uuid4().hex[:12]
 
 
 def record_request(record: RequestRecord | None = None, conn: sqlite3.Connection | None = None,
-                   path: Path | str | None = None, **columns: Any) -> int:
+                   path: Path | str | None = None, **columns: Any) -> int | None:
     """Insert one request (a :class:`RequestRecord`, or columns as keywords); returns its id.
 
-    Uses ``conn`` if given, else opens ``path`` (default database) for this one write.
-    Raises :class:`StoreError` when the database is locked/corrupt/unwritable.
+    Uses ``conn`` if given, else opens ``path`` (default database) for this one write. Answers queued
+    earlier (database locked then) are added first. When the database cannot be written the row goes to
+    the pending queue and :class:`~sprout_core.errors.QueuedError` says so (nothing lost); a plain
+    :class:`StoreError` only when even the queue cannot be written (the message says the answer was not
+    saved).
     """
     rec = record if record is not None else RequestRecord(**columns)
     data = asdict(rec)
     for k, v in list(data.items()):
         if isinstance(v, (list, tuple, dict)):
             data[k] = json.dumps(v)
-    cols = ", ".join(data)
-    qs = ", ".join("?" for _ in data)
     own = conn is None
-    c = connect(path) if own else conn
+    c = None
     try:
-        cur = c.execute(f"INSERT INTO requests ({cols}) VALUES ({qs})", list(data.values()))
+        c = connect(path) if own else conn
+        flush_pending(c, path)
+        rid = _insert_request(c, data)
         c.commit()
-        return int(cur.lastrowid)
-    except sqlite3.Error as exc:
-        raise _wrap(exc, path or default_path()) from exc
+        if rid is None:  # already there (same uid)
+            rid = int(c.execute("SELECT id FROM requests WHERE uid=?", (rec.uid,)).fetchone()[0])
+        return rid
+    except (sqlite3.Error, StoreError) as exc:
+        if c is not None and not own:
+            with contextlib.suppress(sqlite3.Error):
+                c.rollback()
+        err = _wrap(exc, path or default_path(), "write") if isinstance(exc, sqlite3.Error) else exc
+        try:
+            q = queue_append("requests", data, path)
+        except OSError as qexc:
+            raise StoreError(f"{err} This answer was NOT saved to History: the pending queue could not be "
+                             f"written either ({qexc}). It is still on screen; copy it if you need it.") from exc
+        raise QueuedError(f"{err} The answer was kept in the pending queue ({q}) and is added to History "
+                          "automatically as soon as the database can be written again; nothing was lost.",
+                          str(q)) from exc
     finally:
-        if own:
+        if own and c is not None:
             c.close()
+
+
+_LIKE_ESCAPE = "\\"
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for ``LIKE … ESCAPE '\\'`` with ``%``, ``_`` and ``\\`` in ``text`` matched literally."""
+    esc = text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2).replace("%", _LIKE_ESCAPE + "%").replace("_", _LIKE_ESCAPE + "_")
+    return f"%{esc}%"
 
 
 @dataclass
@@ -378,18 +707,19 @@ def query_requests(filters: RequestFilter | dict | None = None, conn: sqlite3.Co
         where.append("ts_utc <= ?")
         args.append(u)
     if f.text:
-        where.append("(prompt LIKE ? OR answer LIKE ?)")
-        args.extend([f"%{f.text}%"] * 2)
+        where.append(f"(prompt LIKE ? ESCAPE '{_LIKE_ESCAPE}' OR answer LIKE ? ESCAPE '{_LIKE_ESCAPE}')")
+        args.extend([like_pattern(f.text)] * 2)
     sql = "SELECT * FROM requests" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY ts_utc DESC, id DESC"
     if f.limit:
         sql += f" LIMIT {int(f.limit)}"
     own = conn is None
     c = connect(path) if own else conn
     try:
+        flush_pending(c, path)  # answers queued while the database was locked reach History now
         rows = c.execute(sql, args).fetchall()
         cols = [d[0] for d in c.execute("SELECT * FROM requests LIMIT 0").description]
     except sqlite3.Error as exc:
-        raise _wrap(exc, path or default_path()) from exc
+        raise _wrap(exc, path or default_path(), "read") from exc
     finally:
         if own:
             c.close()
@@ -399,13 +729,13 @@ def query_requests(filters: RequestFilter | dict | None = None, conn: sqlite3.Co
 def distinct_values(column: str, conn: sqlite3.Connection | None = None, path: Path | str | None = None) -> list[str]:
     """Distinct non-null values of one ``requests`` column (for filter widgets)."""
     if column not in REQUEST_COLUMNS:
-        raise ValueError(f"unknown requests column {column!r}")
+        raise InputError(f"unknown requests column {column!r}")
     own = conn is None
     c = connect(path) if own else conn
     try:
         return [r[0] for r in c.execute(f"SELECT DISTINCT {column} FROM requests WHERE {column} IS NOT NULL ORDER BY 1")]
     except sqlite3.Error as exc:
-        raise _wrap(exc, path or default_path()) from exc
+        raise _wrap(exc, path or default_path(), "read") from exc
     finally:
         if own:
             c.close()

@@ -4,20 +4,32 @@ Holds cached resources (models are loaded once per process and shared by all ses
 behind :data:`sprout_core.generation.GENERATION_LOCK` for generation; a serving engine is
 connected once per process and needs no lock) and small widgets shared by several pages.
 No business rules here.
+
+Page boundaries (issue 10): :func:`show_error` shows a :class:`~sprout_core.errors.SproutError`'s message
+and anything else as its type and message (never a stack; the stack goes to the server console);
+:func:`error_boundary` wraps an action. :func:`safe_md` / :func:`show_text` render model output and
+uploaded text so that the browser never fetches anything (no Markdown image, link or autolink can
+form; raw HTML stays escaped). :func:`shared` tells whether this server is shared (class mode,
+:mod:`sprout_core.access`): then model folders come from the operator's list and process-wide
+settings are not offered.
 """
 from __future__ import annotations
 
+import contextlib
 import html
+import re
+import sys
+import traceback
 from pathlib import Path
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from sprout_core import backends, grid, metered, style
+from sprout_core import access, backends, grid, metered, style
 from sprout_core.directives import DirectiveSet, load_directive_set
-from sprout_core.errors import SproutError
+from sprout_core.errors import SproutError, internal_error_message
 from sprout_core.generation import GENERATION_LOCK
-from sprout_core.models import EMBEDDED_SPEC, LoadedModel, ModelLoadError, default_model_spec, load_model
+from sprout_core.models import EMBEDDED_SPEC, LoadedModel, default_model_spec, load_model
 from sprout_core.serving.client import ServerConfig, ServerModel
 from sprout_core.serving.llamacpp import LlamaCppModel
 from sprout_core.style import fmt_energy, fmt_grams, level_color  # noqa: F401 - the pages' formatting API
@@ -25,15 +37,121 @@ from sprout_core.tasks import classifier as task_clf
 from sprout_core.tasks import views as task_views
 from sprout_core.views import playground as run_views
 
+
+# ---------------------------------------------------------------------------------------------
+# Error boundary and safe rendering
+# ---------------------------------------------------------------------------------------------
+
+def show_error(exc: BaseException, prefix: str = "", container=None) -> None:
+    """Show ``exc`` on the page: a SproutError's message, else type and message (a bug; stack to the console)."""
+    c = container or st
+    if isinstance(exc, SproutError):
+        c.error(f"{prefix}{exc.user_message()}")
+        return
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    c.error(f"{prefix}{internal_error_message(exc)}")
+
+
+@contextlib.contextmanager
+def error_boundary(prefix: str = "", container=None):
+    """``with ui.error_boundary("Could not save: "):`` — any error inside is shown (see :func:`show_error`),
+    the page goes on. Streamlit's own rerun/stop signals pass through (they are not ``Exception``)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the page boundary: shown as a message, never a stack
+        show_error(exc, prefix, container)
+
+
+_ZW = "\u200b"  # zero-width space: invisible, but no Markdown link, image or autolink can form across it
+_BREAKS = [
+    (re.compile(r"\][ \t]*(?=[(\[:])"), lambda m: m.group(0) + _ZW),      # [text](url), ![alt](url), [x][ref], [ref]: url
+    (re.compile(r"!(?=\[)"), lambda m: "!" + _ZW),                        # ![ … the image marker itself
+    (re.compile(r"<(?=[A-Za-z][A-Za-z0-9+.-]{1,31}:|[^\s<>@]+@)"), lambda m: "<" + _ZW),  # <scheme:…> and <a@b> autolinks
+    (re.compile(r"(?<=[A-Za-z0-9+.-]):(?=//)"), lambda m: ":" + _ZW),    # http://… literal autolinks (GFM)
+    (re.compile(r"(?i)\bwww(?=\.)"), lambda m: m.group(0) + _ZW),        # www.… literal autolinks (GFM)
+    (re.compile(r"(?i)\\(?=(href|url|includegraphics)\b)"), lambda m: "\\" + _ZW),  # KaTeX links/images
+]
+
+
+def safe_md(text: object) -> str:
+    """``text`` for ``st.markdown`` with nothing the browser would fetch or follow.
+
+    Formatting (bold, lists, code, tables) still renders; link and image syntax, autolinks and URL
+    literals are broken with an invisible zero-width space, wherever they are (also inside code, where
+    a backslash escape would show). Raw HTML is escaped by Streamlit already (no ``unsafe_allow_html``)."""
+    s = "" if text is None else str(text)
+    for pattern, repl in _BREAKS:
+        s = pattern.sub(repl, s)
+    return s
+
+
+def show_text(text: object, container=None, empty: str = "_(empty)_") -> None:
+    """Render model output or uploaded text safely (:func:`safe_md`); ``empty`` when there is none."""
+    s = "" if text is None else str(text)
+    (container or st).markdown(safe_md(s) if s.strip() else empty)
+
+
+def keep_streamlit_offline() -> None:
+    """Stop Streamlit from contacting the network: its external-IP look-up (an HTTP request to
+    checkip.amazonaws.com, made for the start-up banner on a wildcard address and for cross-origin
+    checks) and its internal-IP probe (a UDP "connect" to 8.8.8.8) are replaced by local answers.
+    Idempotent; called by ``python -m sprout_core.serve`` before the server starts and by ``app.py``."""
+    from streamlit import net_util
+
+    if getattr(net_util, "_sprout_offline", False):
+        return
+
+    def external_ip() -> None:
+        return None  # unknown: set browser.serverAddress (scripts/start.sh --shared does) for the banner
+
+    def internal_ip() -> str:
+        import psutil
+
+        try:
+            for addrs in psutil.net_if_addrs().values():
+                for a in addrs:
+                    if a.family.name == "AF_INET" and not a.address.startswith("127."):
+                        return a.address
+        except (OSError, AttributeError):
+            pass
+        return "127.0.0.1"
+
+    net_util.get_external_ip = external_ip
+    net_util.get_internal_ip = internal_ip
+    net_util._sprout_offline = True
+
+
+def shared() -> bool:
+    """Whether this server is shared (class mode): ``SPROUT_SHARED=1`` or listening beyond loopback."""
+    try:
+        address = st.get_option("server.address")
+    except Exception:  # noqa: BLE001 - outside a server (tests): only the flag counts
+        address = None
+    return access.shared_mode(address or "127.0.0.1")
+
 _SPEC_KEY = "sprout.model_spec"
 _CUSTOM_KEY = "sprout.custom_levels"
 _BACKEND_KEY = "sprout.backend"  # a backends.BackendChoice for llama.cpp / a server; absent: transformers
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _cached_model(spec: str, device: str | None, dtype: str | None) -> LoadedModel:
+def _cached_model_local(spec: str, device: str | None, dtype: str | None) -> LoadedModel:
     """Load a model once per process (failures are not cached, so a fixed folder can be retried)."""
     return load_model(spec, device=device, dtype=dtype)
+
+
+@st.cache_resource(show_spinner=False)
+def _cached_model_shared(spec: str, device: str | None, dtype: str | None) -> LoadedModel:
+    """Shared mode: models stay loaded (a user's choice never evicts another user's model); only the
+    operator's list can be loaded, so the list bounds the memory."""
+    return load_model(spec, device=device, dtype=dtype)
+
+
+def _cached_model(spec: str, device: str | None, dtype: str | None) -> LoadedModel:
+    if shared():
+        spec = access.check_model_spec(spec, True)
+        return _cached_model_shared(spec, device, dtype)
+    return _cached_model_local(spec, device, dtype)
 
 
 def model_spec() -> str:
@@ -79,6 +197,10 @@ def _open(choice: backends.BackendChoice):
 def switch_backend(choice: backends.BackendChoice) -> tuple[bool, str]:
     """Connect/load ``choice``; on success make it this session's backend (the previous one stays on failure)."""
     try:
+        if choice.kind == "server" and shared():
+            operator = backends.default_choice().server
+            if operator is None or choice.server != operator:  # no visitor points the server at a URL of theirs
+                access.require_operator("the serving engine's address", True)
         if choice.kind == "server":  # check it now, even if a connection to it is cached
             ServerModel.connect(choice.server)
         lm = _open(choice)
@@ -110,8 +232,8 @@ def get_model():
     try:
         with st.spinner(f"Loading {label}… (the first start converts the embedded GGUF file once, ~20 s)"):
             return _cached_model(spec, None, None)
-    except (ModelLoadError, ValueError) as exc:
-        st.error(f"Could not load the model: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the page boundary: a message, the page goes on
+        show_error(exc, "Could not load the model: ")
         return None
 
 
@@ -120,8 +242,11 @@ def switch_model(spec: str, device: str | None = None, dtype: str | None = None)
     spec = spec.strip() or EMBEDDED_SPEC
     try:
         lm = _cached_model(spec, device or None, dtype or None)
-    except (ModelLoadError, ValueError) as exc:
-        return False, str(exc)
+    except SproutError as exc:
+        return False, exc.user_message()
+    except Exception as exc:  # noqa: BLE001 - the page boundary: a message, the previous model stays
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        return False, internal_error_message(exc)
     st.session_state[_SPEC_KEY] = spec
     st.session_state.pop(_BACKEND_KEY, None)  # a local model replaces a server / llama.cpp choice
     return True, f"Loaded {lm.info.name} on {lm.info.device} ({lm.info.dtype}) in {lm.info.load_s:.1f} s."
@@ -224,8 +349,8 @@ def level_chip(level: str, position: int | None = None) -> str:
 def level_heading(level: str, text: str | None, container=None, position: int | None = None, extra: str = "") -> None:
     """A column heading: the level on its colour, then its directive (escaped; "" = no directive, ``None`` =
     not shown), then ``extra`` (escaped, bold)."""
-    body = "" if text is None else (html.escape(text) if text else "<i>no directive</i>")
-    tail = f" · <b>{html.escape(extra)}</b>" if extra else ""
+    body = "" if text is None else (html.escape(safe_md(text)) if text else "<i>no directive</i>")
+    tail = f" · <b>{html.escape(safe_md(extra))}</b>" if extra else ""
     (container or st).markdown(f"{level_chip(level, position)} {body}{tail}", unsafe_allow_html=True)
 
 
@@ -243,7 +368,7 @@ def train_task_classifier(key: str, container=None, disabled: bool = False) -> N
         task_clf.reference_classifier(progress=lambda d, n: bar.progress(d / n if n else 1.0, text=f"Embedded {d}/{n} prompts"))
     except Exception as exc:  # noqa: BLE001 - training must not break the page or lose results
         bar.empty()
-        st.error(f"Could not train the task classifier: {exc}")
+        show_error(exc, "Could not train the task classifier: ")
         return
     st.rerun()
 
@@ -256,11 +381,6 @@ def page_link(page: str, label: str, icon: str | None = None, container=None) ->
         c.page_link(page, label=label, icon=icon)
     except StreamlitAPIException:
         c.markdown(f"[{label}](/{Path(page).stem})")
-
-
-def answer_text(text: str, container=None, empty: str = "_(empty answer)_") -> None:
-    """Render a model's answer (the one place model output reaches the page, so it can be made safer in one go)."""
-    (container or st).markdown(text if text and text.strip() else empty)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,7 +454,7 @@ def _stream_level(run, k, n, col, d, lm, meter, settings, status, show_totals, l
         for chunk in stream:
             text += chunk.text
             if chunk.text:
-                answer_text(text + " ▌", body)
+                show_text(text + " ▌", body, "_(empty answer)_")
             cap_line.caption(live_energy_caption(chunk.new_tokens, chunk.tokens_per_s, chunk.power_w, chunk.energy_j,
                                                  chunk.method, chunk.carbon_g))
             status.info(run_views.progress_line(d.level, k, n, chunk, ms.prompt_tokens))
@@ -344,7 +464,7 @@ def _stream_level(run, k, n, col, d, lm, meter, settings, status, show_totals, l
         if ms.outcome is not None and ms.outcome not in run.outcomes:
             run.outcomes.append(ms.outcome)
     o = ms.outcome
-    answer_text(o.result.text, body)
+    show_text(o.result.text, body, "_(empty answer)_")
     cap_line.caption(run_views.done_caption(o, "done"))
     if o.store_error:
         col.warning(f"Not saved to the history: {o.store_error}")
@@ -509,7 +629,7 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE", disabled: boo
             hour = carbon.hour_of_year(info.year, day.month, day.day, hh)
         try:
             intensity = carbon.trace_intensity(info.zone, info.year, hour, column)
-        except Exception as exc:  # noqa: BLE001 - a broken file must not break the page
+        except (SproutError, ValueError, OSError) as exc:  # a broken or missing file must not break the page
             st.error(f"Could not read the {info.zone} {info.year} trace: {exc}. Using the slider instead.")
     if intensity is None:
         ci = c1.slider("Carbon intensity (g CO₂e/kWh)", 0, 1000, 300, step=5, key=f"{key}.override", disabled=disabled)

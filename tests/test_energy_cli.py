@@ -46,9 +46,16 @@ def test_bad_energy_flags_exit_2(tiny_llama2_dir, capsys):
 
 def test_missing_zone_gives_null_carbon_and_a_warning(tiny_llama2_dir, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("SPROUT_DATA_DIR", str(tmp_path / "nowhere"))  # the shipped zones still work …
-    rc, out, err = run_json(capsys, "--model", str(tiny_llama2_dir), "--no-store", "--zone", "ATLANTIS")  # … this is none
+    monkeypatch.setenv("SPROUT_ZONE", "ATLANTIS")  # … this default zone has none: carbon n/a, said
+    rc, out, err = run_json(capsys, "--model", str(tiny_llama2_dir), "--no-store")
     assert rc == 0 and "carbon intensity unknown" in err and "ATLANTIS" in err
     assert all(o["ci_g_per_kwh"] is None and o["carbon_operational_g"] is None and o["energy_j"] for o in out)
+
+
+def test_a_zone_asked_for_without_data_is_refused_before_any_answer(tiny_llama2_dir, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("SPROUT_DATA_DIR", str(tmp_path / "nowhere"))
+    rc, out, err = run_json(capsys, "--model", str(tiny_llama2_dir), "--no-store", "--zone", "ATLANTIS")
+    assert rc == 2 and out is None and "zone 'ATLANTIS' is not available" in err and "--ci" in err
 
 
 def test_zone_year_hour(tiny_llama2_dir, capsys):

@@ -6,6 +6,8 @@ import json
 import sys
 import time
 
+from sprout_core import validate as V
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default="llama2-13b-a100", choices=["llama2-13b-a100"], help="judged answers (default llama2-13b-a100)")
     p.add_argument("--judge", default="reference", choices=["reference"], help="judge to compare (default reference)")
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default all six)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N triples per task (quick look)")
+    p.add_argument("--limit", type=V.arg_whole(1, 10_000_000), default=None, help="only the first N triples per task (quick look)")
     p.add_argument("--no-cache", action="store_true", help="recompute (ignore cached verdicts and embeddings)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -33,12 +35,8 @@ def run(args: argparse.Namespace) -> int:
     except MissingDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.tasks:
-        want = {t.strip() for t in args.tasks.split(",") if t.strip()}
-        unknown = want - {r["task"] for r in rows}
-        if unknown:
-            print(f"error: unknown task(s) {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 2
+    if args.tasks is not None:
+        want = set(V.name_list("--tasks", args.tasks, sorted({r["task"] for r in rows})))
         rows = [r for r in rows if r["task"] in want]
     if args.limit:
         seen: dict[str, int] = {}

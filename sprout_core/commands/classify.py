@@ -17,24 +17,30 @@ import json
 import sys
 import time
 
+from sprout_core import validate as V
+from sprout_core.generation import MAX_PROMPT_CHARS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="predict a prompt's task (alpaca, math, mmlu, …) or train a task classifier",
                        description="Task classifier: all-MiniLM-L6-v2 embeddings + logistic regression. "
                                    "Predicts the task of prompts, trains on your labelled prompts, reports accuracy.")
-    p.add_argument("--prompt", action="append", default=[], help="prompt text to classify (repeatable)")
+    p.add_argument("--prompt", action="append", default=[], type=V.arg_text(max_chars=MAX_PROMPT_CHARS),
+                   help="prompt text to classify (repeatable)")
     p.add_argument("--classifier", default="reference",
                    help="which cached classifier to use: 'reference' (default; trained on first use) or a --name you trained")
     p.add_argument("--train", metavar="FILE", help="train a classifier on FILE (CSV or JSONL with columns prompt, category)")
-    p.add_argument("--name", default="mine", help="name to store a --train classifier under (default 'mine')")
-    p.add_argument("--test-size", type=float, default=0.2, help="held-out share for --train (default 0.2)")
+    p.add_argument("--name", default="mine", type=V.arg_text(max_chars=64),
+                   help="name to store a --train classifier under (default 'mine')")
+    p.add_argument("--test-size", type=V.arg_number(0, 0.9, lo_open=True), default=0.2,
+                   help="held-out share for --train, above 0 and at most 0.9 (default 0.2)")
     p.add_argument("--retrain", action="store_true", help="retrain the reference classifier even if one is cached")
-    p.add_argument("--train-per-task", type=int, default=None,
+    p.add_argument("--train-per-task", type=V.arg_whole(1, 1_000_000), default=None,
                    help="reference training prompts per task (default 600, from prompts without verdicts)")
-    p.add_argument("--test-per-task", type=int, default=None,
+    p.add_argument("--test-per-task", type=V.arg_whole(1, 1_000_000), default=None,
                    help="reference held-out judged prompts per task (default 500)")
     p.add_argument("--report", action="store_true", help="print the classifier's held-out accuracy and confusion matrix")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling and the split (default 0)")
+    p.add_argument("--seed", type=V.arg_whole(0, 2**32 - 1), default=0, help="seed for sampling and the split (default 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 

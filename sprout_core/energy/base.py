@@ -43,6 +43,8 @@ class EnergyReading:
     ``power_w_mean``: ``energy_j / duration_s`` in W, ``None`` when unknown.
     ``uncertainty_j``: ± J where the method has a stated uncertainty, else ``None``.
     ``flags``: caveats (``short-window``, ``completed-from-power``, ``whole-device`` …).
+    ``started_at`` / ``ended_at``: wall-clock times (``time.time()``, s since the epoch) the window opened
+    and closed, ``None`` when the reading was not made by a window.
     """
 
     energy_j: float | None
@@ -52,6 +54,8 @@ class EnergyReading:
     power_w_mean: float | None = None
     uncertainty_j: float | None = None
     flags: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    ended_at: float | None = None
 
     @property
     def measured(self) -> bool:
@@ -186,6 +190,7 @@ class EnergyWindow:
                 self._samples.append(s)
 
     def __enter__(self) -> "EnergyWindow":
+        self._wall0 = time.time()
         m = self.meter
         if not m.available:
             self._t0 = time.perf_counter()
@@ -206,6 +211,13 @@ class EnergyWindow:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._close()
+        finally:
+            if self.reading is not None:
+                self.reading.started_at, self.reading.ended_at = self._wall0, time.time()
+
+    def _close(self) -> None:
         m = self.meter
         if not m.available:
             dur = time.perf_counter() - self._t0

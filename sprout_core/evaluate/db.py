@@ -1,120 +1,66 @@
-"""SQLite tables of the evaluator: ``eval_runs``, ``eval_prompts``, ``eval_answers``, ``eval_judgments``.
+"""SQLite tables of the evaluator: ``eval_runs``, ``eval_prompts``, ``eval_answers``, ``eval_judgments``,
+``eval_claims``.
 
-They live in the shared Sprout database (:func:`sprout_core.store.connect`), created with
-``CREATE TABLE IF NOT EXISTS``. Uniqueness makes runs resumable and duplicate-free:
+They live in the shared Sprout database; their schema is the ``evaluation`` component of the versioned
+migrations in :mod:`sprout_core.store` (one schema mechanism for the one file). Uniqueness makes runs
+resumable and duplicate-free:
 
-* a run is identified by its ``run_key`` (prompt set, sample, levels, model, decoding, judge);
-* an answer by ``(run_id, prompt_id, level)``;
+* a run is identified by its ``run_key``: its settings (prompt set, sample, levels, model, decoding,
+  directive texts) *and the content of its prompts*, so an edited prompt file is a new run;
+* an answer by ``(run_id, prompt_id, level)``; one that could not be generated (e.g. a prompt longer
+  than the model's context) is an *error row* (``error`` set, ``text`` empty), so a run can finish;
 * a verdict by ``(run_id, prompt_id, judge, pass_no)``.
 
-Every insert is committed at once, so killing a run loses at most the answer in flight.
+Two processes (or two app sessions) on the same run never generate the same answer: before generating,
+a worker *claims* the answer in ``eval_claims`` in one ``BEGIN IMMEDIATE`` transaction that also checks
+no answer is stored; the claim is removed in the transaction that stores the answer. A claim whose
+owner is gone (its process ended, e.g. killed) is taken over. Judging a prompt is claimed the same way.
+
+Every insert is committed at once, so killing a run loses at most the answer in flight. An answer that
+cannot be written (database locked for too long, read-only, corrupt) goes to the pending queue
+(:func:`queue_answer`) and is added on the next run instead of being generated again.
 Energy is stored as ``energy_j`` (J, NULL = n/a) with its ``energy_method`` label.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
+import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+import psutil
+
+from sprout_core import store
+from sprout_core.directives import load_directive_set
 from sprout_core.evaluate.judges import Verdict
 from sprout_core.evaluate.prompts import PromptItem
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS eval_runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_key TEXT NOT NULL UNIQUE,
-    label TEXT NOT NULL,
-    prompt_set TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    seed INTEGER NOT NULL,
-    sampling TEXT NOT NULL DEFAULT 'stratified',
-    levels TEXT NOT NULL,
-    judge TEXT NOT NULL,
-    model TEXT NOT NULL,
-    directive_set TEXT NOT NULL DEFAULT '',
-    params TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    finished_at REAL
-);
-CREATE TABLE IF NOT EXISTS eval_prompts (
-    run_id INTEGER NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    prompt_id TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    category TEXT NOT NULL,
-    reference TEXT,
-    UNIQUE (run_id, prompt_id)
-);
-CREATE TABLE IF NOT EXISTS eval_answers (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
-    prompt_id TEXT NOT NULL,
-    level TEXT NOT NULL,
-    directive TEXT NOT NULL DEFAULT '',
-    text TEXT NOT NULL,
-    prompt_tokens INTEGER,
-    new_tokens INTEGER,
-    ttft_s REAL,
-    total_s REAL,
-    finish_reason TEXT,
-    energy_j REAL,
-    energy_method TEXT NOT NULL DEFAULT 'n/a',
-    energy_uncertainty_j REAL,
-    model TEXT NOT NULL DEFAULT '',
-    device TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    UNIQUE (run_id, prompt_id, level)
-);
-CREATE TABLE IF NOT EXISTS eval_judgments (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
-    prompt_id TEXT NOT NULL,
-    judge TEXT NOT NULL,
-    pass_no INTEGER NOT NULL DEFAULT 1,
-    winner TEXT,
-    valid INTEGER NOT NULL,
-    shown_order TEXT NOT NULL,
-    raw TEXT NOT NULL DEFAULT '',
-    reason TEXT NOT NULL DEFAULT '',
-    details TEXT NOT NULL DEFAULT '{}',
-    seconds REAL,
-    created_at REAL NOT NULL,
-    UNIQUE (run_id, prompt_id, judge, pass_no)
-);
-"""
+#: claims made on another machine (a shared folder) are taken over after this many seconds
+FOREIGN_CLAIM_TTL_S = 3 * 3600.0
 
 
 def connect() -> sqlite3.Connection:
-    """The shared Sprout database with the evaluator's tables (one connection per thread)."""
-    try:
-        from sprout_core.store import connect as store_connect
-    except ImportError:  # the store module is not there yet: same file, own connection
-        from sprout_core.paths import state_dir
-
-        con = sqlite3.connect(str(state_dir() / "sprout.sqlite"), timeout=30)
-        con.execute("PRAGMA journal_mode=WAL")
-    else:
-        con = store_connect()
-    con.row_factory = sqlite3.Row
-    ensure_schema(con)
-    return con
-
-
-#: columns added after the first schema: name → SQL type (added in place to older databases)
-ADDED_ANSWER_COLUMNS = {"carbon_total_g": "REAL", "ci_g_per_kwh": "REAL", "zone": "TEXT"}
+    """The shared Sprout database (its schema, the evaluator's tables included, migrated by
+    :func:`sprout_core.store.connect`; :class:`~sprout_core.errors.StoreError` when unusable)."""
+    return store.connect()
 
 
 def ensure_schema(con: sqlite3.Connection) -> None:
-    """Create the evaluator's tables if missing, and add later columns to older ones."""
-    con.executescript(SCHEMA)
-    have = {r[1] for r in con.execute("PRAGMA table_info(eval_answers)")}
-    for name, kind in ADDED_ANSWER_COLUMNS.items():
-        if name not in have:
-            con.execute(f"ALTER TABLE eval_answers ADD COLUMN {name} {kind}")
-    con.commit()
+    """Bring the evaluator's tables up to date (``store.connect`` already does this)."""
+    store.apply_migrations(con, "evaluation", store.EVALUATION_MIGRATIONS)
+
+
+def _begin(con: sqlite3.Connection) -> None:
+    """Start a write transaction now (``BEGIN IMMEDIATE``): waits for the lock up to the busy timeout."""
+    if con.in_transaction:
+        con.commit()
+    con.execute("BEGIN IMMEDIATE")
 
 
 @dataclass(frozen=True)
@@ -139,7 +85,7 @@ class RunConfig:
     directive_texts: tuple[str, ...] = ()
 
     def key(self) -> str:
-        """Identity of the answers: the judge is not part of it, so several judges share one run."""
+        """Identity of the settings: the judge is not part of it, so several judges share one run."""
         d = {"prompt_set": self.prompt_set, "n": self.n, "seed": self.seed, "levels": list(self.levels),
              "model": self.model, "directive_set": self.directive_set,
              "sampling": self.sampling, "max_new_tokens": self.max_new_tokens}
@@ -148,61 +94,267 @@ class RunConfig:
         elif self.directive_set:
             # The directive texts are part of the answers' identity: an edited set starts a new run
             # instead of resuming into answers made under the old texts.
-            from sprout_core.directives import load_directive_set
-
             try:
                 d["directive_texts"] = [x.text for x in load_directive_set(self.directive_set).levels]
-            except (KeyError, ValueError):
+            except (KeyError, ValueError):  # an unknown set has no texts to add (UnknownNameError is both)
                 pass
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def run_key(self, prompts: Sequence[PromptItem]) -> str:
+        """Identity of the run: :meth:`key` and the content of its prompts (ids, texts, categories, references)."""
+        return store.content_run_key(self.key(), store.prompts_digest(prompt_rows(prompts)))
 
     def label(self) -> str:
         return f"{self.model} · {self.prompt_set} n={self.n} seed={self.seed} · {','.join(self.levels)}"
 
 
+def prompt_rows(prompts: Sequence[PromptItem]) -> list[tuple]:
+    """``(id, prompt, category, reference)`` per prompt, in order (what the run key digests)."""
+    return [(p.id, p.prompt, p.category, p.reference) for p in prompts]
+
+
 def get_or_create_run(con: sqlite3.Connection, cfg: RunConfig, prompts: Sequence[PromptItem]) -> int:
-    """The id of the run for ``cfg``; created (with its prompt list) if new. Re-entrant."""
-    row = con.execute("SELECT id FROM eval_runs WHERE run_key=?", (cfg.key(),)).fetchone()
-    if row:
-        run_id = int(row[0])
-    else:
-        cur = con.execute(
-            "INSERT OR IGNORE INTO eval_runs (run_key, label, prompt_set, n, seed, sampling, levels, judge, model,"
-            " directive_set, params, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (cfg.key(), cfg.label(), cfg.prompt_set, cfg.n, cfg.seed, cfg.sampling, ",".join(cfg.levels), cfg.judge,
-             cfg.model, cfg.directive_set, json.dumps({"max_new_tokens": cfg.max_new_tokens,
-                                                        "second_pass": cfg.second_pass}), time.time()),
+    """The id of the run for ``cfg`` and these prompts; created (with its prompt list) if new. Re-entrant
+    and safe when two processes start the same run at once."""
+    key = cfg.run_key(prompts)
+    _begin(con)
+    try:
+        row = con.execute("SELECT id FROM eval_runs WHERE run_key=?", (key,)).fetchone()
+        if row:
+            run_id = int(row[0])
+        else:
+            cur = con.execute(
+                "INSERT INTO eval_runs (run_key, label, prompt_set, n, seed, sampling, levels, judge, model,"
+                " directive_set, params, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (key, cfg.label(), cfg.prompt_set, cfg.n, cfg.seed, cfg.sampling, ",".join(cfg.levels), cfg.judge,
+                 cfg.model, cfg.directive_set, json.dumps({"max_new_tokens": cfg.max_new_tokens,
+                                                            "second_pass": cfg.second_pass}), time.time()),
+            )
+            run_id = int(cur.lastrowid)
+        con.executemany(
+            "INSERT OR IGNORE INTO eval_prompts (run_id, position, prompt_id, prompt, category, reference) VALUES (?,?,?,?,?,?)",
+            [(run_id, i, p.id, p.prompt, p.category, p.reference) for i, p in enumerate(prompts)],
         )
-        run_id = int(cur.lastrowid) if cur.rowcount else int(
-            con.execute("SELECT id FROM eval_runs WHERE run_key=?", (cfg.key(),)).fetchone()[0])
-    con.executemany(
-        "INSERT OR IGNORE INTO eval_prompts (run_id, position, prompt_id, prompt, category, reference) VALUES (?,?,?,?,?,?)",
-        [(run_id, i, p.id, p.prompt, p.category, p.reference) for i, p in enumerate(prompts)],
-    )
-    con.commit()
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     return run_id
 
 
+def run_id_for_key(con: sqlite3.Connection, run_key: str) -> int | None:
+    row = con.execute("SELECT id FROM eval_runs WHERE run_key=?", (run_key,)).fetchone()
+    return int(row[0]) if row else None
+
+
 def stored_answers(con: sqlite3.Connection, run_id: int) -> dict[tuple[str, str], dict]:
-    """``(prompt_id, level)`` → answer row for a run."""
+    """``(prompt_id, level)`` → answer row for a run (error rows included: ``error`` is set on them)."""
     rows = con.execute("SELECT * FROM eval_answers WHERE run_id=?", (run_id,)).fetchall()
     return {(r["prompt_id"], r["level"]): dict(r) for r in rows}
 
 
+_ANSWER_SQL = (
+    "INSERT OR IGNORE INTO eval_answers (run_id, prompt_id, level, directive, text, prompt_tokens, new_tokens,"
+    " ttft_s, total_s, finish_reason, energy_j, energy_method, energy_uncertainty_j, model, device, created_at, error,"
+    " carbon_total_g, ci_g_per_kwh, zone)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+def _answer_args(run_id: int, prompt_id: str, level: str, rec: Mapping[str, Any]) -> tuple:
+    return (run_id, prompt_id, level, rec.get("directive") or "", rec.get("text") or "", rec.get("prompt_tokens"),
+            rec.get("new_tokens"), rec.get("ttft_s"), rec.get("total_s"), rec.get("finish_reason"), rec.get("energy_j"),
+            rec.get("energy_method") or "n/a", rec.get("energy_uncertainty_j"), rec.get("model") or "",
+            rec.get("device") or "", rec.get("created_at") or time.time(), rec.get("error") or None,
+            rec.get("carbon_total_g"), rec.get("ci_g_per_kwh"), rec.get("zone"))
+
+
 def insert_answer(con: sqlite3.Connection, run_id: int, prompt_id: str, level: str, rec: Mapping[str, Any]) -> bool:
-    """Store one answer (committed at once); False when it was already there (never duplicated)."""
-    cur = con.execute(
-        "INSERT OR IGNORE INTO eval_answers (run_id, prompt_id, level, directive, text, prompt_tokens, new_tokens,"
-        " ttft_s, total_s, finish_reason, energy_j, energy_method, energy_uncertainty_j, model, device, created_at,"
-        " carbon_total_g, ci_g_per_kwh, zone)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (run_id, prompt_id, level, rec.get("directive", ""), rec.get("text", ""), rec.get("prompt_tokens"),
-         rec.get("new_tokens"), rec.get("ttft_s"), rec.get("total_s"), rec.get("finish_reason"), rec.get("energy_j"),
-         rec.get("energy_method") or "n/a", rec.get("energy_uncertainty_j"), rec.get("model", ""), rec.get("device", ""),
-         time.time(), rec.get("carbon_total_g"), rec.get("ci_g_per_kwh"), rec.get("zone")),
-    )
-    con.commit()
+    """Store one answer (committed at once, together with the release of its claim); False when it was
+    already there (never duplicated). ``rec["error"]`` set makes it an error row."""
+    try:
+        cur = con.execute(_ANSWER_SQL, _answer_args(run_id, prompt_id, level, rec))
+        con.execute("DELETE FROM eval_claims WHERE run_id=? AND prompt_id=? AND item=?", (run_id, prompt_id, level))
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     return cur.rowcount == 1
+
+
+def answer_errors(con: sqlite3.Connection, run_id: int) -> list[dict]:
+    """The error rows of a run (answers that could not be generated), with their messages."""
+    return [dict(r) for r in con.execute("SELECT prompt_id, level, error FROM eval_answers WHERE run_id=? AND error IS "
+                                         "NOT NULL ORDER BY prompt_id, level", (run_id,))]
+
+
+def clear_errors(con: sqlite3.Connection, run_id: int) -> int:
+    """Delete a run's error rows so the next run tries those answers again; returns how many."""
+    cur = con.execute("DELETE FROM eval_answers WHERE run_id=? AND error IS NOT NULL", (run_id,))
+    con.commit()
+    return int(cur.rowcount)
+
+
+# ---------------------------------------------------------------- claims (no answer generated twice)
+
+_ACTIVE: set[str] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Worker:
+    """Who generates: a unique owner id per run call, its host, process id and the process's start time."""
+
+    owner: str
+    host: str
+    pid: int
+    pid_started: float | None
+
+    @classmethod
+    def start(cls) -> "Worker":
+        """A new worker of this process, active until :meth:`stop`."""
+        try:
+            started = psutil.Process().create_time()
+        except psutil.Error:
+            started = None
+        w = cls(uuid.uuid4().hex, socket.gethostname(), os.getpid(), started)
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(w.owner)
+        return w
+
+    def stop(self) -> None:
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(self.owner)
+
+
+def claim_alive(owner: str, host: str, pid: int, pid_started: float | None, claimed_at: float) -> bool:
+    """Whether a claim's owner may still be working on it.
+
+    Same machine: its process runs (the same process, not a reused pid) and, within this very process,
+    the worker is still active. Another machine: until :data:`FOREIGN_CLAIM_TTL_S` has passed."""
+    if host != socket.gethostname():
+        return time.time() - claimed_at < FOREIGN_CLAIM_TTL_S
+    if pid == os.getpid():
+        with _ACTIVE_LOCK:
+            return owner in _ACTIVE
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if pid_started is not None and abs(proc.create_time() - pid_started) > 1.0:
+            return False
+    except psutil.Error:
+        return False
+    return True
+
+
+def _claim(con: sqlite3.Connection, run_id: int, prompt_id: str, item: str, worker: Worker, done_sql: str,
+           done_args: tuple) -> str:
+    _begin(con)
+    try:
+        if con.execute(done_sql, done_args).fetchone():
+            con.commit()
+            return "done"
+        row = con.execute("SELECT owner, host, pid, pid_started, claimed_at FROM eval_claims WHERE run_id=? AND "
+                          "prompt_id=? AND item=?", (run_id, prompt_id, item)).fetchone()
+        if row and row["owner"] != worker.owner and claim_alive(row["owner"], row["host"], row["pid"],
+                                                                 row["pid_started"], row["claimed_at"]):
+            con.commit()
+            return "busy"
+        con.execute("INSERT OR REPLACE INTO eval_claims (run_id, prompt_id, item, owner, host, pid, pid_started,"
+                    " claimed_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (run_id, prompt_id, item, worker.owner, worker.host, worker.pid, worker.pid_started, time.time()))
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return "taken-over" if row and row["owner"] != worker.owner else "mine"
+
+
+def claim_answer(con: sqlite3.Connection, run_id: int, prompt_id: str, level: str, worker: Worker) -> str:
+    """Claim the answer ``(prompt_id, level)`` atomically: ``mine`` (generate it), ``taken-over`` (generate
+    it; its previous owner is gone), ``done`` (already stored) or ``busy`` (another live worker has it)."""
+    return _claim(con, run_id, prompt_id, level, worker,
+                  "SELECT 1 FROM eval_answers WHERE run_id=? AND prompt_id=? AND level=?", (run_id, prompt_id, level))
+
+
+def claim_judging(con: sqlite3.Connection, run_id: int, prompt_id: str, judge: str, passes: int, worker: Worker) -> str:
+    """Claim judging one prompt with ``judge`` (same answers as :func:`claim_answer`)."""
+    return _claim(con, run_id, prompt_id, f"judge:{judge}", worker,
+                  "SELECT 1 WHERE (SELECT COUNT(DISTINCT pass_no) FROM eval_judgments WHERE run_id=? AND prompt_id=? "
+                  "AND judge=?) >= ?", (run_id, prompt_id, judge, passes))
+
+
+def release_claim(con: sqlite3.Connection, run_id: int, prompt_id: str, item: str, worker: Worker) -> None:
+    con.execute("DELETE FROM eval_claims WHERE run_id=? AND prompt_id=? AND item=? AND owner=?",
+                (run_id, prompt_id, item, worker.owner))
+    con.commit()
+
+
+def release_claims(con: sqlite3.Connection, worker: Worker) -> int:
+    """Drop every claim of ``worker`` (at the end of its run); returns how many."""
+    cur = con.execute("DELETE FROM eval_claims WHERE owner=?", (worker.owner,))
+    con.commit()
+    return int(cur.rowcount)
+
+
+def claims_of_others(con: sqlite3.Connection, run_id: int, worker: Worker) -> int:
+    """Answers and judgings of this run that other live workers are on now."""
+    rows = con.execute("SELECT owner, host, pid, pid_started, claimed_at FROM eval_claims WHERE run_id=? AND owner!=?",
+                       (run_id, worker.owner)).fetchall()
+    return sum(1 for r in rows if claim_alive(r["owner"], r["host"], r["pid"], r["pid_started"], r["claimed_at"]))
+
+
+# ---------------------------------------------------------------- pending queue (answers the database would not take)
+
+QUEUE = "eval_answers"
+
+
+def queue_answer(run_key: str, prompt_id: str, level: str, rec: Mapping[str, Any]) -> str:
+    """Keep an answer the database would not take in the pending queue; returns the queue file.
+    ``OSError`` when the queue cannot be written either."""
+    item = {"run_key": run_key, "prompt_id": prompt_id, "level": level,
+            "rec": {**dict(rec), "created_at": rec.get("created_at") or time.time()}}
+    return str(store.queue_append(QUEUE, item))
+
+
+def is_queued(run_key: str, prompt_id: str, level: str) -> bool:
+    return any(q.get("run_key") == run_key and q.get("prompt_id") == prompt_id and q.get("level") == level
+               for q in store.queue_items(QUEUE))
+
+
+def queued_answers(run_key: str | None = None) -> int:
+    """How many answers wait in the pending queue (of one run, or all)."""
+    return sum(1 for q in store.queue_items(QUEUE) if run_key is None or q.get("run_key") == run_key)
+
+
+def replay_queued_answers(con: sqlite3.Connection) -> int:
+    """Add the queued answers whose run exists to the database (each at most once); returns how many
+    were placed. Raises ``sqlite3.Error`` when the database still cannot be written (they stay queued)."""
+    failure: list[BaseException] = []
+
+    def apply(items: list[dict]) -> list[dict]:
+        left = []
+        try:
+            _begin(con)
+            for q in items:
+                run_id = run_id_for_key(con, q.get("run_key", ""))
+                if run_id is None:
+                    left.append(q)
+                    continue
+                con.execute(_ANSWER_SQL, _answer_args(run_id, q["prompt_id"], q["level"], q.get("rec") or {}))
+                con.execute("DELETE FROM eval_claims WHERE run_id=? AND prompt_id=? AND item=?",
+                            (run_id, q["prompt_id"], q["level"]))
+            con.commit()
+        except sqlite3.Error as exc:
+            con.rollback()
+            failure.append(exc)
+            return items
+        return left
+
+    placed = store.queue_drain(QUEUE, apply)
+    if failure:
+        raise failure[0]
+    return placed
 
 
 def stored_judgments(con: sqlite3.Connection, run_id: int, judge: str | None = None) -> set[tuple[str, str, int]]:
@@ -297,7 +449,7 @@ def record_human_vote(con: sqlite3.Connection, prompt: str, answers: Mapping[str
 def delete_run(con: sqlite3.Connection, run_id: int) -> int:
     """Delete a run with its prompts, answers and verdicts; returns the number of answers removed."""
     n = con.execute("SELECT COUNT(*) FROM eval_answers WHERE run_id=?", (run_id,)).fetchone()[0]
-    for table in ("eval_judgments", "eval_answers", "eval_prompts"):
+    for table in ("eval_claims", "eval_judgments", "eval_answers", "eval_prompts"):
         con.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
     con.execute("DELETE FROM eval_runs WHERE id=?", (run_id,))
     con.commit()

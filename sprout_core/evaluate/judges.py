@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from sprout_core.errors import InputError, UnknownNameError
 from sprout_core.paths import project_data_dir
 
 #: the embedded 135M model can run the LLM judge only mechanically
@@ -344,7 +345,7 @@ class OpenAIChat:
     def __init__(self, base_url: str, model: str, api_key_env: str = "SPROUT_JUDGE_API_KEY",
                  timeout_s: float = 60.0, retries: int = 3, backoff_s: float = 1.0, max_tokens: int = 16):
         if not base_url:
-            raise ValueError("The API judge needs a base URL, e.g. http://127.0.0.1:8000/v1")
+            raise InputError("The API judge needs a base URL, e.g. http://127.0.0.1:8000/v1")
         self.url = base_url.rstrip("/") + ("" if base_url.rstrip("/").endswith("/chat/completions") else "/chat/completions")
         self.model = model
         self.api_key_env = api_key_env
@@ -445,13 +446,15 @@ def parse_judge(name: str, second_pass: bool = False) -> JudgeSpec:
                          note=WEAK_JUDGE_NOTE)
     if low.startswith("llm:"):
         model = n[4:]
+        if not model.strip():
+            raise InputError("--judge llm: needs a model folder after the colon (llm:/path/to/model)")
         return JudgeSpec(f"llm:{Path(model).name or model}", "llm", backend="local", model=model, second_pass=second_pass)
     if low == "api" or low.startswith("api:"):
         model = n[4:] if low.startswith("api:") else os.environ.get("SPROUT_JUDGE_MODEL", "")
         base = os.environ.get("SPROUT_JUDGE_BASE_URL", "")
         if not model:
-            raise ValueError("The API judge needs a model: --judge api:MODEL or SPROUT_JUDGE_MODEL")
+            raise InputError("The API judge needs a model: --judge api:MODEL or SPROUT_JUDGE_MODEL")
         if not base:
-            raise ValueError("The API judge needs SPROUT_JUDGE_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
+            raise InputError("The API judge needs SPROUT_JUDGE_BASE_URL (e.g. http://127.0.0.1:8000/v1)")
         return JudgeSpec(f"api:{model}", "llm", backend="api", model=model, base_url=base, second_pass=second_pass)
-    raise ValueError(f"Unknown judge {name!r}: use reference, llm, llm:/path/to/model, api:MODEL or human")
+    raise UnknownNameError(f"Unknown judge {name!r}: use reference, llm, llm:/path/to/model, api:MODEL, human or none")

@@ -8,6 +8,7 @@ bad ones (row number and reason) in a :class:`PromptSet`.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import random
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from sprout_core.paths import project_data_dir, public_file
+from sprout_core.errors import DataFileError, InputError, MissingDataError
+from sprout_core.paths import project_data_dir, public_file, state_dir
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,17 @@ def _clean(value) -> str | None:
     return s or None
 
 
+def _is_text(value) -> bool:
+    """False for a string that cannot be UTF-8 (unpaired surrogates); True for anything else."""
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def rows_to_set(name: str, rows: Iterable[tuple[int, object]], source: str) -> PromptSet:
     """Turn ``(row_number, row)`` pairs (dict rows, or an error string) into a :class:`PromptSet`.
 
@@ -97,6 +110,11 @@ def rows_to_set(name: str, rows: Iterable[tuple[int, object]], source: str) -> P
         prompt = _clean(raw_prompt)
         if not prompt:
             errors.append(RowError(rowno, "missing or empty 'prompt'"))
+            continue
+        bad = next((k for k in ("prompt", "reference", "category", "id") if not _is_text(row.get(k))), None)
+        if bad:
+            errors.append(RowError(rowno, f"'{bad}' is not valid text (an unpaired UTF-16 surrogate, e.g. from a "
+                                          "\\udXXX escape or a file that was not UTF-8)"))
             continue
         pid = _clean(row.get("id")) or f"{source or name}-{rowno}"
         if pid in seen:
@@ -165,6 +183,25 @@ def parse_upload(data: bytes | str, filename: str) -> PromptSet:
             return rows_to_set(name, ((i, r) for i, r in enumerate(arr, start=1)), name)
         return rows_to_set(name, _jsonl_rows(text), name)
     return PromptSet(name, [], [RowError(0, f"unsupported file type {ext or '(none)'}: use .jsonl or .csv")])
+
+
+def save_upload(filename: str, items: Sequence[PromptItem]) -> Path:
+    """Keep an uploaded prompt set in the state folder (``uploads/``) as JSONL and return its path.
+
+    The file name carries a digest of the content, so a changed upload is a new file (and so a new run)
+    and never overwrites the file an earlier run was made from. ``OSError`` when it cannot be written."""
+    body = "".join(json.dumps({"id": it.id, "prompt": it.prompt, "category": it.category, "reference": it.reference},
+                              ensure_ascii=False) + "\n" for it in items)
+    digest = hashlib.sha1(body.encode("utf-8")).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:60].strip("_") or "upload"
+    folder = state_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}-{digest}.jsonl"
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(body, encoding="utf-8")
+        tmp.replace(path)
+    return path
 
 
 # ---------------------------------------------------------------- public sets
@@ -252,19 +289,33 @@ PROMPT_SETS: dict[str, Callable[[], PromptSet]] = {
 def load_prompt_set(name_or_path: str) -> PromptSet:
     """A named set (see :data:`PROMPT_SETS`) or a JSONL/CSV file path.
 
-    Raises :class:`~sprout_core.paths.MissingDataError` when a public set's file is absent and
-    ``FileNotFoundError``/``ValueError`` for an unknown name or unreadable path.
+    Raises :class:`~sprout_core.errors.MissingDataError` (a ``FileNotFoundError``) when a public set's file
+    or the given path is absent, :class:`~sprout_core.errors.DataFileError` (a ``ValueError``) when the file
+    cannot be read as prompts, :class:`~sprout_core.errors.InputError` for a name that is not text.
     """
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise InputError(f"No prompt set given; named sets: {', '.join(PROMPT_SETS)}, or a .jsonl/.csv path")
+    if not _is_text(name_or_path) or "\x00" in name_or_path:
+        raise InputError("The prompt set name or path is not valid text")
     key = name_or_path.strip().lower().replace("_", "-")
     if key in PROMPT_SETS:
         return PROMPT_SETS[key]()
     p = Path(name_or_path).expanduser()
-    if p.is_file():
-        s = parse_upload(p.read_bytes(), p.name)
+    try:
+        if p.is_file():
+            data = p.read_bytes()
+        elif p.is_dir():
+            raise DataFileError(f"{p} is a folder; give a .jsonl or .csv file with a 'prompt' column")
+        else:
+            data = None
+    except OSError as exc:
+        raise DataFileError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if data is not None:
+        s = parse_upload(data, p.name)
         if not s.items and s.errors and s.errors[0].row == 0:
-            raise ValueError(f"{p}: {s.errors[0].reason}")
+            raise DataFileError(f"{p}: {s.errors[0].reason}")
         return s
-    raise FileNotFoundError(
+    raise MissingDataError(
         f"No prompt set named {name_or_path!r} and no such file. Named sets: {', '.join(PROMPT_SETS)}; "
         "or give a path to a .jsonl/.csv file with a 'prompt' column."
     )

@@ -62,6 +62,7 @@ def own_tables(run_ids: Sequence[int] | None = None) -> EvalTables:
         prompts, answers, judg = db.run_tables(con, run_ids)
     finally:
         con.close()
+    answers = [a for a in answers if not a.get("error")]  # error rows are failures, not answers (db.answer_errors)
     if not prompts:
         return EvalTables.empty()
     name = {rid: f"#{rid} {r['label']}" for rid, r in runs.items()}

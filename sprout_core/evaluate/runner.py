@@ -2,12 +2,27 @@
 
 :func:`run_evaluation` is resumable: it stores each answer (tokens, seconds, energy J with its
 method label) the moment it is generated, skips what is stored, and judges each prompt once all
-its levels are answered. Killing it loses at most the answer in flight. :class:`EvaluationJob`
-runs it in a background thread for the app (progress, ETA, cancel) — the thread never calls
-streamlit.
+its levels are answered. Killing it loses at most the answer in flight.
+
+It never gets stuck and never duplicates work:
+
+* a prompt that cannot be answered (longer than the model's context, …) becomes an *error row* and
+  the run goes on; the summary lists the failures (``evaluate --retry-errors`` tries them again);
+* two processes (or app sessions) on the same run share the work: each answer and each judging is
+  claimed atomically first (:func:`sprout_core.evaluate.db.claim_answer`), so none is generated twice;
+  a process that finds the rest claimed by others waits for them and takes over the claims of any that
+  died;
+* a locked database is waited for (up to :data:`LOCK_WAIT_S`); if it stays unusable the answer in flight
+  goes to the pending queue and the run stops with a message saying so: the next run adds it instead of
+  generating it again.
+
+:class:`EvaluationJob` runs it in a background thread for the app (progress, ETA, cancel) — the
+thread never calls streamlit.
 """
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 import time
 import traceback
@@ -15,10 +30,13 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from sprout_core import store, validate
 from sprout_core.backends import meter_for
 from sprout_core.directives import DirectiveSet, load_directive_set
 from sprout_core.energy import NullMeter
-from sprout_core.errors import GenerationError
+from sprout_core.errors import (
+    DataFileError, GenerationError, InputError, QueuedError, SproutError, StoreError, internal_error_message,
+)
 from sprout_core.evaluate import db
 from sprout_core.evaluate.judges import (
     JudgeSpec, LocalChat, OpenAIChat, Verdict, judge_llm, judge_reference, load_judge_prompt,
@@ -52,6 +70,16 @@ class Progress:
     cancelled: bool = False
     error: str | None = None
     judge_seconds: list[float] = field(default_factory=list)
+    #: answers this call generated (its share when other processes work on the same run)
+    generated: int = 0
+    #: error rows among the stored answers (prompts that could not be answered)
+    failed: int = 0
+    #: prompts not judged because one of their answers is an error row
+    unjudgeable: int = 0
+    #: answers added from the pending queue (written there when the database was locked)
+    replayed: int = 0
+    #: answers or judgings other processes were working on when last looked
+    others: int = 0
 
     @property
     def fraction(self) -> float:
@@ -60,9 +88,11 @@ class Progress:
 
 def sample_prompts(prompt_set: str, n: int, seed: int, sampling: str = "stratified") -> list[PromptItem]:
     """The run's prompts: ``n`` from the named set or file, stratified by category or representative."""
+    validate.whole("the number of prompts", n, 1)
+    validate.choice("sampling", sampling, ("stratified", "representative"))
     ps = load_prompt_set(prompt_set)
     if not ps.items:
-        raise ValueError(f"prompt set {prompt_set!r} has no usable prompts" +
+        raise DataFileError(f"prompt set {prompt_set!r} has no usable prompts" +
                          (f" ({len(ps.errors)} bad rows, first: row {ps.errors[0].row}: {ps.errors[0].reason})" if ps.errors else ""))
     if sampling == "representative":
         return sample_representative(ps.items, n, seed)
@@ -129,6 +159,47 @@ def judge_prompt(item: PromptItem, answers: dict[str, str], spec: JudgeSpec, see
     return []  # human verdicts come from people, not from a run
 
 
+#: seconds a write waits for a locked database before the answer in flight goes to the pending queue
+LOCK_WAIT_S = 60.0
+
+
+def _lock_wait_s() -> float:
+    env = os.environ.get("SPROUT_DB_LOCK_WAIT_S")
+    try:
+        return max(0.0, float(env)) if env else LOCK_WAIT_S
+    except ValueError:
+        return LOCK_WAIT_S
+
+
+def _is_lock(exc: BaseException) -> bool:
+    m = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in m or "busy" in m)
+
+
+def _db(fn, *args, wait_s: float, on_wait: Callable[[], None] | None = None):
+    """``fn(*args)`` on the database, retried while it is locked for up to ``wait_s`` seconds; other
+    SQLite failures (and a lock that outlasts the wait) become a :class:`StoreError` with a message."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.2
+    while True:
+        try:
+            return fn(*args)
+        except sqlite3.Error as exc:
+            if _is_lock(exc) and time.monotonic() < deadline:
+                if on_wait:
+                    on_wait()
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 2.0)
+                continue
+            raise store._wrap(exc, store.default_path(), "write") from exc
+
+
+def _failed_answer(exc: BaseException, level: str) -> dict:
+    """The error row of an answer that could not be generated."""
+    return {"text": "", "finish_reason": "error", "error": str(exc), "new_tokens": None, "energy_method": "n/a",
+            "directive": ""}
+
+
 def run_evaluation(
     cfg: db.RunConfig,
     prompts: Sequence[PromptItem],
@@ -138,70 +209,195 @@ def run_evaluation(
     progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     similarity=None,
+    *,
+    lock_wait_s: float | None = None,
+    poll_s: float = 1.0,
 ) -> Progress:
-    """Answer, store and judge; resumable. Returns the final :class:`Progress`.
+    """Answer, store and judge; resumable, shareable between processes. Returns the final :class:`Progress`.
 
     Order: prompt by prompt, every level, then that prompt's verdict, so results land as they come.
-    ``cancel`` stops after the answer in flight (which is stored).
+    ``cancel`` stops after the answer in flight (which is stored). ``lock_wait_s``: how long a write
+    waits for a locked database (default :data:`LOCK_WAIT_S`, or ``SPROUT_DB_LOCK_WAIT_S``) before the
+    answer goes to the pending queue and :class:`~sprout_core.errors.QueuedError` ends the run.
+    Raises :class:`~sprout_core.errors.StoreError` when the database cannot be used at all (nothing lost).
     """
-    con = db.connect()
-    try:
-        run_id = db.get_or_create_run(con, cfg, prompts)
-        have = db.stored_answers(con, run_id)
-        judged = db.stored_judgments(con, run_id, judge.name if judge else None)
-        levels = list(cfg.levels)
-        total = len(prompts) * len(levels)
-        st = Progress(run_id=run_id, total=total, done=sum(1 for p in prompts for lv in levels if (p.id, lv) in have))
-        st.skipped = st.done
-        st.judged = len({pid for pid, _, _ in judged})
-        t0 = time.perf_counter()
-        new = 0
+    wait_s = _lock_wait_s() if lock_wait_s is None else lock_wait_s
+    levels = list(cfg.levels)
+    total = len(prompts) * len(levels)
+    st = Progress(total=total)
+    t0 = time.perf_counter()
+    new = 0
 
-        def tick():
-            st.elapsed_s = time.perf_counter() - t0
-            st.eta_s = (st.elapsed_s / new) * (st.total - st.done) if new else None
-            if progress:
-                progress(st)
+    def tick():
+        st.elapsed_s = time.perf_counter() - t0
+        st.eta_s = (st.elapsed_s / new) * (st.total - st.done) if new else None
+        if progress:
+            progress(st)
+
+    def waiting():
+        st.current = "waiting for the database (locked by another program)"
+        tick()
+
+    worker = db.Worker.start()
+    con = db.connect()
+    run_id = None
+    try:
+        run_id = _db(db.get_or_create_run, con, cfg, prompts, wait_s=wait_s, on_wait=waiting)
+        run_key = cfg.run_key(prompts)
+        st.run_id = run_id
+        st.replayed = _db(db.replay_queued_answers, con, wait_s=wait_s, on_wait=waiting)
+        have = _db(db.stored_answers, con, run_id, wait_s=wait_s)
+        st.done = sum(1 for p in prompts for lv in levels if (p.id, lv) in have)
+        st.skipped = st.done
+        passes = 2 if (judge is not None and judge.kind == "llm" and judge.second_pass) else 1
+        judging = judge is not None and judge.kind != "human"
+        unjudgeable: set[str] = set()
+
+        def count():
+            st.done = sum(1 for p in prompts for lv in levels if (p.id, lv) in have)
+            st.failed = sum(1 for p in prompts for lv in levels if (have.get((p.id, lv)) or {}).get("error"))
+            st.judged = len({pid for pid, _, _ in _db(db.stored_judgments, con, run_id, judge.name, wait_s=wait_s)}) \
+                if judging else 0
+
+        def maybe_judge(item: PromptItem) -> None:
+            if not judging or not all((item.id, lv) in have for lv in levels):
+                return
+            if any(have[(item.id, lv)].get("error") for lv in levels):
+                unjudgeable.add(item.id)
+                st.unjudgeable = len(unjudgeable)
+                return
+            state = _db(db.claim_judging, con, run_id, item.id, judge.name, passes, worker, wait_s=wait_s, on_wait=waiting)
+            if state not in ("mine", "taken-over"):
+                return  # judged already, or another process is judging it
+            st.current = f"{item.id} · judging ({judge.name})"
+            tick()
+            try:
+                verdicts = judge_prompt(item, {lv: have[(item.id, lv)]["text"] for lv in levels}, judge, cfg.seed,
+                                        judge_chat, similarity)
+                for v in verdicts:
+                    if _db(db.insert_verdict, con, run_id, item.id, v, wait_s=wait_s, on_wait=waiting):
+                        st.judge_seconds.append(v.seconds)
+                        if not v.valid:
+                            st.invalid += 1
+            finally:
+                _release(con, run_id, item.id, f"judge:{judge.name}", worker)
+            st.judged += 1
+            tick()
 
         tick()
-        for item in prompts:
-            for lv in levels:
+        while True:
+            st.replayed += _db(db.replay_queued_answers, con, wait_s=wait_s, on_wait=waiting)
+            have = _db(db.stored_answers, con, run_id, wait_s=wait_s)
+            count()
+            pending = [(p, lv) for p in prompts for lv in levels if (p.id, lv) not in have]
+            if not pending:
+                break
+            progressed, busy = False, 0
+            for item, lv in pending:
                 if cancel is not None and cancel.is_set():
                     st.cancelled = True
+                    st.current = ""
                     tick()
                     return st
-                if (item.id, lv) in have:
+                state = _db(db.claim_answer, con, run_id, item.id, lv, worker, wait_s=wait_s, on_wait=waiting)
+                if state == "busy":
+                    busy += 1
+                    continue
+                if state == "done" or (state == "taken-over" and db.is_queued(run_key, item.id, lv)):
+                    _db(db.replay_queued_answers, con, wait_s=wait_s)
+                    progressed = True
                     continue
                 st.current = f"{item.id} · {lv}"
                 tick()
-                rec = answer_fn(item.prompt, lv)
-                db.insert_answer(con, run_id, item.id, lv, rec)
+                try:
+                    rec = answer_fn(item.prompt, lv)
+                except InputError as exc:  # this prompt cannot be answered (e.g. longer than the context): go on
+                    rec = _failed_answer(exc, lv)
+                except BaseException:
+                    _release(con, run_id, item.id, lv, worker)
+                    raise
+                st.generated += 1
+                _store_answer(con, run_id, run_key, item.id, lv, rec, wait_s, waiting)
                 have[(item.id, lv)] = rec
                 st.done += 1
+                st.failed += bool(rec.get("error"))
                 new += 1
+                progressed = True
                 tick()
-            if judge is not None and judge.kind != "human" and all((item.id, lv) in have for lv in levels):
-                passes = 2 if (judge.kind == "llm" and judge.second_pass) else 1
-                if any((item.id, judge.name, k) not in judged for k in range(1, passes + 1)):
-                    st.current = f"{item.id} · judging ({judge.name})"
-                    tick()
-                    verdicts = judge_prompt(item, {lv: have[(item.id, lv)]["text"] for lv in levels}, judge, cfg.seed,
-                                            judge_chat, similarity)
-                    for v in verdicts:
-                        if db.insert_verdict(con, run_id, item.id, v):
-                            judged.add((item.id, v.judge, v.pass_no))
-                            st.judge_seconds.append(v.seconds)
-                            if not v.valid:
-                                st.invalid += 1
-                    st.judged += 1
-                    tick()
-        db.finish_run(con, run_id)
+                maybe_judge(item)
+            if not progressed and busy:
+                st.others = busy
+                st.current = f"waiting for {busy} answer(s) another process is generating"
+                tick()
+                _sleep(poll_s, cancel)
+        # prompts answered earlier, or by another process, that are not judged yet
+        have = _db(db.stored_answers, con, run_id, wait_s=wait_s)
+        for item in prompts:
+            if cancel is not None and cancel.is_set():
+                st.cancelled = True
+                break
+            maybe_judge(item)
+        if judging:
+            while not st.cancelled:
+                others = _db(db.claims_of_others, con, run_id, worker, wait_s=wait_s)
+                if not others:
+                    break
+                st.others = others
+                st.current = f"waiting for another process to finish judging ({others})"
+                tick()
+                _sleep(poll_s, cancel)
+                st.cancelled = bool(cancel is not None and cancel.is_set())
+        count()
+        st.others = 0
+        if st.cancelled:
+            st.current = ""
+            tick()
+            return st
+        _db(db.finish_run, con, run_id, wait_s=wait_s)
         st.finished = True
         st.current = ""
         tick()
         return st
     finally:
+        worker.stop()
+        try:
+            db.release_claims(con, worker)
+        except sqlite3.Error:
+            pass  # the claims die with this worker: claim_alive() sees it stopped (or its process gone)
         con.close()
+
+
+def _sleep(seconds: float, cancel: threading.Event | None) -> None:
+    if cancel is not None:
+        cancel.wait(seconds)
+    else:
+        time.sleep(seconds)
+
+
+def _release(con, run_id: int, prompt_id: str, item: str, worker: db.Worker) -> None:
+    """Give a claim back (best effort: a claim whose worker stopped is taken over anyway)."""
+    try:
+        db.release_claim(con, run_id, prompt_id, item, worker)
+    except sqlite3.Error:
+        pass
+
+
+def _store_answer(con, run_id: int, run_key: str, prompt_id: str, level: str, rec: dict, wait_s: float,
+                  on_wait: Callable[[], None]) -> None:
+    """Store the answer just generated; if the database will not take it, keep it in the pending queue
+    and stop the run with a message that says where it is (or exactly what was lost)."""
+    try:
+        _db(db.insert_answer, con, run_id, prompt_id, level, rec, wait_s=wait_s, on_wait=on_wait)
+    except StoreError as err:
+        try:
+            where = db.queue_answer(run_key, prompt_id, level, rec)
+        except OSError as qexc:
+            raise StoreError(f"{err} The answer to prompt {prompt_id} at level {level} could NOT be saved (the pending "
+                             f"queue could not be written either: {qexc}); it will be generated again on the next run. "
+                             "Every answer stored before it is kept.") from err
+        raise QueuedError(f"{err} The answer in flight (prompt {prompt_id}, level {level}) was kept in the pending "
+                          f"queue ({where}); run the same command again to resume: it is added then, not generated "
+                          "again. Every answer stored before it is kept.", where) from err
 
 
 def judge_existing_run(run_id: int, judge: JudgeSpec, judge_chat: ChatFn | None = None, seed: int = 0,
@@ -270,10 +466,15 @@ class EvaluationJob:
             self._set(Progress(total=self._progress.total, current="loading the model"))
             answer_fn, chat = self._setup()
             run_evaluation(self.cfg, self.prompts, answer_fn, self.judge, chat, progress=self._set, cancel=self._cancel)
-        except Exception as exc:  # noqa: BLE001 - shown on the page; stored answers are kept
-            p = self.progress
-            p.error = f"{type(exc).__name__}: {exc}"
-            p.current = ""
-            self._set(p)
+        except SproutError as exc:  # a message a person can act on; stored answers are kept
+            self._fail(exc.user_message())
+        except Exception as exc:  # noqa: BLE001 - a bug: the page shows type and message, the console the stack
             traceback.print_exc()
+            self._fail(internal_error_message(exc))
+
+    def _fail(self, message: str) -> None:
+        p = self.progress
+        p.error = message
+        p.current = ""
+        self._set(p)
 

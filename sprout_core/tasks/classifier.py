@@ -89,7 +89,10 @@ def read_labelled(path: str | Path):
             df = pd.read_json(p, lines=True)
         else:
             df = pd.read_csv(p)
-    except ValueError as exc:
+    except UnicodeDecodeError as exc:
+        raise LabelledDataError(f"Could not read {p.name}: it is not UTF-8 text (byte {exc.start + 1:,} cannot be "
+                                "decoded); save it as UTF-8") from None
+    except (ValueError, OSError) as exc:  # not CSV/JSON, a folder, no permission
         raise LabelledDataError(f"Could not read {p.name}: {exc}") from exc
     return clean_labelled(df, source=p.name)
 

@@ -38,9 +38,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def launch_app(state: Path, **env_overrides: str | None):
+def launch_app(state: Path, cmd: list[str] | None = None, **env_overrides: str | None):
     """``streamlit run app.py`` on a free local port with its own state folder; yields the base URL and
-    stops the server's whole process group afterwards. ``env_overrides``: variables to set (None: unset)."""
+    stops the server's whole process group afterwards. ``env_overrides``: variables to set (None: unset).
+    ``cmd``: another start command (e.g. ``python -m sprout_core.serve``); ``--server.port`` is appended."""
     port = _free_port()
     env = dict(os.environ, SPROUT_STATE_DIR=str(state), PYTHONUNBUFFERED="1")
     for k, v in env_overrides.items():
@@ -49,9 +50,10 @@ def launch_app(state: Path, **env_overrides: str | None):
         else:
             env[k] = v
     log = open(state / "server.log", "w")
+    base = cmd or [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
+                   "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        [*base, "--server.port", str(port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -120,13 +122,19 @@ def metric_value(page, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text()
 
 
-def fill_prompt(page, prompt: str, max_new: int) -> None:
-    """On the Playground: type ``prompt`` and set max new tokens, then wait for the page to settle."""
+def fill_prompt(page, prompt: str, max_new: int, timeout_ms: int = 180_000) -> None:
+    """On the Playground: type ``prompt`` and set "Max new tokens", then wait until the page is idle."""
     box = page.get_by_role("textbox", name="Prompt")
-    box.wait_for(timeout=180_000)
+    box.wait_for(timeout=timeout_ms)
     box.fill(prompt)
     box.press("Control+Enter")
     n = page.get_by_role("spinbutton", name="Max new tokens")
     n.fill(str(max_new))
     n.press("Enter")
-    wait_for_app_idle(page)
+    wait_for_app_idle(page, max(timeout_ms, 180_000))
+
+
+def prepare_playground(page, url: str, prompt: str, max_new: int, timeout_ms: int = 120_000) -> None:
+    """Open the Playground, type ``prompt`` and set "Max new tokens", and wait until the page is idle."""
+    page.goto(url + "/playground")
+    fill_prompt(page, prompt, max_new, timeout_ms)

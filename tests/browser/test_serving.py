@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from sprout_core import store
-from tests.browser.conftest import CHROMIUM, fill_prompt, launch_app
+from tests.browser.conftest import CHROMIUM, launch_app, prepare_playground
 
 llamacpp = pytest.importorskip("sprout_core.serving.llamacpp")
 if not llamacpp.llama_server_available():
@@ -44,8 +44,7 @@ def _session(browser):
 
 
 def _prepare(page, url, prompt, max_new):
-    page.goto(url + "/playground")
-    fill_prompt(page, prompt, max_new)
+    prepare_playground(page, url, prompt, max_new)
 
 
 def test_home_shows_the_server(browser, served_app, llama):
