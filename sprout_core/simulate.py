@@ -106,6 +106,8 @@ class SimConfig:
     oracle: str = "per-request"                #: "per-request" (exact bound) or "paper" (the authors')
     static_ci: str = "year"                    #: STATIC's CI: the year's mean ("year") or the previous window's
     sample_seed: int | None = None             #: seeds the sampled prompts apart from the task mix (None = seed)
+    mix_seed: int | None = None                #: seeds the task-mix draw apart from the samples (None = seed;
+                                               #: paper mode: 0, the authors' own draw behind their figures)
 
     def __post_init__(self) -> None:
         _check_config(self)
@@ -114,6 +116,7 @@ class SimConfig:
     def paper_faithful(cls, **overrides) -> "SimConfig":
         """The authors' semantics (see the module docstring); ``overrides`` change single fields."""
         base = dict(paper=True, confidence=0.5, n_eval=1000, evaluator_memory_h=0, schedule=PAPER_SCHEDULE, mix_model="paper",
+                    mix_seed=0,
                     paper_requests=True, evaluator_is_hour_sample=True, reweight=False, charge_evaluator=False,
                     weighting="hours", paper_costs=True, oracle="paper", static_ci="previous-window")
         base.update(overrides)
@@ -123,11 +126,13 @@ class SimConfig:
         return replace(self, **changes)
 
     def workload_spec(self) -> WorkloadSpec:
-        return WorkloadSpec(seed=self.seed, n_eval=self.n_eval, requests_per_hour=self.requests_per_hour,
+        mix = self.seed if self.mix_seed is None else self.mix_seed
+        samples = self.sample_seed if self.sample_seed is not None else (self.seed if self.mix_seed is not None else None)
+        return WorkloadSpec(seed=mix, n_eval=self.n_eval, requests_per_hour=self.requests_per_hour,
                             fixed_mix=self.fixed_mix, mix_interval_mean_h=self.mix_interval_mean_h,
                             mix_interval_sd_h=self.mix_interval_sd_h, mix_model=self.mix_model,
                             paper_requests=self.paper_requests, evaluator_is_hour_sample=self.evaluator_is_hour_sample,
-                            paper_costs=self.paper_costs, window_hours=self.hours, sample_seed=self.sample_seed)
+                            paper_costs=self.paper_costs, window_hours=self.hours, sample_seed=samples)
 
 
 def _finite(name: str, v, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> None:
@@ -176,8 +181,10 @@ def _check_config(c: SimConfig) -> None:
         raise InputError(f"evaluator memory must be a whole number of hours ≥ 0, got {c.evaluator_memory_h!r}")
     if c.static_ci not in STATIC_CIS:
         raise InputError(f"static_ci must be one of {STATIC_CIS}, not {c.static_ci!r}")
-    if c.sample_seed is not None and (not isinstance(c.sample_seed, (int, np.integer)) or c.sample_seed < 0):
-        raise InputError(f"sample seed must be a whole number ≥ 0, got {c.sample_seed!r}")
+    for name in ("sample_seed", "mix_seed"):
+        v = getattr(c, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
+            raise InputError(f"{name.replace('_', ' ')} must be a whole number ≥ 0, got {v!r}")
 
 
 def month_start_hour(year: int, month: int) -> int:

@@ -272,6 +272,13 @@ def test_paper_mode_settings_and_window_relative_mix():
     a = S.build_context(prof, tr, cfg)
     b = S.build_context(prof, tr, cfg.with_(start_hour=3900))
     np.testing.assert_allclose(a.weights, b.weights)   # the authors' mix restarts with every replay
+    # paper mode draws the authors' own task mixes (their seed 0) whatever the seed of the samples …
+    c = S.build_context(prof, tr, cfg.with_(seed=1))
+    np.testing.assert_allclose(a.weights, c.weights)
+    assert not np.allclose(a.q_true, c.q_true)
+    # … unless another draw is asked for
+    d = S.build_context(prof, tr, cfg.with_(seed=1, mix_seed=1))
+    assert not np.allclose(a.weights, d.weights)
 
 
 # ------------------------------------------------------------------ metrics, CLI, validation

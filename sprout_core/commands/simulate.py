@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "0.5 = the plug-in LP; paper mode: 0.5)")
     p.add_argument("--paper-faithful", action="store_true",
                    help="replay with the Sprout authors' simulator semantics (their mixes, evaluator rule, STATIC, ORACLE)")
+    p.add_argument("--mix-seed", type=int, default=None,
+                   help="seed of the task-mix draw apart from the sampled prompts (default: --seed; paper mode: 0, "
+                        "the authors' own draw behind their figures)")
     p.add_argument("--per-task-floor", action="store_true",
                    help="every task keeps θ of its own always-L0 quality (SPROUT and SPROUT-TASK)")
     p.add_argument("--evaluator-memory", type=int, default=None,
@@ -83,7 +86,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
               requests_per_hour=args.requests_per_hour, judge_kwh_per_prompt=args.judge_kwh_per_prompt,
               solver=args.solver, per_task_floor=args.per_task_floor)
     for name, value in (("confidence", args.confidence), ("n_eval", args.n_eval),
-                        ("evaluator_memory_h", args.evaluator_memory)):
+                        ("evaluator_memory_h", args.evaluator_memory), ("mix_seed", args.mix_seed)):
         if value is not None:
             kw[name] = value
     if args.solver == "pulp" and (kw.get("confidence", 0.5 if args.paper_faithful else DEFAULT_CONFIDENCE) > 0.5):
