@@ -267,7 +267,7 @@ def test_paper_mode_settings_and_window_relative_mix():
     cfg = S.SimConfig.paper_faithful(start_hour=800, hours=720)
     assert cfg.confidence == 0.5 and cfg.n_eval == 1000 and not cfg.charge_evaluator and cfg.weighting == "hours"
     assert cfg.schedule.gap_rule == "more-than" and cfg.schedule.mean_rule == "window"
-    prof = _profile()
+    prof = _profile(trace=tuple(np.random.default_rng(5).integers(200, 8000, 1224).astype(float)))
     tr = _trace(_ci_year())
     a = S.build_context(prof, tr, cfg)
     b = S.build_context(prof, tr, cfg.with_(start_hour=3900))
