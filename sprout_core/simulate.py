@@ -40,6 +40,7 @@ import pandas as pd
 
 from sprout_core import optimizer as opt
 from sprout_core import quality as qmod
+from sprout_core import validate
 from sprout_core.errors import InputError
 from sprout_core.grid import Trace
 from sprout_core.profiles import Profile
@@ -135,19 +136,6 @@ class SimConfig:
                             paper_costs=self.paper_costs, window_hours=self.hours, sample_seed=samples)
 
 
-def _finite(name: str, v, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {v!r}") from None
-    if not np.isfinite(f):
-        raise InputError(f"{name} must be a finite number, got {v!r}")
-    if lo is not None and (f <= lo if lo_open else f < lo):
-        raise InputError(f"{name} must be {'>' if lo_open else '≥'} {lo:g}, got {f:g}")
-    if hi is not None and f > hi:
-        raise InputError(f"{name} must be ≤ {hi:g}, got {f:g}")
-
-
 def _check_config(c: SimConfig) -> None:
     """Validate every setting before any work (messages a user can act on)."""
     for name in ("start_hour", "hours", "seed", "n_eval"):
@@ -162,14 +150,14 @@ def _check_config(c: SimConfig) -> None:
         raise InputError(f"seed must be ≥ 0, got {c.seed}")
     if c.n_eval < 1:
         raise InputError(f"prompts per evaluator run must be ≥ 1, got {c.n_eval}")
-    _finite("ξ", c.xi, 0.0, 1.0)
+    validate.number("ξ", c.xi, 0.0, 1.0)
     opt.z_value(c.confidence)
     if c.requests_per_hour is not None:
-        _finite("requests per hour", c.requests_per_hour, 0.0, 1e9, lo_open=True)
+        validate.number("requests per hour", c.requests_per_hour, 0.0, 1e9, lo_open=True)
     if c.judge_kwh_per_prompt is not None:
-        _finite("judge energy per prompt (kWh)", c.judge_kwh_per_prompt, 0.0, 1.0)
-    _finite("mix interval mean (h)", c.mix_interval_mean_h, 0.0, 10_000.0, lo_open=True)
-    _finite("mix interval sd (h)", c.mix_interval_sd_h, 0.0, 10_000.0)
+        validate.number("judge energy per prompt", c.judge_kwh_per_prompt, 0.0, 1.0, unit="kWh")
+    validate.number("mix interval mean", c.mix_interval_mean_h, 0.0, 10_000.0, lo_open=True, unit="h")
+    validate.number("mix interval sd", c.mix_interval_sd_h, 0.0, 10_000.0, unit="h")
     if c.solver not in ("exact", "pulp"):
         raise InputError(f"solver must be 'exact' or 'pulp', not {c.solver!r}")
     if c.weighting not in WEIGHTINGS:
