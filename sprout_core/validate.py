@@ -39,15 +39,16 @@ def number(name: str, value, lo: float | None = None, hi: float | None = None, *
     if not math.isfinite(x):
         raise InputError(f"{name} must be a finite number{f' ({unit})' if unit else ''}, not {value!r}")
     if lo is not None and (x <= lo if lo_open else x < lo):
-        raise InputError(f"{name} must be {'above' if lo_open else 'at least'} {_fmt(lo)}{u}, not {x:g}{u}" + _range(lo, hi, u))
+        raise InputError(f"{name} must be {'above' if lo_open else 'at least'} {_fmt(lo)}{u}, not {x:g}{u}"
+                         + _range(lo, hi, u, lo_open))
     if hi is not None and x > hi:
-        raise InputError(f"{name} must be at most {_fmt(hi)}{u}, not {x:g}{u}" + _range(lo, hi, u))
+        raise InputError(f"{name} must be at most {_fmt(hi)}{u}, not {x:g}{u}" + _range(lo, hi, u, lo_open))
     return x
 
 
-def _range(lo, hi, u) -> str:
+def _range(lo, hi, u, lo_open: bool = False) -> str:
     if lo is not None and hi is not None:
-        return f" (accepted: {_fmt(lo)} to {_fmt(hi)}{u})"
+        return f" (accepted: {'above ' if lo_open else ''}{_fmt(lo)} to {_fmt(hi)}{u})"
     return ""
 
 
