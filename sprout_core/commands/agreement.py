@@ -28,15 +28,20 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sprout_core.evaluate.reference import agreement_with_gpt4, correctness_rates, load_responses, reference_verdicts
+    from sprout_core import refdata
     from sprout_core.paths import MissingDataError
 
+    want = None
+    if args.tasks is not None and refdata.available():   # the task names ship with the numbers: check them first
+        want = set(V.name_list("--tasks", args.tasks, sorted(refdata.judgments()["task"].unique())))
     try:
         rows = load_responses()
     except MissingDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.tasks is not None:
-        want = set(V.name_list("--tasks", args.tasks, sorted({r["task"] for r in rows})))
+        if want is None:
+            want = set(V.name_list("--tasks", args.tasks, sorted({r["task"] for r in rows})))
         rows = [r for r in rows if r["task"] in want]
     if args.limit:
         seen: dict[str, int] = {}
