@@ -6,6 +6,8 @@ import streamlit as st
 from sprout_core import grid, profiles, simulate, ui
 from sprout_core.errors import SproutError
 from sprout_core.paths import MissingDataError
+from sprout_core.tasks import sim as task_sim
+from sprout_core.tasks import views as task_views
 from sprout_core.views import whatif as V
 
 ui.ensure_navigation()
@@ -34,6 +36,14 @@ _traces = ui.trace_choices
 _reference = ui.reference_profile
 
 
+def _columns(table, pin: str | None = None) -> dict:
+    """Column configs: short labels, the unit on every number, the full name as help (views.whatif.column_specs)."""
+    cfg = {c: st.column_config.NumberColumn(**spec) for c, spec in V.column_specs(table).items()}
+    if pin in table.columns:
+        cfg[pin] = st.column_config.TextColumn(pin, pinned=True)
+    return cfg
+
+
 ui.grid_upload("wi")  # sidebar: a user's own grid data joins the zone lists below
 try:
     tr_list, tr_errors = _traces()
@@ -47,38 +57,39 @@ if not tr_list:
     st.stop()
 
 # ------------------------------------------------------------------ settings
-c1, c2, c3 = st.columns([1.3, 1, 1])
+c1, c2 = st.columns(2)
 years = sorted({y for _, y, _ in tr_list})
 year = c1.selectbox("Year", years, index=0, key="wi.year")
 zone_names = {z: n for z, y, n in tr_list if y == year}
 default = [z for z in PAPER_ZONES if z in zone_names] or sorted(zone_names)[:3]
 zones = c1.multiselect("Zones", sorted(zone_names), default=default, key="wi.zones",
                        format_func=lambda z: f"{z} — {zone_names[z]}")
-presets = c2.multiselect("Windows", list(simulate.WINDOW_PRESETS) + [PAPER_PRESET], default=list(simulate.WINDOW_PRESETS),
+presets = c1.multiselect("Windows", list(simulate.WINDOW_PRESETS) + [PAPER_PRESET], default=list(simulate.WINDOW_PRESETS),
                          key="wi.presets", help="Each month preset starts on the 1st of that month (UTC); the paper preset "
                                                 "is the Sprout paper's three 720-h windows (hours 800, 3900, 7000).")
-custom = c2.toggle("Add a window from a date", key="wi.custom")
-custom_date = c2.date_input("Window start (UTC)", dt.date(year, 8, 1), min_value=dt.date(year, 1, 1),
+d1, d2 = c1.columns(2, vertical_alignment="bottom")
+custom = d1.toggle("Add a window from a date", key="wi.custom")
+custom_date = d2.date_input("Window start (UTC)", dt.date(year, 8, 1), min_value=dt.date(year, 1, 1),
                             max_value=dt.date(year, 12, 31), key="wi.date", disabled=not custom)
-hours = int(c2.select_slider("Window length (hours)", [168, 336, 720, 1440, 2160], 720, key="wi.hours"))
-xi = c3.slider("ξ (quality tolerance at the dirtiest hour)", 0.0, 0.5, 0.1, 0.01, key="wi.xi")
-paper_mode = c3.toggle("Paper-faithful mode", key="wi.paper",
+hours = int(c1.select_slider("Window length (hours)", [168, 336, 720, 1440, 2160], 720, key="wi.hours"))
+xi = c2.slider("ξ (quality tolerance at the dirtiest hour)", 0.0, 0.5, 0.1, 0.01, key="wi.xi")
+paper_mode = c2.toggle("Paper-faithful mode", key="wi.paper",
                        help="The Sprout authors' simulator: their task-mix draws (seed 0 = the mixes behind the paper's "
                             "figures), evaluator rule, 1,000 prompts per run, the plug-in LP, no evaluator carbon, plain "
                             "hourly means, their STATIC and ORACLE.")
-confidence = c3.slider("Confidence of the quality promise", 0.5, 0.99, simulate.DEFAULT_CONFIDENCE, 0.01,
+confidence = c2.slider("Confidence of the quality promise", 0.5, 0.99, simulate.DEFAULT_CONFIDENCE, 0.01,
                        key="wi.conf", disabled=paper_mode,
                        help="The probability with which SPROUT keeps each hour's floor (0.5 = trust the estimate as it "
                             "is: the paper's LP). Paper mode uses 0.5.")
-s1_, s2_ = c3.columns(2)
+s1_, s2_ = c2.columns(2)
 seed = int(s1_.number_input("Seed", 0, 10_000, 0, key="wi.seed",
                             help="Seeds the task-mix offsets, the sampled prompts and the evaluator's samples."))
 n_seeds = int(s2_.number_input("Seeds to average", 1, 10, 1, key="wi.nseeds",
                                help="Replays every window with seeds seed, seed+1, …; the paper comparison uses 0–2."))
-prof_choice = c3.radio("Profile", ["reference", "own"], horizontal=True, key="wi.profile",
+prof_choice = c2.radio("Profile", ["reference", "own"], horizontal=True, key="wi.profile",
                        format_func=lambda c: "reference: Llama-2-13B (Sprout paper)" if c == "reference" else "own measurements")
 handoff = st.session_state.get(HANDOFF_KEY)
-use_handoff = bool(handoff) and c3.toggle(
+use_handoff = bool(handoff) and c2.toggle(
     f"Use q from Evaluations ({handoff.describe()})" if handoff else "Use q from Evaluations", key="wi.handoff")
 with st.expander("Evaluator and volume settings"):
     e1, e2, e3 = st.columns(3)
@@ -107,12 +118,7 @@ if prof is None:
     st.stop()
 all_names = simulate.resolve_strategies("all", prof)
 strategies = st.multiselect("Strategies", all_names, default=all_names, key=f"wi.strategies.{prof.name}.{len(all_names)}")
-from sprout_core.tasks import sim as task_sim  # noqa: E402 - SPROUT-TASK (docs/tasks.md) needs its classifier once
-
 if task_sim.supports(prof) and not task_sim.classifier_ready():
-    from sprout_core.tasks import classifier as task_clf
-    from sprout_core.tasks import views as task_views
-
     t1, t2 = st.columns([3, 1])
     if task_views.can_train_reference():
         t1.info("SPROUT-TASK (one mix per predicted task) is not offered yet: its task classifier is not trained. "
@@ -121,13 +127,7 @@ if task_sim.supports(prof) and not task_sim.classifier_ready():
         t1.info("SPROUT-TASK (one mix per predicted task) is not offered: its task classifier is trained on the "
                 "reference prompt texts, which are not shipped (non-commercial licences). Add them as the README's "
                 "'Public data' section explains to train it.")
-    if t2.button("Train the task classifier", key="wi.task_train", disabled=not task_views.can_train_reference()):
-        tbar = st.progress(0.0, text="Embedding prompts for the task classifier…")
-        try:
-            task_clf.reference_classifier(progress=lambda d, n: tbar.progress(d / n if n else 1.0, text=f"Embedded {d}/{n} prompts"))
-            st.rerun()
-        except Exception as exc:  # noqa: BLE001 - training must not break the page or lose results
-            st.error(f"Could not train the task classifier: {exc}")
+    ui.train_task_classifier("wi.task_train", container=t2)
 
 windows = [(m, simulate.month_start_hour(year, simulate.WINDOW_PRESETS[m]), hours) for m in presets if m != PAPER_PRESET]
 if PAPER_PRESET in presets:
@@ -209,28 +209,34 @@ mode_txt = "paper-faithful mode" if res["paper"] else f"quality promise at {res[
 st.caption(f"{res['profile']} · method `{res['method']}` · {mode_txt} · carbon in g CO₂e per request "
            f"(incl. evaluator runs{' — not charged in paper mode' if res['paper'] else ''}) · judge energy "
            f"{'included' if res['judge'] else 'n/a (not included)'} · {res.get('attribution', grid.ATTRIBUTION)}")
-st.markdown("**Per strategy** (mean over the zone-windows and seeds; the worst hour over all of them; then each task's "
-            "realised quality as a share of that task's own always-L0 quality)")
-summ = V.strategy_summary(df)
-st.dataframe(summ, hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.1f") for c in summ.columns[2:]
-                            if not c.startswith("replays keeping")})
+summ = V.strategy_summary(df, tasks=False)
+st.markdown(f"**Per strategy** (mean over {int(summ['replays'].max())} replays — zone-windows × seeds; the worst hour "
+            "over all of them; hover a column's name for its full meaning)")
+st.dataframe(summ, hide_index=True, width="stretch", placeholder="n/a", column_config=_columns(summ, pin="strategy"),
+             column_order=[c for c in summ.columns if c != "replays"])
+per_task = V.task_quality(df)
+if per_task is not None:
+    st.markdown("**Quality per task** (each task's realised quality as a share of that task's own always-L0 "
+                "quality — a pooled figure can hide a task that loses much)")
+    st.dataframe(per_task, hide_index=True, width="stretch", placeholder="n/a", column_config=_columns(per_task, pin="strategy"))
 cmp_ = V.paper_comparison(df)
 if cmp_ is not None:
     st.markdown("**Next to the Sprout paper's published means** (ξ = 0.1, each window averaged over its seeds)")
-    st.dataframe(cmp_, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.1f") for c in cmp_.columns[3:]})
+    st.dataframe(cmp_, hide_index=True, width="stretch", placeholder="n/a", column_config=_columns(cmp_, pin="strategy"))
     st.caption("The paper's figures come from one draw of task mixes (the authors' seed 0), shared by all 15 windows; "
                "other seeds draw other mixes, and STATIC's saving in particular moves a lot with them "
                "(docs/optimizer.md gives the spread over 12 seeds).")
 with st.expander("Every replay", expanded=False):
-    st.dataframe(V.readable(df), hide_index=True, width="stretch")
+    every = V.readable(df)
+    st.dataframe(every, hide_index=True, width="stretch", placeholder="n/a", column_config=_columns(every, pin="strategy"))
 st.download_button("Download CSV", df.to_csv(index=False).encode(), file_name="sprout_whatif.csv", mime="text/csv", key="wi.csv")
 
-st.plotly_chart(V.quality_saving_figure(df), width="stretch")
+ui.chart(V.quality_saving_figure(df), key="wi.scatter", filename="sprout-whatif-quality-vs-saving")
+ui.png_hint()
 
 if res.get("conf_sweep") is not None and len(res["conf_sweep"]):
-    st.plotly_chart(V.confidence_figure(res["conf_sweep"], res["sweep_label"]), width="stretch")
+    ui.chart(V.confidence_figure(res["conf_sweep"], res["sweep_label"]), key="wi.confidence",
+             filename="sprout-whatif-confidence")
     st.caption("Each point replays SPROUT at that confidence: the share of hours meeting the floor should sit on the "
                "dashed 'promised' line; the saving is what keeping the promise costs.")
 sw = res["sweep"]
@@ -238,5 +244,5 @@ if len(sw):
     st.subheader(f"ξ sweep — {res['sweep_label']}")
     fa, fb = V.xi_figures(sw)
     l1, l2 = st.columns(2)
-    l1.plotly_chart(fa, width="stretch")
-    l2.plotly_chart(fb, width="stretch")
+    ui.chart(fa, key="wi.xi.saving", filename="sprout-whatif-xi-saving", container=l1)
+    ui.chart(fb, key="wi.xi.quality", filename="sprout-whatif-xi-quality", container=l2)

@@ -1,5 +1,7 @@
 """Helpers for the What-if and Optimizer pages: readable columns, a per-strategy summary, a legend that fits,
 a floor clamped to what is reachable, an hour checked against the trace."""
+import re
+
 import pandas as pd
 import pytest
 
@@ -57,3 +59,62 @@ def test_hour_outside_the_trace_is_a_message():
     h, msg = O.check_hour(9000, 8784, 2024)
     assert h is None and "outside the trace of 2024" in msg and "8783" in msg
     assert O.check_hour(None, 10)[0] is None and O.check_hour(2.5, 10)[0] is None
+
+
+def test_summary_puts_key_columns_first_and_carbon_in_one_unit():
+    df = replay_rows()
+    df["carbon_g_per_request"] *= 0.1
+    s = W.strategy_summary(df, tasks=False)
+    assert list(s.columns[:3]) == ["strategy", "carbon saved, mean (%)", "quality kept, mean (%)"]
+    # 0.03 … 0.1 g per request: the column reads in mg, the values scaled to it
+    unit_col = [c for c in s.columns if "CO₂e per request" in c]
+    assert unit_col == ["mg CO₂e per request, mean"]
+    assert s.set_index("strategy").loc["BASE", "mg CO₂e per request, mean"] == pytest.approx(100.0)
+
+
+def test_task_quality_is_its_own_table_in_summary_order():
+    df = replay_rows()
+    df["quality_math_pct"] = df["quality_pct"] - 10
+    df["quality_alpaca_pct"] = df["quality_pct"] - 20
+    t = W.task_quality(df)
+    assert list(t.columns) == ["strategy", "math (% of its own L0)", "alpaca (% of its own L0)"]
+    assert list(t["strategy"]) == list(W.strategy_summary(df)["strategy"])
+    assert t.set_index("strategy").loc["SPROUT", "alpaca (% of its own L0)"] == pytest.approx(72.0)
+    assert W.task_quality(replay_rows()) is None
+
+
+def test_every_number_gets_a_unit_and_no_e_notation():
+    df = replay_rows()
+    df["carbon_g_per_request"] *= 0.1
+    df["evaluator_carbon_g"] = 1234.5
+    every = W.readable(df)
+    assert "mg CO₂e per request" in every.columns and "evaluator carbon (kg CO₂e)" in every.columns
+    assert every["mean share per level"].iloc[0] == "L0 50 %"
+    for table in (every, W.strategy_summary(df)):
+        specs = W.column_specs(table)
+        assert "strategy" not in specs and "zone" not in specs       # text columns stay text
+        for col, spec in specs.items():
+            assert re.fullmatch(r"%[+]?(\.\d)?[fd]( .+)?", spec["format"]), spec   # fixed point, never %e or %g
+            assert spec["help"] == col
+        pct = [c for c in specs if "(%" in c]
+        assert pct and all(specs[c]["format"] == "%.1f %%" for c in pct)
+    assert W.column_specs(every)["mg CO₂e per request"]["format"] == "%.2f mg"
+    assert W.column_specs(every)["evaluator carbon (kg CO₂e)"]["format"] == "%.2f kg"
+    assert W.column_specs(every)["hours"]["format"] == "%d h"
+    df["hours_meeting_floor_pct"], df["quality_p5_pct"], df["quality_min_pct"] = 90.0, 80.0, 70.0
+    short = W.column_specs(W.strategy_summary(df))
+    assert short["hours meeting the floor (%)"]["label"] == "hours ≥ floor"
+    assert short["carbon saved, mean (%)"]["label"] == "saved (mean)"
+
+
+def test_scatter_legends_sit_in_their_own_margins_and_panels_share_one_range():
+    fig = W.quality_saving_figure(replay_rows())
+    assert fig.layout.legend.yref == "container" and fig.layout.legend2.yref == "container"
+    assert fig.layout.legend.y == 1.0 and fig.layout.legend2.y == 0.0
+    assert {t.legend for t in fig.data if t.name.startswith("window ")} == {"legend2"}
+    assert fig.layout.margin.t >= 100 and fig.layout.margin.b >= 100
+    axes = [fig.layout[k] for k in fig.layout if k.startswith("xaxis")]
+    assert len(axes) == 6 and all(tuple(a.range) == tuple(axes[0].range) for a in axes)
+    # plotly.js draws no points on matched axes that carry an explicit range: the panels are not "matched"
+    assert all(a.matches is None for a in axes)
+

@@ -33,42 +33,125 @@ def _task_columns(df: pd.DataFrame) -> list[str]:
             and c not in ("quality_pct", "quality_p5_pct", "quality_min_pct")]
 
 
+def _task_name(col: str) -> str:
+    return col[len("quality_"):-len("_pct")]
+
+
+def _shares_pct(v) -> str:
+    """``"L0 0.50, L1 0.30"`` (or a dict) → ``"L0 50 % · L1 30 %"``."""
+    pairs = v.items() if isinstance(v, dict) else (p.rsplit(" ", 1) for p in str(v).split(", ") if " " in p)
+    try:
+        return " · ".join(f"{lv} {float(x) * 100:.0f} %" for lv, x in pairs)
+    except ValueError:
+        return str(v)
+
+
 def readable(df: pd.DataFrame) -> pd.DataFrame:
-    """The replay rows with readable column names, key columns first; each task's quality last."""
+    """The replay rows with readable column names, key columns first; each task's quality last. Carbon columns
+    are in one unit each (e.g. "mg CO₂e per request"), the mean shares in percent ("L0 50 % · L1 30 %")."""
     keep = [c for c in COLUMNS if c in df.columns]
     tasks = _task_columns(df)
     rest = [c for c in df.columns if c not in COLUMNS and c not in tasks]
-    out = df[keep + rest + tasks].rename(columns=COLUMNS)
-    return out.rename(columns={c: f"quality, {c[len('quality_'):-len('_pct')]} (% of its own always-L0)" for c in tasks})
+    out = df[keep + rest + tasks].copy()
+    names = dict(COLUMNS)
+    for col, what in (("carbon_g_per_request", "CO₂e per request"), ("evaluator_carbon_g", "evaluator carbon")):
+        if col in out:
+            div, unit = style.grams_scale(out[col])
+            out[col] = out[col] / div
+            names[col] = f"{unit} {what}" if col == "carbon_g_per_request" else f"{what} ({unit} CO₂e)"
+    if "mean_x" in out:
+        out["mean_x"] = out["mean_x"].map(_shares_pct)
+    out = out.rename(columns=names)
+    return out.rename(columns={c: f"quality, {_task_name(c)} (% of its own always-L0)" for c in tasks})
 
 
-def strategy_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per strategy over every zone, window and seed, most saving first: carbon saved (mean, min,
-    max %), quality kept (mean and worst replay %), replays keeping ≥ 90 %, how often the hourly promise held
-    (hours meeting the floor, pooled), the mean 5th-percentile hour and the single worst hour, mean g CO₂e
-    per request, and each task's realised quality (% of that task's own always-L0 quality)."""
+def strategy_summary(df: pd.DataFrame, tasks: bool = True) -> pd.DataFrame:
+    """One row per strategy over every zone, window and seed, most saving first. Key columns first: carbon
+    saved (mean %), quality kept (mean %), how often the hourly promise held (hours meeting the floor, pooled),
+    the mean 5th-percentile hour, the single worst hour and the mean carbon per request (one unit for the
+    column, e.g. "mg CO₂e per request, mean"); then the spread: carbon saved min and max, the worst replay's
+    quality, replays keeping ≥ 90 %, the number of replays; then (``tasks``) each task's realised quality (% of
+    that task's own always-L0 quality) — :func:`task_quality` gives those alone."""
     rows = []
-    tasks = _task_columns(df)
+    div, unit = style.grams_scale(df["carbon_g_per_request"]) if len(df) else (1.0, "g")
     for name, g in df.groupby("strategy", sort=False):
-        row = {
-            "strategy": name, "replays": len(g),
-            "carbon saved, mean (%)": g["carbon_saving_pct"].mean(),
-            "carbon saved, min (%)": g["carbon_saving_pct"].min(),
-            "carbon saved, max (%)": g["carbon_saving_pct"].max(),
-            "quality kept, mean (%)": g["quality_pct"].mean(),
-            "quality kept, worst (%)": g["quality_pct"].min(),
-            f"replays keeping ≥ {QUALITY_LINE_PCT:.0f} % quality": int((g["quality_pct"] >= QUALITY_LINE_PCT).sum()),
-        }
+        row = {"strategy": name,
+               "carbon saved, mean (%)": g["carbon_saving_pct"].mean(),
+               "quality kept, mean (%)": g["quality_pct"].mean()}
         if "hours_meeting_floor_pct" in g:
             row["hours meeting the floor (%)"] = g["hours_meeting_floor_pct"].mean()
             row["quality, 5th-percentile hour (%)"] = g["quality_p5_pct"].mean()
             row["quality, worst hour (%)"] = g["quality_min_pct"].min()
-        row["g CO₂e per request, mean"] = g["carbon_g_per_request"].mean()
-        for c in tasks:
-            row[f"{c[len('quality_'):-len('_pct')]} (% of its own L0)"] = g[c].mean()
+        row[f"{unit} CO₂e per request, mean"] = g["carbon_g_per_request"].mean() / div
+        row.update({
+            "carbon saved, min (%)": g["carbon_saving_pct"].min(),
+            "carbon saved, max (%)": g["carbon_saving_pct"].max(),
+            "quality kept, worst (%)": g["quality_pct"].min(),
+            f"replays keeping ≥ {QUALITY_LINE_PCT:.0f} % quality": int((g["quality_pct"] >= QUALITY_LINE_PCT).sum()),
+            "replays": len(g),
+        })
         rows.append(row)
     out = pd.DataFrame(rows)
-    return out.sort_values("carbon saved, mean (%)", ascending=False, ignore_index=True) if len(out) else out
+    if len(out):
+        out = out.sort_values("carbon saved, mean (%)", ascending=False, ignore_index=True)
+    if tasks:
+        per_task = task_quality(df)
+        if per_task is not None:
+            out = out.merge(per_task, on="strategy", how="left", sort=False)
+    return out
+
+
+def task_quality(df: pd.DataFrame) -> pd.DataFrame | None:
+    """Per strategy, each task's realised quality (mean over replays, % of that task's own always-L0 quality),
+    in the order of :func:`strategy_summary`; ``None`` when the replay has no per-task figures."""
+    cols = _task_columns(df)
+    if not cols:
+        return None
+    order = df.groupby("strategy", sort=False)["carbon_saving_pct"].mean().sort_values(ascending=False).index
+    out = df.groupby("strategy", sort=False)[cols].mean().reindex(order)
+    out.columns = [f"{_task_name(c)} (% of its own L0)" for c in cols]
+    return out.reset_index()
+
+
+def column_specs(table: pd.DataFrame) -> dict[str, dict]:
+    """How each column of a What-if table reads on screen: ``{column: {"label", "format", "help"}}`` for
+    ``st.column_config.NumberColumn`` — a short label, the unit on every number ("85.9 %", "77.6 mg") and
+    the full name as help. Columns of text are left out."""
+    specs: dict[str, dict] = {}
+    for c in table.columns:
+        if not pd.api.types.is_numeric_dtype(table[c]):
+            continue
+        label, fmt = c, "%.1f"
+        if "(%" in c:
+            label, fmt = c.split(" (%")[0], "%.1f %%"
+        elif c.endswith("(pp)"):
+            label, fmt = c[:-5], "%+.1f pp"
+        elif "CO₂e per request" in c:
+            unit = c.split(" ", 1)[0]
+            label, fmt = f"CO₂e per request{c.split('per request', 1)[1]}", f"%.2f {unit}"
+        elif c.startswith("evaluator carbon ("):
+            unit = c[len("evaluator carbon ("):].split(" ", 1)[0]
+            label, fmt = "evaluator carbon", f"%.2f {unit}"
+        elif c in ("replays", "seed", "seeds", "windows", "year", "start hour", "evaluator runs") \
+                or c.startswith("replays keeping"):
+            fmt = "%d"
+        elif c == "hours":
+            fmt = "%d h"
+        elif c == "ξ (quality tolerance)":
+            label, fmt = "ξ", "%.2f"
+        elif c == "confidence":
+            fmt = "%.2f"
+        specs[c] = {"label": SHORT.get(label, label), "format": fmt, "help": c}
+    return specs
+
+
+#: shorter labels on screen (the full column name is the column's help)
+SHORT = {"carbon saved, mean": "saved (mean)", "quality kept, mean": "quality (mean)",
+         "hours meeting the floor": "hours ≥ floor", "quality, 5th-percentile hour": "5th-pct hour",
+         "quality, worst hour": "worst hour", "carbon saved, min": "saved (min)", "carbon saved, max": "saved (max)",
+         "quality kept, worst": "worst replay", "CO₂e per request, mean": "CO₂e / request",
+         "carbon saved vs BASE": "saved vs BASE", "quality kept": "quality kept",
+         f"replays keeping ≥ {QUALITY_LINE_PCT:.0f} % quality": f"replays ≥ {QUALITY_LINE_PCT:.0f} %"}
 
 
 def paper_comparison(df: pd.DataFrame) -> pd.DataFrame | None:
@@ -94,15 +177,18 @@ def paper_comparison(df: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def quality_saving_figure(df: pd.DataFrame, per_row: int = 3):
-    """Quality kept vs carbon saved, one panel per zone: colour = strategy, marker = window. The legend has one
-    entry per strategy and one per window (not one per combination), below the chart, so it fits."""
+    """Quality kept vs carbon saved, one panel per zone: colour = strategy, marker = window. Two legends, one
+    entry per strategy (above the panels) and one per window (below them), not one per combination, each in
+    its own band of the figure's margin, so they fit and never cover an axis title, at any width."""
     zones = list(dict.fromkeys(df["zone"]))
     windows = list(dict.fromkeys(df["window"]))
     strategies = list(dict.fromkeys(df["strategy"]))
     cols = min(per_row, max(1, len(zones)))
     rows = (len(zones) + cols - 1) // cols
+    plot_px, top_px, bottom_px = 300, 110, 120
+    height = plot_px * rows + top_px + bottom_px
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=zones, shared_yaxes=True,
-                        horizontal_spacing=0.04, vertical_spacing=0.12 if rows > 1 else 0.0)
+                        horizontal_spacing=0.04, vertical_spacing=min(0.3, 70 / (plot_px * rows)) if rows > 1 else 0.0)
     symbol = {w: style.SYMBOLS[k % len(style.SYMBOLS)] for k, w in enumerate(windows)}
     for k, z in enumerate(zones):
         r, c = k // cols + 1, k % cols + 1
@@ -114,21 +200,28 @@ def quality_saving_figure(df: pd.DataFrame, per_row: int = 3):
                 x=g["carbon_saving_pct"], y=g["quality_pct"], mode="markers", name=s, legendgroup=s, showlegend=False,
                 marker=dict(color=style.strategy_color(s), size=11, symbol=[symbol[w] for w in g["window"]],
                             line=dict(width=0.5, color="#ffffff")),
-                customdata=list(zip(g["window"], g["carbon_g_per_request"])),
+                customdata=[(w, style.fmt_grams(v)) for w, v in zip(g["window"], g["carbon_g_per_request"])],
                 hovertemplate=f"<b>{s}</b> · {z} · %{{customdata[0]}}<br>carbon saved %{{x:.1f}} %<br>"
-                              "quality kept %{y:.1f} %<br>%{customdata[1]:.4g} g CO₂e/request<extra></extra>"), row=r, col=c)
-        fig.add_hline(y=QUALITY_LINE_PCT, line_dash="dot", line_color="#9e9e9e", row=r, col=c)
+                              "quality kept %{y:.1f} %<br>%{customdata[1]} per request<extra></extra>"), row=r, col=c)
+        fig.add_hline(y=QUALITY_LINE_PCT, line_dash="dot", line_color=style.BASELINE_COLOR, row=r, col=c)
     for s in strategies:  # legend: strategies by colour …
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=s, legendgroup=s,
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=s, legendgroup=s, legend="legend",
                                  marker=dict(color=style.strategy_color(s), size=11)))
     for w in windows:  # … windows by marker
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"window {w}",
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"window {w}", legend="legend2",
                                  marker=dict(color="#757575", size=10, symbol=symbol[w])))
+    lo = min(0.0, float(df["carbon_saving_pct"].min())) - 5 if len(df) else -5
+    hi = max(10.0, float(df["carbon_saving_pct"].max())) + 5 if len(df) else 100
+    fig.update_xaxes(range=[lo, hi], dtick=20)   # one range for every panel (not "matches":
+    # plotly.js draws no points when matched axes carry an explicit range)
     fig.update_xaxes(title_text="carbon saved vs BASE (%)", row=rows)
     fig.update_yaxes(title_text="quality kept (% of always-L0)", col=1)
-    fig.update_layout(height=300 * rows + 140, margin=dict(t=40, b=20),
-                      legend=dict(orientation="h", yanchor="top", y=-0.12 if rows == 1 else -0.06, x=0),
-                      title=None)
+    fig.update_yaxes(ticksuffix=" %")
+    common = dict(orientation="h", xref="container", x=0.01, xanchor="left", yref="container",
+                  font=dict(size=12), title_font=dict(size=12))
+    fig.update_layout(height=height, margin=dict(t=top_px, b=bottom_px, l=60, r=20), title=None,
+                      legend=dict(common, y=1.0, yanchor="top", title_text="strategy "),
+                      legend2=dict(common, y=0.0, yanchor="bottom", title_text="window "))
     return fig
 
 
@@ -143,16 +236,23 @@ def confidence_figure(sweep: pd.DataFrame, label: str) -> go.Figure:
                              line=dict(color="#9e9e9e", dash="dash", width=1), yaxis="y2"))
     fig.update_layout(title=f"SPROUT: saving against the promise's confidence — {label}", height=360,
                       xaxis_title="confidence of the promise", yaxis_title="saving vs BASE (%)",
-                      yaxis2=dict(title="hours meeting the floor (%)", overlaying="y", side="right", range=[0, 105]),
-                      legend=dict(orientation="h", y=-0.25), margin=dict(t=50, b=30))
+                      yaxis2=dict(title="hours meeting the floor (%)", overlaying="y", side="right", range=[0, 105],
+                                  tickmode="linear", tick0=0, dtick=20, showgrid=False),
+                      legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom"),
+                      margin=dict(t=50, b=90))
     return fig
 
 
 def xi_figures(sweep: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
-    a = px.line(sweep, x="xi", y="carbon_saving_pct", color="strategy", markers=True, color_discrete_map={n: style.strategy_color(n) for n in sweep['strategy'].unique()},
-                labels={"xi": "ξ", "carbon_saving_pct": "saving vs BASE (%)"})
-    b = px.line(sweep, x="xi", y="quality_pct", color="strategy", markers=True, color_discrete_map={n: style.strategy_color(n) for n in sweep['strategy'].unique()},
-                labels={"xi": "ξ", "quality_pct": "quality (% of always-L0)"})
+    """The ξ sweep: carbon saved and quality kept against ξ, one line per strategy in its colour."""
+    colours = {n: style.strategy_color(n) for n in sweep["strategy"].unique()}
+    labels = {"xi": "ξ (quality tolerance at the dirtiest hour)", "strategy": "strategy",
+              "carbon_saving_pct": "carbon saved vs BASE (%)", "quality_pct": "quality kept (% of always-L0)"}
+    a = px.line(sweep, x="xi", y="carbon_saving_pct", color="strategy", markers=True, color_discrete_map=colours,
+                labels=labels, title="Carbon saved")
+    b = px.line(sweep, x="xi", y="quality_pct", color="strategy", markers=True, color_discrete_map=colours,
+                labels=labels, title="Quality kept")
     for f in (a, b):
-        f.update_layout(legend=dict(orientation="h", y=-0.25), height=340)
+        f.update_layout(legend=dict(orientation="h", yref="container", y=0.0, yanchor="bottom", title_text="strategy "),
+                        height=360, margin=dict(t=50, b=90))
     return a, b
