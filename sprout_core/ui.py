@@ -297,9 +297,11 @@ def live_energy_caption(new_tokens: int, tokens_per_s: float | None, power_w: fl
     return f"{new_tokens} tokens · {rate} · {pw} · {en} · {co2} so far · {method_badge(method)} ({method})"
 
 
-def note_metric(label: str, value: str, note: str | None = None, help: str | None = None, container=None) -> None:
-    """``st.metric`` whose second line is a neutral note (grey, no arrow): a method, a basis, a count."""
-    (container or st).metric(label, value, delta=note, delta_color="off", delta_arrow="off", help=help)
+def note_metric(label: str, value: str, note: str | None = None, help: str | None = None, container=None,
+                width: int | str = "stretch") -> None:
+    """``st.metric`` whose second line is a neutral note (grey, no arrow): a method, a basis, a count.
+    ``width``: "stretch" or pixels (metrics of one width in a horizontal container wrap instead of cutting values)."""
+    (container or st).metric(label, value, delta=note, delta_color="off", delta_arrow="off", help=help, width=width)
 
 
 def energy_metric(label: str, energy_j: float | None, method: str, uncertainty_j: float | None = None,

@@ -1,6 +1,7 @@
 """AppTest: the Optimizer and What-if pages (issue 4)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -20,11 +21,18 @@ def _metrics(at):
     return {m.label: m.value for m in at.metric}
 
 
+def _notes(at):
+    return {m.label: m.delta for m in at.metric}
+
+
 def test_optimizer_slider_redraws_decision():
     at = AppTest.from_file(OPT, default_timeout=90).run()
     assert not at.exception, at.exception
     m0 = _metrics(at)
-    assert "g CO₂e/request" in m0["Expected carbon"]
+    # a readable unit (µg/mg/g CO₂e, 3 significant digits), "per request" as its neutral note
+    assert re.fullmatch(r"\d+(\.\d+)? (µg|mg|g) CO₂e", m0["Expected carbon"]), m0
+    assert _notes(at)["Expected carbon"] == "per request"
+    assert _notes(at)["Quality kept"].startswith("≥ ") and "at 90% confidence" in _notes(at)["Quality kept"]
     assert len(at.get("plotly_chart")) == 4  # mix bar, frontier, per-task bars (docs/tasks.md), window chart
     assert any("with 90% confidence the hour keeps ≥" in c.value for c in at.caption)   # the promise and its range
     assert any("reference:sprout-paper" in c.value for c in at.caption)
@@ -53,6 +61,36 @@ def test_optimizer_fixed_theta_infeasible_and_hour_mode():
     at.number_input(key="opt.hour").set_value(1000).run()
     assert not at.exception
     assert any("CI =" in c.value for c in at.caption)
+
+
+def test_optimizer_hour_outside_the_year_is_a_message_not_a_stale_decision():
+    at = AppTest.from_file(OPT, default_timeout=90).run()
+    at.radio(key="opt.cimode").set_value("an hour of the trace").run()
+    at.number_input(key="opt.hour").set_value(1000).run()
+    assert _metrics(at)["Expected carbon"] and len(at.get("plotly_chart")) == 4
+    for bad in (9000, 8760, -1):                          # 2023 has hours 0 … 8759
+        at.number_input(key="opt.hour").set_value(bad).run()
+        assert not at.exception
+        assert any(f"Hour {bad} is outside the trace of 2023" in e.value and "8759" in e.value for e in at.error)
+        assert "Expected carbon" not in _metrics(at)          # no decision of the previous hour stays on screen
+        assert not any(c.value.startswith("Numbers: ") for c in at.caption)
+        assert len(at.get("plotly_chart")) == 1                # the window replay below stays
+        assert any(c.value.startswith("Window: SPROUT") for c in at.caption)
+    at.selectbox(key="opt.year").set_value(2024).run()     # a leap year has hour 8760 … 8783
+    at.number_input(key="opt.hour").set_value(8760).run()
+    assert not at.error and _metrics(at)["Expected carbon"]
+    assert any("31 Dec 2024, 00:00 UTC → CI =" in c.value for c in at.caption)
+
+
+def test_optimizer_window_start_outside_the_year_is_a_message():
+    at = AppTest.from_file(OPT, default_timeout=90).run()
+    at.number_input(key="opt.wstart").set_value(8800).run()
+    assert not at.exception
+    assert any("Hour 8800 is outside the trace of 2023" in e.value and "No window is replayed" in e.value
+               for e in at.error)
+    assert _metrics(at)["Expected carbon"] and len(at.get("plotly_chart")) == 3   # the decision stays
+    at.number_input(key="opt.wstart").set_value(8700).run()
+    assert any("cut to 60 hours" in i.value for i in at.info) and len(at.get("plotly_chart")) == 4
 
 
 def test_optimizer_offers_and_preselects_handoff_q():

@@ -118,3 +118,26 @@ def test_scatter_legends_sit_in_their_own_margins_and_panels_share_one_range():
     # plotly.js draws no points on matched axes that carry an explicit range: the panels are not "matched"
     assert all(a.matches is None for a in axes)
 
+
+def test_decision_notes_and_units():
+    from sprout_core import grid, optimizer, profiles
+
+    prof = profiles.load_reference()
+    tr = grid.load_trace("US-TEX-ERCO", 2023)
+    w = prof.weights_from({t: 1.0 for t in prof.tasks})
+    theta = optimizer.theta_from_xi(317.0, tr.min(), tr.max(), 0.1)
+    hv = O.hour_view(prof, 317.0, theta, w, 0.9, 5000.0)
+    assert hv.promise_note == f"≥ {hv.decision.quality_low:.1%} at 90% confidence"
+    assert "mg CO₂e on average" in hv.summary
+    assert O.floor_note(hv, 0.1, 317.0) == "ξ = 0.10 at 317 g/kWh" and O.floor_note(hv, None, 317.0) == "fixed"
+    clamped = O.hour_view(prof, 317.0, 1.2, w, 0.9, 5000.0)
+    assert clamped.clamped and O.floor_note(clamped, None, 317.0) == "asked 1.200: not reachable"
+    assert O.hour_view(prof, 317.0, 0.9, w, 0.5, 5000.0).promise_note.endswith("(plug-in, no margin)")
+    assert O.pct_less(-0.01) == "0.0 % less" and O.pct_less(float("nan")) == "n/a" and O.pct_less(3.14, "pp", "+") == "+3.1 pp"
+    fr = O.frontier_figure(prof, w, 317.0, hv)
+    assert fr.layout.yaxis.title.text == "mg CO₂e per request"
+    assert fr.data[-1].y[0] == pytest.approx(hv.decision.carbon_g * 1000)
+    wv = O.window_view(prof, tr, 800, 24, 0.1, 0, 0.9)
+    assert "mg CO₂e per request" in wv.caption and "(promise: 90 % at ξ = 0.10)" in wv.caption
+    assert [t.fillcolor for t in wv.figure.data if (t.name or "").startswith("share ")] == \
+        [style.level_color(lv) for lv in prof.levels]

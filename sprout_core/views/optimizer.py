@@ -36,6 +36,12 @@ class HourView:
     promise_text: str            # "with 90 % confidence ≥ 93.0 % (range 93.0–97.4 %)"
     summary: str
     notes: list[str]
+    promise_note: str = ""       # the promise in a few words, under the quality metric: "≥ 94.8% at 90% confidence"
+
+
+#: width of one metric on the page (px): metrics of one width in a horizontal container wrap to the next line
+#: on a narrow screen instead of cutting their values ("0.077…")
+METRIC_PX = 205
 
 
 def hour_view(profile: Profile, ci: float, theta: float, weights: np.ndarray, confidence: float,
@@ -56,6 +62,7 @@ def hour_view(profile: Profile, ci: float, theta: float, weights: np.ndarray, co
     q0_zero = not float(q[0]) > 0
     ok = d.status == "optimal"
     saving = 100.0 * (1.0 - d.carbon_g / base_g) if ok and base_g > 0 else float("nan")
+    note = ""
     if not ok:
         qt, pt, summary = "n/a", "", d.message
     elif q0_zero:
@@ -69,12 +76,28 @@ def hour_view(profile: Profile, ci: float, theta: float, weights: np.ndarray, co
         if confidence > 0.5:
             pt = (f"with {confidence:.0%} confidence the hour keeps ≥ {d.quality_low:.1%} "
                   f"(and ≤ {d.quality_high:.1%}); spread ± {d.quality_sd:.1%}")
+            note = f"≥ {d.quality_low:.1%} at {confidence:.0%} confidence"
         else:
             pt = (f"plug-in estimate: the hour's realised quality scatters ± {d.quality_sd:.1%} around it, "
                   "so it falls below the floor in about half of such hours")
-        summary = (d.message + f" At {ci:.0f} g/kWh a request costs {d.carbon_g:.4f} g CO₂e on average; "
+            note = f"± {d.quality_sd:.1%} (plug-in, no margin)"
+        summary = (d.message + f" At {ci:.0f} g/kWh a request costs {style.fmt_grams(d.carbon_g)} on average; "
                    f"{'the quality promise binds' if d.binding == 'quality' else 'only Σx = 1 binds'}.")
-    return HourView(d, float(theta), theta_used, clamped, base_g, saving, q0_zero, qt, pt, summary, notes)
+    return HourView(d, float(theta), theta_used, clamped, base_g, saving, q0_zero, qt, pt, summary, notes, note)
+
+
+def floor_note(hv: HourView, xi: float | None, ci: float) -> str:
+    """Where the floor comes from, in a few words: ξ and the CI, a fixed θ, or the θ asked before clamping."""
+    if hv.clamped:
+        return f"asked {hv.theta_asked:.3f}: not reachable"
+    if xi is None:
+        return "fixed"
+    return f"ξ = {xi:.2f} at {ci:.0f} g/kWh"
+
+
+def pct_less(v: float, unit: str = "% less", sign: str = "") -> str:
+    """``"40.5 % less"`` / ``"+38.1 pp"``; ``"n/a"`` when not finite (never ``-0.0``)."""
+    return f"{round(v, 1) + 0.0:{sign}.1f} {unit}" if np.isfinite(v) else "n/a"
 
 
 def _conf(c: float) -> str:
@@ -97,6 +120,8 @@ def frontier_figure(profile: Profile, weights: np.ndarray, ci: float, hv: HourVi
     _, cq, cc = opt.mix_cloud(cost, q, step=0.05)
     fq, fc = opt.frontier(cost, q, n=101)
     d = hv.decision
+    div, unit = style.grams_scale(cc)   # one unit for the axis: "mg CO₂e", never Plotly's "80m"
+    cc, fc = cc / div, fc / div
     fr = go.Figure()
     fr.add_trace(go.Scatter(x=cq * 100, y=cc, mode="markers", name="all mixes (5 % grid)",
                             marker=dict(size=4, color="#bbbbbb")))
@@ -106,11 +131,11 @@ def frontier_figure(profile: Profile, weights: np.ndarray, ci: float, hv: HourVi
     if d.confidence > 0.5 and np.isfinite(d.quality_low):
         err = dict(type="data", symmetric=False, array=[(d.quality_high - d.quality) * 100],
                    arrayminus=[(d.quality - d.quality_low) * 100], color="#d84315", thickness=2)
-    fr.add_trace(go.Scatter(x=[d.quality * 100], y=[d.carbon_g], mode="markers", name="chosen mix (± promise range)",
+    fr.add_trace(go.Scatter(x=[d.quality * 100], y=[d.carbon_g / div], mode="markers", name="chosen mix (± promise range)",
                             marker=dict(size=14, color=style.HIGHLIGHT_COLOR, symbol="star"), error_x=err))
     fr.add_vline(x=hv.theta * 100, line_dash="dot", annotation_text="floor θ")
     fr.update_layout(title="Carbon vs quality of every mix", xaxis_title="expected quality (% of always-L0)",
-                     yaxis_title="g CO₂e per request", height=340, margin=dict(t=40, b=30),
+                     yaxis_title=f"{unit} CO₂e per request", height=340, margin=dict(t=40, b=30),
                      legend=dict(orientation="h", y=-0.3))
     return fr
 
@@ -138,7 +163,7 @@ def window_view(profile: Profile, trace: Trace, start: int, hours: int, xi: floa
                       row=1, col=1)
     for i, (lv, col) in enumerate(zip(sp.levels, level_colors(sp.levels))):
         fig.add_trace(go.Scatter(x=ts, y=sp.x[:, i] * 100, name=f"share {lv}", stackgroup="x", mode="lines",
-                                 line=dict(width=0.5, color=col)), row=2, col=1)
+                                 line=dict(width=0.5, color=col), fillcolor=col), row=2, col=1)
     fig.add_trace(go.Scatter(x=ts, y=res.theta * 100, name="floor θ (this hour)", line=dict(color=style.BASELINE_COLOR, dash="dot")),
                   row=3, col=1)
     fig.add_trace(go.Scatter(x=ts, y=sp.quality_h * 100, name="realised quality", mode="lines",
@@ -148,10 +173,11 @@ def window_view(profile: Profile, trace: Trace, start: int, hours: int, xi: floa
     fig.update_yaxes(title_text="quality (%)", row=3, col=1)
     fig.update_layout(height=620, margin=dict(t=20, b=20), legend=dict(orientation="h", y=-0.1))
     judge = "included" if res.judge_included else "n/a (not included)"
-    cap = (f"Window: SPROUT {sp.carbon_g_per_request:.4f} g CO₂e/request ({sp.carbon_saving_pct:.1f} % less than "
-           f"always-L0, incl. {sp.evaluator_runs} evaluator runs = {sp.evaluator_carbon_g:.1f} g; judge energy {judge}); "
-           f"quality {sp.quality_pct:.1f} % on average, the floor kept in {sp.hours_meeting_floor_pct:.0f} % of hours "
-           f"(promise: {confidence:.0%}), worst hour {sp.quality_min_pct:.1f} % · {profile.method}")
+    cap = (f"Window: SPROUT {style.fmt_grams(sp.carbon_g_per_request)} per request ({sp.carbon_saving_pct:.1f} % less "
+           f"than always-L0, incl. {sp.evaluator_runs} evaluator runs = {style.fmt_grams(sp.evaluator_carbon_g)}; judge "
+           f"energy {judge}); quality {sp.quality_pct:.1f} % on average, the floor kept in "
+           f"{sp.hours_meeting_floor_pct:.0f} % of hours (promise: {confidence * 100:.0f} % at ξ = {xi:.2f}), worst hour "
+           f"{sp.quality_min_pct:.1f} % · {profile.method}")
     return WindowView(res, fig, cap)
 
 
