@@ -183,7 +183,8 @@ def _window_note() -> None:
     n1.info(f"The window below was replayed at ξ = {shown[0]:.2f} and {shown[1]:.0%} confidence; the settings above "
             f"are now ξ = {wanted[0]:.2f} and {wanted[1]:.0%}. A replay takes longer than a decision, so it follows "
             "only when you ask.")
-    n2.button("Replay the window with these settings", key="opt.window.follow", on_click=_follow_window)
+    n2.button("Replay the window", key="opt.window.follow", on_click=_follow_window,
+              help="Replay the window below at the floor settings above")
 
 
 def _follow_window() -> None:

@@ -67,9 +67,8 @@ zones = c1.multiselect("Zones", sorted(zone_names), default=default, key="wi.zon
 presets = c1.multiselect("Windows", list(simulate.WINDOW_PRESETS) + [PAPER_PRESET], default=list(simulate.WINDOW_PRESETS),
                          key="wi.presets", help="Each month preset starts on the 1st of that month (UTC); the paper preset "
                                                 "is the Sprout paper's three 720-h windows (hours 800, 3900, 7000).")
-d1, d2 = c1.columns(2, vertical_alignment="bottom")
-custom = d1.toggle("Add a window from a date", key="wi.custom")
-custom_date = d2.date_input("Window start (UTC)", dt.date(year, 8, 1), min_value=dt.date(year, 1, 1),
+custom = c1.toggle("Add a window from a date", key="wi.custom")
+custom_date = c1.date_input("Window start (UTC)", dt.date(year, 8, 1), min_value=dt.date(year, 1, 1),
                             max_value=dt.date(year, 12, 31), key="wi.date", disabled=not custom)
 hours = int(c1.select_slider("Window length (hours)", [168, 336, 720, 1440, 2160], 720, key="wi.hours"))
 xi = c2.slider("ξ (quality tolerance at the dirtiest hour)", 0.0, 0.5, 0.1, 0.01, key="wi.xi")
@@ -119,7 +118,7 @@ if prof is None:
 all_names = simulate.resolve_strategies("all", prof)
 strategies = st.multiselect("Strategies", all_names, default=all_names, key=f"wi.strategies.{prof.name}.{len(all_names)}")
 if task_sim.supports(prof) and not task_sim.classifier_ready():
-    t1, t2 = st.columns([3, 1])
+    t1, t2 = st.columns([2, 1])
     if task_views.can_train_reference():
         t1.info("SPROUT-TASK (one mix per predicted task) is not offered yet: its task classifier is not trained. "
                 "Training embeds ~6,600 prompts once (a few minutes on a CPU) and is cached.")

@@ -133,7 +133,7 @@ def test_optimizer_window_follows_new_floor_settings_on_request(page, app_url):
     wait_for_app_idle(page)
     assert "(promise: 90 % at ξ = 0.10)" in window.inner_text()
     assert "plug-in" in page.locator('[data-testid="stMetric"]').filter(has_text="Quality kept").inner_text()
-    page.get_by_role("button", name="Replay the window with these settings").click()
+    page.get_by_role("button", name="Replay the window", exact=True).click()
     page.get_by_text(re.compile(r"\(promise: 50 % at ξ = 0\.10\)")).wait_for(timeout=60_000)
     wait_for_app_idle(page)
     assert page.get_by_text(re.compile(r"The window below was replayed at")).count() == 0
