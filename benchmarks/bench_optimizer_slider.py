@@ -27,16 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_playground_ttft import CHROMIUM, ROOT, Server, export_ref  # noqa: E402
+from bench_playground_ttft import CHROMIUM, Server, common_args, start_arms, stop_arms  # noqa: E402
 
 SLIDER_LABEL = "CI (g CO₂eq/kWh)"
 TIMEOUT_MS = 300_000
@@ -171,21 +169,14 @@ def _summary(xs: list[float]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--baseline", default=None, help="git ref to compare with (e.g. main)")
-    ap.add_argument("--rounds", type=int, default=3)
+    common_args(ap, rounds=3)
     ap.add_argument("--presses", type=int, default=30, help="key presses in a burst")
     ap.add_argument("--key-delay-ms", type=float, default=40.0, help="pause between the key presses of a burst")
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (state, server logs)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    tmp = Path(tempfile.mkdtemp(prefix="sprout-slider-"))
-    paths = {"this checkout": ROOT}
-    if args.baseline:
-        paths[f"baseline {args.baseline}"] = export_ref(args.baseline, tmp / "baseline")
-    servers = {name: Server(path, tmp / f"state-{k}") for k, (name, path) in enumerate(paths.items())}
-    names = list(paths)
+    tmp, servers = start_arms(args.baseline, "sprout-slider-")
+    names = list(servers)
     arms: dict[str, Arm] = {}
     try:
         with sync_playwright() as pw:
@@ -199,12 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 a.close()
             browser.close()
     finally:
-        for s in servers.values():
-            s.stop()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        stop_arms(servers, tmp, args.keep)
     load = os.getloadavg()
     report = {"load_average": load, "cores": os.cpu_count(), "rounds": args.rounds, "presses": args.presses,
               "key_delay_ms": args.key_delay_ms, "arms": {}}

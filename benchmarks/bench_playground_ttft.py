@@ -100,6 +100,33 @@ class Server:
         self.log.close()
 
 
+def common_args(ap: argparse.ArgumentParser, rounds: int) -> None:
+    """The arguments every side-by-side browser benchmark takes: --baseline, --rounds, --json, --keep."""
+    ap.add_argument("--baseline", default=None, help="git ref to compare with (e.g. main)")
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (state, server logs)")
+
+
+def start_arms(baseline: str | None, prefix: str) -> tuple[Path, dict[str, Server]]:
+    """A server of this checkout and, with ``baseline``, one of that git ref, in a new temporary folder."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    paths = {"this checkout": ROOT}
+    if baseline:
+        paths[f"baseline {baseline}"] = export_ref(baseline, tmp / "baseline")
+    return tmp, {name: Server(path, tmp / f"state-{k}") for k, (name, path) in enumerate(paths.items())}
+
+
+def stop_arms(servers: dict[str, Server], tmp: Path, keep: bool) -> None:
+    """Stop the servers and remove the temporary folder (unless ``keep``)."""
+    for s in servers.values():
+        s.stop()
+    if keep:
+        print(f"kept {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def idle(page) -> None:
     """Wait for the script run to end (where the running indicator is shown; older builds hid it)."""
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=300_000)
@@ -135,21 +162,14 @@ def one_round(browser, url: str, max_new: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--baseline", default=None, help="git ref to compare with (e.g. main)")
-    ap.add_argument("--rounds", type=int, default=4)
+    common_args(ap, rounds=4)
     ap.add_argument("--max-new-tokens", type=int, default=16)
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (state, server logs)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    tmp = Path(tempfile.mkdtemp(prefix="sprout-ttft-"))
-    arms = {"this checkout": ROOT}
-    if args.baseline:
-        arms[f"baseline {args.baseline}"] = export_ref(args.baseline, tmp / "baseline")
-    servers = {name: Server(path, tmp / f"state-{k}") for k, (name, path) in enumerate(arms.items())}
-    out: dict[str, dict] = {n: {"browser_s": [], "model_s": []} for n in arms}
-    names = list(arms)
+    tmp, servers = start_arms(args.baseline, "sprout-ttft-")
+    names = list(servers)
+    out: dict[str, dict] = {n: {"browser_s": [], "model_s": []} for n in names}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
@@ -163,12 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     out[n]["model_s"].append(servers[n].model_ttft())
             browser.close()
     finally:
-        for s in servers.values():
-            s.stop()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        stop_arms(servers, tmp, args.keep)
     load = os.getloadavg()
     report = {"load_average": load, "cores": os.cpu_count(), "rounds": args.rounds, "max_new_tokens": args.max_new_tokens,
               "arms": {}}
