@@ -162,7 +162,7 @@ def _per_task(prof, w, ci: float, theta: float) -> None:
                    f"{style.fmt_grams(cmp_.per_task.carbon_g_per_request)} per request", container=row,
                    width=V.METRIC_PX, help=f"quality {cmp_.per_task.quality_pct:.1f} % of always-L0")
     ui.note_metric("Extra saving at the same quality", V.pct_less(cmp_.extra_saving_pp, "pp", "+"),
-                   "of always-L0's carbon", container=row, width=V.METRIC_PX,
+                   "of always-L0's carbon", container=row, width=V.METRIC_PX + 60,   # its label is longer
                    help="percentage points of always-L0's carbon, both at the floor θ·q₀")
     ui.chart(task_views.per_task_figure(tv), key="opt.pertask", filename="sprout-optimizer-per-task")
     basis = ("mixes act on the **predicted** task (held-out confusion matrix of the task classifier), cost and "
@@ -179,7 +179,7 @@ def _window_note() -> None:
     wanted, shown = st.session_state.get(WANTED), st.session_state.get(SHOWN)
     if shown is None or wanted is None or tuple(wanted) == tuple(shown):
         return
-    n1, n2 = st.columns([3, 1], vertical_alignment="center")
+    n1, n2 = st.columns([2, 1], vertical_alignment="center")
     n1.info(f"The window below was replayed at ξ = {shown[0]:.2f} and {shown[1]:.0%} confidence; the settings above "
             f"are now ξ = {wanted[0]:.2f} and {wanted[1]:.0%}. A replay takes longer than a decision, so it follows "
             "only when you ask.")
