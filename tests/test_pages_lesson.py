@@ -5,12 +5,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from sprout_core import store
-from tests.conftest import public_data_available
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/lesson.py")
-needs_data = pytest.mark.skipif(not (public_data_available("carbon", "DE_2024_hourly.csv")
-                                     and public_data_available("llama2-13b-a100")), reason="public data absent")
 
 
 @pytest.fixture
@@ -40,7 +37,6 @@ def test_step_one_runs_three_directives_and_says_what_they_cost(tiny_env):
     assert at.button(key="lesson.back").disabled  # first step: no way back
 
 
-@needs_data
 def test_walks_from_a_prompt_to_a_months_saving(tiny_env):
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     at.number_input(key="lesson.max_new").set_value(8)
@@ -63,7 +59,6 @@ def test_walks_from_a_prompt_to_a_months_saving(tiny_env):
     assert len(charts(at)) == 1  # one chart per step
 
 
-@needs_data
 def test_grid_step_without_a_run_uses_the_reference_answer_and_says_so(tiny_env):
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     at.button(key="lesson.next").click().run()

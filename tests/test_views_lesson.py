@@ -9,7 +9,6 @@ from sprout_core.generation import GenerationResult
 from sprout_core.grid import Trace
 from sprout_core.metered import CarbonSettings, MeteredOutcome
 from sprout_core.views import lesson as L
-from tests.conftest import public_data_available
 
 SETTINGS = CarbonSettings(override_intensity(400.0))
 
@@ -44,8 +43,7 @@ def test_grids_step_compares_operational_carbon_across_grids():
     assert "35× dirtier" in s.sentence and "DIRTY at its dirtiest hour" in s.sentence
 
 
-@pytest.mark.skipif(not public_data_available("llama2-13b-a100"), reason="reference data absent")
-def test_optimizer_and_month_steps_on_the_reference_profile():
+def test_optimizer_and_month_steps_on_the_reference_profile():   # the reference numbers ship with the app
     from sprout_core import profiles
 
     prof = profiles.load_reference()
