@@ -116,6 +116,17 @@ def wait_for_app_idle(page, timeout_ms: int = 180_000) -> None:
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
 
 
+def count_settled(page, selector: str, at_least: int, timeout_ms: int = 30_000) -> int:
+    """How many elements match ``selector`` once at least ``at_least`` are attached (waits up to ``timeout_ms``).
+
+    Streamlit mounts some elements (Plotly charts, data grids) a moment after its script run ends, on a busy
+    machine sometimes after the status widget has gone; counting at once made these checks flaky."""
+    page.wait_for_function("([s, n]) => document.querySelectorAll(s).length >= n", arg=[selector, at_least],
+                           timeout=timeout_ms)
+    page.wait_for_timeout(200)
+    return page.locator(selector).count()
+
+
 def metric_value(page, label: str) -> str:
     """The displayed value of the first ``st.metric`` whose box contains ``label``."""
     box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first

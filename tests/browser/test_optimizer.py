@@ -6,6 +6,7 @@ import re
 from sprout_core import grid, optimizer, profiles, style
 from sprout_core.decision import default_requests_per_hour
 from sprout_core.views import optimizer as V
+from tests.browser.conftest import count_settled
 from tests.browser.conftest import metric_value as _metric
 from tests.browser.conftest import wait_for_app_idle
 
@@ -51,7 +52,7 @@ def test_optimizer_slider_redraws_the_decision(page, app_url):
     assert float(after_q.rstrip("%")) < float(before_q.rstrip("%"))
     assert _metric(page, "Expected carbon") != before_c
     page.get_by_text(re.compile(r"method `?reference:sprout-paper")).first.wait_for()
-    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 3
+    assert count_settled(page, '[data-testid="stPlotlyChart"]', 3) >= 3
 
 
 def test_optimizer_slider_burst_lands_on_the_final_value(page, app_url):
@@ -95,7 +96,7 @@ def test_optimizer_never_hides_its_charts(page, app_url):
     page.get_by_text(re.compile(r"θ = 1\.200 is more than any mix can keep")).wait_for(timeout=60_000)
     wait_for_app_idle(page)
     assert _metric(page, "Floor θ").startswith("1.000")
-    assert page.locator('[data-testid="stPlotlyChart"]').count() == 4
+    assert count_settled(page, '[data-testid="stPlotlyChart"]', 4) == 4
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     # an hour outside the year: the message, no decision of the previous hour, the window stays
     page.get_by_text("an hour of the trace", exact=True).click()
@@ -110,7 +111,7 @@ def test_optimizer_never_hides_its_charts(page, app_url):
     page.wait_for_timeout(300)
     assert page.locator('[data-testid="stMetric"]').filter(has_text="Expected carbon").count() == 0
     assert page.locator('[data-testid="stCaptionContainer"]').filter(has_text="Numbers: ").count() == 0
-    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    assert count_settled(page, '[data-testid="stPlotlyChart"]', 1) >= 1
     page.get_by_text(re.compile(r"Window: SPROUT")).wait_for()
     hour.fill("1000")
     hour.press("Enter")
@@ -137,7 +138,7 @@ def test_optimizer_window_follows_new_floor_settings_on_request(page, app_url):
     page.get_by_text(re.compile(r"\(promise: 50 % at ξ = 0\.10\)")).wait_for(timeout=60_000)
     wait_for_app_idle(page)
     assert page.get_by_text(re.compile(r"The window below was replayed at")).count() == 0
-    assert page.locator('[data-testid="stPlotlyChart"]').count() == 4
+    assert count_settled(page, '[data-testid="stPlotlyChart"]', 4) == 4
 
 
 def test_whatif_replays_real_traces(page, app_url):
