@@ -121,6 +121,29 @@ def test_exact_vectorised_equals_row_by_row():
     np.testing.assert_allclose(xp[fp], x[:25][fp], atol=1e-6)
 
 
+def test_hourly_solver_makes_the_authors_linprog_decisions():
+    """Paper mode's plug-in LP is the authors' (``sprout/system/optimizer.py``, ``LPOptimizer.optimize``):
+    ``linprog(c, A_ub=[-q], b_ub=[-(1 - (ci - ci_min)/(ci_max - ci_min)·ξ)·q0], A_eq=[1…], b_eq=1, bounds=(0, 1))``
+    — the same x hour by hour, with this project's θ from ξ, on Sprout-like hours (L0 best and dearest)."""
+    linprog = pytest.importorskip("scipy.optimize").linprog
+    rng = np.random.default_rng(11)
+    H, ci_min, ci_max, xi = 300, 40.0, 700.0, 0.1
+    ci = rng.uniform(ci_min, ci_max, H)
+    e = np.sort(rng.uniform(1e-5, 5e-4, (H, 3)), axis=1)[:, ::-1]        # kWh/request, L0 the most
+    t = np.sort(rng.uniform(0.5, 20.0, (H, 3)), axis=1)[:, ::-1]         # s/request
+    cost = opt.cost_per_request(e, t, ci[:, None], 2e-4)
+    q = np.sort(rng.dirichlet([38, 35, 27], H), axis=1)[:, ::-1]     # win shares, L0 the best
+    theta = opt.theta_from_xi(ci, ci_min, ci_max, xi)
+    x, feas = opt.solve_hours(cost, q, theta)
+    assert feas.all()
+    for h in range(H):
+        scale = 1 - (ci[h] - ci_min) / (ci_max - ci_min) * xi
+        r = linprog(cost[h], A_ub=[-q[h]], b_ub=[-scale * q[h, 0]], A_eq=[[1.0] * 3], b_eq=1, bounds=[(0, 1)] * 3)
+        assert r.status == 0
+        np.testing.assert_allclose(x[h], r.x, atol=1e-7)
+    assert 0.05 < x[:, 0].mean() < 0.95 and (x[:, 1] > 1e-9).any() and (x[:, 2] > 1e-9).any()  # mixes, not corners
+
+
 def test_exact_matches_pulp_on_real_instances():
     from sprout_core import grid, profiles
 
