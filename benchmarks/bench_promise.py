@@ -112,7 +112,8 @@ DIFFERENCES = [
     ("means over requests (paper: plain hourly means)", dict(weighting="requests")),
     ("hour's truth: its actual requests by volume, their own costs (paper: 1,000 judged prompts, costs over prompts < 5000)",
      dict(paper_requests=False, paper_costs=False)),
-    ("task mix: the trace row of each hour (paper: one row further per refresh)", dict(mix_model="trace-hour")),
+    ("task mix: this project's walk and draw, the trace row of each hour (paper: the authors' draw, one row further per refresh)",
+     dict(mix_model="trace-hour")),
     ("STATIC at the year's mean CI (paper: the previous window's)", dict(static_ci="year")),
 ]
 #: (ORACLE's two definitions are compared in the "paper" and "oracle" parts.)
