@@ -225,8 +225,8 @@ if cmp_ is not None and res["paper"]:
     st.dataframe(cmp_, hide_index=True, width="stretch", placeholder="n/a", column_config=_columns(cmp_, pin="strategy"))
     st.caption("Paper mode replays the authors' own task mixes (their seed 0, shared by all 15 windows); the seeds "
                "vary the sampled prompts. Given the authors' own evaluator samples (recovered from their result "
-               "files), paper mode makes every one of their 10,800 hourly decisions and their published SPROUT "
-               "saving; what differs here is the draw of the samples, which moves SPROUT's 15-window mean with a "
+               "files), paper mode makes every one of their 10,800 hourly decisions and arrives at their published "
+               "SPROUT saving; what differs here is the draw of the samples, which moves SPROUT's 15-window mean with a "
                "standard deviation of about 1.2 pp, and one window by up to 10 pp (docs/optimizer.md).")
 elif cmp_ is not None:
     st.caption("These are the paper's windows: switch on **Paper-faithful mode** to see this replay next to the "
