@@ -60,7 +60,7 @@ def _run(prof, wins, make_cfg, names, seeds=SEEDS) -> pd.DataFrame:
 def calibration(prof, wins) -> pd.DataFrame:
     out = []
     for c in (0.5, 0.8, 0.9, 0.95):
-        df = _run(prof, wins, lambda s, sd: simulate.SimConfig(start_hour=s, hours=720, seed=sd, confidence=c), ["SPROUT"])
+        df = _run(prof, wins, lambda s, sd, c=c: simulate.SimConfig(start_hour=s, hours=720, seed=sd, confidence=c), ["SPROUT"])
         sp = df[df.strategy == "SPROUT"]
         out.append({"confidence": f"{c:.2f}", "hours_meeting_floor_pct": sp.meet.mean(), "worst_window_meeting_pct": sp.meet.min(),
                     "saving_pct": sp.saving.mean(), "quality_pct": sp.quality.mean(), "p5_pct": sp.p5.mean(),
@@ -126,7 +126,7 @@ def differences(prof, wins) -> pd.DataFrame:
     rows = [{"difference": "(paper mode)", **{f"{n}_saving": ref.loc[n, "saving"] for n in names[1:]},
              **{f"{n}_quality": ref.loc[n, "quality"] for n in names[1:]}, "SPROUT_meet": ref.loc["SPROUT", "meet"]}]
     for label, change in DIFFERENCES:
-        df = _run(prof, wins, lambda s, sd: simulate.SimConfig.paper_faithful(start_hour=s, hours=720, seed=sd, **change),
+        df = _run(prof, wins, lambda s, sd, change=change: simulate.SimConfig.paper_faithful(start_hour=s, hours=720, seed=sd, **change),
                   names)
         m = df.groupby("strategy")[["saving", "quality", "meet"]].mean()
         rows.append({"difference": label, **{f"{n}_saving": m.loc[n, "saving"] - ref.loc[n, "saving"] for n in names[1:]},
@@ -185,6 +185,7 @@ def authors(prof, wins, repo: Path) -> pd.DataFrame:
     ``pref_max`` = q_r[0] and ``quality_preference`` = q_r · x_r, so with x_r and q_r[2] = 1 − q_r[0] − q_r[1]
     the estimate is recovered exactly: q_r[1] = (qp − q0·x0 − (1 − q0)·x2) / (x1 − x2)."""
     import numpy as np
+
     from sprout_core import optimizer as opt
     rows = []
     for tr, s in wins:
@@ -209,7 +210,7 @@ def authors(prof, wins, repo: Path) -> pd.DataFrame:
         x_fed, _ = opt.solve_hours(ctx.cost_lp, q_run[run_at], ctx.theta)
         c = ctx.cost
 
-        def saving(x):
+        def saving(x, c=c):
             return 100 * (1 - (x * c).sum(1).mean() / c[:, 0].mean())
         rows.append({"zone": tr.zone, "start": s,
                      "runs_equal": ours_runs == run_hours, "runs": len(run_hours),

@@ -115,7 +115,7 @@ def main() -> int:
         backends = [("transformers", lm_tf, local_meter), ("llama.cpp", lm_lc, local_meter),
                     ("llama.cpp server", srv, srv.energy_meter())]
         d0 = load_directive_set("smollm2").get("L0")
-        for name, lm, meter in backends:  # warm-up: caches, first-call costs
+        for _name, lm, meter in backends:  # warm-up: caches, first-call costs
             one(lm, meter, "Hello!", d0, 8)
         runs: dict[str, list[dict]] = {name: [] for name, _, _ in backends}
         for k in range(args.rounds):

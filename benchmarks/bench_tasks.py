@@ -65,8 +65,8 @@ def bench_classifier(out: dict) -> object:
 
 
 def bench_claim(out: dict) -> None:
-    from sprout_core.tasks import lp
     from sprout_core.profiles import REFERENCE_K_EMB, load_reference
+    from sprout_core.tasks import lp
 
     prof = load_reference()
     w = prof.default_weights()
@@ -158,7 +158,7 @@ def main() -> int:
     except ImportError:
         pass
     out: dict = {}
-    clf = bench_classifier(out)
+    bench_classifier(out)
     bench_claim(out)
     bench_solvers(out, args.pulp_hours)
     if not args.quick:

@@ -4,18 +4,16 @@ Thin page: widgets → sprout_core.evaluate (results, runner, judges) → tables
 """
 from __future__ import annotations
 
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from sprout_core import refdata
+from sprout_core import access, refdata, style, ui
+from sprout_core.errors import InputError, SproutError
 from sprout_core.evaluate import results as R
 from sprout_core.evaluate.judges import WEAK_JUDGE_NOTE, parse_judge
-from sprout_core.errors import InputError, SproutError
 from sprout_core.evaluate.prompts import PROMPT_SETS, parse_upload, save_upload
 from sprout_core.paths import MissingDataError
-from sprout_core import access, style, ui
 from sprout_core.ui import ensure_navigation
 from sprout_core.views import evaluations as V
 

@@ -3,10 +3,10 @@ import streamlit as st
 
 from sprout_core import access, backends, ui
 from sprout_core.errors import SproutError
-from sprout_core.serving.client import ENV_KEY, ServerConfig, parse_indices
-from sprout_core.serving.llamacpp import INSTALL_HINT, llama_cpp_available
 from sprout_core.models import EMBEDDED_SPEC, configure_threads, default_threads
 from sprout_core.paths import public_data_status
+from sprout_core.serving.client import ENV_KEY, ServerConfig, parse_indices
+from sprout_core.serving.llamacpp import INSTALL_HINT, llama_cpp_available
 
 ui.ensure_navigation()
 

@@ -10,12 +10,12 @@ from contextlib import closing
 import streamlit as st
 
 from sprout_core import metered, store, ui, validate
+from sprout_core.carbon import IntensityChoice
 from sprout_core.errors import InputError, SproutError
 from sprout_core.evaluate import db as eval_db
 from sprout_core.generation import MAX_PROMPT_CHARS, GenerationParams, PromptError
 from sprout_core.tasks import classifier as task_clf
 from sprout_core.tasks import views as task_views
-from sprout_core.carbon import IntensityChoice
 from sprout_core.views import playground as V
 
 ui.ensure_navigation()

@@ -233,7 +233,7 @@ def compare(built_dir: Path, committed_dir: Path | None = None) -> list[str]:
     """
     committed_dir = Path(committed_dir) if committed_dir is not None else project_data_dir()
     problems = []
-    for dataset, rel in SHIPPED_FILES.items():
+    for rel in SHIPPED_FILES.values():
         new, old = built_dir / rel, committed_dir / rel
         if not old.exists():
             problems.append(f"{old} is missing")

@@ -37,7 +37,6 @@ from sprout_core.tasks import classifier as task_clf
 from sprout_core.tasks import views as task_views
 from sprout_core.views import playground as run_views
 
-
 # ---------------------------------------------------------------------------------------------
 # Error boundary and safe rendering
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ model is loaded (``load_model`` is replaced by a function that fails the test).
 from __future__ import annotations
 
 import io
-import json
 import re
 import sys
 from contextlib import closing

@@ -187,7 +187,7 @@ def test_two_evaluate_commands_at_once(tmp_path, tiny_llama2_dir):
            "--n", "6", "--levels", "L0,L1,L2", "--judge", "none", "--max-new-tokens", "3", "--json"]
     procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
         assert "Traceback" not in err
     summaries = [json.loads(out) for out, _ in outs]
@@ -286,7 +286,8 @@ def test_edited_prompt_file_is_a_new_run(tmp_path):
 
 
 def test_uploads_are_keyed_on_content(tmp_path):
-    from sprout_core.evaluate.prompts import PromptItem as P, save_upload
+    from sprout_core.evaluate.prompts import PromptItem as P
+    from sprout_core.evaluate.prompts import save_upload
 
     a = save_upload("../../evil name.jsonl", [P("1", "first", "c", None)])
     b = save_upload("../../evil name.jsonl", [P("1", "changed", "c", None)])

@@ -1,8 +1,13 @@
 """Directive sets, placement and chat messages."""
 import pytest
 
-from sprout_core.directives import (Directive, available_directive_sets, build_messages, config_for_model,
-                                    load_directive_set)
+from sprout_core.directives import (
+    Directive,
+    available_directive_sets,
+    build_messages,
+    config_for_model,
+    load_directive_set,
+)
 
 
 def test_paper_levels_are_the_papers_texts():

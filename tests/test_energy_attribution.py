@@ -8,7 +8,15 @@ import time
 import pytest
 
 from sprout_core.energy import (
-    FLAG_REMOTE, FLAG_SHARED, AttributedMeter, EnergyMeter, MeterSum, NullMeter, Sample, attribute, split_interval,
+    FLAG_REMOTE,
+    FLAG_SHARED,
+    AttributedMeter,
+    EnergyMeter,
+    MeterSum,
+    NullMeter,
+    Sample,
+    attribute,
+    split_interval,
 )
 from sprout_core.energy.attribution import RequestSpan
 from sprout_core.energy.base import FLAG_WHOLE_DEVICE

@@ -8,9 +8,20 @@ import time
 import pytest
 
 from sprout_core.energy import (
-    FLAG_COMPLETED_FROM_POWER, FLAG_SHORT_WINDOW, FLAG_WHOLE_DEVICE, METHOD_CPU_TDP, METHOD_NONE,
-    METHOD_NVML_COUNTER, METHOD_NVML_POWER, METHOD_RAPL, CpuPowerModel, EnergyReading, Sample,
-    detect_meter, get_sampler, integrate_power,
+    FLAG_COMPLETED_FROM_POWER,
+    FLAG_SHORT_WINDOW,
+    FLAG_WHOLE_DEVICE,
+    METHOD_CPU_TDP,
+    METHOD_NONE,
+    METHOD_NVML_COUNTER,
+    METHOD_NVML_POWER,
+    METHOD_RAPL,
+    CpuPowerModel,
+    EnergyReading,
+    Sample,
+    detect_meter,
+    get_sampler,
+    integrate_power,
 )
 from sprout_core.energy.cpu import CpuTdpMeter, resolve_cpu_model
 from sprout_core.energy.nvml import CudaIdentity, normalize_pci, normalize_uuid

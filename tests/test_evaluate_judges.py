@@ -8,8 +8,19 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from sprout_core.evaluate.judges import (
-    OpenAIChat, choice_letter, final_number, is_correct, judge_llm, judge_reference, load_judge_prompt,
-    parse_best_of, parse_judge, position_consistency, reference_kind, rotated, shuffled_order,
+    OpenAIChat,
+    choice_letter,
+    final_number,
+    is_correct,
+    judge_llm,
+    judge_reference,
+    load_judge_prompt,
+    parse_best_of,
+    parse_judge,
+    position_consistency,
+    reference_kind,
+    rotated,
+    shuffled_order,
 )
 
 

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from sprout_core.evaluate.prompts import (
-    PromptItem, gsm8k_final_number, load_prompt_set, parse_upload, sample_representative, sample_stratified,
+    PromptItem,
+    gsm8k_final_number,
+    load_prompt_set,
+    parse_upload,
+    sample_representative,
+    sample_stratified,
 )
 from tests.conftest import public_data_available
 

@@ -58,7 +58,10 @@ def test_infeasible_names_largest_reachable_theta(solver):
 
 
 def test_operational_and_embodied_split():
-    e = np.array([3e-4, 1e-4]); t = np.array([5.0, 1.0]); k = 1.6e-4; ci = 200.0
+    e = np.array([3e-4, 1e-4])
+    t = np.array([5.0, 1.0])
+    k = 1.6e-4
+    ci = 200.0
     op, emb = e * ci, k * t
     d = opt.solve(op + emb, [0.5, 0.5], 1.0, split=(op, emb))
     # equal quality → all at the cheaper L1

@@ -172,7 +172,6 @@ def test_playground_vote_is_stored_as_human_verdict(monkeypatch, tiny_llama2_dir
 
 
 def test_run_started_from_the_page_finishes_in_background(monkeypatch, tiny_llama2_dir):
-    import time
 
     monkeypatch.setenv("SPROUT_MODEL", str(tiny_llama2_dir))
     at = page_app().run()

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from sprout_core import cli, store
+from sprout_core.carbon import override_intensity
 from sprout_core.directives import load_directive_set
 from sprout_core.errors import ServerError
 from sprout_core.generation import GenerationParams, generate, stream_generate
 from sprout_core.metered import CarbonSettings, metered_stream
-from sprout_core.carbon import override_intensity
 from sprout_core.serving.client import ServerConfig, ServerModel
 from sprout_core.serving.llamacpp import EMBEDDED_ALIAS, LlamaServer, free_port, llama_server_available
 

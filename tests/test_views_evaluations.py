@@ -2,7 +2,7 @@
 import pandas as pd
 
 from sprout_core import style
-from sprout_core.evaluate.results import PROMPT_COLS, VERDICT_COLS, EvalTables, ANSWER_COLS
+from sprout_core.evaluate.results import ANSWER_COLS, PROMPT_COLS, VERDICT_COLS, EvalTables
 from sprout_core.views import evaluations as V
 
 

@@ -27,8 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sprout_core.evaluate.reference import agreement_with_gpt4, correctness_rates, load_responses, reference_verdicts
     from sprout_core import refdata
+    from sprout_core.evaluate.reference import (
+        agreement_with_gpt4,
+        correctness_rates,
+        load_responses,
+        reference_verdicts,
+    )
     from sprout_core.paths import MissingDataError
 
     want = None

@@ -32,13 +32,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sprout_core.energy.base import (
-    FLAG_COMPLETED_FROM_POWER, FLAG_METER_ERROR, FLAG_PROCESS_ONLY, FLAG_REMOTE, FLAG_SHARED, FLAG_SHORT_WINDOW,
-    FLAG_TWO_POINT, FLAG_WHOLE_DEVICE,
-    METHOD_CPU_TDP, METHOD_NONE, METHOD_NVML_COUNTER, METHOD_NVML_POWER, METHOD_RAPL,
-    EnergyMeter, EnergyReading, EnergyWindow, NullMeter, Sample, integrate_power,
-)
 from sprout_core.energy.attribution import AttributedMeter, AttributedWindow, MeterSum, attribute, split_interval
+from sprout_core.energy.base import (
+    FLAG_COMPLETED_FROM_POWER,
+    FLAG_METER_ERROR,
+    FLAG_PROCESS_ONLY,
+    FLAG_REMOTE,
+    FLAG_SHARED,
+    FLAG_SHORT_WINDOW,
+    FLAG_TWO_POINT,
+    FLAG_WHOLE_DEVICE,
+    METHOD_CPU_TDP,
+    METHOD_NONE,
+    METHOD_NVML_COUNTER,
+    METHOD_NVML_POWER,
+    METHOD_RAPL,
+    EnergyMeter,
+    EnergyReading,
+    EnergyWindow,
+    NullMeter,
+    Sample,
+    integrate_power,
+)
 from sprout_core.energy.cpu import CPU_PRESETS, CpuPowerModel, CpuTdpMeter, resolve_cpu_model
 from sprout_core.energy.sampler import configure_sampler, get_sampler
 

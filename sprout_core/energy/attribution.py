@@ -32,7 +32,14 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sprout_core.energy.base import (
-    FLAG_METER_ERROR, FLAG_SHARED, FLAG_SHORT_WINDOW, METHOD_NONE, EnergyMeter, EnergyReading, EnergyWindow, Sample,
+    FLAG_METER_ERROR,
+    FLAG_SHARED,
+    FLAG_SHORT_WINDOW,
+    METHOD_NONE,
+    EnergyMeter,
+    EnergyReading,
+    EnergyWindow,
+    Sample,
 )
 
 

@@ -128,7 +128,7 @@ class EnergyMeter(ABC):
     def available(self) -> bool:
         return self.method != METHOD_NONE
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
         """Release the source (NVML handles …); default: nothing."""
 
     def window(self, live: bool = True) -> "EnergyWindow":

@@ -24,7 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sprout_core.energy.base import (
-    FLAG_WHOLE_DEVICE, METHOD_NVML_COUNTER, METHOD_NVML_POWER, EnergyMeter, Sample,
+    FLAG_WHOLE_DEVICE,
+    METHOD_NVML_COUNTER,
+    METHOD_NVML_POWER,
+    EnergyMeter,
+    Sample,
 )
 from sprout_core.errors import EnergyError
 

@@ -17,9 +17,9 @@ from typing import Callable
 
 import pandas as pd
 
+from sprout_core import refdata
 from sprout_core.evaluate.aggregate import Agreement, agreement, win_shares
 from sprout_core.evaluate.judges import is_correct, judge_reference, reference_kind
-from sprout_core import refdata
 from sprout_core.paths import state_dir
 
 SOURCE = "llama2-13b-a100"

@@ -21,9 +21,9 @@ from typing import Sequence
 
 import pandas as pd
 
+from sprout_core.errors import ProfileError
 from sprout_core.evaluate import db
 from sprout_core.evaluate.aggregate import agreement_matrix, win_shares_by_task
-from sprout_core.errors import ProfileError
 from sprout_core.paths import project_data_dir
 from sprout_core.profiles import QHandoff
 

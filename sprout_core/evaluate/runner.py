@@ -26,8 +26,8 @@ import sqlite3
 import threading
 import time
 import traceback
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 from sprout_core import store, validate
@@ -35,11 +35,23 @@ from sprout_core.backends import meter_for
 from sprout_core.directives import DirectiveSet, load_directive_set
 from sprout_core.energy import NullMeter
 from sprout_core.errors import (
-    DataFileError, GenerationError, InputError, QueuedError, SproutError, StoreError, internal_error_message,
+    DataFileError,
+    GenerationError,
+    InputError,
+    QueuedError,
+    SproutError,
+    StoreError,
+    internal_error_message,
 )
 from sprout_core.evaluate import db
 from sprout_core.evaluate.judges import (
-    JudgeSpec, LocalChat, OpenAIChat, Verdict, judge_llm, judge_reference, load_judge_prompt,
+    JudgeSpec,
+    LocalChat,
+    OpenAIChat,
+    Verdict,
+    judge_llm,
+    judge_reference,
+    load_judge_prompt,
 )
 from sprout_core.evaluate.prompts import PromptItem, load_prompt_set, sample_representative, sample_stratified
 from sprout_core.generation import GenerationParams

@@ -105,4 +105,4 @@ def quality_of(q: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 # the strategies register themselves on import (display order)
-from sprout_core.strategies import baselines, sprout, oracle, model_opt, task  # noqa: E402,F401
+from sprout_core.strategies import baselines, sprout, oracle, model_opt, task  # noqa: E402,F401  # isort: skip

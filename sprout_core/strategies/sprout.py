@@ -9,7 +9,6 @@ With ``cfg.per_task_floor`` every task must keep θ_h of its own always-L0 quali
 """
 from __future__ import annotations
 
-
 from sprout_core.strategies import StrategyOutput, quality_of, register_strategy
 
 

@@ -308,7 +308,7 @@ def reference_split(train_per_task: int = DEFAULT_TRAIN_PER_TASK, test_per_task:
 
     df = reference_prompts()
     tr, te = [], []
-    for task, g in df.groupby("task", sort=True):
+    for _task, g in df.groupby("task", sort=True):
         pool_tr, pool_te = g[~g["judged"]], g[g["judged"]]
         if len(pool_te) == 0:  # no verdicts for this task: hold out a share of the rest
             pool_te = g.sample(frac=0.2, random_state=seed)

@@ -18,8 +18,6 @@ import time
 from contextlib import closing
 from datetime import datetime
 
-import pytest
-
 from sprout_core import store
 from sprout_core.evaluate import db as eval_db
 from sprout_core.evaluate.prompts import PromptItem

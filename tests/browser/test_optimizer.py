@@ -6,9 +6,8 @@ import re
 from sprout_core import grid, optimizer, profiles, style
 from sprout_core.decision import default_requests_per_hour
 from sprout_core.views import optimizer as V
-from tests.browser.conftest import count_settled
+from tests.browser.conftest import count_settled, wait_for_app_idle
 from tests.browser.conftest import metric_value as _metric
-from tests.browser.conftest import wait_for_app_idle
 
 CI_SLIDER = "CI (g CO₂eq/kWh)"
 
