@@ -20,5 +20,6 @@ PAGES = [
 ]
 
 ui.keep_streamlit_offline()  # also when started with a plain `streamlit run app.py`
+ui.visitor_id()  # class mode: keeps this browser's visitor id in the address on every page (survives a reload)
 with ui.error_boundary():  # any error a page does not handle: its type and message, never a stack
     st.navigation(PAGES).run()

@@ -19,8 +19,11 @@ Independent of the mode, model weights are loaded from safetensors only; PyTorch
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
+import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,9 @@ ALLOW_PICKLE_ENV = "SPROUT_ALLOW_PICKLE"
 #: in shared mode an evaluation run started from the app answers at most this many prompts
 SHARED_MAX_PROMPTS = 30
 EMBEDDED = "embedded"
+#: the visitor id outside class mode: the one person at the machine, the operator
+LOCAL_VISITOR = "local"
+_VISITOR_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -135,3 +141,29 @@ def require_operator(action: str, shared: bool) -> None:
     if shared:
         raise NotAllowedError(f"This Sprout is shared: {action} is the operator's setting, fixed when the server "
                               "starts (see the README, 'Serving a class').")
+
+
+# ------------------------------------------------------------------ visitors (class mode)
+
+def new_visitor_id() -> str:
+    """A fresh class-mode visitor id: 128 random bits, URL-safe (22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
+def valid_visitor_id(value: object) -> bool:
+    """Whether ``value`` looks like an id :func:`new_visitor_id` made (22–64 URL-safe characters)."""
+    return isinstance(value, str) and bool(_VISITOR_RE.match(value))
+
+
+def is_operator(visitor: str | None) -> bool:
+    """The operator (the local user, :data:`LOCAL_VISITOR`, or ``None`` = the CLI) keeps every power."""
+    return visitor in (None, LOCAL_VISITOR)
+
+
+def visitor_namespace(visitor: str) -> str:
+    """The folder name of a class-mode visitor's own data under ``<state>/visitors``: a hash of the id, so
+    the id (a bearer secret) never appears on disk and no id can name a path. Raises
+    :class:`NotAllowedError` for an id :func:`valid_visitor_id` refuses."""
+    if not valid_visitor_id(visitor):
+        raise NotAllowedError("This visitor id is not valid; reload the page without '?visitor=…' in the address.")
+    return hashlib.sha256(visitor.encode("ascii")).hexdigest()[:24]

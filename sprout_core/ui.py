@@ -128,6 +128,44 @@ def shared() -> bool:
         address = None
     return access.shared_mode(address or "127.0.0.1")
 
+# ---------------------------------------------------------------------------------------------
+# Who is this browser (class mode)
+# ---------------------------------------------------------------------------------------------
+_VISITOR_KEY = "sprout.visitor_id"
+#: the query parameter that carries a class-mode visitor's id across reloads (Streamlit starts a new session
+#: on a reload, but the browser keeps the address, so the id in it survives; a cookie cannot be set from a script)
+VISITOR_PARAM = "visitor"
+
+
+def visitor_id() -> str:
+    """A stable identifier of this browser tab's visitor.
+
+    Locally (not class mode) everyone at the machine is the operator: :data:`sprout_core.access.LOCAL_VISITOR`.
+    In class mode (:func:`shared`): a random token (:func:`sprout_core.access.new_visitor_id`, 128 bits) made
+    on the first visit and kept in the address as ``?visitor=…``, so a reload — which ends the Streamlit
+    session — finds the same visitor again; a page switch that drops the parameter gets it back on the next
+    script run (``app.py`` calls this on every run). A malformed value in the address is replaced by a new
+    token. The token is a bearer secret: whoever has the address with it *is* that visitor (a copied link
+    shares the uploads and the caps); it is never shown on a page and never becomes a path (the state folder
+    uses :func:`sprout_core.access.visitor_namespace`, a hash of it)."""
+    if not shared():
+        return access.LOCAL_VISITOR
+    vid = st.session_state.get(_VISITOR_KEY)
+    if vid is None:
+        try:
+            raw = st.query_params.get(VISITOR_PARAM)
+        except Exception:  # noqa: BLE001 - outside a script run (no query string): a fresh visitor
+            raw = None
+        vid = raw if access.valid_visitor_id(raw) else access.new_visitor_id()
+        st.session_state[_VISITOR_KEY] = vid
+    try:
+        if st.query_params.get(VISITOR_PARAM) != vid:
+            st.query_params[VISITOR_PARAM] = vid
+    except StreamlitAPIException:  # pragma: no cover - no address to write to (e.g. a bare script); id kept
+        pass
+    return vid
+
+
 _SPEC_KEY = "sprout.model_spec"
 _CUSTOM_KEY = "sprout.custom_levels"
 _BACKEND_KEY = "sprout.backend"  # a backends.BackendChoice for llama.cpp / a server; absent: transformers
