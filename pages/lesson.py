@@ -40,7 +40,7 @@ key, _, title, deeper, deeper_label = L.STEPS[k]
 
 
 @st.cache_data(show_spinner="Reading the grid traces…", ttl=600)
-def latest_traces() -> list:
+def latest_traces(view: tuple) -> list:  # view: grid.sources_signature(), one entry per visitor
     infos, _ = grid.list_traces()
     latest: dict[str, int] = {}
     for i in infos:
@@ -124,9 +124,9 @@ with st.container(border=True):
                 w = prof.default_weights()
                 e = (float(w @ prof.e_kwh[:, i0]) * 3.6e6, float(w @ prof.t_s[:, i0]),
                      "no answer from step 1 yet: the Sprout paper's mean L0 request on Llama-2-13B, reference:sprout-paper")
-            show(L.grids_step(e[0], e[1], latest_traces(), source=f"Energy: {e[2]}"), "sprout-lesson-2-grids-and-hours")
+            show(L.grids_step(e[0], e[1], latest_traces(grid.sources_signature()), source=f"Energy: {e[2]}"), "sprout-lesson-2-grids-and-hours")
         else:
-            traces = latest_traces()
+            traces = latest_traces(grid.sources_signature())
             zones = [t.zone for t in traces]
             c1, c2, c3 = st.columns(3)
             zone = c1.selectbox("Grid zone", zones, index=zones.index("DE") if "DE" in zones else 0, key="lesson.zone",

@@ -40,7 +40,7 @@ def _profile(choice: str, handoff, use_handoff: bool, allow_other_model: bool):
 
 
 @st.cache_resource(show_spinner=False)
-def _trace(zone: str, year: int):
+def _trace(zone: str, year: int, view: tuple):  # view: grid.sources_signature() (visitors' own traces)
     return grid.load_trace(zone, year)
 
 
@@ -269,7 +269,7 @@ zones = sorted(zone_names)
 default_zone = zones.index("US-TEX-ERCO") if "US-TEX-ERCO" in zones else 0
 zone = c2.selectbox("Grid zone", zones, index=default_zone, key="opt.zone", format_func=lambda z: f"{z} — {zone_names[z]}")
 try:
-    trace = _trace(zone, year)
+    trace = _trace(zone, year, grid.sources_signature())
 except (MissingDataError, grid.TraceError) as exc:
     st.error(str(exc))
     st.stop()

@@ -98,6 +98,13 @@ class NotAllowedError(SproutError, PermissionError):
     kind = "Not allowed"
 
 
+class StorageError(SproutError, OSError):
+    """The operating system refused a file operation (read-only folder, full disk, no permission, a lock held
+    too long); the message names the folder and what to do, and nothing stored was changed."""
+
+    kind = "Storage"
+
+
 class QueuedError(StoreError):
     """A write could not reach the database, but what it carried was kept in the pending queue
     (``path``) and is added automatically once the database is usable again: nothing was lost."""
@@ -123,3 +130,17 @@ def internal_error_message(exc: BaseException) -> str:
     that it is a bug, never a stack trace."""
     return (f"unexpected {describe(exc)} — this is a bug in Sprout, not something you did. Work stored so far is "
             "kept. Please report it with the command or page you used.")
+
+
+def redact_paths(text: str, roots: "list[str] | tuple[str, ...]" = ()) -> str:
+    """``text`` with server paths replaced by ``<server folder>``: each of ``roots`` (longest first), then any
+    absolute path (``/a/b``, ``~/a``, ``C:\\a``). URLs (``http://host/…``) are kept. For messages shown to
+    class-mode visitors (issue 20.1), who must not learn the server's file layout; the full message goes to
+    the server's log."""
+    import re
+
+    s = str(text)
+    for r in sorted({str(r) for r in roots if r and len(str(r)) > 1}, key=len, reverse=True):
+        s = s.replace(r, "<server folder>")
+    s = re.sub(r"(?<![\w.:/<>-])(?:~/|[A-Za-z]:\\|/)(?=[\w.~-])[^\s'\"(),;:]*", "<server folder>", s)
+    return s

@@ -38,7 +38,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
 import re
 import threading
 import time
@@ -50,8 +49,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from sprout_core.errors import DataFileError, InputError
-from sprout_core.paths import MissingDataError, public_data_dir, shipped_file, user_grid_dir
+from sprout_core import access, storage
+from sprout_core.errors import DataFileError, InputError, NotAllowedError
+from sprout_core.paths import MissingDataError, public_data_dir, shipped_file, state_dir, user_grid_dir
 
 #: How to credit the data wherever a trace is shown.
 ATTRIBUTION = "Carbon intensity data: Electricity Maps (ODbL 1.0)"
@@ -66,6 +66,13 @@ MAX_CI_G_PER_KWH = 2000.0
 
 #: Largest upload :func:`add_user_trace` accepts (a year of hourly exports is ~1 MB).
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+#: Longest line of an upload, characters (an export's rows are ~200; Python's csv module refuses fields
+#: over 131,072, and a page would have to show the text): longer lines are refused, naming the line.
+MAX_LINE_CHARS = 4096
+#: Zone names (typed, ``--name``, or read from an export) are cut to this many characters.
+MAX_ZONE_NAME_CHARS = 80
+#: The most traces one class-mode visitor may keep (the operator has no limit).
+VISITOR_MAX_TRACES = 20
 
 COL_TIME = "Datetime (UTC)"
 COL_ZONE_ID = "Zone Id"
@@ -78,8 +85,9 @@ CI_COLUMNS = {
 EXPORT_HEADER = [COL_TIME, "Country", COL_ZONE_NAME, COL_ZONE_ID, CI_COLUMNS["direct"], CI_COLUMNS["lca"],
                  "Low Carbon Percentage", "Renewable Percentage", "Data Source", "Data Estimated",
                  "Data Estimation Method"]
-#: origins of a trace
-ORIGINS = ("shipped", "public", "user")
+#: origins of a trace: ``user`` is the reader's own upload; ``operator`` is an upload of the operator's seen by a
+#: class-mode visitor (shared data, read-only for them)
+ORIGINS = ("shipped", "public", "operator", "user")
 
 _FILE_RE = re.compile(r"^(?P<zone>[A-Za-z0-9-]+)_(?P<year>\d{4})_hourly\.csv$")
 _ZONE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")
@@ -87,6 +95,58 @@ _ZONE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")
 
 class TraceError(DataFileError):
     """A trace file is unusable; the message names the file and, where it applies, the line."""
+
+
+def clean_zone_name(name: object) -> str:
+    """A zone name as Sprout stores and shows it: control characters (and other non-printing ones) become
+    spaces, runs of white space one space, cut to :data:`MAX_ZONE_NAME_CHARS` characters."""
+    s = "".join(c if c.isprintable() else " " for c in str(name or ""))
+    return re.sub(r"\s+", " ", s).strip()[:MAX_ZONE_NAME_CHARS].strip()
+
+
+# ------------------------------------------------------------------------------------- whose view
+
+_visitor_resolver: Callable[[], "str | None"] = lambda: None  # noqa: E731 - the default: the operator
+_AUTO = object()
+
+
+def set_visitor_resolver(resolver: Callable[[], "str | None"]) -> None:
+    """Register how to find the visitor of the current request (``sprout_core.ui`` does, for class mode):
+    ``None`` or :data:`sprout_core.access.LOCAL_VISITOR` = the operator. Readers (:func:`list_traces`,
+    :func:`load_trace`, …) then show a visitor their own uploads beside the shared data, and nobody
+    else's."""
+    global _visitor_resolver
+    _visitor_resolver = resolver
+
+
+def current_visitor() -> str | None:
+    """The class-mode visitor whose view the readers give now, or ``None`` for the operator."""
+    try:
+        v = _visitor_resolver()
+    except Exception:  # noqa: BLE001 - no visitor can be told (e.g. outside a page run): the shared view
+        v = None
+    return None if access.is_operator(v) else v
+
+
+def _who(visitor) -> str | None:
+    if visitor is _AUTO:
+        return current_visitor()
+    return None if access.is_operator(visitor) else visitor
+
+
+def visitors_dir(create: bool = False) -> Path:
+    """``<state>/visitors``: one folder per class-mode visitor (a hash of their id), cleared by the operator
+    with ``grid clear --visitors``."""
+    return state_dir(create=create) / "visitors"
+
+
+def visitor_grid_dir(visitor: str) -> Path:
+    """A class-mode visitor's own traces: ``<state>/visitors/<hash of the id>/grid`` (may not exist)."""
+    return visitors_dir() / access.visitor_namespace(visitor) / "grid"
+
+
+def _own_dir(visitor: str | None) -> Path:
+    return user_grid_dir(create=False) if visitor is None else visitor_grid_dir(visitor)
 
 
 @dataclass(frozen=True)
@@ -289,7 +349,7 @@ def _parse_export(df: pd.DataFrame, name: str, column: str, zone: str | None, ye
         raise TraceError(f"{name}, line {_line(i)}: Zone Id {zones[i]!r}, expected {file_zone!r} (one zone per file)")
     t64 = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]")
     y = _check_calendar(name, t64, year, _line)
-    zone_name = str(df[cols["zone_name"]].iloc[0]).strip() if "zone_name" in cols else file_zone
+    zone_name = clean_zone_name(df[cols["zone_name"]].iloc[0]) if "zone_name" in cols else file_zone
     ci.setflags(write=False)
     t64.setflags(write=False)
     return Trace(zone=file_zone, year=y, column=column, timestamps=t64, ci=ci, zone_name=zone_name or file_zone,
@@ -430,8 +490,11 @@ def _named_csvs(folder: Path, errors: list[TraceError] | None):
             errors.append(TraceError(f"{path}: file name is not <ZONE>_<YEAR>_hourly.csv"))
 
 
-def _all_sources() -> tuple[dict[tuple[str, int], list[_Source]], list[TraceError]]:
-    """Every candidate per (zone, year), highest precedence first, and misnamed files' errors."""
+def _all_sources(visitor: str | None = None) -> tuple[dict[tuple[str, int], list[_Source]], list[TraceError]]:
+    """Every candidate per (zone, year), highest precedence first, and misnamed files' errors.
+
+    ``visitor`` ``None``: the operator's view (their uploads are ``user``); a class-mode visitor: the
+    operator's uploads as ``operator`` and the visitor's own as ``user``, nobody else's."""
     found: dict[tuple[str, int], list[_Source]] = {}
     errors: list[TraceError] = []
     shipped = shipped_path()
@@ -445,7 +508,10 @@ def _all_sources() -> tuple[dict[tuple[str, int], list[_Source]], list[TraceErro
         found.setdefault((zone, year), []).append(_Source("shipped", shipped, zone, year))
     folders = [("public", _public_carbon_dir())]
     udir = user_grid_dir(create=False)
-    folders.append(("user", udir if udir.is_dir() else None))
+    folders.append(("user" if visitor is None else "operator", udir if udir.is_dir() else None))
+    if visitor is not None:
+        vdir = visitor_grid_dir(visitor)
+        folders.append(("user", vdir if vdir.is_dir() else None))
     for origin, folder in folders:
         if folder is None:
             continue
@@ -457,13 +523,14 @@ def _all_sources() -> tuple[dict[tuple[str, int], list[_Source]], list[TraceErro
                 except OSError as exc:
                     errors.append(TraceError(f"{path}: cannot read ({exc})"))
                     continue
-            meta = _user_meta(path) if origin == "user" else {}
+            meta = _user_meta(path) if origin in ("user", "operator") else {}
             found.setdefault((zone, year), []).insert(0, _Source(origin, path, zone, year, meta))
     return found, errors
 
 
 def _describe(src: _Source, zone_name: str) -> TraceInfo:
-    return TraceInfo(zone=src.zone, year=src.year, path=src.path, zone_name=src.meta.get("zone_name") or zone_name,
+    name = clean_zone_name(src.meta.get("zone_name") or zone_name) or src.zone
+    return TraceInfo(zone=src.zone, year=src.year, path=src.path, zone_name=name,
                      origin=src.origin, attribution=src.meta.get("attribution") or ATTRIBUTION)
 
 
@@ -511,7 +578,7 @@ def _list_folder(folder: Path) -> tuple[list[TraceInfo], list[TraceError]]:
     return infos, errors
 
 
-def list_traces(data_dir: Path | None = None) -> tuple[list[TraceInfo], list[TraceError]]:
+def list_traces(data_dir: Path | None = None, visitor=_AUTO) -> tuple[list[TraceInfo], list[TraceError]]:
     """Every usable zone-year trace, and the broken files.
 
     ``data_dir`` ``None`` (the app, the CLI): shipped traces, the public folder's exports and the user's
@@ -522,11 +589,11 @@ def list_traces(data_dir: Path | None = None) -> tuple[list[TraceInfo], list[Tra
 
     Every CSV is fully read and validated (then cached on its mtime and size), so a listed trace always
     loads. Broken or misnamed files come back as :class:`TraceError` in the second list, never raised.
-    Sorted by year, then zone.
+    Sorted by year, then zone. ``visitor``: whose view (default: :func:`current_visitor`).
     """
     if data_dir is not None:
         return _list_folder(_carbon_dir(data_dir))
-    found, errors = _all_sources()
+    found, errors = _all_sources(_who(visitor))
     if not found and not errors and not shipped_path().exists():
         _carbon_dir(None)  # raises MissingDataError saying what is missing
     infos: list[TraceInfo] = []
@@ -537,7 +604,7 @@ def list_traces(data_dir: Path | None = None) -> tuple[list[TraceInfo], list[Tra
     return infos, errors
 
 
-def load_trace(zone: str, year: int, column: str = "direct", data_dir: Path | None = None) -> Trace:
+def load_trace(zone: str, year: int, column: str = "direct", data_dir: Path | None = None, visitor=_AUTO) -> Trace:
     """The full-year hourly trace of ``zone`` in ``year`` (cached per process).
 
     ``column``: ``"direct"`` (operational; the Sprout paper's choice) or ``"lca"`` (life-cycle).
@@ -557,7 +624,7 @@ def load_trace(zone: str, year: int, column: str = "direct", data_dir: Path | No
             raise MissingDataError(f"No carbon-intensity trace for zone {zone!r}, year {year}: {path} is absent "
                                    f"({len(have)} trace files in {folder}).")
         return _load_path(path, column, zone, year)
-    found, _ = _all_sources()
+    found, _ = _all_sources(_who(visitor))
     cands = found.get((zone, year))
     if not cands:
         have = sorted({z for (z, y) in found if y == year})
@@ -574,19 +641,24 @@ def load_trace(zone: str, year: int, column: str = "direct", data_dir: Path | No
     return _open(src, column)
 
 
-def zones_by_year(data_dir: Path | None = None) -> dict[int, list[str]]:
+def zones_by_year(data_dir: Path | None = None, visitor=_AUTO) -> dict[int, list[str]]:
     """``{year: [zone, …]}`` of the valid traces (see :func:`list_traces`)."""
-    infos, _ = list_traces(data_dir)
+    infos, _ = list_traces(data_dir, visitor)
     out: dict[int, list[str]] = {}
     for i in infos:
         out.setdefault(i.year, []).append(i.zone)
     return out
 
 
-def sources_signature() -> tuple:
-    """Changes whenever a trace source changes (file added, removed or rewritten): a cache key for the UI."""
-    sig = []
-    for p in (shipped_path(), _public_carbon_dir(), user_grid_dir(create=False)):
+def sources_signature(visitor=_AUTO) -> tuple:
+    """Changes whenever a trace source changes (file added, removed or rewritten): a cache key for the UI.
+
+    It names the view (the visitor's namespace, or the operator's), so a cache keyed on it never hands one
+    visitor's traces to another."""
+    who = _who(visitor)
+    sig: list = [("view", access.visitor_namespace(who) if who else "operator")]
+    for p in (shipped_path(), _public_carbon_dir(), user_grid_dir(create=False),
+              visitor_grid_dir(who) if who else None):
         if p is not None and p.exists():
             st = p.stat()
             sig.append((str(p), st.st_mtime_ns, st.st_size))
@@ -701,28 +773,45 @@ def _export_csv(zone: str, zone_name: str, year: int, ci: np.ndarray, source: st
     return buf.getvalue().encode("utf-8")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def _check_lines(text: str, name: str) -> None:
+    """Refuse a line longer than :data:`MAX_LINE_CHARS` (naming it) before any CSV parser sees it."""
+    for ln_no, line in enumerate(text.splitlines(), start=1):
+        if len(line) > MAX_LINE_CHARS:
+            raise TraceError(f"{name}, line {ln_no}: {len(line):,} characters on one line; a row of hourly data is "
+                             f"short (under {MAX_LINE_CHARS:,} characters). Is this the right file, with one row per "
+                             "hour?")
+
+
+def _origin_words(origin: str) -> str:
+    return {"shipped": "shipped with Sprout", "public": "in the public data folder",
+            "operator": "shared by the operator", "user": "added by you earlier"}[origin]
 
 
 def add_user_trace(data: bytes, filename: str, zone: str | None = None, year: int | None = None,
-                   zone_name: str | None = None, replace: bool = False) -> TraceInfo:
-    """Validate a person's grid data and store it in ``<state>/grid`` as ``<ZONE>_<YEAR>_hourly.csv``.
+                   zone_name: str | None = None, replace: bool = False, visitor=_AUTO) -> TraceInfo:
+    """Validate a person's grid data and store it as ``<ZONE>_<YEAR>_hourly.csv``.
 
     ``data``: an Electricity Maps export (its Zone Id and year are used; ``zone``/``year`` must agree
     when given) or a two-column CSV, hour (0-based hour of the year, or a UTC time) and g CO₂eq/kWh
     (``zone`` needed; ``year`` needed when the first column counts hours). The whole file is checked
-    first (every error names the file and line); nothing stored is touched unless it passes. A zone-year
-    that already exists is replaced only with ``replace=True`` (a shipped one then comes back when the
-    user's copy is removed). Raises :class:`TraceError` or :class:`InputError`.
+    first (every error names the file and line; over-long lines are refused before parsing); nothing
+    stored is touched unless it passes. Zone names are cleaned and cut like typed ones
+    (:func:`clean_zone_name`).
+
+    Where it goes: the operator (``visitor`` ``None``, the CLI, the local app) writes ``<state>/grid``; a
+    class-mode visitor writes their own namespace (:func:`visitor_grid_dir`), may keep at most
+    :data:`VISITOR_MAX_TRACES` traces, and can never replace shared data (shipped, public-folder or the
+    operator's traces) — only their own uploads. A zone-year that already exists in the writer's view is
+    replaced only with ``replace=True`` (a shipped one then comes back when the copy is removed).
+
+    Writers of one folder serialise on a ``filelock`` lock; the existence check is repeated under it, so of
+    two processes adding the same zone-year at once the second is told the first one's copy arrived
+    meanwhile. The CSV and its metadata are written all-or-nothing (temporary files, fsync, rename).
+    Raises :class:`TraceError`, :class:`InputError`, :class:`~sprout_core.errors.NotAllowedError` or
+    :class:`~sprout_core.errors.StorageError` (read-only folder, full disk, lock held too long).
     """
-    name = Path(str(filename or "upload.csv")).name
+    who = _who(visitor)
+    name = clean_zone_name(Path(str(filename or "upload.csv")).name) or "upload.csv"
     if len(data) > MAX_UPLOAD_BYTES:
         raise InputError(f"{name}: {len(data) / 1e6:.1f} MB is too large for one year of hourly data "
                          f"(limit {MAX_UPLOAD_BYTES // (1024 * 1024)} MB)")
@@ -732,10 +821,10 @@ def add_user_trace(data: bytes, filename: str, zone: str | None = None, year: in
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise TraceError(f"{name}: not UTF-8 text ({exc})") from exc
+    _check_lines(text, name)
     zone = _check_zone(zone) if zone not in (None, "") else None
     year = _check_year(year) if year not in (None, "") else None
-    label = str(zone_name or "").strip()
-    label = re.sub(r"[\x00-\x1f\x7f]", " ", label)[:80]
+    label = clean_zone_name(zone_name)
     header = next((ln for ln in text.splitlines() if ln.strip()), "")
     is_export = "time" in _columns(next(csv.reader([header]), []))
     if is_export:
@@ -761,41 +850,68 @@ def add_user_trace(data: bytes, filename: str, zone: str | None = None, year: in
         attribution = f"Carbon intensity data: supplied by the user ({name})"
         stored = _export_csv(zone, label, year, ci, f"user-supplied: {name}")
         kind = "hour-intensity"
-    found, _ = _all_sources()
-    have = [s.origin for s in found.get((zone, year), [])]
-    if have and not replace:
-        where = {"shipped": "shipped with Sprout", "public": "in the public data folder",
-                 "user": "added by you earlier"}[have[0]]
-        raise InputError(f"{zone} {year} already exists ({where}). Replace it explicitly (--replace, or tick "
-                         "'Replace') to use your file instead" +
-                         ("; the shipped trace comes back when you remove yours." if "shipped" in have else "."))
-    folder = user_grid_dir(create=True)
-    path = folder / f"{zone}_{year}_hourly.csv"
-    meta = {"zone": zone, "year": year, "zone_name": label, "kind": kind, "original_name": name,
-            "attribution": attribution, "sha256": hashlib.sha256(stored).hexdigest(),
-            "added_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    _atomic_write(path, stored)
-    _atomic_write(path.with_suffix(".json"), (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def refuse_existing(origins: list[str], arrived: bool) -> None:
+        shared_here = [o for o in origins if o != "user"]
+        if who is not None and shared_here:
+            raise NotAllowedError(f"{zone} {year} is shared data here ({_origin_words(shared_here[0])}); in "
+                                  "class mode it cannot be replaced. Give your trace another zone id, e.g. "
+                                  f"{zone[:34]}-MINE.")
+        if origins and not replace:
+            if arrived:
+                raise InputError(f"{zone} {year} was added by another upload while yours was being checked; yours "
+                                 "was not stored. Replace it explicitly (--replace, or tick 'Replace') to use "
+                                 "your file instead.")
+            raise InputError(f"{zone} {year} already exists ({_origin_words(origins[0])}). Replace it explicitly "
+                             "(--replace, or tick 'Replace') to use your file instead" +
+                             ("; the shipped trace comes back when you remove yours." if "shipped" in origins else "."))
+
+    found, _ = _all_sources(who)
+    before = [s.origin for s in found.get((zone, year), [])]
+    refuse_existing(before, arrived=False)
+    folder = _own_dir(who)
+    action = f"store the {zone} {year} trace"
+    with storage.locked(folder, action):
+        found, _ = _all_sources(who)  # again, under the lock: another writer may have finished meanwhile
+        now = [s.origin for s in found.get((zone, year), [])]
+        path = folder / f"{zone}_{year}_hourly.csv"
+        if now != before:
+            refuse_existing(now, arrived=True)
+        if who is not None and not path.exists():
+            mine = sum(1 for _ in _named_csvs(folder, None))
+            if mine >= VISITOR_MAX_TRACES:
+                raise NotAllowedError(f"You already keep {mine} traces, the most one visitor may; remove one first.")
+        meta = {"zone": zone, "year": year, "zone_name": label, "kind": kind, "original_name": name,
+                "attribution": attribution, "sha256": hashlib.sha256(stored).hexdigest(),
+                "added_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        storage.write_files([(path, stored),
+                             (path.with_suffix(".json"),
+                              (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))], action)
     tr = _load_path(path, "direct", zone, year)  # the stored file reads back
     return _describe(_Source("user", path, zone, year, meta), tr.zone_name)
 
 
-def remove_user_trace(zone: str, year: int) -> bool:
-    """Delete a trace the user added (shipped and public-folder traces are never touched); False if none."""
+def remove_user_trace(zone: str, year: int, visitor=_AUTO) -> bool:
+    """Delete a trace the reader added — the operator's own (``<state>/grid``) or, for a class-mode visitor,
+    only theirs; shipped, public-folder and other people's traces are never touched. False if there is
+    none. Raises :class:`~sprout_core.errors.StorageError` (nothing removed) when the folder refuses."""
+    who = _who(visitor)
     zone, year = _check_zone(zone), _check_year(year)
-    path = user_grid_dir(create=False) / f"{zone}_{year}_hourly.csv"
+    folder = _own_dir(who)
+    path = folder / f"{zone}_{year}_hourly.csv"
     if not path.exists():
         return False
-    path.unlink()
-    meta = path.with_suffix(".json")
-    if meta.exists():
-        meta.unlink()
+    action = f"remove the {zone} {year} trace"
+    with storage.locked(folder, action):
+        if not path.exists():
+            return False
+        storage.remove_files([path, path.with_suffix(".json")], action)
     return True
 
 
-def user_traces() -> list[TraceInfo]:
-    """The traces the user added (valid ones), sorted by year and zone."""
-    folder = user_grid_dir(create=False)
+def user_traces(visitor=_AUTO) -> list[TraceInfo]:
+    """The traces the reader added (valid ones; a class-mode visitor's own only), sorted by year and zone."""
+    folder = _own_dir(_who(visitor))
     if not folder.is_dir():
         return []
     out = []
@@ -807,3 +923,22 @@ def user_traces() -> list[TraceInfo]:
             continue
     return sorted(out, key=lambda i: (i.year, i.zone))
 
+
+def clear_visitor_traces() -> tuple[int, int]:
+    """The operator's reset after a class: delete every class-mode visitor's traces (``<state>/visitors``).
+
+    Returns ``(visitors, traces)`` removed. Raises :class:`~sprout_core.errors.StorageError` naming the folder
+    when it cannot be deleted."""
+    import shutil
+
+    root = visitors_dir()
+    if not root.is_dir():
+        return 0, 0
+    visitors = [p for p in root.iterdir() if p.is_dir()]
+    traces = sum(1 for v in visitors for _ in (v / "grid").glob("*_hourly.csv"))
+    try:
+        for v in visitors:
+            shutil.rmtree(v)
+    except OSError as exc:
+        raise storage.storage_error(exc, root, "clear the visitors' uploads") from None
+    return len(visitors), traces

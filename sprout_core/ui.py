@@ -27,7 +27,7 @@ from streamlit.errors import StreamlitAPIException
 
 from sprout_core import access, backends, grid, metered, style
 from sprout_core.directives import DirectiveSet, load_directive_set
-from sprout_core.errors import SproutError, internal_error_message
+from sprout_core.errors import SproutError, internal_error_message, redact_paths
 from sprout_core.generation import GENERATION_LOCK
 from sprout_core.models import EMBEDDED_SPEC, LoadedModel, default_model_spec, load_model
 from sprout_core.serving.client import ServerConfig, ServerModel
@@ -45,10 +45,10 @@ def show_error(exc: BaseException, prefix: str = "", container=None) -> None:
     """Show ``exc`` on the page: a SproutError's message, else type and message (a bug; stack to the console)."""
     c = container or st
     if isinstance(exc, SproutError):
-        c.error(f"{prefix}{exc.user_message()}")
+        c.error(plain(visitor_message(f"{prefix}{exc.user_message()}")))
         return
     traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    c.error(f"{prefix}{internal_error_message(exc)}")
+    c.error(plain(visitor_message(f"{prefix}{internal_error_message(exc)}")))
 
 
 @contextlib.contextmanager
@@ -82,6 +82,48 @@ def safe_md(text: object) -> str:
     for pattern, repl in _BREAKS:
         s = pattern.sub(repl, s)
     return s
+
+
+_MD_SIGNS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$&:=^\"'])")
+
+
+def plain(text: object, multiline: bool = False) -> str:
+    """``text`` (a name, file name, zone name, CSV cell, judge reply, …) as *literal characters* inside
+    Markdown: every Markdown, HTML and LaTeX sign is backslash-escaped and URL literals are broken
+    (:func:`safe_md`'s breaks), so no formatting, image, link or HTML can form; line breaks become spaces
+    unless ``multiline``. The one way to put outside text into a page's message, caption or Markdown
+    (``tests/test_hardening_render.py`` enforces it)."""
+    s = "" if text is None else str(text)
+    s = "".join(c if c.isprintable() or c == "\n" else " " for c in s)
+    s = _MD_SIGNS.sub(r"\\\1", s)
+    for pattern, repl in _BREAKS[3:5]:  # http://… and www.… literal autolinks: backslashes do not stop those
+        s = pattern.sub(repl, s)
+    s = s.replace("@", "@" + _ZW)  # e-mail autolinks
+    if multiline:
+        return "  \n".join(s.splitlines())
+    return " ".join(s.split("\n"))
+
+
+def show_plain(text: object, container=None, empty: str = "_(empty)_", multiline: bool = True) -> None:
+    """Render outside text that is not a model answer (a judge reply, a CSV cell) as plain text."""
+    s = "" if text is None else str(text)
+    (container or st).markdown(plain(s, multiline=multiline) if s.strip() else empty)
+
+
+def visitor_message(text: object) -> str:
+    """A message for the page: in class mode server paths are replaced by ``<server folder>`` (the full text
+    goes to the server's log), so visitors never learn the server's file layout (issue 20.1)."""
+    s = "" if text is None else str(text)
+    if not shared():
+        return s
+    from sprout_core import paths
+
+    roots = [str(paths.REPO_ROOT), str(paths.state_dir(create=False)), str(paths.public_data_dir()),
+             str(Path.home())]
+    out = redact_paths(s, roots)
+    if out != s:
+        print(f"[sprout] shown to a visitor without its paths: {s}", file=sys.stderr)
+    return out
 
 
 def show_text(text: object, container=None, empty: str = "_(empty)_") -> None:
@@ -165,6 +207,17 @@ def visitor_id() -> str:
         pass
     return vid
 
+
+def _session_visitor() -> str | None:
+    """The visitor of the script run on this thread (grid's view resolver); ``None`` outside a run."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx() is None:
+        return None
+    return visitor_id()
+
+
+grid.set_visitor_resolver(_session_visitor)
 
 _SPEC_KEY = "sprout.model_spec"
 _CUSTOM_KEY = "sprout.custom_levels"
@@ -582,52 +635,63 @@ def carbon_traces():
 
 
 def _zone_label(info) -> str:
-    return info.zone_name + (" · your data" if info.origin == "user" else "")
+    """A trace's zone name for a selector or caption (plain text: selectors show it as is, captions get
+    :func:`plain`), marked when it is the reader's own upload."""
+    return grid.clean_zone_name(info.zone_name) + (" · your data" if info.origin == "user" else "")
 
 
 def grid_upload(key: str) -> None:
     """Sidebar box "Add your own grid data": upload a year of hourly intensity, list and remove your traces.
 
     Call it before the page reads its zone list: a trace added here is then offered in the same run.
-    Validation errors name the file and line; nothing stored changes on a bad file.
+    Validation errors name the file and line; nothing stored changes on a bad file. In class mode the
+    trace belongs to this visitor (:func:`visitor_id`): nobody else sees or removes it, shared data cannot
+    be replaced, and messages never name the server's folders. Every name from the upload (file name,
+    zone name) is shown as plain text (:func:`plain`).
     """
+    who = visitor_id()
     box = st.sidebar.expander("➕ Add your own grid data", expanded=False)
     with box:
+        where = ("Only you see it (this browser), until the operator clears the class's uploads."
+                 if not access.is_operator(who) else "Kept in your data folder and offered wherever a zone is chosen.")
         st.caption("A year of hourly carbon intensity for a new zone or year: an **Electricity Maps export** (zone "
                    "and year come from the file) or a **two-column CSV** — hour of the year (0 = 1 Jan 00:00 UTC) "
-                   "or a UTC time, then g CO₂eq/kWh. Kept in your data folder and offered wherever a zone is chosen.")
+                   "or a UTC time, then g CO₂eq/kWh. " + where)
         up = st.file_uploader("CSV file", type=["csv", "txt"], key=f"{key}.grid.file")
         zone = st.text_input("Zone id (needed for a two-column file)", key=f"{key}.grid.zone", placeholder="MY-LAB",
                              max_chars=40)
         year = st.number_input("Year (needed when the first column counts hours)", 1970, 2100, value=None, step=1,
                                key=f"{key}.grid.year", placeholder="e.g. 2024")
-        name = st.text_input("Zone name (optional)", key=f"{key}.grid.name", max_chars=80)
-        replace = st.checkbox("Replace a zone-year that already exists", key=f"{key}.grid.replace")
+        name = st.text_input("Zone name (optional)", key=f"{key}.grid.name", max_chars=grid.MAX_ZONE_NAME_CHARS)
+        replace = st.checkbox("Replace a zone-year that already exists" if access.is_operator(who) else
+                              "Replace one of my own traces", key=f"{key}.grid.replace")
         msg_key = f"{key}.grid.message"
         if st.button("Add trace", key=f"{key}.grid.add", disabled=up is None, type="primary"):
             try:
                 info = grid.add_user_trace(up.getvalue(), up.name, zone=zone.strip() or None,
                                            year=int(year) if year is not None else None,
-                                           zone_name=name.strip() or None, replace=replace)
+                                           zone_name=name.strip() or None, replace=replace, visitor=who)
+                tr = grid.load_trace(info.zone, info.year, visitor=who)
             except SproutError as exc:
-                st.session_state[msg_key] = (up.file_id, "error", f"Not added: {exc}")
+                st.session_state[msg_key] = (up.file_id, "error", "Not added: " + plain(visitor_message(exc)))
             else:
-                tr = grid.load_trace(info.zone, info.year)
                 st.session_state[msg_key] = (
-                    up.file_id, "success", f"Added **{info.zone} {info.year}** ({info.zone_name}): {len(tr):,} hours, "
-                                           f"mean {tr.mean():.0f} g CO₂eq/kWh. Pick it in the zone list for {info.year}.")
+                    up.file_id, "success",
+                    f"Added **{plain(info.zone)} {info.year:d}** ({plain(info.zone_name)}): {len(tr):,} hours, "
+                    f"mean {tr.mean():.0f} g CO₂eq/kWh. Pick it in the zone list for {info.year:d}.")
         shown = st.session_state.get(msg_key)
         if shown and up is not None and shown[0] == up.file_id:  # until another file is chosen, across reruns
-            (st.error if shown[1] == "error" else st.success)(shown[2])
-        mine = grid.user_traces()
+            (st.error if shown[1] == "error" else st.success)(shown[2])  # built above from plain() parts
+        mine = grid.user_traces(visitor=who)
         if mine:
             st.markdown("**Your traces**")
             for i in mine:
-                st.caption(f"{i.zone} {i.year} — {i.zone_name}")
-                if st.button(f"Remove {i.zone} {i.year}", key=f"{key}.grid.rm.{i.zone}.{i.year}",
+                st.caption(f"{plain(i.zone)} {i.year:d} — {plain(i.zone_name)}")
+                if st.button(f"Remove {plain(i.zone)} {i.year:d}", key=f"{key}.grid.rm.{i.zone}.{i.year}",
                              help="Deletes your copy; a shipped trace of the same zone-year comes back"):
-                    grid.remove_user_trace(i.zone, i.year)
-                    st.rerun()
+                    with error_boundary("Not removed: "):
+                        grid.remove_user_trace(i.zone, i.year, visitor=who)
+                        st.rerun()
 
 
 def carbon_settings(key: str = "carbon", default_zone: str = "DE", disabled: bool = False):
@@ -643,12 +707,12 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE", disabled: boo
 
     infos, errors, missing = carbon_traces()
     for e in errors:
-        st.warning(f"Skipped a carbon-intensity file: {e}")
+        st.warning("Skipped a carbon-intensity file: " + plain(visitor_message(e)))
     c1, c2, c3 = st.columns([2, 2, 2])
     modes = ["Grid trace", "Slider"] if infos else ["Slider"]
     mode = c1.radio("Carbon intensity from", modes, key=f"{key}.mode", horizontal=True, disabled=disabled)
     if missing:
-        c1.caption(f"No grid traces: {missing}")
+        c1.caption("No grid traces: " + plain(visitor_message(missing)))
     intensity = None
     if mode == "Grid trace":
         labels = [f"{i.zone} {i.year} — {_zone_label(i)}" for i in infos]
@@ -669,7 +733,8 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE", disabled: boo
         try:
             intensity = carbon.trace_intensity(info.zone, info.year, hour, column)
         except (SproutError, ValueError, OSError) as exc:  # a broken or missing file must not break the page
-            st.error(f"Could not read the {info.zone} {info.year} trace: {exc}. Using the slider instead.")
+            st.error(f"Could not read the {plain(info.zone)} {info.year:d} trace: {plain(visitor_message(exc))}. "
+                     "Using the slider instead.")
     if intensity is None:
         ci = c1.slider("Carbon intensity (g CO₂e/kWh)", 0, 1000, 300, step=5, key=f"{key}.override", disabled=disabled)
         intensity = carbon.override_intensity(float(ci))
@@ -688,8 +753,8 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE", disabled: boo
     else:
         embodied = carbon.EMBODIED_PRESETS[ek]
         c3.caption(f"Source: {embodied.source}")
-    st.caption(f"Carbon intensity used: **{intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** — {intensity.label}."
-               + (f" {info.attribution}." if intensity.zone else ""))
+    st.caption(f"Carbon intensity used: **{intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** — {plain(intensity.label)}."
+               + (f" {plain(info.attribution)}." if intensity.zone else ""))
     return CarbonSettings(intensity, float(pue), embodied)
 
 

@@ -6,6 +6,7 @@ Examples::
     python -m sprout_core grid add PL_2023_hourly.csv    # an Electricity Maps export (zone and year from the file)
     python -m sprout_core grid add lab.csv --zone MY-LAB --year 2024 --name "Our lab"   # hour,g/kWh CSV
     python -m sprout_core grid remove MY-LAB 2024        # only traces you added
+    python -m sprout_core grid clear --visitors          # after a class: every visitor's uploads
 
 Added traces are validated first (every problem names the file and line; nothing stored changes on a
 bad file), kept in ``<state>/grid`` (``SPROUT_STATE_DIR``, default ``.sprout/``), and offered wherever a
@@ -21,7 +22,7 @@ from pathlib import Path
 from sprout_core import grid
 from sprout_core.errors import MissingDataError
 
-ORIGIN_WORDS = {"shipped": "shipped", "public": "public folder", "user": "added by you"}
+ORIGIN_WORDS = {"shipped": "shipped", "public": "public folder", "operator": "operator's", "user": "added by you"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rm.add_argument("zone")
     rm.add_argument("year", type=int)
     rm.set_defaults(func=run_remove)
+    clr = gsub.add_parser("clear", help="the operator's reset after a class: delete every visitor's uploads",
+                          description="Delete the traces class-mode visitors uploaded (<state>/visitors). Your own "
+                                      "traces and the shipped data stay.")
+    clr.add_argument("--visitors", action="store_true", required=True, help="every class-mode visitor's uploads")
+    clr.set_defaults(func=run_clear)
 
 
 def _row(i: grid.TraceInfo) -> dict:
@@ -94,3 +100,9 @@ def run_remove(args: argparse.Namespace) -> int:
     print(f"error: you have not added a {args.zone} {args.year} trace (shipped and public-folder traces cannot be "
           "removed here)", file=sys.stderr)
     return 2
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    visitors, traces = grid.clear_visitor_traces()
+    print(f"removed {traces} trace(s) of {visitors} class-mode visitor(s); your own traces and the shipped data stay")
+    return 0
