@@ -178,6 +178,11 @@ def reference_arrays(source: Path) -> dict[str, np.ndarray]:
                     "judgments_7b_task": _codes(j7["task"], tasks, "judgments_13b_vs_7b.csv task"),
                     "judgments_7b_prompt_index": j7["prompt_index"].to_numpy(dtype=np.int32),
                     "judgments_7b_winner": _codes(j7["winner"], w7, "judgments_13b_vs_7b.csv winner")})
+    derived = {}
+    lens = _answer_length_arrays(source, jud)
+    if lens is not None:
+        out.update(lens)
+        derived["responses.jsonl"] = _sha256_file(refdata.folder(source) / "responses.jsonl")
     if mix is not None:
         if not np.array_equal(np.round(mix), mix):
             raise DataFileError("task_mix.csv: job counts are not whole numbers")
@@ -190,7 +195,29 @@ def reference_arrays(source: Path) -> dict[str, np.ndarray]:
             "units": {"energy_kwh": "kWh per request (GPU, NVML via carbontracker)", "time_s": "s per request"},
             "sources": {name: _sha256_file(src / name) for name in refdata.SHIPPED_TABLES if (src / name).exists()},
             "license": "MIT (the artifact's); see data/reference/LICENSE"}
+    if derived:
+        meta["derived_from"] = derived
+        meta["units"]["judgments_words"] = "whitespace words of each judged answer (L0, L1, L2); numbers only"
+        meta["units"]["judgments_groups"] = "per level, the first level with the same whitespace/case-normalised text"
     return {"meta": _text(meta), **out}
+
+
+def _answer_length_arrays(source: Path, jud: pd.DataFrame) -> dict[str, np.ndarray] | None:
+    """Numbers derived from the judged answers (never their texts), aligned with ``judgments.csv``:
+    ``judgments_words`` [n, 3] uint16 whitespace words of L0/L1/L2 and ``judgments_groups`` [n, 3] uint8
+    identity groups (:func:`sprout_core.evaluate.shares.identity_groups`). ``None`` without the texts."""
+    path = refdata.folder(source) / "responses.jsonl"
+    if not path.exists():
+        return None
+    lens = refdata.lengths_from_responses(path)
+    lens = jud[["task", "prompt_index"]].merge(lens, on=["task", "prompt_index"], how="left")
+    words = lens[[f"words_{lv}" for lv in refdata.LEVELS]].to_numpy()
+    if np.isnan(words.astype(float)).any():
+        raise DataFileError(f"{path}: some judged prompts of judgments.csv have no answers there")
+    if words.max() > np.iinfo(np.uint16).max:
+        raise DataFileError(f"{path}: an answer has more words than uint16 holds")
+    return {"judgments_words": words.astype(np.uint16),
+            "judgments_groups": lens[[f"group_{lv}" for lv in refdata.LEVELS]].to_numpy().astype(np.uint8)}
 
 
 # ----------------------------------------------------------------------------------- build
@@ -212,7 +239,7 @@ def _write(out_dir: Path, dataset: str, arrays: dict[str, np.ndarray], source: P
 def _inputs(dataset: str, folder: Path) -> set[str]:
     if dataset == "carbon":
         return {p.name for p in folder.glob("*_hourly.csv")}
-    return set(refdata.SHIPPED_TABLES)
+    return set(refdata.SHIPPED_TABLES) | {"responses.jsonl"}
 
 
 def build(source: Path, out_dir: Path | None = None) -> list[Built]:

@@ -10,6 +10,8 @@ function               returns
 :func:`judgments`      per judged prompt: ``task, prompt_index, winner`` (L0/L1/L2; GPT-4 best-of-3)
 :func:`judgments_7b`   ScienceQA 13B-vs-7B pairwise verdicts: ``task, prompt_index, winner`` (13b/7b/invalid)
 :func:`task_mix`       the hourly job-count trace the paper's simulator draws task mixes from
+:func:`answer_lengths` per judged prompt: whitespace words of the L0/L1/L2 answers and which of them
+                       are identical (numbers derived from the texts, shipped; the texts are not)
 :func:`prompts`        *optional texts*: ``task, prompt_index, user_prompt`` (non-commercial licences)
 :func:`responses_path` *optional texts*: the judged responses file (JSONL)
 =====================  =========================================================================
@@ -232,6 +234,56 @@ def task_mix(data_dir: Path | None = None) -> np.ndarray | None:
         return _cached(shipped_path(), _shipped_task_mix)
     p = folder(data_dir) / "task_mix.csv"
     return _cached(p, _read_task_mix) if p.exists() else None
+
+
+def _length_columns(words: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for i, lv in enumerate(LEVELS):
+        out[f"words_{lv}"] = words[:, i].astype(np.int64)
+    for i, lv in enumerate(LEVELS):
+        out[f"group_{lv}"] = groups[:, i].astype(np.int64)
+    return out
+
+
+def lengths_from_responses(path: Path) -> pd.DataFrame:
+    """``task, prompt_index, words_L0.., group_L0..`` computed from a judged-responses JSONL file."""
+    from sprout_core.evaluate.shares import identity_groups, word_count
+
+    keys, texts = [], []
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                keys.append((r["task"], int(r["prompt_index"])))
+                texts.append([r.get(lv) or "" for lv in LEVELS])
+    words = np.array([[word_count(t) for t in row] for row in texts], dtype=np.int64).reshape(-1, len(LEVELS))
+    groups = identity_groups(texts) if texts else np.zeros((0, len(LEVELS)), np.int64)
+    df = pd.DataFrame({"task": pd.array([k[0] for k in keys], dtype=str),
+                       "prompt_index": np.array([k[1] for k in keys], dtype=np.int64)})
+    for k, v in _length_columns(words, groups).items():
+        df[k] = v
+    return df
+
+
+def _shipped_lengths(_: Path) -> pd.DataFrame:
+    a = _shipped()
+    df = _codes(a, "judgments", "winners", ())
+    for k, v in _length_columns(a["judgments_words"], a["judgments_groups"]).items():
+        df[k] = v
+    return df
+
+
+def answer_lengths(data_dir: Path | None = None) -> pd.DataFrame | None:
+    """Per judged prompt: ``task, prompt_index, words_L0, words_L1, words_L2, group_L0, group_L1, group_L2``.
+
+    ``words_*``: whitespace words of each level's judged answer; ``group_*``: the first level whose
+    answer is the same text after normalising whitespace and case (``[0, 1, 1]`` = L1 and L2 identical).
+    Read from the shipped numbers, else computed from the optional texts; ``None`` when neither is here.
+    """
+    if _use_shipped(data_dir) and "judgments_words" in _shipped():
+        return _cached(shipped_path(), _shipped_lengths)
+    p = folder(data_dir) / "responses.jsonl"
+    return _cached(p, lengths_from_responses) if p.exists() else None
 
 
 def prompts(data_dir: Path | None = None) -> pd.DataFrame:

@@ -202,3 +202,21 @@ def _synthetic_public(src: Path) -> None:
     (ref / "judgments.csv").write_text("task,prompt_index,winner\n" + "".join(f"t{k % 2},{k},L{k % 3}\n" for k in range(6)))
     (ref / "task_mix.csv").write_text(",hourofyear,job_name,hour\n" + "".join(f"{k},{600 + k}.0,{300 + k},{k}.0\n"
                                                                            for k in range(30)))
+
+
+@pytest.mark.skipif(not public_data_available("llama2-13b-a100", "responses.jsonl"), reason="optional texts absent")
+def test_shipped_answer_lengths_equal_a_recount_of_the_texts():
+    """The derived numbers (words per judged answer, identical-answer groups) equal a recount of the texts,
+    row for row in judgments order; the texts themselves are not shipped."""
+    from sprout_core.evaluate.reference import load_responses
+    from sprout_core.evaluate.shares import identity_groups, word_count
+
+    shipped = refdata.answer_lengths()
+    rows = load_responses()
+    assert list(zip(shipped["task"], shipped["prompt_index"])) == [(r["task"], r["prompt_index"]) for r in rows]
+    words = np.array([[word_count(r[lv]) for lv in refdata.LEVELS] for r in rows])
+    groups = identity_groups([[r[lv] for lv in refdata.LEVELS] for r in rows])
+    assert np.array_equal(shipped[[f"words_{lv}" for lv in refdata.LEVELS]].to_numpy(), words)
+    assert np.array_equal(shipped[[f"group_{lv}" for lv in refdata.LEVELS]].to_numpy(), groups)
+    meta = refdata.shipped_meta()
+    assert "responses.jsonl" in meta["derived_from"]

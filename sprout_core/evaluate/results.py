@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from sprout_core.errors import ProfileError
@@ -213,6 +214,64 @@ def prompt_table(t: EvalTables, levels: Sequence[str]) -> pd.DataFrame:
         base = base.merge(tok.reset_index(), on=key, how="left").merge(en.reset_index(), on=key, how="left")
         base = base.merge(meth.reset_index(), on=key, how="left")
     return base
+
+
+def verdict_table(t: EvalTables, levels: Sequence[str] | None = None) -> pd.DataFrame:
+    """The long verdict table :func:`sprout_core.evaluate.shares.quality_estimate` reads, from the tables.
+
+    One row per stored verdict (every pass): ``source, run, task, prompt_id`` (made unique across runs),
+    ``judge, pass_no, winner, valid, order`` and per level ``words_<L>`` (whitespace words of the answer,
+    NaN = not answered) and ``group_<L>`` (identical answers share a group). The paper's verdicts read
+    lengths and groups from :func:`sprout_core.refdata.answer_lengths` (shipped numbers), since their
+    texts may be absent; their order was not stored (``order`` empty).
+    """
+    from sprout_core import refdata
+    from sprout_core.evaluate.shares import identity_groups, word_count
+
+    levels = list(levels) if levels is not None else levels_of(t)
+    key = ["source", "run", "prompt_id"]
+    v = t.verdicts.copy()
+    cols = ["source", "run", "task", "prompt_id", "judge", "pass_no", "winner", "valid", "order"] + \
+        [f"words_{lv}" for lv in levels] + [f"group_{lv}" for lv in levels]
+    if v.empty or not levels:
+        return pd.DataFrame(columns=cols)
+    tasks = t.prompts.drop_duplicates(key)[key + ["task"]]
+    v = v.merge(tasks, on=key, how="left")
+    v["task"] = v["task"].fillna("all").astype(str)
+    a = t.answers
+    texts = a.pivot_table(index=key, columns="level", values="text", aggfunc="first") if len(a) else pd.DataFrame()
+    texts = texts.reindex(columns=levels)
+    per = pd.DataFrame(index=texts.index)
+    if len(texts):
+        rows = [[None if (x is None or (isinstance(x, float) and pd.isna(x))) else str(x) for x in r]
+                for r in texts.itertuples(index=False)]
+        g = identity_groups(rows)
+        for i, lv in enumerate(levels):
+            per[f"words_{lv}"] = [np.nan if r[i] is None else float(word_count(r[i])) for r in rows]
+            per[f"group_{lv}"] = g[:, i]
+    if len(per):
+        per = per[per.index.get_level_values("source") != "paper"]
+    paper_keys = v.loc[v["source"] == "paper", key].drop_duplicates()
+    lens = refdata.answer_lengths() if len(paper_keys) and set(levels) <= set(refdata.LEVELS) else None
+    if lens is not None:
+        lens = lens.assign(prompt_id=lens["task"] + "-" + lens["prompt_index"].astype(str))
+        block = paper_keys.merge(lens, on="prompt_id", how="left").set_index(key)
+        block = block[[f"words_{lv}" for lv in levels] + [f"group_{lv}" for lv in levels]].astype(float)
+        per = pd.concat([per, block]) if len(per) else block
+    v = v.merge(per.reset_index(), on=key, how="left") if len(per) else v
+    for c in cols:
+        if c not in v.columns:
+            v[c] = np.nan
+    v["prompt_id"] = v["source"].astype(str) + "/" + v["run"].astype(str) + "/" + v["prompt_id"].astype(str)
+    return v[cols]
+
+
+def quality(t: EvalTables, judge: str, control: bool = True, levels: Sequence[str] | None = None):
+    """:func:`sprout_core.evaluate.shares.quality_estimate` of ``judge`` over the tables (every pass)."""
+    from sprout_core.evaluate.shares import quality_estimate
+
+    levels = list(levels) if levels is not None else levels_of(t)
+    return quality_estimate(verdict_table(t, levels), judge, control, levels)
 
 
 def shares_frame(t: EvalTables, levels: Sequence[str], n_boot: int = 1000) -> pd.DataFrame:
