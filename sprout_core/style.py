@@ -8,9 +8,14 @@ view module so that "L2" has the same colour everywhere and a number reads the s
   :func:`fmt_seconds`, :func:`fmt_number` — three significant digits, never ``1.6e+02``;
 * :func:`energy_scale` / :func:`grams_scale` — one unit for a whole chart axis or table column
   (so an axis reads "mg CO₂e" with plain numbers instead of Plotly's "600µ");
-* :func:`fmt_timestamp` — an ISO-8601 UTC stamp as "29 Nov 2026, 14:03:07 UTC".
+* :func:`fmt_timestamp` — an ISO-8601 UTC stamp as "29 Nov 2026, 14:03:07 UTC";
+* :func:`fmt_quantity` — **the one formatter** for a number with a unit (g / g CO₂e, J, W, s, %, g/kWh,
+  anything else verbatim), :func:`fmt_count` for counts with the right plural ("1 token", "2 tokens"),
+  :func:`fmt_pct`, :func:`fmt_na` ("n/a (why)") and :func:`fmt_cell` / :func:`display_cells` for table cells.
 
-Unknown values are ``None`` and print as ``"n/a"``, never 0.
+Unknown values are ``None`` (or NaN) and print as ``"n/a"`` — with the reason where it is known — never 0,
+``None`` or ``nan``. A small positive number never prints as "0": the unit is chosen so that it shows
+(874 µg, not 0 g), and significant figures (not fixed decimals) keep it visible.
 """
 from __future__ import annotations
 
@@ -138,15 +143,16 @@ def fmt_energy(energy_j: float | None, method: str | None = None, uncertainty_j:
     return f"{fmt_number(energy_j / div)} {unit}{unc}" + (f" ({method})" if method else "")
 
 
-def fmt_grams(g: float | None, co2e: bool = True) -> str:
-    """A mass of CO₂e in the unit that reads best: ``"2.61 mg CO₂e"``, ``"1.2 kg CO₂e"``; ``"n/a"`` when unknown."""
-    if g is None or (isinstance(g, float) and math.isnan(g)):
+def fmt_grams(g: float | None, co2e: bool = True, sig: int = 3) -> str:
+    """A mass of CO₂e in the unit that reads best: ``"2.61 mg CO₂e"``, ``"1.2 kg CO₂e"``; ``"n/a"`` when unknown.
+    Only an exact zero prints as ``"0 g"``; anything smaller than 1 µg still shows its digits in µg."""
+    if is_unknown(g):
         return "n/a"
     suffix = " CO₂e" if co2e else ""
     if g == 0:
         return f"0 g{suffix}"
     div, unit = grams_scale(g)
-    return f"{fmt_number(g / div)} {unit}{suffix}"
+    return f"{fmt_number(g / div, sig)} {unit}{suffix}"
 
 
 def fmt_power(w: float | None) -> str:
@@ -173,7 +179,116 @@ def fmt_seconds(s: float | None) -> str:
 
 def fmt_intensity(ci: float | None) -> str:
     """Carbon intensity: ``"274 g CO₂e/kWh"``; ``"n/a"`` when unknown."""
-    return "n/a" if ci is None else f"{fmt_number(ci)} g CO₂e/kWh"
+    return "n/a" if is_unknown(ci) else f"{fmt_number(ci)} g CO₂e/kWh"
+
+
+# ------------------------------------------------------------------------ the one formatter
+
+def is_unknown(v) -> bool:
+    """``True`` for a value that stands for "unknown": ``None``, NaN (float, numpy or pandas' NA/NaT), an empty
+    string or the text ``"None"``/``"nan"`` (a value that went through ``str`` somewhere)."""
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return v.strip().lower() in ("", "none", "nan", "n/a", "<na>", "nat")
+    try:
+        return bool(v != v)  # NaN and pandas' NA/NaT are not equal to themselves
+    except (TypeError, ValueError):  # pd.NA raises on bool(); arrays are not one value
+        return v.__class__.__name__ in ("NAType", "NaTType")
+
+
+def fmt_na(why: str | None = None) -> str:
+    """``"n/a"``, or ``"n/a (why)"`` when the reason is known: ``fmt_na("no L0 answer")`` → ``"n/a (no L0 answer)"``."""
+    return f"n/a ({why})" if why else "n/a"
+
+
+def fmt_count(n: int | float | None, noun: str, plural: str | None = None, why: str | None = None) -> str:
+    """A count with the right plural: ``"1 token"``, ``"2 tokens"``, ``"0 tokens"``, ``"1,234 answers"``;
+    ``plural`` for irregular nouns (``fmt_count(2, "query", "queries")``); ``"n/a"`` (with ``why``) when unknown."""
+    if is_unknown(n):
+        return fmt_na(why)
+    n = float(n)
+    whole = n == int(n)
+    text = f"{int(n):,}" if whole else fmt_number(n)
+    word = noun if (whole and abs(int(n)) == 1) else (plural or _plural(noun))
+    return f"{text} {word}"
+
+
+def _plural(noun: str) -> str:
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+def fmt_pct(v: float | None, sig: int = 3, why: str | None = None, signed: bool = False) -> str:
+    """A percentage already in % units: ``"12.3 %"``, ``"0.42 %"``, ``"100 %"`` (``signed``: ``"+2.8 %"``);
+    at most one decimal above 10 %, significant figures below (so 0.04 % never reads "0 %")."""
+    if is_unknown(v):
+        return fmt_na(why)
+    v = float(v)
+    text = fmt_number(v, sig) if abs(v) < 10 else fmt_number(round(v, 1), max(sig, len(str(int(abs(v))))))
+    return ("+" if signed and v > 0 else "") + f"{text} %"
+
+
+#: unit spellings fmt_quantity scales itself (value in the base unit on the left)
+_MASS_UNITS = {"g": False, "g CO₂e": True, "g CO2e": True, "g co2e": True}
+_ENERGY_INPUT = {"J": 1.0, "kJ": 1e3, "Wh": 3600.0, "kWh": 3.6e6}
+
+
+def fmt_quantity(value: float | None, unit: str, sig: int = 3, why: str | None = None) -> str:
+    """The one formatter for a number with a unit, so a number reads the same on every page and in the CLI.
+
+    ``value`` is in ``unit``; masses and energies are shown in the unit that reads best (µg / mg / g / kg / t
+    CO₂e; mJ / J / kJ / Wh / kWh), seconds as ``fmt_seconds``, watts as ``fmt_power``, ``"%"`` as
+    :func:`fmt_pct`, ``"g/kWh"`` as an intensity, and any other unit verbatim after ``sig`` significant
+    digits (``fmt_quantity(1031.9252, "tokens/s")`` → ``"1,030 tokens/s"``). Never e-notation, never a raw
+    float, never "0" for a small positive number; ``None``/NaN → ``"n/a"`` or ``"n/a (why)"``.
+    """
+    if is_unknown(value):
+        return fmt_na(why)
+    v = float(value)
+    if math.isinf(v):
+        return fmt_na(why or "infinite")
+    if unit in _MASS_UNITS:
+        return fmt_grams(v, co2e=_MASS_UNITS[unit], sig=sig)
+    if unit in _ENERGY_INPUT:
+        j = v * _ENERGY_INPUT[unit]
+        div, u = energy_scale(j)
+        return f"{fmt_number(j / div, sig)} {u}"
+    if unit == "s":
+        return fmt_seconds(v)
+    if unit == "W":
+        return fmt_power(v)
+    if unit == "%":
+        return fmt_pct(v, sig)
+    if unit in ("g/kWh", "g CO₂e/kWh"):
+        return f"{fmt_number(v, sig)} g CO₂e/kWh"
+    return f"{fmt_number(v, sig)} {unit}".rstrip()
+
+
+def fmt_cell(v, sig: int = 3, na: str = "n/a") -> str:
+    """One table cell as text: a whole number with thousands separators, a float at ``sig`` significant digits,
+    text as it is, and ``na`` for ``None``/NaN/"None" — for tables shown as text (no "None", no "1031.9252")."""
+    if is_unknown(v):
+        return na
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int) or (hasattr(v, "is_integer") and not isinstance(v, float) and float(v).is_integer()):
+        return f"{int(v):,}"
+    if isinstance(v, float) or hasattr(v, "dtype"):
+        return fmt_number(float(v), sig)
+    return str(v)
+
+
+def display_cells(df, sig: int = 3, na: str = "n/a", keep: Sequence[str] = ()):
+    """A copy of the DataFrame ``df`` with every cell as text by :func:`fmt_cell` (columns in ``keep`` untouched)."""
+    out = df.copy()
+    for c in out.columns:
+        if c not in keep:
+            out[c] = [fmt_cell(v, sig, na) for v in out[c]]
+    return out
 
 
 def parse_timestamp(ts: str | None) -> datetime | None:

@@ -59,3 +59,59 @@ def test_numbers_power_seconds_and_timestamps():
     assert style.fmt_timestamp("not a time") == "n/a"
     assert style.fmt_intensity(273.94) == "274 g CO₂e/kWh"
     assert not math.isnan(style.parse_timestamp("2026-01-01T00:00:00Z").timestamp())
+
+
+# ------------------------------------------------------------------ the one formatter (issue 19 item 6)
+
+@pytest.mark.parametrize("value, unit, text", [
+    (0.0000262, "g CO₂e", "26.2 µg CO₂e"), (0.0208, "g CO₂e", "20.8 mg CO₂e"), (2.5, "g CO₂e", "2.5 g CO₂e"),
+    (1500.0, "g CO₂e", "1.5 kg CO₂e"), (3e-9, "g CO₂e", "0.003 µg CO₂e"), (0.0, "g CO₂e", "0 g CO₂e"),
+    (0.0123, "g", "12.3 mg"), (1031.9252, "J", "1.03 kJ"), (36_000.0, "J", "10 Wh"), (2.0, "kWh", "2 kWh"),
+    (0.75, "Wh", "2.7 kJ"), (4.21, "W", "4.2 W"), (125.0, "s", "2 min 05 s"), (0.4231, "s", "0.42 s"),
+    (87.5, "%", "87.5 %"), (0.04, "%", "0.04 %"), (273.94, "g/kWh", "274 g CO₂e/kWh"),
+    (1031.9252, "tokens/s", "1,030 tokens/s"), (12.0, "", "12"),
+])
+def test_one_formatter_units_and_significant_figures(value, unit, text):
+    assert style.fmt_quantity(value, unit) == text
+
+
+@pytest.mark.parametrize("unknown", [None, float("nan"), "None", "nan", ""])
+def test_unknown_is_na_with_why_never_none_or_zero(unknown):
+    assert style.fmt_quantity(unknown, "g CO₂e") == "n/a"
+    assert style.fmt_quantity(unknown, "J", why="no energy meter") == "n/a (no energy meter)"
+    assert style.fmt_count(unknown, "token", why="cut before start") == "n/a (cut before start)"
+    assert style.fmt_cell(unknown) == "n/a"
+    assert style.is_unknown(unknown)
+
+
+def test_no_small_positive_number_reads_zero_and_no_e_notation():
+    for v in (1e-12, 3.3e-9, 4e-7, 2.2e-5, 0.00049, 0.004, 0.04):
+        for unit in ("g CO₂e", "J", "%", "W", "s", "tokens/s"):
+            text = style.fmt_quantity(v, unit)
+            number = text.split(" ")[0]
+            assert float(number.replace(",", "")) > 0, (v, unit, text)
+            assert "e-" not in text and "e+" not in text, text
+    for v in (1e9, 123456789.123, 1031.9252):
+        assert "e+" not in style.fmt_quantity(v, "tokens") and "." not in style.fmt_quantity(v, "tokens")
+
+
+@pytest.mark.parametrize("n, noun, text", [
+    (1, "token", "1 token"), (2, "token", "2 tokens"), (0, "token", "0 tokens"), (1234, "answer", "1,234 answers"),
+    (1.0, "run", "1 run"), (2, "query", "2 queries"), (2, "pass", "2 passes"), (1, "day", "1 day"), (3, "day", "3 days"),
+])
+def test_counts_have_the_right_plural(n, noun, text):
+    assert style.fmt_count(n, noun) == text
+    assert style.fmt_count(2, "hour of the year", "hours of the year") == "2 hours of the year"
+
+
+def test_table_cells_read_as_text_without_none():
+    import numpy as np
+    import pandas as pd
+
+    df = pd.DataFrame({"level": ["L0", "L1"], "tokens": [64, None], "energy (J)": [1031.9252, np.nan],
+                       "note": ["ok", None]})
+    out = style.display_cells(df, keep=("level",))
+    assert out.to_dict("list") == {"level": ["L0", "L1"], "tokens": ["64", "n/a"], "energy (J)": ["1,030", "n/a"],
+                                   "note": ["ok", "n/a"]}
+    assert style.fmt_na() == "n/a" and style.fmt_na("remote server") == "n/a (remote server)"
+    assert style.fmt_pct(2.8, signed=True) == "+2.8 %" and style.fmt_pct(-2.8, signed=True) == "-2.8 %"
