@@ -7,16 +7,16 @@ import streamlit as st
 
 from sprout_core import ui
 
-st.set_page_config(page_title="Sprout — carbon-friendly LLM inference", page_icon="🌱", layout="wide")
+st.set_page_config(page_title="Sprout — carbon-friendly LLM inference", page_icon=":material/eco:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🌱", default=True),
-    st.Page("pages/lesson.py", title="Lesson", icon="🎓", url_path="lesson"),
-    st.Page("pages/playground.py", title="Playground", icon="💬", url_path="playground"),
-    st.Page("pages/optimizer.py", title="Optimizer", icon="🎚️", url_path="optimizer"),
-    st.Page("pages/evaluations.py", title="Evaluations", icon="⚖️", url_path="evaluations"),
-    st.Page("pages/whatif.py", title="What-if", icon="🌍", url_path="whatif"),
-    st.Page("pages/history.py", title="History", icon="🗂️", url_path="history"),
+    st.Page("pages/home.py", title="Home", icon=":material/eco:", default=True),
+    st.Page("pages/lesson.py", title="Lesson", icon=":material/school:", url_path="lesson"),
+    st.Page("pages/playground.py", title="Playground", icon=":material/chat:", url_path="playground"),
+    st.Page("pages/optimizer.py", title="Optimizer", icon=":material/tune:", url_path="optimizer"),
+    st.Page("pages/evaluations.py", title="Evaluations", icon=":material/balance:", url_path="evaluations"),
+    st.Page("pages/whatif.py", title="What-if", icon=":material/public:", url_path="whatif"),
+    st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
 
 ui.keep_streamlit_offline()  # also when started with a plain `streamlit run app.py`

@@ -22,7 +22,7 @@ HANDOFF_KEY = "sprout.q_handoff"
 JOB_KEY = "eval.job"
 SOURCES = {"own": "Own runs (this machine + shipped)", "paper": "Sprout paper (Llama-2-13B, GPT-4 judge)"}
 
-st.title("⚖️ Evaluations")
+st.title("Evaluations")
 st.caption("How good is each directive level's answer? A judge sees the answers of every level to the same prompt "
            "and picks the best; a level's quality q is the share of prompts it won. Browse this machine's runs, the "
            "shipped evaluation, or the Sprout paper's 12,000 GPT-4 verdicts, and hand q to the Optimizer.")
@@ -318,7 +318,7 @@ if choice is not None:
     ans = sel.answers[(sel.answers["run"] == run_name) & (sel.answers["prompt_id"] == pid)].set_index("level")
     wins = V.winners(sel, run_name, pid)
     if judge in wins:
-        st.caption(f"🏆 marks the answer **{judge}** picked" + ("" if wins[judge] else " — its verdict here is invalid"))
+        st.caption(f"**best** marks the answer **{judge}** picked" + ("" if wins[judge] else " — its verdict here is invalid"))
     cols = st.columns(max(1, len(levels)))
     for k, (c, lv) in enumerate(zip(cols, levels)):
         with c:

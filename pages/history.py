@@ -7,7 +7,7 @@ from sprout_core import store, ui
 from sprout_core.views import history as V
 
 ui.ensure_navigation()
-st.title("🗂️ History")
+st.title("History")
 st.caption("Every answer generated in the Playground, the Lesson or by `python -m sprout_core generate` is stored in a local "
            "SQLite database, with its energy (and how it was obtained) and carbon. Unknown values show as empty, "
            "never as 0. An answer cut short (Stop, reload, leaving the page) is kept with status *aborted* and the "

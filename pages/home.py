@@ -10,7 +10,7 @@ from sprout_core.serving.llamacpp import INSTALL_HINT, llama_cpp_available
 
 ui.ensure_navigation()
 
-st.title("🌱 Sprout")
+st.title("Sprout")
 st.markdown(
     """
 **See, measure and cut the carbon cost of running a large language model.**
@@ -30,7 +30,7 @@ learned offline by an LLM judge at clean hours of the grid, keeps answers good e
 - **History** — every answer generated here, with its energy and carbon.
 """
 )
-ui.page_link("pages/lesson.py", label="Start the guided lesson", icon="🎓")
+ui.page_link("pages/lesson.py", label="Start the guided lesson", icon=":material/school:")
 
 # ------------------------------------------------------------------ the loaded model
 st.subheader("Model")
@@ -202,7 +202,7 @@ with st.expander("Torch threads"):
 st.subheader("Data")
 for ds in public_data_status():
     if ds.present:
-        st.markdown(f"✅ **{ds.name}** — {ds.purpose}")
+        st.markdown(f":material/check_circle: **{ds.name}** — {ds.purpose}")
     else:
-        st.markdown(f"⚠️ **{ds.name}** is missing at `{ds.path}` — {ds.purpose}. "
+        st.markdown(f":material/warning: **{ds.name}** is missing at `{ds.path}` — {ds.purpose}. "
                     "See the README, *Public data*, for where to get it; the rest of the app works without it.")

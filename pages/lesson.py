@@ -7,7 +7,7 @@ import calendar
 
 import streamlit as st
 
-from sprout_core import grid, metered, profiles, store, ui
+from sprout_core import defaults, grid, metered, profiles, store, ui
 from sprout_core.errors import SproutError
 from sprout_core.generation import GenerationParams, PromptError
 from sprout_core.views import lesson as L
@@ -21,7 +21,7 @@ STEP_KEY = "lesson.step"
 MSG_KEY = "lesson.message"
 TITLES = [f"{k + 1} · {short}" for k, (_, short, _, _, _) in enumerate(L.STEPS)]
 
-st.title("🎓 Lesson: what a directive saves")
+st.title("Lesson: what a directive saves")
 st.caption("Four steps, one idea each: a shorter answer costs less; the same answer costs more on a dirtier grid; so "
            "an optimizer asks for brevity when the grid is dirty; over a month that adds up. Every chart has a PNG "
            "download for slides (hover it, click the camera icon).")
@@ -40,12 +40,13 @@ key, _, title, deeper, deeper_label = L.STEPS[k]
 
 
 @st.cache_data(show_spinner="Reading the grid traces…", ttl=600)
-def latest_traces(view: tuple) -> list:  # view: grid.sources_signature(), one entry per visitor
+def lesson_traces(view: tuple) -> list:  # view: grid.sources_signature(), one entry per visitor
+    """One trace per zone: the app's default year (sprout_core.defaults) where the zone has it, else its latest."""
     infos, _ = grid.list_traces()
-    latest: dict[str, int] = {}
+    years: dict[str, list[int]] = {}
     for i in infos:
-        latest[i.zone] = max(latest.get(i.zone, 0), i.year)
-    return [grid.load_trace(z, y) for z, y in sorted(latest.items())]
+        years.setdefault(i.zone, []).append(i.year)
+    return [grid.load_trace(z, defaults.default_year(ys)) for z, ys in sorted(years.items())]
 
 
 def queue_run(lm, directives, meter, settings) -> None:
@@ -124,12 +125,12 @@ with st.container(border=True):
                 w = prof.default_weights()
                 e = (float(w @ prof.e_kwh[:, i0]) * 3.6e6, float(w @ prof.t_s[:, i0]),
                      "no answer from step 1 yet: the Sprout paper's mean L0 request on Llama-2-13B, reference:sprout-paper")
-            show(L.grids_step(e[0], e[1], latest_traces(grid.sources_signature()), source=f"Energy: {e[2]}"), "sprout-lesson-2-grids-and-hours")
+            show(L.grids_step(e[0], e[1], lesson_traces(grid.sources_signature()), source=f"Energy: {e[2]}"), "sprout-lesson-2-grids-and-hours")
         else:
-            traces = latest_traces(grid.sources_signature())
+            traces = lesson_traces(grid.sources_signature())
             zones = [t.zone for t in traces]
             c1, c2, c3 = st.columns(3)
-            zone = c1.selectbox("Grid zone", zones, index=zones.index("DE") if "DE" in zones else 0, key="lesson.zone",
+            zone = c1.selectbox("Grid zone", zones, index=zones.index(defaults.default_zone()) if defaults.default_zone() in zones else 0, key="lesson.zone",
                                 format_func=lambda z: f"{z} — {next(t.zone_name for t in traces if t.zone == z)}")
             trace = next(t for t in traces if t.zone == zone)
             prof = ui.reference_profile()

@@ -9,8 +9,9 @@ interrupt each other), so the decision catches up after at most the run in fligh
 import numpy as np
 import streamlit as st
 
-from sprout_core import grid, optimizer, profiles, style, ui
+from sprout_core import defaults, grid, optimizer, profiles, style, ui
 from sprout_core.decision import default_requests_per_hour
+from sprout_core.defaults import DEFAULT_YEAR
 from sprout_core.paths import MissingDataError
 from sprout_core.simulate import DEFAULT_CONFIDENCE
 from sprout_core.tasks import views as task_views
@@ -24,7 +25,7 @@ WANTED = "opt.window.wanted"         # (ξ, confidence) the decision's settings 
 SHOWN = "opt.window.shown"           # (ξ, confidence) the window on screen was replayed with
 DECISION_FRAGMENT, WINDOW_FRAGMENT = "opt-decision", "opt-window"
 
-st.title("🎚️ Optimizer")
+st.title("Optimizer")
 st.caption("For one hour, the Sprout optimizer picks which share of requests gets each directive level (L0 = no "
            "directive, L1 = 'answer briefly', L2 = 'very briefly') to cut g CO₂e per request while keeping the "
            "judged quality above a floor — a promise kept with the confidence you choose. Slide the grid's carbon "
@@ -263,10 +264,10 @@ if prof is None:
 
 zones_years = sorted({(z, y) for z, y, _ in tr_list})
 years = sorted({y for _, y in zones_years})
-year = c2.selectbox("Year", years, index=0, key="opt.year")
+year = c2.selectbox("Year", years, index=years.index(DEFAULT_YEAR) if DEFAULT_YEAR in years else 0, key="opt.year")
 zone_names = {z: n for z, y, n in tr_list if y == year}
 zones = sorted(zone_names)
-default_zone = zones.index("US-TEX-ERCO") if "US-TEX-ERCO" in zones else 0
+default_zone = zones.index(defaults.default_zone()) if defaults.default_zone() in zones else 0
 zone = c2.selectbox("Grid zone", zones, index=default_zone, key="opt.zone", format_func=lambda z: f"{z} — {zone_names[z]}")
 try:
     trace = _trace(zone, year, grid.sources_signature())

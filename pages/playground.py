@@ -24,7 +24,7 @@ RUN_KEY = "pg.results"  # the PlaygroundRun in progress or the last one
 STOP_KEY = "pg.stop"
 MSG_KEY = "pg.run_message"  # a message from the Run button's check, shown once
 
-st.title("💬 Playground")
+st.title("Playground")
 st.caption("Send one prompt under each directive level. Answers are generated one after another on the same model "
            "and stream into their own column, with the energy and carbon they cost as they are written.")
 
@@ -105,14 +105,14 @@ if prompt.strip() and not prompt_problem:
     _it = carbon_settings.intensity
     line = _task_line(prompt, task_views.classifier_stamp(), _it.ci_g_per_kwh, _it.zone, _it.year)
     if line.kind == "ok":
-        st.info("🧭 " + line.text)
+        st.info(line.text, icon=":material/explore:")
         task = line.policy.task if line.policy else None
     elif line.kind == "untrained":
         tcol1, tcol2 = st.columns([3, 1])
-        tcol1.caption("🧭 Predicted task: " + line.text)
+        tcol1.caption("Predicted task: " + line.text)
         ui.train_task_classifier("pg.task_train", container=tcol2, disabled=locked)
     else:
-        st.caption("🧭 " + line.text)
+        st.caption(line.text)
 
 def queue_run(lm, dset, meter, settings, rendered_prompt: str, task: str | None) -> None:
     """Run button callback (runs before the script): check the inputs and queue the run, so the script run
@@ -158,7 +158,7 @@ if generating:
 if run is not None and run.finished:
     st.subheader("Answers")
     if run.cancelled:
-        st.warning("⚠️ " + run.summary())
+        st.warning(run.summary(), icon=":material/warning:")
     st.caption(f"Prompt: {ui.safe_md(run.prompt[:300])}")
     cols = st.columns(len(run.levels))
     for k, (col, lv) in enumerate(zip(cols, run.levels)):

@@ -4,6 +4,7 @@ import datetime as dt
 import streamlit as st
 
 from sprout_core import grid, profiles, simulate, ui
+from sprout_core.defaults import DEFAULT_YEAR
 from sprout_core.errors import SproutError
 from sprout_core.paths import MissingDataError
 from sprout_core.tasks import sim as task_sim
@@ -17,7 +18,7 @@ RESULT_KEY = "whatif.result"
 PAPER_ZONES = list(simulate.PAPER_ZONES)
 PAPER_PRESET = "Paper (h 800, 3900, 7000)"
 
-st.title("🌍 What-if")
+st.title("What-if")
 st.caption("Replay a month (or any window) of a real grid's hourly carbon intensity and compare how much carbon each "
            "strategy saves against always-L0 (BASE), and how much judged quality it keeps.")
 
@@ -59,7 +60,7 @@ if not tr_list:
 # ------------------------------------------------------------------ settings
 c1, c2 = st.columns(2)
 years = sorted({y for _, y, _ in tr_list})
-year = c1.selectbox("Year", years, index=0, key="wi.year")
+year = c1.selectbox("Year", years, index=years.index(DEFAULT_YEAR) if DEFAULT_YEAR in years else 0, key="wi.year")
 zone_names = {z: n for z, y, n in tr_list if y == year}
 default = [z for z in PAPER_ZONES if z in zone_names] or sorted(zone_names)[:3]
 zones = c1.multiselect("Zones", sorted(zone_names), default=default, key="wi.zones",

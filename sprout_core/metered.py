@@ -4,7 +4,7 @@ The glue between :mod:`sprout_core.generation`, :mod:`sprout_core.energy`, :mod:
 and :mod:`sprout_core.store`, shared by the Playground, the lesson, the ``generate`` command, the
 evaluation runner and the benchmarks::
 
-    settings = CarbonSettings(carbon.trace_intensity("DE", 2024, None))
+    settings = CarbonSettings(carbon.trace_intensity(DEFAULT_ZONE, DEFAULT_YEAR, None))
     ms = metered_stream(lm, prompt, directive, params, meter, settings, run_id=store.new_run_id(),
                         on_wait=lambda ahead: print(f"waiting, {ahead} ahead"))
     for live in ms:                  # LiveChunk: text, new_tokens, elapsed_s, power_w, energy_j, carbon_g
@@ -21,14 +21,13 @@ Units: J, W, s, g CO₂e, g/kWh.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import pandas as pd
 
 from sprout_core import carbon as carbon_mod
-from sprout_core import store
+from sprout_core import defaults, store
 from sprout_core.carbon import DEFAULT_EMBODIED, CarbonAccount, EmbodiedModel, IntensityChoice, account, savings_pct
 from sprout_core.energy import EnergyMeter, EnergyReading
 from sprout_core.errors import DataFileError, InputError, MissingDataError
@@ -58,7 +57,7 @@ def default_settings(zone: str | None = None, year: int | None = None, hour: int
                      embodied: str | EmbodiedModel = "sprout-paper",
                      strict: bool = False) -> tuple[CarbonSettings, list[str]]:
     """Carbon settings from plain values, and warnings: ``ci`` (g/kWh) wins; else ``zone`` (default
-    ``$SPROUT_ZONE`` or DE) in ``year`` (default its latest) at hour-of-year ``hour`` (default the
+    :func:`sprout_core.defaults.default_zone`) in ``year`` (default :func:`~sprout_core.defaults.default_year`) at hour-of-year ``hour`` (default the
     yearly mean). An unreadable trace gives an unknown intensity (carbon n/a, never 0) and a warning —
     or, with ``strict`` (the user asked for that zone, year or hour), an :class:`InputError`."""
     from sprout_core import grid
@@ -66,13 +65,12 @@ def default_settings(zone: str | None = None, year: int | None = None, hour: int
     emb = carbon_mod.embodied_preset(embodied) if isinstance(embodied, str) else embodied
     if ci is not None:
         return CarbonSettings(carbon_mod.override_intensity(ci), pue, emb), []
-    zone = zone or os.environ.get("SPROUT_ZONE") or "DE"
+    zone = zone or defaults.default_zone()
     try:
         if year is None:
-            years = [y for y, zones in grid.zones_by_year().items() if zone in zones]
-            if not years:
+            year = defaults.default_year(y for y, zones in grid.zones_by_year().items() if zone in zones)
+            if year is None:
                 raise MissingDataError(f"no carbon-intensity trace for zone {zone!r}")
-            year = max(years)
         intensity = carbon_mod.trace_intensity(zone, year, hour, column)
     except (MissingDataError, DataFileError) as exc:
         if strict:

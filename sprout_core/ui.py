@@ -407,7 +407,7 @@ def carbon_metric(label: str, grams: float | None, note: str, container=None) ->
 
 
 #: one line a page shows once, near its first chart
-PNG_HINT = ("📷 Every chart can go on a slide: hover it and click the camera icon (“Download plot as png”, "
+PNG_HINT = (":material/photo_camera: Every chart can go on a slide: hover it and click the camera icon (“Download plot as png”, "
             "twice the screen resolution). It is drawn in the browser, so it works offline.")
 
 
@@ -421,7 +421,7 @@ def png_config(filename: str = "sprout-chart") -> dict:
 
 
 def chart(fig, key: str | None = None, filename: str | None = None, container=None) -> None:
-    """A Plotly chart, full width, downloadable as PNG from its mode bar (📷, top right on hover)."""
+    """A Plotly chart, full width, downloadable as PNG from its mode bar (the camera icon, top right on hover)."""
     (container or st).plotly_chart(fig, width="stretch", key=key, config=png_config(filename or key or "sprout-chart"))
 
 
@@ -499,7 +499,7 @@ def stream_run(run, lm, meter, settings, stop_key: str, label: str, origin: str 
     st.subheader("Answers")
     status = st.empty()
     bar = st.columns([1, 4])
-    bar[0].button("⏹ Stop", key=stop_key, help="Stop now: finished answers are kept, the answer in progress is "
+    bar[0].button("Stop", icon=":material/stop:", key=stop_key, help="Stop now: finished answers are kept, the answer in progress is "
                   "stored as aborted with the energy used so far.")
     bar[1].caption("Inputs are locked while the answers are generated; press Stop to cancel.")
     k1, k2, k3 = (c.empty() for c in st.columns(3))
@@ -650,7 +650,7 @@ def grid_upload(key: str) -> None:
     zone name) is shown as plain text (:func:`plain`).
     """
     who = visitor_id()
-    box = st.sidebar.expander("➕ Add your own grid data", expanded=False)
+    box = st.sidebar.expander("Add your own grid data", expanded=False, icon=":material/add:")
     with box:
         where = ("Only you see it (this browser), until the operator clears the class's uploads."
                  if not access.is_operator(who) else "Kept in your data folder and offered wherever a zone is chosen.")
@@ -694,15 +694,16 @@ def grid_upload(key: str) -> None:
                         st.rerun()
 
 
-def carbon_settings(key: str = "carbon", default_zone: str = "DE", disabled: bool = False):
+def carbon_settings(key: str = "carbon", default_zone: str | None = None, disabled: bool = False):
     """Zone / hour / yearly mean or a 0–1,000 g/kWh slider, PUE and embodied preset → ``CarbonSettings``.
 
     Never raises for missing or broken data: it says what is missing and falls back to the slider.
+    The zone and year shown first are :mod:`sprout_core.defaults`' (``default_zone`` overrides the zone).
     ``disabled`` locks every input (e.g. while a run prices its answers with them).
     """
     import datetime as dt
 
-    from sprout_core import carbon
+    from sprout_core import carbon, defaults
     from sprout_core.metered import CarbonSettings
 
     infos, errors, missing = carbon_traces()
@@ -716,7 +717,9 @@ def carbon_settings(key: str = "carbon", default_zone: str = "DE", disabled: boo
     intensity = None
     if mode == "Grid trace":
         labels = [f"{i.zone} {i.year} — {_zone_label(i)}" for i in infos]
-        default = next((n for n, i in enumerate(infos) if i.zone == default_zone and i.year == max(j.year for j in infos)), 0)
+        zone0 = default_zone or defaults.default_zone()
+        year0 = defaults.default_year(i.year for i in infos if i.zone == zone0)
+        default = next((n for n, i in enumerate(infos) if i.zone == zone0 and i.year == year0), 0)
         pick = c1.selectbox("Zone and year", range(len(infos)), index=default, format_func=lambda n: labels[n], key=f"{key}.zone", disabled=disabled)
         info = infos[pick]
         column = c2.radio("Intensity", ["direct", "lca"], key=f"{key}.column", horizontal=True,

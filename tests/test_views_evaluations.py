@@ -41,9 +41,9 @@ def test_winner_marks_and_chart_colours():
     t = tables()
     wins = V.winners(t, "r", "a")
     assert wins == {"reference": "L1", "llm:x": None}
-    assert V.winner_note("L1", wins, "reference") == "🏆 best (reference)"
+    assert V.winner_note("L1", wins, "reference") == "best (reference)"
     assert V.winner_note("L0", wins, "reference") == ""
-    assert V.winner_note("L0", V.winners(t, "r", "c"), "llm:x") == "🏆 best (llm:x), also reference"
+    assert V.winner_note("L0", V.winners(t, "r", "c"), "llm:x") == "best (llm:x), also reference"
     shares = pd.DataFrame({"task": ["all", "all"], "level": ["L0", "L2"], "share": [0.4, 0.6], "ci_low": [0.3, 0.5],
                            "ci_high": [0.5, 0.7], "n_valid": [10, 10], "n_invalid": [0, 0]})
     fig = V.share_figure(shares, ["L0", "L2"])

@@ -32,12 +32,12 @@ def test_a_cut_run_says_what_it_kept():
 
 
 def test_status_lines():
-    assert V.waiting_line(3) == "⏳ Queued: waiting for another user's answer (3 ahead)…"
+    assert V.waiting_line(3) == "Queued: waiting for another user's answer (3 ahead)…"
     assert "evaluation" in V.waiting_line(1, "an evaluation run")
     assert "Reading a long prompt (5,120 tokens) for L1 (2 of 3)" in V.progress_line("L1", 2, 3, None, 5120)
     assert "Reading the prompt for L0 (1 of 3)" in V.progress_line("L0", 1, 3, None, 40)
     live = LiveChunk("Hi", 42, 2.0, 5.0, 10.0, "estimated:cpu-tdp", 0.001)
-    assert V.progress_line("L1", 2, 3, live) == "✍️ Generating L1 (2 of 3)… 42 tokens"
+    assert V.progress_line("L1", 2, 3, live) == "Generating L1 (2 of 3)… 42 tokens"
 
 
 def test_totals_add_the_answer_in_progress_and_stay_unknown_when_any_part_is():

@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     # energy and carbon (issue 3)
     g = p.add_argument_group("energy and carbon")
     g.add_argument("--zone", default=None, type=V.arg_text(max_chars=64),
-                   help="grid zone whose carbon intensity prices the energy (default $SPROUT_ZONE or DE)")
-    g.add_argument("--year", type=V.arg_whole(1900, 2200), default=None, help="year of the zone's trace (default: the latest available)")
+                   help="grid zone whose carbon intensity prices the energy (default $SPROUT_ZONE or US-TEX-ERCO, sprout_core.defaults)")
+    g.add_argument("--year", type=V.arg_whole(1900, 2200), default=None, help="year of the zone's trace (default 2023, else the latest the zone has)")
     g.add_argument("--hour", type=V.arg_whole(0, 8783), default=None, help="hour of the year, 0-based UTC (default: the yearly mean)")
     g.add_argument("--ci", type=V.arg_number(0, 1000, unit="g CO2e/kWh"), default=None,
                    help="carbon intensity override, g CO2e/kWh (0-1000); wins over --zone")

@@ -15,7 +15,7 @@ import argparse
 import json
 import math
 
-from sprout_core import decision, grid, optimizer, profiles
+from sprout_core import decision, defaults, grid, optimizer, profiles
 from sprout_core.errors import InputError
 
 
@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("optimize", help="one hour's directive mix from the Sprout LP",
                        description="Solve the Sprout LP for one hour: which share of requests gets each directive level.")
     p.add_argument("--profile", default="llama2-13b-a100", help="llama2-13b-a100 (reference, default) or own")
-    p.add_argument("--zone", default="US-TEX-ERCO", help="grid zone whose yearly CI range scales ξ (default US-TEX-ERCO)")
-    p.add_argument("--year", type=int, default=2023, help="trace year (default 2023)")
+    p.add_argument("--zone", default=defaults.default_zone(),
+                   help=f"grid zone whose yearly CI range scales ξ (default $SPROUT_ZONE or {defaults.DEFAULT_ZONE})")
+    p.add_argument("--year", type=int, default=defaults.DEFAULT_YEAR, help=f"trace year (default {defaults.DEFAULT_YEAR})")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--ci", type=float, default=None, help="carbon intensity in g/kWh (default: the zone's yearly mean)")
     g.add_argument("--hour", type=int, default=None, help="take CI from this hour of the year (0 = Jan 1 00:00 UTC)")

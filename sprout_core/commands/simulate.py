@@ -23,7 +23,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from sprout_core import grid, profiles, simulate
+from sprout_core import defaults, grid, profiles, simulate
 from sprout_core.errors import InputError
 from sprout_core.simulate import DEFAULT_CONFIDENCE, SimConfig, resolve_strategies
 from sprout_core.tasks import sim as task_sim
@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Replay a window of a zone's hourly carbon-intensity trace with BASE, CO2-OPT, "
                                    "STATIC, SPROUT, ORACLE and MODEL-OPT (and any registered strategy).")
     p.add_argument("--profile", default="llama2-13b-a100", help="llama2-13b-a100 (reference, default) or own")
-    p.add_argument("--zone", default="US-TEX-ERCO", help="grid zone (default US-TEX-ERCO)")
-    p.add_argument("--year", type=int, default=2023, help="trace year (default 2023)")
+    p.add_argument("--zone", default=defaults.default_zone(),
+                   help=f"grid zone (default $SPROUT_ZONE or {defaults.DEFAULT_ZONE})")
+    p.add_argument("--year", type=int, default=defaults.DEFAULT_YEAR, help=f"trace year (default {defaults.DEFAULT_YEAR})")
     p.add_argument("--start-hour", type=int, default=0, help="first hour, counted from Jan 1 00:00 UTC (default 0)")
     p.add_argument("--hours", type=int, default=720, help="window length in hours (default 720)")
     p.add_argument("--xi", type=float, default=0.1, help="quality tolerance ξ (default 0.1)")

@@ -87,13 +87,13 @@ def winners(sel: EvalTables, run: str, prompt_id: str) -> dict[str, str | None]:
 
 
 def winner_note(level: str, wins: dict[str, str | None], judge: str | None) -> str:
-    """``"🏆 best (reference)"`` on the winner's heading; other judges' picks as ``"also llm:x"``."""
+    """``"best (reference)"`` on the winner's heading; other judges' picks as ``"also llm:x"``."""
     by = [j for j, w in wins.items() if w == level]
     if not by:
         return ""
     if judge in by:
         others = [j for j in by if j != judge]
-        return f"🏆 best ({judge})" + (f", also {', '.join(others)}" if others else "")
+        return f"best ({judge})" + (f", also {', '.join(others)}" if others else "")
     return f"picked by {', '.join(by)}"
 
 

@@ -98,7 +98,7 @@ class PlaygroundRun:
 def waiting_line(ahead: int, holder: str = "") -> str:
     """``"Queued: waiting for another user's answer (2 ahead)…"`` while another session holds the model."""
     who = f" — the model is busy with {holder}" if holder and holder not in ("playground", "Playground") else ""
-    return f"⏳ Queued: waiting for another user's answer ({ahead} ahead){who}…"
+    return f"Queued: waiting for another user's answer ({ahead} ahead){who}…"
 
 
 def progress_line(level: str, k: int, n: int, chunk: LiveChunk | None = None, prompt_tokens: int = 0) -> str:
@@ -109,9 +109,9 @@ def progress_line(level: str, k: int, n: int, chunk: LiveChunk | None = None, pr
         tokens = prompt_tokens or (chunk.prompt_tokens if chunk else 0)
         secs = f" · {chunk.elapsed_s:.0f} s" if chunk is not None and chunk.elapsed_s >= 1 else ""
         if tokens >= LONG_PROMPT_TOKENS:
-            return f"📖 Reading a long prompt ({tokens:,} tokens) for {where}…{secs}"
-        return f"📖 Reading the prompt for {where}…{secs}"
-    return f"✍️ Generating {where}… {chunk.new_tokens} tokens"
+            return f"Reading a long prompt ({tokens:,} tokens) for {where}…{secs}"
+        return f"Reading the prompt for {where}…{secs}"
+    return f"Generating {where}… {chunk.new_tokens} tokens"
 
 
 def done_caption(o: MeteredOutcome, word: str = "answer") -> str:

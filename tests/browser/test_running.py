@@ -14,7 +14,7 @@ def start_run(page, app_url, prompt: str, max_new: int) -> None:
 
 
 def stop(page) -> None:
-    page.get_by_role("button", name="⏹ Stop").click()
+    page.get_by_role("button", name="Stop").click()
     page.get_by_text("This run was cancelled").wait_for(timeout=60_000)
 
 

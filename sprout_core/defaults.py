@@ -1,0 +1,34 @@
+"""The one default grid zone and year for the whole app and CLI.
+
+Every page (Playground, Lesson, Optimizer, What-if) and every command (``generate``, ``optimize``,
+``simulate``) that needs a zone or a year and was given none uses these, so a number priced on one page
+is priced the same on the next:
+
+* :data:`DEFAULT_ZONE` = ``US-TEX-ERCO`` (ERCOT, Texas) — one of the Sprout paper's five zones;
+* :data:`DEFAULT_YEAR` = ``2023`` — the paper's year, shipped for every zone in ``data/carbon``.
+
+``$SPROUT_ZONE`` changes the zone (``SPROUT_ZONE=DE``); a zone without a 2023 trace uses its latest year.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+#: grid zone used wherever none is chosen (Electricity Maps zone id)
+DEFAULT_ZONE = "US-TEX-ERCO"
+#: trace year used wherever none is chosen
+DEFAULT_YEAR = 2023
+
+
+def default_zone() -> str:
+    """``$SPROUT_ZONE`` when set, else :data:`DEFAULT_ZONE`."""
+    return (os.environ.get("SPROUT_ZONE") or "").strip() or DEFAULT_ZONE
+
+
+def default_year(years: Iterable[int]) -> int | None:
+    """:data:`DEFAULT_YEAR` when it is one of ``years`` (the years a zone has traces for), else the latest of
+    them; ``None`` when there are none."""
+    ys = sorted({int(y) for y in years})
+    if not ys:
+        return None
+    return DEFAULT_YEAR if DEFAULT_YEAR in ys else ys[-1]
