@@ -199,7 +199,7 @@ if run is not None and run.finished:
         if v2.button("Save vote", key="pg.vote.save", disabled=vote is None):
             try:
                 with closing(eval_db.connect()) as con:
-                    eval_db.record_human_vote(con, run.prompt, {o.result.level: o.to_row() for o in voted}, vote,
+                    eval_db.record_human_vote(con, run.prompt, {o.result.level: o.record.as_row() for o in voted}, vote,
                                               model=lm.info.name)
             except Exception as exc:  # noqa: BLE001 - a failed save must not lose the answers on screen
                 ui.show_error(exc, "Vote not saved (the answers stay on screen): ")

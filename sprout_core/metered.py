@@ -10,10 +10,11 @@ evaluation runner and the benchmarks::
     for live in ms:                  # LiveChunk: text, new_tokens, elapsed_s, power_w, energy_j, carbon_g
         ...
     ms.outcome                       # MeteredOutcome(result, reading, carbon, request_id, store_error)
-    ms.outcome.to_row()              # the one flat record of the answer (store, CLI JSON, evaluation db)
+    ms.outcome.record                # the one AnswerRecord of the answer (store, CLI JSON, evaluation db)
 
-:class:`MeteredOutcome` is *the* record of one answer: every consumer reads it or its
-:meth:`~MeteredOutcome.to_row`, nobody flattens a result/reading/account on its own. A stream whose
+:class:`MeteredOutcome` holds one answer's parts and its :class:`~sprout_core.record.AnswerRecord`
+(:attr:`~MeteredOutcome.record`): every consumer reads that record (or its flat
+:meth:`~MeteredOutcome.to_row`), nobody flattens a result/reading/account on its own. A stream whose
 consumer stops early (page reload, Stop, a setting changed) still produces an outcome: the partial
 answer with ``finish_reason='aborted'`` and the energy measured until then, stored like any other.
 
@@ -32,6 +33,7 @@ from sprout_core.carbon import DEFAULT_EMBODIED, CarbonAccount, EmbodiedModel, I
 from sprout_core.energy import EnergyMeter, EnergyReading
 from sprout_core.errors import DataFileError, InputError, MissingDataError
 from sprout_core.generation import generation_lock, stream_generate
+from sprout_core.record import AnswerRecord
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class MeteredOutcome:
     task: str | None = None
     run_id: str | None = None
     origin: str | None = None
+    _record: AnswerRecord | None = field(default=None, repr=False, compare=False)
 
     @property
     def aborted(self) -> bool:
@@ -137,23 +140,21 @@ class MeteredOutcome:
     def level(self) -> str:
         return self.result.level
 
+    @property
+    def record(self) -> AnswerRecord:
+        """The one record of this answer (:class:`sprout_core.record.AnswerRecord`), built once (its ``uid``
+        is stable) and carrying ``request_id`` once stored."""
+        if self._record is None or self._record.request_id != self.request_id:
+            base = self._record or AnswerRecord.from_parts(self.result, self.reading, self.carbon, zone=self.zone,
+                                                           task=self.task, run_id=self.run_id, origin=self.origin)
+            self._record = base.replace(request_id=self.request_id)
+        return self._record
+
     def to_row(self) -> dict[str, Any]:
-        """The answer as one flat dict: generation fields (``text``, tokens, s …), energy (J, method, ±,
-        flags as a list), carbon (g CO₂e, intensity, PUE, embodied) and where it is stored."""
-        r, rd, a = self.result, self.reading, self.carbon
-        row = r.to_dict()
-        row.pop("extra", None)
-        row.update(
-            energy_j=rd.energy_j, energy_method=rd.method, energy_source=rd.source, energy_uncertainty_j=rd.uncertainty_j,
-            energy_flags=list(rd.flags), power_w_mean=rd.power_w_mean, energy_duration_s=rd.duration_s,
-            zone=self.zone, ci_g_per_kwh=a.ci_g_per_kwh, ci_label=a.ci_label, pue=a.pue,
-            carbon_operational_g=a.operational_g, carbon_embodied_g=a.embodied_g, carbon_total_g=a.total_g,
-            embodied_model=a.embodied_name, task=self.task, run_id=self.run_id, origin=self.origin,
-            request_id=self.request_id,
-            window_start_utc=store.iso_utc(getattr(rd, "started_at", None)),
-            window_end_utc=store.iso_utc(getattr(rd, "ended_at", None)),
-        )
-        return row
+        """The record as one flat dict (:meth:`sprout_core.record.AnswerRecord.as_row`): generation fields
+        (``text``, tokens, s …), energy (J, method, ±, flags as a list), carbon (g CO₂e, intensity, PUE,
+        embodied), ``status``, ``energy_label`` and where it is stored."""
+        return self.record.as_row()
 
     def repriced(self, settings: CarbonSettings) -> CarbonAccount:
         """The same energy priced under other carbon settings (energy stays as measured)."""
@@ -229,7 +230,7 @@ class MeteredStream:
                              origin=self.origin)
         if self.save:
             try:
-                out.request_id = store.record_request(store.RequestRecord.from_row(out.to_row()), path=self.db_path)
+                out.request_id = store.record_answer(out.record, path=self.db_path).request_id
             except store.StoreError as exc:
                 out.store_error = str(exc)
         self.outcome = out

@@ -15,7 +15,8 @@ The error raised then is a :class:`~sprout_core.errors.QueuedError` that says so
 queue cannot be written does the message say the row was not saved.
 
 The ``requests`` table (stable; the optimizer reads it to build an "own" profile) — one row per
-generated answer. Units: seconds, J, W, g/kWh, g CO₂e. ``NULL`` = unknown ("n/a"), never 0.
+generated answer, written from and read back as a :class:`sprout_core.record.AnswerRecord`
+(:func:`record_answer`, :func:`read_answers`). Units: seconds, J, W, g/kWh, g CO₂e. ``NULL`` = unknown ("n/a"), never 0.
 
 =======================  ======  ==============================================================
 column                   type    meaning
@@ -51,6 +52,16 @@ embodied_model           text    embodied preset name
 uid                      text    unique id of the answer (a queued row is never added twice)
 window_start_utc         text    ISO-8601 UTC start of the energy window (NULL if not known)
 window_end_utc           text    ISO-8601 UTC end of the energy window
+backend, placement       text    ``transformers`` / ``llama.cpp`` / ``server``; ``system`` or ``user`` directive
+max_new_tokens(_capped)  int     the token cap; 1 if it was lowered to fit the context
+do_sample, seed          int     sampling settings
+tokens_per_s, started_at real    new tokens ÷ s; wall-clock start (s since the epoch)
+partial                  int     1 when the answer was cut mid-stream (``finish_reason`` says why)
+energy_j_low/_high       real    an estimate's range (J), e.g. EcoLogits
+energy_duration_s        real    length of the energy window (s)
+pinned                   int     1 when a client pinned the level (gateway), NULL where not assigned
+ci_source                text    ``trace`` / ``fixed`` / ``electricitymaps`` / ``trace (live source unavailable…)``
+hour_utc                 text    ISO-8601 UTC hour the answer was priced at
 =======================  ======  ==============================================================
 """
 from __future__ import annotations
@@ -73,8 +84,10 @@ from typing import Any
 
 import pandas as pd
 
+from sprout_core import record as record_mod
 from sprout_core.errors import InputError, QueuedError, StoreError
 from sprout_core.paths import state_dir
+from sprout_core.record import AnswerRecord
 
 DB_NAME = "sprout.sqlite"
 
@@ -259,6 +272,26 @@ REQUESTS_MIGRATIONS: list[Migration] = [
     ALTER TABLE requests ADD COLUMN window_end_utc TEXT;
     CREATE UNIQUE INDEX IF NOT EXISTS requests_uid ON requests(uid) WHERE uid IS NOT NULL;
     """,
+    # 3: the rest of the one answer record (sprout_core.record.AnswerRecord), so a row reads back as the record
+    #    it was written from: backend and sampling settings, whether the answer was cut, the energy window's
+    #    length and an estimate's range, and the gateway's fields (pinned level, intensity source, UTC hour)
+    """
+    ALTER TABLE requests ADD COLUMN backend TEXT;
+    ALTER TABLE requests ADD COLUMN placement TEXT;
+    ALTER TABLE requests ADD COLUMN max_new_tokens INTEGER;
+    ALTER TABLE requests ADD COLUMN max_new_tokens_capped INTEGER;
+    ALTER TABLE requests ADD COLUMN do_sample INTEGER;
+    ALTER TABLE requests ADD COLUMN seed INTEGER;
+    ALTER TABLE requests ADD COLUMN tokens_per_s REAL;
+    ALTER TABLE requests ADD COLUMN started_at REAL;
+    ALTER TABLE requests ADD COLUMN partial INTEGER;
+    ALTER TABLE requests ADD COLUMN energy_j_low REAL;
+    ALTER TABLE requests ADD COLUMN energy_j_high REAL;
+    ALTER TABLE requests ADD COLUMN energy_duration_s REAL;
+    ALTER TABLE requests ADD COLUMN pinned INTEGER;
+    ALTER TABLE requests ADD COLUMN ci_source TEXT;
+    ALTER TABLE requests ADD COLUMN hour_utc TEXT;
+    """,
 ]
 
 
@@ -304,6 +337,22 @@ def _eval_v2(conn: sqlite3.Connection) -> None:
         items = conn.execute("SELECT prompt_id, prompt, category, reference FROM eval_prompts WHERE run_id=? "
                              "ORDER BY position", (run_id,)).fetchall()
         conn.execute("UPDATE eval_runs SET run_key=? WHERE id=?", (content_run_key(key, prompts_digest(items)), run_id))
+
+
+#: columns of the answer record that ``eval_answers`` gained in evaluation schema 3 (name, SQL type)
+EVAL_ANSWER_RECORD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("energy_source", "TEXT"), ("energy_flags", "TEXT"), ("power_w_mean", "REAL"), ("energy_duration_s", "REAL"),
+    ("ci_label", "TEXT"), ("pue", "REAL"), ("carbon_operational_g", "REAL"), ("carbon_embodied_g", "REAL"),
+    ("embodied_model", "TEXT"), ("backend", "TEXT"), ("partial", "INTEGER"), ("window_start_utc", "TEXT"),
+    ("window_end_utc", "TEXT"), ("uid", "TEXT"))
+
+
+def _add_columns(conn: sqlite3.Connection, table: str, columns: Sequence[tuple[str, str]]) -> None:
+    """Add the ``(name, type)`` columns ``table`` lacks (idempotent)."""
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    for name, kind in columns:
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 EVALUATION_MIGRATIONS: list[Migration] = [
@@ -373,6 +422,8 @@ EVALUATION_MIGRATIONS: list[Migration] = [
     # 2: failed answers stored as error rows; claims so two processes never generate the same answer;
     #    runs keyed on the content of their prompts
     _eval_v2,
+    # 3: evaluation answers keep the same energy and carbon labels as History's rows (the one answer record)
+    lambda conn: _add_columns(conn, "eval_answers", EVAL_ANSWER_RECORD_COLUMNS),
 ]
 
 
@@ -413,6 +464,27 @@ class RequestRecord:
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)
     window_start_utc: str | None = None
     window_end_utc: str | None = None
+    # requests schema 3 (the rest of sprout_core.record.AnswerRecord)
+    backend: str | None = None
+    placement: str | None = None
+    max_new_tokens: int | None = None
+    max_new_tokens_capped: int | None = None
+    do_sample: int | None = None
+    seed: int | None = None
+    tokens_per_s: float | None = None
+    started_at: float | None = None
+    partial: int | None = None
+    energy_j_low: float | None = None
+    energy_j_high: float | None = None
+    energy_duration_s: float | None = None
+    pinned: int | None = None
+    ci_source: str | None = None
+    hour_utc: str | None = None
+
+    @classmethod
+    def from_answer(cls, rec: AnswerRecord) -> "RequestRecord":
+        """The row of one :class:`~sprout_core.record.AnswerRecord`."""
+        return cls(**rec.to_columns())
 
     @classmethod
     def from_parts(cls, result: Any = None, reading: Any = None, carbon: Any = None, *, zone: str | None = None,
@@ -475,9 +547,7 @@ REQUEST_COLUMNS = [f.name for f in fields(RequestRecord)]
 _COLUMN_SET = frozenset(REQUEST_COLUMNS)
 
 
-def iso_utc(t: float | None) -> str | None:
-    """A wall-clock time (``time.time()``) as ISO-8601 UTC with microseconds, ``None`` when unknown."""
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="microseconds")
+iso_utc = record_mod.iso_utc
 
 
 # --------------------------------------------------------------------------- pending queue
@@ -611,7 +681,7 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def record_request(record: RequestRecord | None = None, conn: sqlite3.Connection | None = None,
+def record_request(record: RequestRecord | AnswerRecord | None = None, conn: sqlite3.Connection | None = None,
                    path: Path | str | None = None, **columns: Any) -> int | None:
     """Insert one request (a :class:`RequestRecord`, or columns as keywords); returns its id.
 
@@ -621,6 +691,8 @@ def record_request(record: RequestRecord | None = None, conn: sqlite3.Connection
     :class:`StoreError` only when even the queue cannot be written (the message says the answer was not
     saved).
     """
+    if isinstance(record, AnswerRecord):
+        record = RequestRecord.from_answer(record)
     rec = record if record is not None else RequestRecord(**columns)
     data = asdict(rec)
     for k, v in list(data.items()):
@@ -652,6 +724,25 @@ def record_request(record: RequestRecord | None = None, conn: sqlite3.Connection
     finally:
         if own and c is not None:
             c.close()
+
+
+def record_answer(rec: AnswerRecord, conn: sqlite3.Connection | None = None,
+                  path: Path | str | None = None) -> AnswerRecord:
+    """Store one answer record in ``requests``; returns it with its ``request_id``. Errors as
+    :func:`record_request` (a :class:`~sprout_core.errors.QueuedError` when it waits in the pending queue)."""
+    return rec.replace(request_id=record_request(rec, conn=conn, path=path))
+
+
+def read_answers(filters: "RequestFilter | dict | None" = None, conn: sqlite3.Connection | None = None,
+                 path: Path | str | None = None) -> list[AnswerRecord]:
+    """The stored answers matching ``filters`` (newest first), read back as :class:`AnswerRecord` s."""
+    df = query_requests(filters, conn=conn, path=path)
+    return [AnswerRecord.from_row({k: (None if _isnan(v) else v) for k, v in row.items()})
+            for row in df.to_dict("records")]
+
+
+def _isnan(v: Any) -> bool:
+    return isinstance(v, float) and v != v
 
 
 _LIKE_ESCAPE = "\\"

@@ -339,7 +339,8 @@ def test_database_of_an_older_sprout_is_migrated_and_its_run_resumes():
     st = run_evaluation(cfg, PROMPTS, _counting(calls), None)
     assert st.run_id == 1 and st.skipped == 1 and st.generated == 5 and ("prompt 0", "L0") not in calls
     with closing(store.connect()) as c:
-        assert store.schema_version(c, "requests") == 2 and store.schema_version(c, "evaluation") == 2
+        assert store.schema_version(c, "requests") == len(store.REQUESTS_MIGRATIONS)
+        assert store.schema_version(c, "evaluation") == len(store.EVALUATION_MIGRATIONS)
         assert c.execute("SELECT run_key FROM eval_runs").fetchone()[0] == cfg.run_key(PROMPTS)
         assert [r[0] for r in c.execute("SELECT prompt FROM requests")] == ["kept"]
 

@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
                   f"({settings.intensity.label})]", flush=True)
         if o.store_error:
             print(f"warning: history: {o.store_error}", file=sys.stderr)
-        row = o.to_row()  # the one record of the answer
+        row = o.record.as_row()  # the one record of the answer (sprout_core.record.AnswerRecord)
         row.update(model=lm.info.name, device=lm.info.device, dtype=lm.info.dtype)
         if r.backend == "server":
             row["server_url"] = lm.info.path

@@ -153,11 +153,22 @@ def stored_answers(con: sqlite3.Connection, run_id: int) -> dict[tuple[str, str]
     return {(r["prompt_id"], r["level"]): dict(r) for r in rows}
 
 
+#: the answer record's energy and carbon labels (evaluation schema 3: the same as History's rows)
+_RECORD_COLS = tuple(name for name, _ in store.EVAL_ANSWER_RECORD_COLUMNS)
 _ANSWER_SQL = (
     "INSERT OR IGNORE INTO eval_answers (run_id, prompt_id, level, directive, text, prompt_tokens, new_tokens,"
     " ttft_s, total_s, finish_reason, energy_j, energy_method, energy_uncertainty_j, model, device, created_at, error,"
-    " carbon_total_g, ci_g_per_kwh, zone)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+    " carbon_total_g, ci_g_per_kwh, zone, " + ", ".join(_RECORD_COLS) + ")"
+    " VALUES (" + ",".join("?" * (20 + len(_RECORD_COLS))) + ")")
+
+
+def _label(rec: Mapping[str, Any], name: str) -> Any:
+    v = rec.get(name)
+    if name == "energy_flags" and isinstance(v, (list, tuple)):
+        return ",".join(map(str, v)) or None
+    if name == "partial" and v is not None:
+        return int(bool(v))
+    return v
 
 
 def _answer_args(run_id: int, prompt_id: str, level: str, rec: Mapping[str, Any]) -> tuple:
@@ -165,7 +176,8 @@ def _answer_args(run_id: int, prompt_id: str, level: str, rec: Mapping[str, Any]
             rec.get("new_tokens"), rec.get("ttft_s"), rec.get("total_s"), rec.get("finish_reason"), rec.get("energy_j"),
             rec.get("energy_method") or "n/a", rec.get("energy_uncertainty_j"), rec.get("model") or "",
             rec.get("device") or "", rec.get("created_at") or time.time(), rec.get("error") or None,
-            rec.get("carbon_total_g"), rec.get("ci_g_per_kwh"), rec.get("zone"))
+            rec.get("carbon_total_g"), rec.get("ci_g_per_kwh"), rec.get("zone"),
+            *(_label(rec, name) for name in _RECORD_COLS))
 
 
 def insert_answer(con: sqlite3.Connection, run_id: int, prompt_id: str, level: str, rec: Mapping[str, Any]) -> bool:
