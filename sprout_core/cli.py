@@ -15,7 +15,8 @@ import traceback
 from sprout_core.errors import SproutError, describe, internal_error_message
 
 #: command-module names under sprout_core.commands, in help order
-COMMAND_MODULES = ["generate", "optimize", "simulate", "evaluate", "quality", "agreement", "classify", "serve", "grid"]
+COMMAND_MODULES = ["generate", "optimize", "simulate", "evaluate", "quality", "agreement", "classify", "serve", "grid",
+                   "gateway"]
 
 
 def build_parser() -> argparse.ArgumentParser:

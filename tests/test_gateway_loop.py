@@ -1,0 +1,130 @@
+"""The closed loop (issue 22 item 3) and the live intensity (item 4).
+
+One day of a trace replayed through the gateway — fake upstream, fast clock, the replay's task mix and the
+replay's evaluator verdicts handed in at the hours the schedule picks — makes the same decisions as
+``simulate`` for that day: the same evaluator hours, the same mix x per hour, and request k of hour h gets
+``pick_level(x_h, u_k)`` with ``u = level_stream(seed, h)``."""
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from sprout_core import grid, profiles
+from sprout_core import simulate as S
+from sprout_core.gateway.app import create_app
+from sprout_core.gateway.config import GatewayConfig
+from sprout_core.gateway.intensity import ElectricityMapsSource, TraceSource
+from sprout_core.gateway.planner import level_stream, pick_level
+from tests.gateway_fakes import FakeUpstream, fake_electricitymaps
+
+YEAR_START = 1672531200.0  # 2023-01-01 00:00 UTC
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.mark.parametrize("start", [800, 7000])
+def test_one_day_through_the_gateway_matches_simulate(start):
+    prof = profiles.load_profile("llama2-13b-a100")
+    trace = grid.load_trace("US-TEX-ERCO", 2023)
+    cfg = S.SimConfig(start_hour=start, hours=24, seed=0)
+    res = S.simulate(prof, trace, cfg, ["SPROUT"])
+    ctx = S.build_context(prof, trace, cfg)
+    ev = ctx.evaluator()
+    wl = ctx.workload
+    by_hour = {int(h): k for k, h in enumerate(ctx.hour_of_year)}
+
+    def mix(hour):
+        k = by_hour[hour]
+        return ctx.weights[k], float(ctx.measured[k])
+
+    def evaluator(state, t, hour):
+        ix = ctx.wl_index[by_hour[hour]]
+        return wl.q_eval_task[ix], wl.n_eval_task[ix]
+
+    clock = Clock(YEAR_START + start * 3600 + 60)
+    fake = FakeUpstream(model="llama-2-13b-chat")
+    up = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app), base_url="http://up.test")
+    app = create_app(GatewayConfig(upstream="http://up.test/v1", zone="US-TEX-ERCO", year=2023, energy="none",
+                                   xi=cfg.xi, confidence=cfg.confidence, seed=7),
+                     clock=clock, upstream=up, evaluator=evaluator, mix=mix)
+    n = 6
+    with TestClient(app) as client:
+        xs, runs = [], []
+        for h in range(24):
+            levels = [client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": f"q{k}"}]})
+                      .json()["sprout"]["level"] for k in range(n)]
+            st = client.get("/sprout/status").json()
+            x = [st["x"][lv] for lv in prof.levels]
+            xs.append(x)
+            hour = int(ctx.hour_of_year[h])
+            u = level_stream(7, hour).random(n)
+            assert levels == [prof.levels[pick_level(x, uk)] for uk in u]
+            clock.t += 3600
+        runs = st["evaluator"]["runs_at_served_hours"]
+    assert runs == list(np.flatnonzero(ev.refresh))
+    assert np.abs(np.array(xs) - res.results["SPROUT"].x).max() < 1e-9
+    assert len(runs) >= 1 and np.array(xs)[:, 1:].sum() > 0  # the day used cheaper levels somewhere
+
+
+def _em(calls, **kw):
+    app = fake_electricitymaps(calls=calls, **kw)
+    client = TestClient(app)
+
+    def fetch(url, headers, timeout_s):
+        r = client.get(url.replace("https://api.electricitymap.org", ""), headers=headers)
+        if r.status_code != 200:
+            import urllib.error
+
+            raise urllib.error.HTTPError(url, r.status_code, "fake", {}, None)
+        return r.json()
+    return fetch
+
+
+def test_electricitymaps_live_value_is_cached_per_hour_and_names_its_signal(monkeypatch):
+    monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", "tok")
+    calls = []
+    src = ElectricityMapsSource("DE", TraceSource("DE"), fetch=_em(calls, ci=123.0, factor="lifecycle"))
+    t = 1765105200.0
+    r = src.read(t)
+    assert r.ci_g_per_kwh == 123.0 and r.source.startswith("electricitymaps (live")
+    assert "average (location-based), life-cycle" in r.signal
+    src.read(t + 60)
+    assert len(calls) == 1 and calls[0] == {"zone": "DE", "token": "tok"}
+    src.read(t + 3600)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("why,kw,env", [("HTTP 401", {"status": 401}, "tok"), ("no token", {}, None),
+                                        ("carbonIntensity", {"ci": "lots"}, "tok")])
+def test_electricitymaps_failure_falls_back_to_the_trace_labelled(monkeypatch, why, kw, env):
+    if env:
+        monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", env)
+    else:
+        monkeypatch.delenv("ELECTRICITYMAPS_API_TOKEN", raising=False)
+    trace = TraceSource("DE")
+    src = ElectricityMapsSource("DE", trace, fetch=_em([], **kw))
+    r = src.read(1765105200.0)
+    assert r.source.startswith("trace (live source unavailable:") and why in r.source
+    assert r.ci_g_per_kwh == trace.read(1765105200.0).ci_g_per_kwh
+
+
+def test_electricitymaps_unreachable_falls_back():
+    def down(url, headers, timeout_s):
+        raise TimeoutError("timed out")
+
+    import os
+
+    os.environ["ELECTRICITYMAPS_API_TOKEN"] = "tok"
+    try:
+        r = ElectricityMapsSource("DE", TraceSource("DE"), fetch=down).read(1765105200.0)
+    finally:
+        del os.environ["ELECTRICITYMAPS_API_TOKEN"]
+    assert "not reachable" in r.source
