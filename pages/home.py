@@ -1,35 +1,21 @@
 """Home: what Sprout does, the loaded model, and the model picker."""
 import streamlit as st
 
-from sprout_core import access, backends, ui
+from sprout_core import access, backends, style, ui
 from sprout_core.errors import SproutError
 from sprout_core.models import EMBEDDED_SPEC, configure_threads, default_threads
 from sprout_core.paths import public_data_status
 from sprout_core.serving.client import ENV_KEY, ServerConfig, parse_indices
 from sprout_core.serving.llamacpp import INSTALL_HINT, llama_cpp_available
+from sprout_core.views import home as H
 
 ui.ensure_navigation()
+METRIC_PX = 190  # one metric box (px): five fit in a row at 1400 px, they wrap two rows at 1000 px
 
 st.title("Sprout")
-st.markdown(
-    """
-**See, measure and cut the carbon cost of running a large language model.**
-
-A *generation directive* — an instruction such as "Always answer briefly" attached to a prompt —
-makes a model answer with fewer tokens, so each request takes less energy and emits less carbon.
-Sprout's *directive optimizer* (a linear program) decides, hour by hour from the grid's carbon
-intensity, which share of requests gets which directive level, while a *quality constraint*,
-learned offline by an LLM judge at clean hours of the grid, keeps answers good enough
-(after Li et al., *Toward Sustainable GenAI using Generation Directives for Carbon-Friendly LLM Inference*, 2024).
-
-- **Lesson** — a guided path in four steps, from one prompt to what a month of it saves (for a class or a talk).
-- **Playground** — send a prompt under each directive and watch the answers stream, with their energy and carbon.
-- **Optimizer** — slide carbon intensity and a quality threshold, see the decision.
-- **Evaluations** — browse offline judge results.
-- **What-if** — replay real grid traces and compare strategies.
-- **History** — every answer generated here, with its energy and carbon.
-"""
-)
+# Every claim below is the README's, word for word (sprout_core/views/home.py; tests/test_home_readme.py).
+st.markdown(f"**{H.TAGLINE}**\n\n{H.INTRO}\n\n"
+            + "\n".join(f"- **{name}** — {what}" for name, what in H.PAGES.items() if name != "Home"))
 ui.page_link("pages/lesson.py", label="Start the guided lesson", icon=":material/school:")
 
 # ------------------------------------------------------------------ the loaded model
@@ -45,7 +31,7 @@ if lm is not None and lm.info.kind == "server":  # a serving engine (issue 12)
     c[3].metric("Energy", meter.method if meter.available else "n/a", help=meter.describe())
     st.caption(
         f"Directives go in the **{lm.info.placement}** {'message' if lm.info.placement == 'system' else 'turn'} "
-        f"(matched by the model name) · directive set `{lm.info.directive_set}` · context {lm.info.context_len:,} tokens · "
+        f"(matched by the model name) · directive set `{lm.info.directive_set}` · context {style.fmt_count(lm.info.context_len, 'token')} · "
         "no app-wide queue: sessions stream at once and the server schedules them · energy: "
         + ("n/a (remote server) — a server on another machine is not metered from here, never guessed."
            if "remote-server" in meter.base_flags else f"{meter.describe()}.")
@@ -54,17 +40,18 @@ elif lm is not None:
     info = lm.info
     # the whole name, never cut; in class mode the server's folder is not shown to visitors
     st.markdown(f"**{info.name}**" + ("" if SHARED else f" · `{info.path}`"))
-    c = st.columns(5)
-    ui.note_metric("Parameters", f"{info.params_m:,.0f} M" if info.params_m is not None else "n/a", container=c[0])
-    ui.note_metric("Device", info.device, info.gpu_name or None, container=c[1])
-    ui.note_metric("Dtype", info.dtype, container=c[2])
+    row = st.container(horizontal=True, gap="small")  # fixed-width metrics wrap at 1000 px instead of cutting values
+    ui.note_metric("Parameters", f"{info.params_m:,.0f} M" if info.params_m is not None else "n/a", container=row,
+                   width=METRIC_PX)
+    ui.note_metric("Device", info.device, info.gpu_name or None, container=row, width=METRIC_PX)
+    ui.note_metric("Dtype", info.dtype, container=row, width=METRIC_PX)
     ui.note_metric("llama.cpp threads" if getattr(lm, "backend", "") == "llama.cpp" else "Torch threads",
-                   f"{info.threads}", container=c[3])
-    ui.note_metric("Load time", f"{info.load_s:.1f} s", "converted from GGUF" if info.converted else "safetensors cache",
-                   container=c[4])
+                   f"{info.threads}", container=row, width=METRIC_PX)
+    ui.note_metric("Load time", style.fmt_seconds(info.load_s),
+                   "converted from GGUF" if info.converted else "safetensors cache", container=row, width=METRIC_PX)
     st.caption(
-        f"Context: {info.context_len:,} tokens · directives go in the **{info.placement}** "
-        f"{'message' if info.placement == 'system' else 'turn'} · directive set `{info.directive_set}`"
+        f"Context: {style.fmt_count(info.context_len, 'token')} · directives go in the **{info.placement}** "
+        f"{'message' if info.placement == 'system' else 'turn'} · directive set `{info.directive_set}`."
     )
 
 # ------------------------------------------------------------------ choose a model
@@ -118,15 +105,15 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
     kind = st.radio("Backend", list(kinds), format_func=kinds.get, index=list(kinds).index(current.kind),
                     horizontal=True, key="home.backend")
     if kind == "transformers":
-        st.caption("The model chosen below runs in this app's process, one answer at a time for all sessions.")
+        st.caption("The model chosen above runs in this app's process, one answer at a time for all sessions.")
         if current.kind != "transformers" and st.button("Use transformers", key="home.backend_transformers"):
             ok, msg = ui.switch_backend(backends.BackendChoice(model=ui.model_spec()))
             (st.success if ok else st.error)(msg)
             if ok:
                 st.rerun()
     elif kind == "llama.cpp":
-        st.caption("The embedded GGUF through llama.cpp in this process: the same answers' format, about 3× the "
-                   "tokens/s of transformers on a CPU (docs/serving.md). Energy: this process's CPU.")
+        st.caption("The embedded GGUF through llama.cpp in this process, with the same answer format. "
+                   + H.LLAMA_CPP_CLAIM + " Energy: this process's CPU time (see docs/energy.md).")
         if not llama_cpp_available():
             st.info(INSTALL_HINT)
         elif current.kind != "llama.cpp" and st.button("Use llama.cpp", key="home.backend_llamacpp"):
@@ -187,22 +174,22 @@ with st.expander("Torch threads"):
     import torch
 
     if SHARED:
-        st.caption(f"Torch uses {torch.get_num_threads()} thread(s) in this app process. This Sprout is shared, so "
+        st.caption(f"Torch uses {style.fmt_count(torch.get_num_threads(), 'thread')} in this app process. This Sprout is shared, so "
                    "threads are the operator's setting (SPROUT_TORCH_THREADS when the server starts).")
     else:
         st.caption(f"Default here: {default_threads()} (one thread on machines with 2 cores or fewer; "
                    "set SPROUT_TORCH_THREADS to change the default). This applies to the whole app process.")
         n = st.number_input("Threads", min_value=1, max_value=64, value=min(64, torch.get_num_threads()), step=1,
-                            help="Currently in use by this app process")
+                            help="Currently in use by this app process.")
         if st.button("Apply threads"):
             with ui.error_boundary("Threads not changed: "):
-                st.success(f"Torch now uses {configure_threads(int(n))} thread(s).")
+                st.success(f"Torch now uses {style.fmt_count(configure_threads(int(n)), 'thread')}.")
 
 # ------------------------------------------------------------------ data
 st.subheader("Data")
 for ds in public_data_status():
     if ds.present:
-        st.markdown(f":material/check_circle: **{ds.name}** — {ds.purpose}")
+        st.markdown(f":material/check_circle: **{ds.name}** — {ds.purpose.rstrip('.')}.")
     else:
-        st.markdown(f":material/warning: **{ds.name}** is missing at `{ds.path}` — {ds.purpose}. "
+        st.markdown(f":material/warning: **{ds.name}** is missing at `{ds.path}` — {ds.purpose.rstrip('.')}. "
                     "See the README, *Public data*, for where to get it; the rest of the app works without it.")
