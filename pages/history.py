@@ -3,13 +3,13 @@ import datetime as dt
 
 import streamlit as st
 
-from sprout_core import store, ui
+from sprout_core import store, style, ui
 from sprout_core.views import history as V
 
 ui.ensure_navigation()
 st.title("History")
 st.caption("Every answer generated in the Playground, the Lesson or by `python -m sprout_core generate` is stored in a local "
-           "SQLite database, with its energy (and how it was obtained) and carbon. Unknown values show as empty, "
+           "SQLite database, with its energy (and how it was obtained) and carbon. Unknown values show as n/a, "
            "never as 0. An answer cut short (Stop, reload, leaving the page) is kept with status *aborted* and the "
            "energy it used until then.")
 
@@ -41,7 +41,7 @@ with st.expander("Filters", expanded=True):
                               help="aborted: cut short (Stop, reload, another page) — partial answer, energy until then")
     d1, d2, d3 = st.columns(3)
     text = d1.text_input("Text in prompt or answer", key="hist.text")
-    use_dates = d2.toggle("Only between dates (UTC)", key="hist.use_dates")
+    use_dates = d2.toggle("Date range", key="hist.use_dates", help="Only answers between the two dates (UTC)")
     today = dt.datetime.now(dt.timezone.utc).date()
     dates = d3.date_input("Dates (UTC)", value=(today - dt.timedelta(days=30), today), key="hist.dates",
                           disabled=not use_dates)
@@ -61,7 +61,7 @@ except store.StoreError as exc:
     st.stop()
 queued = store.pending_requests()
 if queued:
-    st.warning(f"{queued} answer(s) are waiting in the pending queue: the database could not be written when they "
+    st.warning(f"{style.fmt_count(queued, 'answer')} waiting in the pending queue: the database could not be written when they "
                "were made. They are added here automatically as soon as it can be written again.")
 
 if statuses:
@@ -73,12 +73,12 @@ if df.empty:
 
 s = store.summarize(df)
 m1, m2, m3, m4 = st.columns(4)
-ui.note_metric("Requests", f"{s.requests:,}", f"{int((df['finish_reason'] == 'aborted').sum())} aborted", container=m1)
+ui.note_metric("Requests", f"{s.requests:,}", f"{int((df['finish_reason'] == 'aborted').sum()):,} aborted", container=m1)
 ui.note_metric("New tokens", f"{s.new_tokens:,}", container=m2)
 ui.note_metric("Carbon (known rows)", ui.fmt_grams(s.carbon_total_g), "every energy method below", container=m3,
                help="Sum over every energy method below (each line says which part comes from which method)"
-                    + (f"; {s.unknown_carbon} request(s) with unknown carbon are not counted" if s.unknown_carbon else ""))
-ui.note_metric("Energy unknown", f"{s.unknown_energy} request(s)", container=m4)
+                    + (f"; {style.fmt_count(s.unknown_carbon, 'request')} with unknown carbon not counted" if s.unknown_carbon else ""))
+ui.note_metric("Energy unknown", style.fmt_count(s.unknown_energy, "request"), container=m4)
 carbon_by_method = df.dropna(subset=["carbon_total_g"]).groupby("energy_method")["carbon_total_g"].sum()
 for method, j in s.energy_j_by_method.items():
     g = carbon_by_method.get(method)
@@ -87,7 +87,7 @@ for method, j in s.energy_j_by_method.items():
 
 show = V.display_table(df)
 st.dataframe(
-    show, hide_index=True, width="stretch", key="hist.table",
+    show, hide_index=True, width="stretch", key="hist.table", placeholder="n/a",
     column_config={
         "time (UTC)": st.column_config.DatetimeColumn("time (UTC)", format="D MMM YYYY, HH:mm:ss", timezone="UTC"),
         "prompt": st.column_config.TextColumn("prompt", width="medium"),
@@ -98,7 +98,7 @@ st.dataframe(
 )
 st.caption("Key columns first; scroll right for the model, seconds and run id. The CSV has every column, full texts "
            "and the energy's source, uncertainty and flags.")
-st.download_button("Download CSV (all columns)", df.to_csv(index=False).encode("utf-8"), file_name="sprout_history.csv",
+st.download_button("Download CSV (all columns)", V.csv_frame(df).to_csv(index=False).encode("utf-8"), file_name="sprout_history.csv",
                    mime="text/csv", key="hist.csv")
 
 fig = V.energy_by_level_figure(df)

@@ -41,7 +41,7 @@ def test_lists_every_request_and_filters():
     assert sorted(df["carbon (mg CO₂e)"].dropna().tolist()) == pytest.approx([0.6, 2.0])  # mg, not "0.0006 g"
     assert str(df["time (UTC)"].dtype).startswith("datetime64")  # shown as a readable date, not an ISO string
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Requests"] == "3" and metrics["Energy unknown"] == "1 request(s)"
+    assert metrics["Requests"] == "3" and metrics["Energy unknown"] == "1 request"
     assert any("estimated:cpu-tdp" in c.value and "15 J" in c.value for c in at.caption)
     at.multiselect(key="hist.levels").set_value(["L1"]).run()
     assert list(at.dataframe[0].value["level"]) == ["L1"]

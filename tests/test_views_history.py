@@ -31,3 +31,11 @@ def test_status_filter_and_chart():
     assert colors == {"L0": style.level_color("L0")}  # the aborted L1 answer is partial: not in the mean
     assert "kJ" in fig.layout.yaxis.title.text
     assert V.energy_by_level_figure(pd.DataFrame(columns=df.columns)) is None
+
+
+def test_csv_has_every_column_and_the_status():
+    df = frame()
+    out = V.csv_frame(df)
+    assert set(df.columns) <= set(out.columns) and list(out.columns).index("status") == list(out.columns).index("ts_utc") + 1
+    assert sorted(out["status"]) == ["aborted", "complete"]
+    assert "status" in out.to_csv(index=False).splitlines()[0].split(",")

@@ -61,6 +61,15 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def csv_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Every stored column for the "all columns" CSV, plus ``status`` (:func:`status_of`, as the table shows
+    it) right after the time stamp, so a spreadsheet can filter complete / aborted / error rows."""
+    out = df.copy()
+    status = [status_of(f, e) for f, e in zip(out["finish_reason"], out["error"])]
+    out.insert(list(out.columns).index("ts_utc") + 1 if "ts_utc" in out.columns else 0, "status", status)
+    return out
+
+
 def energy_by_level_figure(df: pd.DataFrame):
     """Mean energy per complete request by level and energy method (bars in level colours, one readable
     unit; aborted answers are partial and left out); ``None`` when no complete row has a known energy."""
