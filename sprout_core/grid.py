@@ -67,8 +67,9 @@ MAX_CI_G_PER_KWH = 2000.0
 #: Largest upload :func:`add_user_trace` accepts (a year of hourly exports is ~1 MB).
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 #: Longest line of an upload, characters (an export's rows are ~200; Python's csv module refuses fields
-#: over 131,072, and a page would have to show the text): longer lines are refused, naming the line.
-MAX_LINE_CHARS = 4096
+#: over 131,072): longer lines are refused before any parser sees them, naming the line. A long zone name
+#: (thousands of characters) still passes and is cut to :data:`MAX_ZONE_NAME_CHARS`.
+MAX_LINE_CHARS = 65_536
 #: Zone names (typed, ``--name``, or read from an export) are cut to this many characters.
 MAX_ZONE_NAME_CHARS = 80
 #: The most traces one class-mode visitor may keep (the operator has no limit).

@@ -67,7 +67,6 @@ hour_utc                 text    ISO-8601 UTC hour the answer was priced at
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -82,6 +81,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import filelock
 import pandas as pd
 
 from sprout_core import record as record_mod
@@ -578,11 +578,9 @@ def _queue_files(kind: str, path: Path | str | None) -> list[Path]:
 
 @contextlib.contextmanager
 def _locked(f):
-    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-    try:
+    """Hold ``<queue file>.lock`` (a ``filelock`` lock, across processes and threads) while the block runs."""
+    with filelock.FileLock(f"{f.name}.lock"):
         yield f
-    finally:
-        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def queue_append(kind: str, item: dict, path: Path | str | None = None) -> Path:
