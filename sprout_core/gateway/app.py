@@ -347,6 +347,7 @@ class Answer:
     error: str | None = None
     aborted: bool = False
     hour: str = ""
+    upstream_id: str | None = None
 
 
 def create_app(config: GatewayConfig, clock: Callable[[], float] = time.time, upstream: httpx.AsyncClient | None = None,
@@ -464,11 +465,16 @@ def _setup_meter(state: GatewayState) -> None:
         state.meter, state.meter_note = None, "energy switched off (--energy none): n/a"
         return
     if state.meter is None and cfg.energy == "auto":
-        from sprout_core.serving.client import ServerConfig
+        import os
+
+        from sprout_core.serving.client import ENV_GPUS, ENV_PID, ServerConfig, parse_indices
         from sprout_core.serving.energy import server_meter
 
         try:
-            m = server_meter(ServerConfig(state.base_url, state.model_name, cfg.api_key_env))
+            pid = os.environ.get(ENV_PID, "").strip()
+            m = server_meter(ServerConfig(state.base_url, state.model_name, cfg.api_key_env,
+                                          gpu_indices=parse_indices(os.environ.get(ENV_GPUS)),
+                                          pid=int(pid) if pid.isdigit() else None))
         except Exception as exc:  # noqa: BLE001 - metering is optional; say why
             state.meter_note = f"no meter for the upstream ({type(exc).__name__}: {exc})"
             m = None
@@ -576,9 +582,10 @@ def _usage(ans: Answer) -> dict[str, int | None]:
             "total_tokens": (pt or 0) + ct}
 
 
-async def _events(state: GatewayState, resp: httpx.Response, ans: Answer, window, t0: float) -> AsyncIterator[dict]:
-    """The upstream's chunks as JSON objects (content chunks only; usage is kept in ``ans``); errors end it
-    with ``ans.error`` set."""
+async def _events(state: GatewayState, resp: httpx.Response, ans: Answer, window, t0: float) -> AsyncIterator[str]:
+    """The upstream's content chunks as raw event data (forwarded as they are: one JSON parse per chunk, no
+    re-serialisation); usage is kept in ``ans`` and the usage-only chunk dropped (the gateway sends its own at
+    the end). Errors end it with ``ans.error`` set."""
     parser = SSEParser()
     try:
         async for data in resp.aiter_raw():
@@ -586,37 +593,52 @@ async def _events(state: GatewayState, resp: httpx.Response, ans: Answer, window
                 if ev.event == "error":
                     ans.error = f"the upstream reported an error mid-answer: {ev.data[:300]}"
                     return
+                raw = ev.data
+                if raw.strip() == "[DONE]":
+                    return
                 try:
-                    d = parse_chunk(ev.data)
-                except ChunkFormatError as exc:
-                    ans.error = f"the upstream sent an event that is not a chat-completion chunk ({exc})"
-                    return
-                if d.done:
-                    return
-                if d.error:
-                    ans.error = f"the upstream reported an error mid-answer: {d.error}"
-                    return
-                if d.prompt_tokens is not None:
-                    ans.prompt_tokens = d.prompt_tokens
-                if d.completion_tokens is not None:
-                    ans.completion_tokens = d.completion_tokens
-                if d.finish_reason:
-                    ans.finish = d.finish_reason
-                obj = json.loads(ev.data)
-                choices = obj.get("choices") or []
-                if not choices:
-                    continue  # the usage-only chunk: the gateway sends its own at the end
-                if d.text:
+                    obj = json.loads(raw)
+                except ValueError:
+                    obj = None
+                choices = obj.get("choices") if isinstance(obj, dict) else None
+                c0 = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+                delta = c0.get("delta") if c0 is not None else None
+                usage = obj.get("usage") if isinstance(obj, dict) else None
+                if c0 is None or not isinstance(delta, dict) or usage or obj.get("error"):
+                    try:  # anything but a plain content chunk: the project's one reader of the format
+                        d = parse_chunk(raw)
+                    except ChunkFormatError as exc:
+                        ans.error = f"the upstream sent an event that is not a chat-completion chunk ({exc})"
+                        return
+                    if d.error:
+                        ans.error = f"the upstream reported an error mid-answer: {d.error}"
+                        return
+                    if d.prompt_tokens is not None:
+                        ans.prompt_tokens = d.prompt_tokens
+                    if d.completion_tokens is not None:
+                        ans.completion_tokens = d.completion_tokens
+                    if d.finish_reason:
+                        ans.finish = d.finish_reason
+                    if not choices:
+                        continue
+                    obj.pop("usage", None)
+                    raw = json.dumps(obj, ensure_ascii=False)
+                    text = d.text
+                else:
+                    piece = delta.get("content")
+                    text = piece if isinstance(piece, str) else ""
+                    if c0.get("finish_reason"):
+                        ans.finish = c0["finish_reason"]
+                if ans.upstream_id is None and isinstance(obj, dict) and isinstance(obj.get("id"), str):
+                    ans.upstream_id = obj["id"]
+                if text:
                     if ans.ttft_s is None:
                         ans.ttft_s = time.perf_counter() - t0
-                    ans.text.append(d.text)
+                    ans.text.append(text)
                     ans.chunks += 1
                     if window is not None:
                         window.add_tokens(ans.chunks)
-                obj.pop("usage", None)
-                obj["model"] = state.model_name
-                obj["id"] = ans.id
-                yield obj
+                yield raw
         if ans.finish is None:
             ans.error = (f"the upstream closed the stream after {ans.chunks} chunks without finishing the answer "
                          "— did it stop or crash?")
@@ -631,11 +653,11 @@ async def _events(state: GatewayState, resp: httpx.Response, ans: Answer, window
 async def _stream_out(state, events, ans: Answer, window, t0, body, level, pinned, directive, settings):
     done = False
     try:
-        async for obj in events:
-            yield f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+        async for raw in events:
+            yield f"data: {raw}\n\n"
         sp = _finish(state, ans, window, t0, body, level, pinned, directive, settings)
         done = True
-        final = {"id": ans.id, "object": "chat.completion.chunk", "created": ans.created, "model": state.model_name,
+        final = {"id": ans.upstream_id or ans.id, "object": "chat.completion.chunk", "created": ans.created, "model": state.model_name,
                  "choices": [], "usage": _usage(ans), "sprout": sp}
         yield f"data: {json.dumps(final, ensure_ascii=False)}\n\n"
         if ans.error:
