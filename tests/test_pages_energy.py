@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from sprout_core import store
+from sprout_core import defaults, store
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages/playground.py")
@@ -71,7 +71,7 @@ def test_zone_trace_and_elsewhere_chart(tiny_env):
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert at.radio(key="pg.carbon.mode").value == "Grid trace"
     run_prompt(at)
-    assert any("DE 2024 yearly mean" in c.value for c in at.caption)
+    assert any(f"{defaults.DEFAULT_ZONE} {defaults.DEFAULT_YEAR} yearly mean" in c.value for c in at.caption)  # one default
     assert len(at.get("plotly_chart")) == 3  # energy, carbon, same answers elsewhere
     at.radio(key="pg.carbon.when").set_value("One hour").run()
     assert not at.exception
