@@ -54,7 +54,7 @@ def queue_run(lm, directives, meter, settings) -> None:
     script run that follows locks the inputs and generates at once."""
     ss = st.session_state
     prompt = ss.get("lesson.prompt", L.DEFAULT_PROMPT)
-    params = GenerationParams(max_new_tokens=int(ss.get("lesson.max_new", 64)))
+    params = GenerationParams(max_new_tokens=int(ss.get("lesson.max_new", L.DEFAULT_MAX_NEW)))
     try:
         for d in directives:
             metered.metered_stream(lm, prompt, d, params, meter, settings, save=False)
@@ -91,7 +91,9 @@ with st.container(border=True):
             directives = list(dset.levels)[: L.LESSON_LEVELS]
             c1, c2 = st.columns([4, 1])
             prompt = c1.text_input("Prompt", L.DEFAULT_PROMPT, key="lesson.prompt", disabled=generating)
-            max_new = c2.number_input("Max new tokens", 8, 512, 64, 8, key="lesson.max_new", disabled=generating)
+            max_new = c2.number_input("Max new tokens", 8, 1024, L.DEFAULT_MAX_NEW, 8, key="lesson.max_new", disabled=generating,
+                                      help="Cap on each answer's new tokens. The default lets each level end on its "
+                                           "own; an answer the cap cuts is named under the chart.")
             settings, warns = metered.default_settings()
             meter = ui.default_meter(lm)
             under = ", ".join(f"{d.level} ({d.text or 'no directive'})" for d in directives)

@@ -57,3 +57,35 @@ def test_optimizer_and_month_steps_on_the_reference_profile():   # the reference
     assert 0 < s4.numbers["saving_pct"] < 100 and 85 <= s4.numbers["quality_pct"] <= 101
     assert s4.numbers["total_sprout_g"] < s4.numbers["total_base_g"]
     assert len(s4.figure.data[0].x) == 30  # one bar per day of June
+
+
+def capped(level, tokens, energy_j, directive=""):
+    o = outcome(level, tokens, energy_j, directive)
+    o.result.finish_reason = "length"
+    return o
+
+
+def test_prompt_step_says_plainly_when_the_cap_cut_answers():
+    s = L.prompt_step([capped("L0", 64, 10.0), capped("L1", 64, 9.0, "be brief"), outcome("L2", 20, 3.0, "one line")])
+    assert s.numbers["capped"] and "The cap cut L0 and L1" in s.sentence and "64 new tokens" in s.sentence
+    ok = L.prompt_step([outcome("L0", 40, 10.0), outcome("L1", 1, 5.0, "be brief")])
+    assert not ok.numbers["capped"] and "cap" not in ok.sentence
+    assert "1 token<br>" in ok.figure.data[0].text[1] and "40 tokens<br>" in ok.figure.data[0].text[0]
+    assert L.DEFAULT_MAX_NEW >= 256  # room for L0's whole answer
+
+
+def test_grids_step_explains_a_zero_carbon_cleanest_hour():
+    s = L.grids_step(3600.0, 2.0, [trace("ZERO", 0, 50), trace("DIRTY", 500, 900)])
+    assert "**0 g CO₂e** (its grid reported 0 g CO₂e/kWh direct emissions that hour) in ZERO" in s.sentence
+    tiny = L.grids_step(0.01, 0.1, [trace("CLEAN", 1, 30), trace("DIRTY", 500, 900)])  # 10 mJ at 1 g/kWh
+    assert "0 g" not in tiny.sentence and "µg" in tiny.sentence
+
+
+def test_month_step_says_what_its_carbon_counts_and_that_the_promise_is_a_probability():
+    from sprout_core import profiles
+
+    s4 = L.month_step(profiles.load_reference(), trace("X", 50, 600), 6, requests_per_hour=100)
+    assert "evaluator runs counted; the judge's energy is n/a and not counted" in s4.sentence
+    assert "evaluator runs included" not in s4.sentence and "judge energy n/a (not counted)" in s4.note
+    assert "the promise is a probability" in s4.sentence and "720 hours" in s4.sentence
+    assert L.evaluator_note(1, True) == "its 1 evaluator run counted, judge included"

@@ -33,6 +33,9 @@ STEPS = (
     ("month", "A month", "What a month of it saves", "pages/whatif.py", "Compare strategies over real months in What-if"),
 )
 DEFAULT_PROMPT = "Why is the sky blue?"
+#: step 1's default cap on new tokens: high enough that each level's answer ends on its own on the embedded
+#: model (its L0 answer to the default prompt is about 200 tokens), so the cap does not make L1 as long as L0
+DEFAULT_MAX_NEW = 320
 #: levels the lesson compares (the first three of the model's directive set)
 LESSON_LEVELS = 3
 
@@ -62,29 +65,44 @@ def prompt_step(outcomes) -> Step:
     div, unit = style.grams_scale(grams)
     fig = go.Figure(go.Bar(
         x=levels, y=[None if g is None else g / div for g in grams], marker_color=style.level_colors(levels),
-        text=[f"{o.result.new_tokens} tokens<br>{style.fmt_energy(o.reading.energy_j)}" for o in outs],
+        text=[f"{style.fmt_count(o.result.new_tokens, 'token')}<br>{style.fmt_energy(o.reading.energy_j)}" for o in outs],
         textposition="auto", hovertext=[o.result.directive or "no directive" for o in outs]))
     fig.update_layout(title=f"Carbon per answer ({unit} CO₂e) — same prompt, three directives",
                       xaxis_title="directive level", yaxis_title=f"{unit} CO₂e", height=380, margin=dict(t=50, b=40))
     base = next((o for o in outs if o.result.level == "L0"), None)
     others = [o for o in outs if o is not base]
     method = outs[0].reading.method
+    capped = cap_note(outs)
     if base is None or not others:
         sentence = (f"The answers cost {', '.join(f'{o.result.level} {style.fmt_grams(o.carbon.total_g)}' for o in outs)} "
-                    f"({method} energy).")
-        return Step(fig, sentence, {"levels": levels}, _method_note(method))
+                    f"({method} energy)." + (f" {capped}" if capped else ""))
+        return Step(fig, sentence, {"levels": levels, "capped": capped}, _method_note(method))
     best = min(others, key=lambda o: (o.carbon.total_g if o.carbon.total_g is not None else float("inf")))
     e_save = savings_pct(best.reading.energy_j, base.reading.energy_j)
     g_save = savings_pct(best.carbon.total_g, base.carbon.total_g)
-    sentence = (f"With no directive (L0) the model wrote **{base.result.new_tokens} tokens** for "
+    sentence = (f"With no directive (L0) the model wrote **{style.fmt_count(base.result.new_tokens, 'token')}** for "
                 f"{style.fmt_energy(base.reading.energy_j)}; told *“{best.result.directive}”* ({best.result.level}) it wrote "
-                f"**{best.result.new_tokens}** — "
+                f"**{best.result.new_tokens:,}** — "
                 + (f"**{e_save:.0f} % less energy** and {g_save:.0f} % less carbon "
                    f"({style.fmt_grams(base.carbon.total_g)} → {style.fmt_grams(best.carbon.total_g)})."
                    if e_save is not None and g_save is not None else "energy n/a on this machine.")
-                + " Fewer tokens, less work, less carbon.")
+                + " Fewer tokens, less work, less carbon." + (f" {capped}" if capped else ""))
     return Step(fig, sentence, {"levels": levels, "energy_saving_pct": e_save, "carbon_saving_pct": g_save,
-                                "best": best.result.level}, _method_note(method))
+                                "best": best.result.level, "capped": capped}, _method_note(method))
+
+
+def cap_note(outcomes) -> str:
+    """A plain sentence when the cap on new tokens cut answers (``finish_reason == "length"``), else ``""``:
+    a cut answer's length is the cap's, not the directive's, so the comparison understates the saving."""
+    cut = [o for o in outcomes if o.result.finish_reason == "length"]
+    if not cut:
+        return ""
+    names = " and ".join(o.result.level for o in cut) if len(cut) <= 2 else ", ".join(o.result.level for o in cut)
+    cap = max(o.result.new_tokens for o in cut)
+    verb = "was" if len(cut) == 1 else "were"
+    return (f"**The cap cut {names}:** {verb} stopped at {style.fmt_count(cap, 'new token')} (*Max new tokens*) before "
+            f"{'it' if len(cut) == 1 else 'they'} ended, so {'its' if len(cut) == 1 else 'their'} length is the cap's, "
+            "not the directive's — raise the cap to see the whole difference.")
 
 
 def _method_note(method: str) -> str:
@@ -135,8 +153,10 @@ def grids_step(energy_j: float, duration_s: float, traces: list[Trace], pue: flo
     lo, hi = df.loc[df["g_min"].idxmin()], df.loc[df["g_max"].idxmax()]
     clean, dirty = df.iloc[0], df.iloc[-1]  # lowest and highest yearly mean
     ratio = dirty["g_mean"] / clean["g_mean"] if clean["g_mean"] > 0 else float("inf")
+    cleanest = (f"**{style.fmt_grams(lo['g_min'])}**" if lo["g_min"] > 0 else
+                f"**0 g CO₂e** (its grid reported {style.fmt_intensity(lo['ci_min'])} direct emissions that hour)")
     sentence = (f"The same answer ({style.fmt_energy(energy_j)}) emits **{style.fmt_grams(hi['g_max'])}** in {hi['zone']} "
-                f"at its dirtiest hour but **{style.fmt_grams(lo['g_min'])}** in {lo['zone']} at its cleanest; on a yearly "
+                f"at its dirtiest hour but {cleanest} in {lo['zone']} at its cleanest; on a yearly "
                 f"average {dirty['zone']}'s grid is **{ratio:,.0f}× dirtier** than {clean['zone']}'s. Where and when a "
                 "model runs matters as much as how long its answers are. (The device's embodied share, "
                 f"{style.fmt_grams(emb)} for this answer, is the same on every grid.)")
@@ -225,11 +245,23 @@ def month_step(profile: Profile, trace: Trace, month: int, xi: float = 0.1, requ
     total_sp = sp.carbon_g_per_request * res.total_requests
     sentence = (f"In **{trace.zone}** in {calendar.month_name[month]} {year}, at {requests_per_hour:,.0f} requests an hour, "
                 f"Sprout would have emitted **{style.fmt_grams(total_sp)}** instead of {style.fmt_grams(total_base)}: "
-                f"**{sp.carbon_saving_pct:.0f} % less carbon** (its {sp.evaluator_runs} evaluator runs included), while "
-                f"keeping **{sp.quality_pct:.0f} %** of always-L0's judged quality — every hour's floor was kept in "
-                f"{sp.hours_meeting_floor_pct:.0f} % of the hours (promise: {res.cfg.confidence:.0%}).")
+                f"**{sp.carbon_saving_pct:.0f} % less carbon** ({evaluator_note(sp.evaluator_runs, res.judge_included)}), "
+                f"while keeping **{sp.quality_pct:.0f} %** of always-L0's judged quality. Its hour's quality floor held in "
+                f"{style.fmt_pct(sp.hours_meeting_floor_pct)} of this month's {style.fmt_count(hours, 'hour')}: the promise "
+                f"is a probability — each hour keeps its floor with {res.cfg.confidence:.0%} confidence — so over one "
+                "month the share of hours that keep it scatters around that figure.")
     note = (f"{profile.label} · method {profile.method} · quality q from {profile.q_source} · ξ = {xi:g} · "
-            f"judge energy {'included' if res.judge_included else 'n/a (not included)'} · {ATTRIBUTION}.")
+            f"judge energy {'included' if res.judge_included else 'n/a (not counted)'} · {ATTRIBUTION}.")
+
     return Step(fig, sentence, {"saving_pct": sp.carbon_saving_pct, "quality_pct": sp.quality_pct,
                                 "total_base_g": total_base, "total_sprout_g": total_sp,
                                 "evaluator_runs": sp.evaluator_runs}, note)
+
+
+def evaluator_note(runs: int, judge_included: bool) -> str:
+    """What SPROUT's carbon counts of its offline evaluator: the runs' answers, and the judge only when its
+    energy is known (never "included" next to "judge energy n/a")."""
+    n = style.fmt_count(runs, "evaluator run")
+    if judge_included:
+        return f"its {n} counted, judge included"
+    return f"the answers of its {n} counted; the judge's energy is n/a and not counted"
