@@ -53,13 +53,15 @@ if prompt.strip():
         prompt_problem = str(exc)
         st.error(prompt_problem)
 c1, c2, c3 = st.columns([3, 1, 1])
+# chips show the level only (a directive in a chip is cut to "L2 — A…"); the directives are spelt out below
 levels = c1.multiselect("Directive levels", dset.names, default=dset.names, key="pg.levels", disabled=locked,
-                        format_func=lambda lv: f"{lv} — {dset.get(lv).text or 'no directive'}")
+                        help="Each level's directive is listed under the prompt settings.")
 cap = min(2048, lm.info.context_len - 1)
 max_new = c2.number_input("Max new tokens", min_value=1, max_value=cap, value=min(256, cap), disabled=locked,
                           step=32, key="pg.max_new", help="Cap on generated tokens per answer")
 sample = c3.toggle("Sample", value=False, key="pg.sample", help="Off: greedy decoding (reproducible)", disabled=locked)
 seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="pg.seed", disabled=locked or not sample)
+st.caption(" · ".join(f"**{d.level}** {ui.safe_md(d.text) if d.text else 'no directive'}" for d in dset.levels) + ".")
 st.caption(f"Model **{lm.info.name}** on {lm.info.device} · directives go in the **{lm.info.placement}** "
            f"{'message' if lm.info.placement == 'system' else 'turn'}.")
 
@@ -177,7 +179,7 @@ if run is not None and run.finished:
             col.warning(f"Max new tokens was cut to {o.result.max_new_tokens} to fit the model's context.")
 
     st.subheader("Per level")
-    st.dataframe(V.per_level_table(run, carbon_settings), hide_index=True, width="stretch", key="pg.level_table",
+    st.dataframe(V.per_level_table(run, carbon_settings), hide_index=True, width="stretch", key="pg.level_table", placeholder="n/a",
                  column_config={"time to first token (s)": st.column_config.NumberColumn(format="%.2f"),
                                 "total time (s)": st.column_config.NumberColumn(format="%.2f"),
                                 "tokens/s": st.column_config.NumberColumn(format="%.1f"),
@@ -220,8 +222,10 @@ if run is not None and run.finished and run.outcomes:
     ui.carbon_metric("Carbon of this run", totals.carbon_g,
                      f"at {carbon_settings.intensity.ci_g_per_kwh:.0f} g/kWh, PUE {carbon_settings.pue:g}", container=k2)
     sav = table["carbon saving vs L0 (%)"].dropna()
+    l0_done = run.status_of("L0") == "complete"
     ui.note_metric("Best carbon saving vs L0", f"{sav.max():.0f} %" if len(sav) else "n/a",
-                   f"level {table.loc[sav.idxmax(), 'level']}" if len(sav) else "needs an L0 answer", container=k3)
+                   f"level {table.loc[sav.idxmax(), 'level']}" if len(sav) else
+                   ("no other complete level to compare" if l0_done else "needs a complete L0 answer"), container=k3)
     methods = sorted(set(table["energy method"]))
     st.caption(f"Energy method: {', '.join(f'`{m}` ({ui.method_badge(m)})' for m in methods)} — "
                f"{outcomes[0].reading.source}. Carbon at **{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** "
@@ -233,7 +237,7 @@ if run is not None and run.finished and run.outcomes:
     ui.chart(V.energy_figure(table), key="pg.energy_chart", filename="sprout-energy-per-answer", container=e1)
     ui.chart(V.carbon_figure(table), key="pg.carbon_chart", filename="sprout-carbon-per-answer", container=e2)
     with st.expander("All measurements (J, W, ±, operational and embodied g, flags)"):
-        st.dataframe(table, hide_index=True, width="stretch", key="pg.energy_table",
+        st.dataframe(table, hide_index=True, width="stretch", key="pg.energy_table", placeholder="n/a",
                      column_config={c: st.column_config.NumberColumn(format="%.3g") for c in (
                          "time (s)", "energy (J)", "± energy (J)", "mean power (W)", "J per token", "operational (g CO₂e)",
                          "embodied (g CO₂e)", "total (g CO₂e)")} | {
