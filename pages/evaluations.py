@@ -176,7 +176,7 @@ def progress_panel() -> None:
     live = None
     if p.run_id is not None and p.judged and job.judge is not None:
         with ui.error_boundary("Live win shares unavailable for now: "):  # e.g. the database is busy
-            live = R.run_summary(p.run_id, n_boot=1)["win_shares"].get(job.judge.name)
+            live = R.run_summary(p.run_id)["win_shares"].get(job.judge.name)
         if live:
             shares = ", ".join(f"{lv} {v * 100:.0f}%" for lv, v in live["share"].items() if v is not None)
             st.caption(f"So far ({job.judge.name}, {live['n_valid']} valid verdicts, {live['n_invalid']} invalid): {shares}")
@@ -255,27 +255,29 @@ if judge and judge.startswith("llm"):
 st.subheader("Win shares per task and level")
 if judge:
     st.info(V.judge_explanation(judge))
-shares = R.shares_frame(sel, levels, n_boot=1000)
+shares = R.shares_frame(sel, levels)
 sj = shares[shares["judge"] == judge] if judge else shares.iloc[0:0]
 if sj.empty or sj["share"].isna().all():
     st.info("No valid verdicts of this judge in the selection.")
 else:
     allrow = sj[sj["task"] == "all"]
     counts = V.judge_counts(sel, judge)
-    st.caption(f"Judge: **{judge}** · all tasks in the selection pooled")
+    st.caption(f"Judge: **{ui.safe_md(judge)}** · all tasks in the selection pooled · length-controlled share, "
+               "with the raw share below it")
     cols = st.columns(len(levels) + 1)
     for c, r in zip(cols, allrow.itertuples()):
-        ui.note_metric(f"q {r.level}", "n/a" if pd.isna(r.share) else f"{r.share * 100:.1f} %",
-                       None if pd.isna(r.share) else f"95% CI {r.ci_low * 100:.0f}–{r.ci_high * 100:.0f} %",
-                       help="Share of the judged prompts this level won, with its 95% bootstrap interval",
-                       container=c)
+        value, note = V.share_metric(r)
+        ui.note_metric(f"q {r.level}", value, note, container=c,
+                       help="Share of the judged prompts this level won at equal answer length (length-controlled), "
+                            "with its 95 % interval (delta method); raw = the plain share of wins")
     ui.note_metric("Prompts judged", f"{counts.judged}", f"of {counts.prompts} prompts", container=cols[-1],
                    help=f"{counts.invalid} invalid verdict(s) and {counts.no_reference} prompt(s) without a reference "
                         f"are excluded; {counts.not_judged} not judged yet")
     st.markdown(counts.sentence())
-    ui.chart(V.share_figure(sj, levels), key="ev.shares_chart", filename="sprout-win-shares")
-    st.caption("Error bars: 95% bootstrap intervals over prompts. Invalid verdicts are excluded and counted. "
-               + ui.PNG_HINT)
+    ui.chart(V.share_figure(sj[sj["task"] != "all"] if sj["task"].nunique() > 1 else sj, levels),
+             key="ev.shares_chart", filename="sprout-win-shares")
+    st.caption("Bars: length-controlled shares with 95 % intervals (delta method over prompts); diamonds: raw shares. "
+               "Identical answers share the credit. Invalid verdicts are excluded and counted. " + ui.PNG_HINT)
     handoff_label = f"{SOURCES[source].split(' (')[0]}: {', '.join(tasks) or 'all tasks'}" + (f", '{text}'" if text else "")
     if st.button("Use this q in the Optimizer →", type="primary", key="ev.handoff"):
         try:
@@ -284,6 +286,17 @@ else:
             st.error(str(exc))
         else:
             st.switch_page("pages/optimizer.py")
+
+    # ------------------------------------------------------------ judge bias
+    st.subheader("Judge bias")
+    bias = V.judge_bias(R.quality(sel, judge, levels=levels))
+    for sentence in bias.sentences:
+        st.markdown(sentence)
+    st.table(V.bias_display(bias.table))  # a small static table: every cell wraps in full
+    st.caption("Length effect: the conditional-logit coefficient of log(answer length in whitespace words) ± its "
+               "standard error; the odds of winning change by the factor shown when an answer is twice as long. "
+               "Position effect: odds of the 2nd/3rd answer shown against the 1st (only where the order is stored). "
+               "Levels: raw → controlled share [95 % interval]. See docs/evaluation.md.")
 
 # ---------------------------------------------------------------- table
 st.subheader("Prompts")
@@ -301,7 +314,7 @@ st.download_button("Download CSV", table.to_csv(index=False).encode("utf-8"), fi
 # ---------------------------------------------------------------- detail
 st.subheader("Detail")
 opts = list(zip(table["run"], table["prompt_id"]))[:2000]
-choice = st.selectbox("Prompt", range(len(opts)), key="ev.detail",
+choice = st.selectbox("Prompt", range(len(opts)), key=V.detail_key(source, opts),  # a new list: a fresh widget
                       format_func=lambda i: f"{opts[i][1]} · {table['prompt'].iloc[i][:90]}")
 if choice is not None:
     run_name, pid = opts[choice]
@@ -340,8 +353,11 @@ if choice is not None:
     if vs.empty:
         st.info("Not judged yet.")
     else:
-        st.dataframe(vs[["judge", "pass_no", "winner", "valid", "order", "raw"]].rename(
-            columns={"order": "order the judge saw", "raw": "judge's reply"}), hide_index=True, width="stretch")
+        st.dataframe(vs[["judge", "pass_no", "winner", "valid", "order"]].rename(
+            columns={"order": "order the judge saw"}), hide_index=True, width="stretch")
+        for vr in vs.itertuples():  # the reply in full, wrapped (a table cell cuts it)
+            with st.expander(f"Reply of {ui.plain(vr.judge)} (pass {vr.pass_no})", expanded=len(vs) == 1):
+                ui.show_text(str(vr.raw), empty="_(no reply stored)_")
     run_id = R.own_run_id(run_name)
     if run_id is not None and len(ans) > 1:
         h1, h2 = st.columns([3, 1])

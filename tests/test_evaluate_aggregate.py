@@ -9,7 +9,7 @@ LEVELS = ["L0", "L1", "L2"]
 
 
 def test_win_shares_excludes_and_counts_invalid():
-    ws = win_shares(["L0", "L0", "L1", None, "L2", "L0", None], LEVELS, n_boot=500)
+    ws = win_shares(["L0", "L0", "L1", None, "L2", "L0", None], LEVELS)
     assert ws.n_valid == 5 and ws.n_invalid == 2
     assert ws.share == pytest.approx({"L0": 0.6, "L1": 0.2, "L2": 0.2})
     assert ws.normalised["L0"] == 1.0 and ws.normalised["L1"] == pytest.approx(1 / 3)
@@ -18,8 +18,8 @@ def test_win_shares_excludes_and_counts_invalid():
 
 
 def test_bootstrap_interval_narrows_with_more_prompts():
-    small = win_shares(["L0", "L1"] * 5, LEVELS, n_boot=500)
-    big = win_shares(["L0", "L1"] * 500, LEVELS, n_boot=500)
+    small = win_shares(["L0", "L1"] * 5, LEVELS)
+    big = win_shares(["L0", "L1"] * 500, LEVELS)
     w = lambda ws: ws.ci["L0"][1] - ws.ci["L0"][0]  # noqa: E731
     assert w(big) < w(small) / 3
     assert big.ci["L2"] == (0.0, 0.0)
@@ -31,7 +31,7 @@ def test_no_valid_verdicts_is_na():
 
 
 def test_by_task_pools_all():
-    out = win_shares_by_task([("math", "L0"), ("math", "L1"), ("chat", "L2")], LEVELS, n_boot=100)
+    out = win_shares_by_task([("math", "L0"), ("math", "L1"), ("chat", "L2")], LEVELS)
     assert set(out) == {"math", "chat", "all"} and out["all"].n_valid == 3
     assert out["chat"].share["L2"] == 1.0
 

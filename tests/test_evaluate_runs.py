@@ -60,7 +60,7 @@ def test_run_stores_judges_and_resumes_without_duplicates():
     n_v = con.execute("SELECT COUNT(*) FROM eval_judgments").fetchone()[0]
     con.close()
     assert (n_ans, n_v) == (9, 3)
-    s = run_summary(st.run_id, n_boot=50)
+    s = run_summary(st.run_id)
     # L1 is right and shortest among the right ones on every prompt
     assert s["win_shares"]["reference"]["share"] == {"L0": 0.0, "L1": 1.0, "L2": 0.0}
     assert s["levels"]["L0"]["energy_j_mean"] == 1.5 and s["levels"]["L0"]["energy_method"] == "estimated:cpu-tdp"

@@ -169,3 +169,17 @@ def test_unknown_judge_is_a_clear_error(capsys):
 
     assert main(["quality", "--profile", "llama2-13b-a100", "--judge", "nobody"]) == 2
     assert "nobody" in capsys.readouterr().err
+
+
+def test_reference_credits_average_to_the_estimate(fresh_clone):
+    from sprout_core import refdata
+    from sprout_core.evaluate.reference import reference_credits, reference_quality
+
+    est = reference_quality(control=True)
+    cr = reference_credits(control=True)
+    jud = refdata.judgments()
+    assert cr.shape == (len(jud), 3)
+    np.testing.assert_allclose(cr.sum(1), 1.0)
+    for task in ("alpaca", "scienceqa"):
+        m = (jud["task"] == task).to_numpy()
+        np.testing.assert_allclose(100 * cr[m].mean(0), [est.tasks[task].levels[lv].controlled_pct for lv in LV], atol=1e-6)

@@ -32,6 +32,7 @@ def test_counts_split_the_prompts_that_were_not_judged():
 def test_every_judge_is_explained_with_its_tie_rule():
     assert "tie goes to the **shorter answer**" in V.judge_explanation("reference")
     assert "no ties" in V.judge_explanation("gpt-4-0613 (paper)")
+    assert "identical" in V.judge_explanation("gpt-4-0613 (paper)")
     assert "invalid" in V.judge_explanation("llm:/models/x") and "too weak" in V.judge_explanation("llm:embedded")
     assert "first is kept" in V.judge_explanation("human")
     assert V.judge_explanation("someone")
@@ -47,7 +48,28 @@ def test_winner_marks_and_chart_colours():
     shares = pd.DataFrame({"task": ["all", "all"], "level": ["L0", "L2"], "share": [0.4, 0.6], "ci_low": [0.3, 0.5],
                            "ci_high": [0.5, 0.7], "n_valid": [10, 10], "n_invalid": [0, 0]})
     fig = V.share_figure(shares, ["L0", "L2"])
-    assert {tr.name: tr.marker.color for tr in fig.data} == {"L0": style.level_color("L0"), "L2": style.level_color("L2")}
+    assert {tr.offsetgroup: tr.marker.color for tr in fig.data} == {"L0": style.level_color("L0"), "L2": style.level_color("L2")}
+    # controlled bars come with the raw share as a marker
+    shares = shares.assign(controlled=True, raw_share=[0.5, 0.5])
+    fig = V.share_figure(shares, ["L0", "L2"])
+    assert [tr.name for tr in fig.data] == ["L0 controlled", "L0 raw", "L2 controlled", "L2 raw"]
+    value, note = V.share_metric(next(shares.itertuples()))
+    assert value == "40.0 %" and note.startswith("raw 50.0 %") and "95 % CI 30–50 %" in note
+
+
+def test_judge_bias_panel_names_the_length_effect_and_the_ties():
+    from sprout_core.evaluate.reference import reference_quality
+
+    bias = V.judge_bias(reference_quality(control=True))
+    t = bias.table.set_index("task")
+    assert set(t.index) == {"alpaca", "math", "mmlu", "naturalqa", "scienceqa", "triviaqa"}
+    assert t.loc["alpaca", "length effect"].startswith("+0.21")
+    assert t.loc["scienceqa", "length effect"].startswith("-0.32")
+    assert "order not stored" in t.loc["math", "position effect"]
+    assert "→" in t.loc["alpaca", "L0"]
+    text = " ".join(bias.sentences)
+    assert "**longer** answers in alpaca" in text and "math" in text and "**shorter** answers in" in text
+    assert "cannot be measured" in text and not bias.position_known
 
 
 def test_prompt_table_key_columns_first():

@@ -33,10 +33,11 @@ def estimate_for(profile: str, judge: str | None = None):
     from sprout_core.evaluate import results as R
 
     if profile == "llama2-13b-a100":
-        from sprout_core.evaluate.reference import GPT4_JUDGE, paper_tables
+        from sprout_core.evaluate.reference import GPT4_JUDGE, paper_tables, reference_quality
 
-        t = paper_tables(with_reference_judge=judge not in (None, GPT4_JUDGE))
-        judge = judge or GPT4_JUDGE
+        if judge in (None, GPT4_JUDGE):
+            return GPT4_JUDGE, reference_quality(control=True)
+        t = paper_tables(with_reference_judge=True)
     else:
         t = R.own_tables()
     judges = R.judges_of(t)

@@ -1,7 +1,8 @@
-"""Aggregation of verdicts: win shares q per level (and task), bootstrap intervals, agreement.
+"""Aggregation of verdicts: raw win shares q per level (and task) with 95 % intervals, agreement.
 
 q_i = share of prompts on which level i won, among valid verdicts (invalid verdicts are excluded
-and counted). Normalised quality = q_i / max_j q_j (1.0 = the level that wins most). Agreement of
+and counted); the formula and its interval live in :mod:`sprout_core.evaluate.shares` (the one
+quality estimate, which also gives the length-controlled shares). Normalised quality = q_i / max_j q_j (1.0 = the level that wins most). Agreement of
 two judges on the same prompts: % agreement and Cohen's kappa.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 class WinShares:
     """Win shares of one task (or all tasks) under one judge.
 
-    ``share[level]``: fraction of valid verdicts won by the level (0–1); ``ci[level]``: bootstrap 95%
+    ``share[level]``: fraction of valid verdicts won by the level (0–1); ``ci[level]``: 95 % (delta method)
     interval (low, high) of that fraction; ``normalised[level]``: share ÷ the largest share.
     ``n_valid``/``n_invalid``: verdicts counted / excluded.
     """
@@ -40,13 +41,16 @@ class WinShares:
         }
 
 
-def win_shares(winners: Sequence[str | None], levels: Sequence[str], task: str = "all", judge: str = "",
-               n_boot: int = 1000, seed: int = 0) -> WinShares:
-    """Win shares of ``levels`` from a list of winners (``None`` = invalid), with bootstrap 95% CIs.
+def win_shares(winners: Sequence[str | None], levels: Sequence[str], task: str = "all", judge: str = "") -> WinShares:
+    """Raw win shares of ``levels`` from a list of winners (``None`` = invalid), with 95 % intervals.
 
-    The bootstrap resamples the prompts with replacement ``n_boot`` times (seeded; drawn as multinomial
-    win counts, which is the same distribution) and takes the 2.5 and 97.5 percentiles of each share. With no valid verdict every share is ``None`` (n/a).
+    The share and its interval come from :mod:`sprout_core.evaluate.shares` (the one formula: credits
+    :func:`~sprout_core.evaluate.shares.raw_credits`, mean and delta-method interval
+    :func:`~sprout_core.evaluate.shares.mean_share`). A winner outside ``levels`` keeps its mass (the
+    shares then sum to less than 1). With no valid verdict every share is ``None`` (n/a).
     """
+    from sprout_core.evaluate.shares import interval_pct, mean_share, raw_credits
+
     levels = list(levels)
     valid = [w for w in winners if w is not None]
     n_invalid = len(winners) - len(valid)
@@ -56,29 +60,26 @@ def win_shares(winners: Sequence[str | None], levels: Sequence[str], task: str =
     if n == 0:
         none = {lv: None for lv in levels}
         return WinShares(task, judge, levels, 0, n_invalid, wins, dict(none), dict(none), dict(none))
-    share = {lv: wins[lv] / n for lv in levels}
-    # resampling n prompts with replacement = a multinomial draw of the win counts
-    rng = np.random.default_rng(seed)
-    p = np.array([share[lv] for lv in levels], dtype=float)
-    other = max(0.0, 1.0 - p.sum())  # winners outside ``levels`` (if any) keep their mass
-    boot = rng.multinomial(n, np.append(p, other) / (p.sum() + other), size=n_boot)[:, : len(levels)] / n
-    ci = {lv: (float(np.percentile(boot[:, j], 2.5)), float(np.percentile(boot[:, j], 97.5))) for j, lv in enumerate(levels)}
+    y = np.nan_to_num(raw_credits(valid, levels))  # a winner outside ``levels``: a row of zeros
+    mean, se = mean_share(y)
+    share = {lv: float(mean[j]) for j, lv in enumerate(levels)}
+    ci = {lv: tuple(x / 100.0 for x in interval_pct(mean[j], se[j])) for j, lv in enumerate(levels)}
     top = max(share.values())
     normalised = {lv: (share[lv] / top if top > 0 else None) for lv in levels}
     return WinShares(task, judge, levels, n, n_invalid, wins, share, ci, normalised)
 
 
 def win_shares_by_task(rows: Iterable[tuple[str, str | None]], levels: Sequence[str], judge: str = "",
-                       n_boot: int = 1000, seed: int = 0, include_all: bool = True) -> dict[str, WinShares]:
+                       include_all: bool = True) -> dict[str, WinShares]:
     """Per-task win shares from ``(task, winner)`` rows; key ``"all"`` pools every task."""
     by_task: dict[str, list[str | None]] = defaultdict(list)
     pooled: list[str | None] = []
     for task, winner in rows:
         by_task[task].append(winner)
         pooled.append(winner)
-    out = {t: win_shares(ws, levels, t, judge, n_boot, seed) for t, ws in sorted(by_task.items())}
+    out = {t: win_shares(ws, levels, t, judge) for t, ws in sorted(by_task.items())}
     if include_all:
-        out["all"] = win_shares(pooled, levels, "all", judge, n_boot, seed)
+        out["all"] = win_shares(pooled, levels, "all", judge)
     return out
 
 

@@ -161,10 +161,57 @@ def agreement_with_gpt4(rows: list[dict], verdicts: dict[tuple[str, int], dict],
         gpt = {(r["task"], int(r["prompt_index"])): r["winner"] for r in sel}
         ours = {k: (verdicts[k]["winner"] if verdicts.get(k, {}).get("valid") else None) for k in gpt}
         ag = agreement(ours, gpt, judge_name, GPT4_JUDGE)
-        ws_o = win_shares(list(ours.values()), LEVELS, n_boot=1)
-        ws_g = win_shares(list(gpt.values()), LEVELS, n_boot=1)
+        ws_o = win_shares(list(ours.values()), LEVELS)
+        ws_g = win_shares(list(gpt.values()), LEVELS)
         out.append(TaskAgreement(task, ag, ws_o.share, ws_g.share, ws_o.n_invalid))
     return out
+
+
+def gpt4_verdict_table() -> pd.DataFrame:
+    """The paper's GPT-4 verdicts as the long table :func:`~sprout_core.evaluate.shares.quality_estimate`
+    reads (one row per judged prompt, lengths and identical-answer groups from the shipped numbers; the
+    order shown was not stored). Reads only the shipped numbers, never the texts."""
+    jud = refdata.judgments()
+    df = pd.DataFrame({"task": jud["task"].astype(str), "prompt_id": jud["task"] + "-" + jud["prompt_index"].astype(str),
+                       "judge": GPT4_JUDGE, "winner": jud["winner"], "order": ""})
+    lens = refdata.answer_lengths()
+    if lens is not None:
+        for c in [f"words_{lv}" for lv in LEVELS] + [f"group_{lv}" for lv in LEVELS]:
+            df[c] = lens[c].to_numpy()
+    return df
+
+
+def reference_quality(control: bool = True):
+    """:class:`~sprout_core.evaluate.shares.QualityEstimate` of the paper's GPT-4 verdicts (cached per process).
+
+    ``control=True``: identical answers tied and length controlled (the default mode's q); ``control=False``
+    skips the fit (``controlled_pct`` = ``raw_pct``; raw still ties identical answers — paper mode, which
+    uses the authors' plain one-hot counts, reads :func:`sprout_core.refdata.judgments` directly)."""
+    from sprout_core.evaluate.shares import quality_estimate
+
+    key = ("reference_quality", bool(control), refdata.numbers_source())
+    if key not in _EST_CACHE:
+        _EST_CACHE[key] = quality_estimate(gpt4_verdict_table(), GPT4_JUDGE, control, LEVELS)
+    return _EST_CACHE[key]
+
+
+def reference_credits(control: bool = True):
+    """``[12000, 3]`` per-prompt credits of the paper's GPT-4 verdicts (rows sum to 1), row for row with
+    :func:`sprout_core.refdata.judgments` — :func:`~sprout_core.evaluate.shares.prompt_credits` with
+    identical answers tied and, when ``control``, length controlled per task. Cached per process."""
+    from sprout_core.evaluate.shares import prompt_credits
+
+    key = ("reference_credits", bool(control), refdata.numbers_source())
+    if key not in _EST_CACHE:
+        df = gpt4_verdict_table()
+        lengths = df[[f"words_{lv}" for lv in LEVELS]].to_numpy(float) if "words_L0" in df else None
+        groups = df[[f"group_{lv}" for lv in LEVELS]].to_numpy() if "group_L0" in df else None
+        _EST_CACHE[key] = prompt_credits(list(df["winner"]), lengths=lengths, levels=LEVELS, control=control,
+                                         groups=groups, tasks=list(df["task"]))
+    return _EST_CACHE[key]
+
+
+_EST_CACHE: dict = {}
 
 
 def correctness_rates(rows: list[dict]) -> dict[str, dict[str, float]]:

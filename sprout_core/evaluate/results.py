@@ -79,7 +79,7 @@ def own_tables(run_ids: Sequence[int] | None = None) -> EvalTables:
     return EvalTables(p, a, v)
 
 
-def run_summary(run_id: int, n_boot: int = 1000) -> dict:
+def run_summary(run_id: int) -> dict:
     """Per-level means (new tokens, s, J with method) and each judge's win shares for one run."""
     t = own_tables([run_id])
     con = db.connect()
@@ -104,7 +104,7 @@ def run_summary(run_id: int, n_boot: int = 1000) -> dict:
     tasks = t.prompts.set_index("prompt_id")["task"].to_dict()
     for judge, g in first.groupby("judge"):
         rows = [(tasks.get(pid, "?"), w if ok else None) for pid, w, ok in zip(g["prompt_id"], g["winner"], g["valid"])]
-        by = win_shares_by_task(rows, levels, judge=str(judge), n_boot=n_boot)
+        by = win_shares_by_task(rows, levels, judge=str(judge))
         out["win_shares"][judge] = by["all"].to_dict()
         out["win_shares_by_task"][judge] = {k: v.to_dict() for k, v in by.items() if k != "all"}
     return out
@@ -238,7 +238,7 @@ def verdict_table(t: EvalTables, levels: Sequence[str] | None = None) -> pd.Data
     tasks = t.prompts.drop_duplicates(key)[key + ["task"]]
     v = v.merge(tasks, on=key, how="left")
     v["task"] = v["task"].fillna("all").astype(str)
-    a = t.answers
+    a = t.answers[t.answers["source"] != "paper"] if len(t.answers) else t.answers  # paper: shipped numbers below
     texts = a.pivot_table(index=key, columns="level", values="text", aggfunc="first") if len(a) else pd.DataFrame()
     texts = texts.reindex(columns=levels)
     per = pd.DataFrame(index=texts.index)
@@ -249,8 +249,6 @@ def verdict_table(t: EvalTables, levels: Sequence[str] | None = None) -> pd.Data
         for i, lv in enumerate(levels):
             per[f"words_{lv}"] = [np.nan if r[i] is None else float(word_count(r[i])) for r in rows]
             per[f"group_{lv}"] = g[:, i]
-    if len(per):
-        per = per[per.index.get_level_values("source") != "paper"]
     paper_keys = v.loc[v["source"] == "paper", key].drop_duplicates()
     lens = refdata.answer_lengths() if len(paper_keys) and set(levels) <= set(refdata.LEVELS) else None
     if lens is not None:
@@ -274,24 +272,39 @@ def quality(t: EvalTables, judge: str, control: bool = True, levels: Sequence[st
     return quality_estimate(verdict_table(t, levels), judge, control, levels)
 
 
-def shares_frame(t: EvalTables, levels: Sequence[str], n_boot: int = 1000) -> pd.DataFrame:
-    """Long table of win shares: judge, task (incl. ``all``), level, share, ci_low, ci_high, n_valid, n_invalid."""
+def _frac(pct: float | None) -> float | None:
+    return None if pct is None else pct / 100.0
+
+
+SHARE_COLS = ["judge", "task", "level", "share", "ci_low", "ci_high", "raw_share", "raw_ci_low", "raw_ci_high",
+              "controlled", "n_valid", "n_invalid", "ties", "length_coef", "length_coef_se", "position_known"]
+
+
+def shares_frame(t: EvalTables, levels: Sequence[str], control: bool = True) -> pd.DataFrame:
+    """Long table of win shares from the one estimate (:mod:`sprout_core.evaluate.shares`), per judge and
+    task (incl. ``all``, pooled by prompts) and level, as fractions: ``share``/``ci_low``/``ci_high`` the
+    controlled share and its 95 % interval (the raw one when ``control`` is False), ``raw_share``/
+    ``raw_ci_*`` the raw one; ``n_valid`` prompts judged, ``n_invalid`` invalid verdicts, ``ties`` prompts
+    whose credit was split, ``length_coef(_se)`` per log(word), ``position_known`` (order stored)."""
+    from sprout_core.evaluate.shares import pooled_task, quality_estimate
+
+    levels = list(levels)
+    vt = verdict_table(t, levels)
     rows = []
-    v = t.verdicts[t.verdicts["pass_no"] == 1]
-    if v.empty:
-        return pd.DataFrame(columns=["judge", "task", "level", "share", "ci_low", "ci_high", "n_valid", "n_invalid"])
-    tasks = t.prompts.drop_duplicates(["source", "run", "prompt_id"]).set_index(["source", "run", "prompt_id"])["task"]
-    for judge, g in v.groupby("judge"):
-        pairs = []
-        for s, r, pid, w, ok in zip(g["source"], g["run"], g["prompt_id"], g["winner"], g["valid"]):
-            pairs.append((tasks.get((s, r, pid), "?"), w if ok else None))
-        for task, ws in win_shares_by_task(pairs, levels, judge=str(judge), n_boot=n_boot).items():
+    for judge in sorted(vt["judge"].dropna().astype(str).unique()) if len(vt) else []:
+        est = quality_estimate(vt, judge, control, levels)
+        items = list(est.tasks.items()) + [("all", pooled_task(est))]
+        for task, ts in items:
             for lv in levels:
-                ci = ws.ci.get(lv)
-                rows.append({"judge": judge, "task": task, "level": lv, "share": ws.share[lv],
-                             "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
-                             "n_valid": ws.n_valid, "n_invalid": ws.n_invalid})
-    return pd.DataFrame(rows)
+                s = ts.levels[lv]
+                share, lo, hi = (s.controlled_pct, s.ci_low_pct, s.ci_high_pct) if control else \
+                    (s.raw_pct, s.raw_ci_low_pct, s.raw_ci_high_pct)
+                rows.append({"judge": judge, "task": task, "level": lv, "share": _frac(share), "ci_low": _frac(lo),
+                             "ci_high": _frac(hi), "raw_share": _frac(s.raw_pct), "raw_ci_low": _frac(s.raw_ci_low_pct),
+                             "raw_ci_high": _frac(s.raw_ci_high_pct), "controlled": bool(control), "n_valid": ts.n,
+                             "n_invalid": ts.invalid, "ties": ts.ties, "length_coef": ts.length_coef,
+                             "length_coef_se": ts.length_coef_se, "position_known": est.position_known})
+    return pd.DataFrame(rows, columns=SHARE_COLS)
 
 
 def agreement_frame(t: EvalTables) -> pd.DataFrame:
@@ -323,24 +336,29 @@ def position_consistency_frame(t: EvalTables) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["judge", "pairs", "both_valid", "consistent", "share"])
 
 
-def q_handoff(t: EvalTables, judge: str, levels: Sequence[str], label: str) -> QHandoff:
-    """The Optimizer hand-off for ``judge`` over the tables' prompts: verdict counts per task and level
-    (pass 1, valid verdicts only) and the model whose answers were judged (``None`` when mixed/unknown)."""
+def q_handoff(t: EvalTables, judge: str, levels: Sequence[str], label: str, control: bool = True) -> QHandoff:
+    """The Optimizer hand-off for ``judge`` over the tables' prompts: per task and level the credit the
+    one estimate gives (:mod:`sprout_core.evaluate.shares`; controlled when ``control``: identical answers
+    tied, length-controlled; passes averaged) × the prompts judged — so the counts' sum per task is the
+    number of prompts and their shares are the estimate's — and the model whose answers were judged
+    (``None`` when mixed/unknown)."""
+    from sprout_core.evaluate.shares import quality_estimate
+
     levels = tuple(levels)
-    v = t.verdicts[(t.verdicts["pass_no"] == 1) & (t.verdicts["judge"] == judge)]
-    v = v[v["valid"].astype(bool) & v["winner"].isin(levels)]
-    if v.empty:
+    est = quality_estimate(verdict_table(t, levels), judge, control, levels)
+    counts: dict[str, dict[str, float]] = {}
+    for task, ts in est.tasks.items():
+        if ts.n == 0:
+            continue
+        pct = {lv: ts.share(lv, control) for lv in levels}
+        counts[task] = {lv: ts.n * (pct[lv] or 0.0) / 100.0 for lv in levels}
+    if not counts:
         raise ProfileError(f"judge {judge!r} has no valid verdict in the selection")
-    key = ["source", "run", "prompt_id"]
-    tasks = t.prompts.drop_duplicates(key).set_index(key)["task"]
-    counts: dict[str, dict[str, int]] = {}
-    for s_, r_, pid, w in zip(v["source"], v["run"], v["prompt_id"], v["winner"]):
-        task = str(tasks.get((s_, r_, pid), "all") or "all")
-        counts.setdefault(task, {lv: 0 for lv in levels})[str(w)] += 1
     models = {str(m) for m in t.answers["model"].dropna().unique() if str(m) not in ("", "various")} \
         if "model" in t.answers.columns else set()
-    return QHandoff(label=label, judge=judge, model=models.pop() if len(models) == 1 else None, levels=levels,
-                    counts=counts)
+    kind = "length-controlled" if control else "raw"
+    return QHandoff(label=f"{label}, {kind}", judge=judge, model=models.pop() if len(models) == 1 else None,
+                    levels=levels, counts=counts)
 
 
 def levels_of(t: EvalTables) -> list[str]:

@@ -39,7 +39,10 @@ LENGTH_UNIT = "whitespace words (log, at least 1)"
 #: the interval method, in words (captions, JSON consumers)
 INTERVAL_METHOD = "95 % delta method, prompt-clustered sandwich covariance"
 Z95 = 1.959963984540054
-_RIDGE = 1e-2          # L2 penalty per parameter: keeps a level that never wins finite (≈ 0 %)
+_RIDGE = 1e-3          # L2 penalty per parameter: keeps a level that never wins finite (≈ 0 %)
+#: a task with fewer valid prompts is not fitted (its controlled share is its raw one, coefficient n/a):
+#: a length effect from a handful of prompts is noise
+MIN_FIT_PROMPTS = 30
 _WS = re.compile(r"\s+")
 
 
@@ -276,8 +279,11 @@ def _credits(winners, texts, lengths, levels, control, groups, order, tasks, pro
     tasks_a = np.asarray(["all"] * n if tasks is None else [str(t) for t in tasks], dtype=object)
     out = y.copy()
     ok = ~np.isnan(y).any(axis=1)
+    prompts_a = np.asarray(range(n) if prompts is None else prompts, dtype=object)
     for task in dict.fromkeys(tasks_a[ok]):
         m = ok & (tasks_a == task)
+        if len(set(prompts_a[m].tolist())) < MIN_FIT_PROMPTS:
+            continue
         fit = fit_logit(y[m], None if lengths is None else np.asarray(lengths, float)[m],
                         None if order is None else np.asarray(order)[m], avail[m],
                         None if weights is None else np.asarray(weights, float)[m],
@@ -366,6 +372,34 @@ class QualityEstimate:
                 "tasks": {t: s.to_dict() for t, s in self.tasks.items()}}
 
 
+def mean_share(y: np.ndarray, weights: np.ndarray | None = None,
+               prompts: Sequence | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Share per level (fraction) of credits ``y [n, L]`` (valid rows only) and its standard error.
+
+    ``weights``: per row (default 1; two passes of one prompt weigh ½ each); ``prompts``: the cluster of
+    each row (default each row its own): the standard error is the prompt-clustered one.
+    """
+    y = np.asarray(y, float)
+    n, L = y.shape
+    w = np.ones(n) if weights is None else np.asarray(weights, float)
+    W = w.sum()
+    if n == 0 or W <= 0:
+        return np.full(L, np.nan), np.full(L, np.nan)
+    mean = (w[:, None] * y).sum(0) / W
+    if prompts is None:
+        inv = np.arange(n)
+    else:
+        _, inv = np.unique(np.asarray(prompts, dtype=object).astype(str), return_inverse=True)
+    dev = np.zeros((inv.max() + 1, L))
+    np.add.at(dev, inv, w[:, None] * (y - mean))
+    return mean, np.sqrt((dev ** 2).sum(0)) / W
+
+
+def interval_pct(share: float, se: float) -> tuple[float, float]:
+    """The 95 % interval (in %) of a share (fraction) with standard error ``se``, clipped to [0, 100]."""
+    return _clip_ci(100.0 * share, 100.0 * Z95 * se)
+
+
 def _clip_ci(point: float, half: float) -> tuple[float, float]:
     return max(0.0, point - half), min(100.0, point + half)
 
@@ -379,14 +413,8 @@ def _task_shares(task, y, credits, fit, weights, prompts, levels, ties, invalid)
     if n_prompts == 0:
         none = {lv: LevelShare(None, None, None, None) for lv in levels}
         return TaskShares(task, 0, 0, invalid, None, None, None, None, none)
-    W = w.sum()
-    raw = (w[:, None] * y).sum(0) / W
-    ctrl = (w[:, None] * credits).sum(0) / W if fit is not None else raw
-    # raw interval: cluster (prompt) totals of the weighted deviations
-    _, inv = np.unique(pr, return_inverse=True)
-    dev = np.zeros((inv.max() + 1, L))
-    np.add.at(dev, inv, w[:, None] * (y - raw))
-    raw_se = np.sqrt((dev ** 2).sum(0)) / W
+    raw, raw_se = mean_share(y, w, pr)
+    ctrl = (w[:, None] * credits).sum(0) / w.sum() if fit is not None else raw
     if fit is not None:
         # delta method through P̂_c: d mean_p softmax_p(a) / d a_j (a_0 fixed), then J V_aa Jᵀ
         s = ctrl
@@ -462,6 +490,30 @@ def quality_estimate(verdict_table: pd.DataFrame, judge: str, control: bool = Tr
         est.tasks[task] = _task_shares(task, y[m], credits[m], fits.get(task), weights[m], np.asarray(prompts, dtype=object)[m],
                                        levels, len(set(pr_a[m & tie_prompt].tolist())), int(invalid_rows[m].sum()))
     return est
+
+
+def pooled_task(est: QualityEstimate, name: str = "all") -> TaskShares:
+    """Every task of ``est`` pooled, weighted by its prompts ``n`` (tasks are independent samples: the
+    standard errors add in quadrature). Length and position coefficients are per task: ``None`` here."""
+    ts = [t for t in est.tasks.values() if t.n > 0]
+    N = sum(t.n for t in ts)
+    if N == 0:
+        none = {lv: LevelShare(None, None, None, None) for lv in est.levels}
+        return TaskShares(name, 0, 0, sum(t.invalid for t in est.tasks.values()), None, None, None, None, none)
+    out = {}
+    for lv in est.levels:
+        vals = {}
+        for kind in ("raw", "controlled"):
+            pt = sum(t.n * getattr(t.levels[lv], f"{kind}_pct") for t in ts) / N
+            lo_key, hi_key = ("raw_ci_low_pct", "raw_ci_high_pct") if kind == "raw" else ("ci_low_pct", "ci_high_pct")
+            # back out each task's se from its (unclipped where possible) half-width
+            var = sum((t.n / N) ** 2 * ((getattr(t.levels[lv], hi_key) - getattr(t.levels[lv], lo_key)) / (2 * Z95)) ** 2
+                      for t in ts)
+            vals[kind] = (pt, *_clip_ci(pt, Z95 * var ** 0.5))
+        out[lv] = LevelShare(vals["raw"][0], vals["controlled"][0], vals["controlled"][1], vals["controlled"][2],
+                             vals["raw"][1], vals["raw"][2])
+    return TaskShares(name, N, sum(t.ties for t in ts), sum(t.invalid for t in est.tasks.values()), None, None,
+                      None, None, out)
 
 
 def pooled(est: QualityEstimate, weights: Mapping[str, float] | None = None, control: bool | None = None) -> dict[str, float | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from sprout_core import style
@@ -29,7 +30,9 @@ def judge_explanation(judge: str) -> str:
     if judge == GPT4_JUDGE:
         return ("**GPT-4 judge** (Sprout paper, published verdicts). GPT-4 saw the three Llama-2-13B-chat answers to a "
                 "prompt in a random order and had to name the best one — no ties. A level's share is how often GPT-4 "
-                "preferred it; the order it saw was not published.")
+                "preferred it; the order it saw was not published. Where the winner's text is identical to another "
+                "level's (about one triple in five has identical L1 and L2 answers), Sprout splits the credit between "
+                "them: GPT-4 could only choose by position there.")
     if judge == "human":
         return ("**Human judge**: a person's pick of the best answer (the Playground's *Which answer is best?* or the "
                 "detail below). One vote per prompt, the first is kept; no ties.")
@@ -109,14 +112,137 @@ def prompt_columns(table: pd.DataFrame) -> list[str]:
 
 
 def share_figure(shares: pd.DataFrame, levels: list[str]):
-    """Win share per task and level, grouped bars in the level colours, 95% intervals as error bars."""
-    import plotly.express as px
+    """Win share per task and level: bars = the controlled share (the estimate the optimizer uses) with its
+    95 % interval, diamonds = the raw share, in the level colours (``shares``: :func:`results.shares_frame`
+    rows of one judge)."""
+    import plotly.graph_objects as go
 
-    plot = shares.dropna(subset=["share"]).assign(
-        pct=lambda d: d["share"] * 100, plus=lambda d: (d["ci_high"] - d["share"]) * 100,
-        minus=lambda d: (d["share"] - d["ci_low"]) * 100)
-    fig = px.bar(plot, x="task", y="pct", color="level", barmode="group", error_y="plus", error_y_minus="minus",
-                 labels={"pct": "win share (%)", "task": "task"}, category_orders={"level": levels},
-                 color_discrete_map=style.level_color_map(levels), hover_data={"n_valid": True, "n_invalid": True})
-    fig.update_layout(height=360, margin=dict(t=30, b=10), yaxis_range=[0, 100])
+    plot = shares.dropna(subset=["share"])
+    colors = style.level_color_map(levels)
+    controlled = bool(plot["controlled"].iloc[0]) if "controlled" in plot.columns and len(plot) else False
+    fig = go.Figure()
+    for lv in levels:
+        d = plot[plot["level"] == lv]
+        if d.empty:
+            continue
+        fig.add_bar(x=d["task"], y=d["share"] * 100, name=f"{lv} {'controlled' if controlled else 'raw'}",
+                    marker_color=colors.get(lv), offsetgroup=lv,
+                    error_y=dict(type="data", symmetric=False, array=(d["ci_high"] - d["share"]) * 100,
+                                 arrayminus=(d["share"] - d["ci_low"]) * 100),
+                    customdata=d[["n_valid", "n_invalid"]].to_numpy(),
+                    hovertemplate="%{x}: %{y:.1f} %<br>%{customdata[0]} prompts, %{customdata[1]} invalid<extra></extra>")
+        if controlled and "raw_share" in d.columns:
+            fig.add_scatter(x=d["task"], y=d["raw_share"] * 100, mode="markers", name=f"{lv} raw", offsetgroup=lv,
+                            marker=dict(symbol="diamond-open", size=10, color="#333333", line=dict(width=2)),
+                            hovertemplate="%{x}: raw %{y:.1f} %<extra></extra>", showlegend=lv == levels[0])
+    fig.update_layout(barmode="group", scattermode="group", height=380, margin=dict(t=30, b=10), yaxis_range=[0, 100],
+                      yaxis_title="win share (%)", xaxis_title="task", legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+def share_metric(row) -> tuple[str, str | None]:
+    """``(value, note)`` of one level's pooled share for a metric: the controlled share and, below it, the
+    raw one and the interval (``row``: a :func:`results.shares_frame` row)."""
+    if row is None or pd.isna(row.share):
+        return "n/a", "no valid verdict"
+    pct = f"{row.share * 100:.1f} %"
+    ci = f"95 % CI {row.ci_low * 100:.0f}–{row.ci_high * 100:.0f} %"
+    if getattr(row, "controlled", False):
+        return pct, f"raw {row.raw_share * 100:.1f} % · {ci}"
+    return pct, ci
+
+
+@dataclass(frozen=True)
+class JudgeBias:
+    """What the "Judge bias" panel shows for one judge: a per-task table and plain sentences."""
+
+    table: pd.DataFrame
+    sentences: list[str]
+    position_known: bool
+
+
+def _odds_per_doubling(b: float) -> float:
+    import math
+
+    return math.exp(b * math.log(2.0))
+
+
+def judge_bias(est, task_names: list[str] | None = None) -> JudgeBias:
+    """The bias panel from a :class:`~sprout_core.evaluate.shares.QualityEstimate`: per task the length
+    effect (coefficient per log(word) ± standard error, and the odds change per doubling of length), the
+    position effect where the order shown is stored (odds of the 2nd, 3rd… position against the 1st), the
+    share of prompts whose credit was split as a tie, and per level raw → controlled shares with intervals."""
+    rows = []
+    for task, ts in est.tasks.items():
+        if task_names and task not in task_names:
+            continue
+        r = {"task": task, "prompts": ts.n, "ties (% of prompts)": (100.0 * ts.ties / ts.n) if ts.n else None}
+        if ts.length_coef is None:
+            r["length effect"] = "n/a (too few prompts)" if ts.n else "n/a"
+        else:
+            r["length effect"] = (f"{ts.length_coef:+.2f} ± {ts.length_coef_se:.2f} "
+                                  f"(odds ×{_odds_per_doubling(ts.length_coef):.2f} per doubling)")
+        if ts.position_effect:
+            r["position effect"] = ", ".join(f"{k + 1}. ×{np.exp(c):.2f}" for k, c in enumerate(ts.position_effect) if k)
+        else:
+            r["position effect"] = "n/a (order not stored)" if not est.position_known else "n/a"
+        for lv, s in ts.levels.items():
+            if s.raw_pct is None:
+                r[lv] = "n/a"
+            else:
+                r[lv] = (f"{s.raw_pct:.1f} → {s.controlled_pct:.1f} % [{s.ci_low_pct:.0f}–{s.ci_high_pct:.0f}]"
+                         if est.control else f"{s.raw_pct:.1f} % [{s.raw_ci_low_pct:.0f}–{s.raw_ci_high_pct:.0f}]")
+        rows.append(r)
+    table = pd.DataFrame(rows)
+    return JudgeBias(table, bias_sentences(est, task_names), est.position_known)
+
+
+def bias_sentences(est, task_names: list[str] | None = None) -> list[str]:
+    """Plain sentences: which tasks the judge rewards length in (coefficient > 2 se), which it penalises,
+    how many verdicts were ties, and what the controlled share does — what to know before trusting q."""
+    long_, short_ = [], []
+    for task, ts in est.tasks.items():
+        if (task_names and task not in task_names) or ts.length_coef is None:
+            continue
+        if ts.length_coef > 2 * ts.length_coef_se:
+            long_.append(f"{task} (×{_odds_per_doubling(ts.length_coef):.2f})")
+        elif ts.length_coef < -2 * ts.length_coef_se:
+            short_.append(f"{task} (×{_odds_per_doubling(ts.length_coef):.2f})")
+    out = []
+    if long_:
+        out.append("This judge prefers **longer** answers in " + ", ".join(long_) + " — the odds of winning per doubling "
+                   "of an answer's length, at equal level. Raw shares there over-rate the verbose level.")
+    if short_:
+        out.append("It prefers **shorter** answers in " + ", ".join(short_) + ".")
+    if not long_ and not short_:
+        out.append("No length effect stands out (every coefficient is within 2 standard errors of 0, or n/a).")
+    ties = sum(ts.ties for ts in est.tasks.values() if not task_names or ts.task in task_names)
+    n = sum(ts.n for ts in est.tasks.values() if not task_names or ts.task in task_names)
+    if n:
+        out.append(f"{ties:,} of {n:,} prompts ({100.0 * ties / n:.0f} %) had identical answers as their winner, or a "
+                   "tie: their credit is split, never decided by the order shown.")
+    if est.position_known:
+        out.append("The order shown is stored, so the position effect is fitted and removed too.")
+    else:
+        out.append("The order shown was not stored for these verdicts: a position bias cannot be measured or removed.")
+    out.append("The controlled share is the share this judge would give at equal length (AlpacaEval's "
+               "length-controlled win rate, a conditional logit per task); the optimizer uses it by default.")
+    return out
+
+
+def detail_key(source: str, options: list) -> str:
+    """The Prompt selector's widget key: it changes whenever the list of prompts does (another source, run
+    or filter), so the selector starts at the first prompt instead of keeping a choice from the old list."""
+    import hashlib
+
+    h = hashlib.sha1(repr((source, options)).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"ev.detail.{h}"
+
+
+def bias_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The bias table for display: the task as index, tie shares as "12 %" text, n/a for unknown."""
+    if table.empty:
+        return table
+    out = table.copy()
+    out["ties (% of prompts)"] = out["ties (% of prompts)"].map(lambda v: "n/a" if v is None or pd.isna(v) else f"{v:.0f} %")
+    return out.set_index("task")
