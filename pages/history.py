@@ -83,7 +83,8 @@ carbon_by_method = df.dropna(subset=["carbon_total_g"]).groupby("energy_method")
 for method, j in s.energy_j_by_method.items():
     g = carbon_by_method.get(method)
     carbon_txt = f", carbon **{ui.fmt_grams(float(g))}** from it" if g is not None else ""
-    st.caption(f"Energy, {ui.method_badge(method)} (`{method}`): **{ui.fmt_energy(j)}** in total{carbon_txt}")
+    st.caption(f"Energy, {ui.method_badge(method)} (`{method}`): **{ui.fmt_energy(j)}** in total{carbon_txt}.",
+               help=style.method_help(method))
 
 show = V.display_table(df)
 st.dataframe(

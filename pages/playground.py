@@ -9,7 +9,7 @@ from contextlib import closing
 
 import streamlit as st
 
-from sprout_core import metered, store, ui, validate
+from sprout_core import metered, store, style, ui, validate
 from sprout_core.carbon import IntensityChoice
 from sprout_core.errors import InputError, SproutError
 from sprout_core.evaluate import db as eval_db
@@ -231,7 +231,8 @@ if run is not None and run.finished and run.outcomes:
                f"{outcomes[0].reading.source}. Carbon at **{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** "
                f"({carbon_settings.intensity.label}), PUE {carbon_settings.pue:g}, embodied: "
                f"{carbon_settings.embodied.name}. Changing the zone, hour or slider re-prices carbon; energy stays as measured."
-               + (" Aborted answers count the energy used until they were cut." if any(o.aborted for o in outcomes) else ""))
+               + (" Aborted answers count the energy used until they were cut." if any(o.aborted for o in outcomes) else ""),
+               help=" ".join(style.method_help(m) for m in methods))
     ui.png_hint()
     e1, e2 = st.columns(2)
     ui.chart(V.energy_figure(table), key="pg.energy_chart", filename="sprout-energy-per-answer", container=e1)

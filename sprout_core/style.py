@@ -182,6 +182,40 @@ def fmt_intensity(ci: float | None) -> str:
     return "n/a" if is_unknown(ci) else f"{fmt_number(ci)} g CO₂e/kWh"
 
 
+# ------------------------------------------------------------------------ what an energy label counts
+
+#: the help text of each energy-method label (docs/energy.md, "What each energy number counts"), shown wherever
+#: the label is: what the number covers and what it leaves out
+METHOD_HELP = {
+    "measured:nvml-counter": "Measured by the GPU's own energy counter (NVML): the whole GPU board, other processes "
+                             "on it included; ± 5 W × the answer's seconds.",
+    "measured:nvml-power": "Measured from the GPU board's power (NVML), sampled and integrated: the whole board; "
+                           "± 5 W × the answer's seconds.",
+    "measured:rapl": "Measured by the CPU's energy counters (RAPL): whole CPU sockets and their DRAM, other processes "
+                     "included.",
+    "estimated:cpu-tdp": "Estimated, not measured: this process's CPU time × watts per busy core (the CPU preset's "
+                         "TDP ÷ cores), ± 50 %. It counts no RAM, no idle share of the machine and no other "
+                         "process — CodeCarbon on the same answers reported 2.6× as much, three quarters of it a "
+                         "fixed RAM power (docs/energy.md).",
+    "reference:sprout-paper": "Reference: the Sprout paper's published GPU measurements (Llama-2-13B on an A100), "
+                              "not measured here.",
+}
+
+
+def method_help(method: str | None) -> str:
+    """What the energy behind ``method`` counts (:data:`METHOD_HELP`; the family's text for e.g.
+    ``estimated:cpu-tdp`` of a server); ``n/a`` labels say the energy is unknown, never 0."""
+    m = str(method or "n/a")
+    if m in METHOD_HELP:
+        return METHOD_HELP[m]
+    for key, text in METHOD_HELP.items():
+        if m.startswith(key):
+            return text
+    if m.startswith("n/a"):
+        return "Energy unknown here (no readable meter, or a server on another machine): shown as n/a, never 0."
+    return f"Energy label {m}: see docs/energy.md."
+
+
 # ------------------------------------------------------------------------ the one formatter
 
 def is_unknown(v) -> bool:

@@ -398,7 +398,8 @@ def energy_metric(label: str, energy_j: float | None, method: str, uncertainty_j
                   source: str | None = None, container=None) -> None:
     """``st.metric`` of an energy with its method as a neutral note and the source as help."""
     unc = f" ± {fmt_energy(uncertainty_j)}" if (uncertainty_j is not None and energy_j is not None) else ""
-    note_metric(label, fmt_energy(energy_j), f"{method_badge(method)} · {method}{unc}", help=source, container=container)
+    note_metric(label, fmt_energy(energy_j), f"{method_badge(method)} · {method}{unc}", container=container,
+                help=style.method_help(method) + (f" Source: {source}" if source else ""))
 
 
 def carbon_metric(label: str, grams: float | None, note: str, container=None) -> None:
@@ -610,6 +611,7 @@ def energy_meter(device, key: str = "energy", disabled: bool = False) -> "object
             meter = _cached_meter(device, preset, float(per_core) if custom else None)
         st.markdown(f"**Backend:** `{meter.name}` — label `{meter.method}`")
         st.caption(meter.describe())
+        st.caption(style.method_help(meter.method))
         if meter.method == "estimated:cpu-tdp":
             st.caption(f"Source of the CPU model: {meter.model.source}")
         for note in meter.notes:

@@ -115,3 +115,14 @@ def test_table_cells_read_as_text_without_none():
                                    "note": ["ok", "n/a"]}
     assert style.fmt_na() == "n/a" and style.fmt_na("remote server") == "n/a (remote server)"
     assert style.fmt_pct(2.8, signed=True) == "+2.8 %" and style.fmt_pct(-2.8, signed=True) == "-2.8 %"
+
+
+def test_every_energy_label_says_what_it_counts():
+    from pathlib import Path
+
+    cpu = style.method_help("estimated:cpu-tdp")
+    assert "CPU time × watts per busy core" in cpu and "no RAM, no idle share" in cpu and "2.6×" in cpu
+    assert style.method_help("estimated:cpu-tdp") == style.METHOD_HELP["estimated:cpu-tdp"]
+    assert "never 0" in style.method_help("n/a") and "not measured here" in style.method_help("reference:sprout-paper")
+    doc = (Path(__file__).resolve().parent.parent / "docs/energy.md").read_text(encoding="utf-8")
+    assert "this process's CPU time × watts per busy core" in doc and "**2.6×**" in doc and "no idle share" in doc

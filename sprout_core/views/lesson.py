@@ -108,7 +108,7 @@ def cap_note(outcomes) -> str:
 def _method_note(method: str) -> str:
     kind = method.split(":", 1)[0]
     energy = {"measured": f"Energy measured on this machine ({method}).",
-              "estimated": f"Energy estimated on this machine ({method}: CPU time × watts per core, ±50 %).",
+              "estimated": f"Energy estimated on this machine ({method}). {style.method_help(method)}",
               }.get(kind, f"Energy: {method}.")
     return (energy + " Carbon = operational (energy × the grid's intensity) + embodied (the device's manufacturing "
             "carbon per second of use), so a slow answer on a busy machine also costs embodied carbon.")
