@@ -4,7 +4,12 @@
 block), ``chunked`` (ok over HTTP/1.1 chunked encoding), ``cut`` (a few words, then the connection drops),
 ``cut_chunked`` (the same inside chunked encoding), ``stall`` (a few words, then silence), ``http500``,
 ``http400_ctx``, ``model404``, ``error_event``, ``garbage``, ``interrupted`` (``[DONE]`` after a few words,
-with no finish reason, as llama-cpp-python's server does to an answer it interrupts). ``models=None`` makes ``/v1/models`` a 404.
+with no finish reason, as llama-cpp-python's server does to an answer it interrupts).
+Misbehaving servers (issue 20.4): ``forever`` (ignores ``max_tokens`` and streams words until the client
+hangs up), ``usage_negative`` / ``usage_huge`` (a usage block of −5 / 10¹⁵ tokens), ``stall_headers``
+(accepts the request, never answers), ``keepalive`` (a few words, then only ``: ping`` comments),
+``endless_line`` (one data line that never ends), ``malformed`` (a few words, then broken JSON).
+``models=None`` makes ``/v1/models`` a 404.
 ``key``: a required Bearer key (401 otherwise). Every request body is kept in ``requests``.
 """
 from __future__ import annotations
@@ -84,6 +89,9 @@ class FakeOpenAI:
                     return self._json(400, {"error": {"message": "This model's maximum context length is 4096 tokens"}})
                 if mode == "model404":
                     return self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
+                if mode == "stall_headers":
+                    time.sleep(fake.stall_s)
+                    return
                 chunked = mode in ("chunked", "cut_chunked")
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -100,6 +108,32 @@ class FakeOpenAI:
 
                 if mode == "garbage":
                     send("this is not json")
+                    return
+                try:
+                    if mode == "forever":
+                        k = 0
+                        while True:  # until the client hangs up (BrokenPipe ends the handler)
+                            send(json.dumps({"choices": [{"index": 0, "delta": {"content": f" w{k}"}}]}))
+                            k += 1
+                            if k % 50 == 0:
+                                time.sleep(0.001)
+                    if mode == "endless_line":
+                        self.wfile.write(b"data: {\"choices\": [{\"delta\": {\"content\": \"")
+                        while True:
+                            self.wfile.write(b"x" * 65536)
+                    if mode in ("keepalive", "malformed"):
+                        for w in fake.words[:3]:
+                            send(json.dumps({"choices": [{"index": 0, "delta": {"content": w}}]}))
+                        if mode == "malformed":
+                            send('{"choices": [{"delta": {"content": "broken')
+                            return
+                        end = time.time() + fake.stall_s
+                        while time.time() < end:
+                            self.wfile.write(b": ping\n\n")
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                        return
+                except (BrokenPipeError, ConnectionResetError):
                     return
                 send(json.dumps({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}))
                 limit = int(body.get("max_tokens") or 10**6)
@@ -128,6 +162,10 @@ class FakeOpenAI:
                 send(json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}))
                 if mode == "usage":
                     send(json.dumps({"choices": [], "usage": {"prompt_tokens": 21, "completion_tokens": len(words) + 1}}))
+                if mode == "usage_negative":
+                    send(json.dumps({"choices": [], "usage": {"prompt_tokens": -5, "completion_tokens": -5}}))
+                if mode == "usage_huge":
+                    send(json.dumps({"choices": [], "usage": {"prompt_tokens": 10**15, "completion_tokens": 10**15}}))
                 send("[DONE]")
                 if chunked:
                     self.wfile.write(b"0\r\n\r\n")

@@ -135,8 +135,10 @@ def make_answer_fn(lm, directive_set=None, max_new_tokens: int = 256, meter=None
         o = metered_generate(lm, prompt, dset.get(level), params, meter, settings, save=False, origin="evaluation",
                              label="an evaluation run")
         if o.result.error:  # e.g. the server went away: stop the run (answers so far are stored; it resumes)
-            raise GenerationError(f"The {level} answer failed, so the run stops here (it resumes where it stopped): "
-                                  f"{o.result.error}")
+            msg = f"The {level} answer failed, so the run stops here (it resumes where it stopped): {o.result.error}"
+            if o.result.partial:  # the message says the partial answer is kept: the caller stores it first
+                raise PartialAnswerError(msg, o.to_row())
+            raise GenerationError(msg)
         return o.to_row()
 
     return answer
@@ -204,6 +206,15 @@ def _db(fn, *args, wait_s: float, on_wait: Callable[[], None] | None = None):
                 delay = min(delay * 2, 2.0)
                 continue
             raise store._wrap(exc, store.default_path(), "write") from exc
+
+
+class PartialAnswerError(GenerationError):
+    """An answer cut mid-way (a server stopped, stalled or misbehaved): ``row`` holds the partial answer,
+    which :func:`run_evaluation` stores before the run stops, as the message promises."""
+
+    def __init__(self, message: str, row: dict) -> None:
+        super().__init__(message)
+        self.row = row
 
 
 def _failed_answer(exc: BaseException, level: str) -> dict:
@@ -325,6 +336,13 @@ def run_evaluation(
                     rec = answer_fn(item.prompt, lv)
                 except InputError as exc:  # this prompt cannot be answered (e.g. longer than the context): go on
                     rec = _failed_answer(exc, lv)
+                except PartialAnswerError as exc:  # keep the partial answer (the message says so), then stop
+                    _store_answer(con, run_id, run_key, item.id, lv, exc.row, wait_s, waiting)
+                    st.generated += 1
+                    st.done += 1
+                    st.failed += 1
+                    tick()
+                    raise
                 except BaseException:
                     _release(con, run_id, item.id, lv, worker)
                     raise

@@ -36,7 +36,14 @@ from sprout_core.errors import InputError, ServerError
 from sprout_core.generation import GenerationParams, StreamChunk
 from sprout_core.models import ModelInfo
 from sprout_core.serving.base import ChatStream
-from sprout_core.serving.sse import ChunkFormatError, SSEParser, finish_reason, parse_chunk
+from sprout_core.serving.sse import (
+    ChunkFormatError,
+    EventTooLarge,
+    SSEParser,
+    checked_usage,
+    finish_reason,
+    parse_chunk,
+)
 
 #: environment variables of the server backend
 ENV_URL = "SPROUT_SERVER_URL"
@@ -55,8 +62,24 @@ DEFAULT_CONTEXT = 4096
 HEARTBEAT_S = 0.5
 #: finish reason of an answer whose consumer stopped reading early (the text is what had arrived)
 ABORTED = "aborted"
+#: the client's own token cap: it stops reading an answer past ``max_tokens`` + this margin (at least
+#: TOKEN_CAP_MIN_MARGIN chunks, else TOKEN_CAP_MARGIN of max_tokens), whatever the server does
+TOKEN_CAP_MARGIN = 0.10
+TOKEN_CAP_MIN_MARGIN = 16
+#: … and past this many characters per allowed token (a server sending huge chunks is cut as well)
+MAX_CHARS_PER_TOKEN = 64
+#: seconds an answer may take in total before the client stops reading (ServerConfig.total_timeout_s)
+DEFAULT_TOTAL_TIMEOUT_S = 900.0
+#: the most bytes a non-streamed reply (/models, an error body) is read to
+MAX_BODY_BYTES = 8 << 20
 #: energy modes: auto (measure if the server runs here, n/a if remote), none (switched off)
 ENERGY_MODES = ("auto", "none")
+
+
+def token_cap(max_tokens: int) -> int:
+    """Streamed chunks after which the client stops reading an answer asked for ``max_tokens`` tokens."""
+    m = max(1, int(max_tokens))
+    return m + max(TOKEN_CAP_MIN_MARGIN, int(m * TOKEN_CAP_MARGIN + 0.999))
 
 
 def parse_indices(text: str | None) -> tuple[int, ...] | None:
@@ -113,11 +136,13 @@ class ServerConfig:
         base_url: e.g. ``http://127.0.0.1:8000/v1`` (normalised by :func:`normalize_base_url`).
         model: the served model's name; ``None`` picks the one the server lists (the first of several).
         api_key_env: name of the environment variable holding the API key (the key itself is never kept).
-        timeout_s: seconds to wait for the connection, the first byte, or the next byte mid-answer.
+        timeout_s: seconds to wait for the connection, the first token, or the next token mid-answer (the idle
+            timeout: keep-alive comments do not reset it).
         gpu_indices: NVML indices of the GPUs the server uses (``None``: found from its process, if here).
         pid: the server's process id on this machine (``None``: found from its port).
         energy: ``auto`` (measure a server on this machine, n/a for a remote one) or ``none``.
         context_len: tokens the model reads (``None``: as the server says, else 4,096).
+        total_timeout_s: seconds one answer may take in total; the client then stops reading and closes.
     """
 
     base_url: str
@@ -128,12 +153,15 @@ class ServerConfig:
     pid: int | None = None
     energy: str = "auto"
     context_len: int | None = None
+    total_timeout_s: float = DEFAULT_TOTAL_TIMEOUT_S
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
         object.__setattr__(self, "model", (self.model or "").strip() or None)
         if not (0 < float(self.timeout_s) <= 3600):
             raise InputError(f"The server timeout must be between 0 and 3600 s, not {self.timeout_s}")
+        if not (0 < float(self.total_timeout_s) <= 86400):
+            raise InputError(f"The server's total timeout must be between 0 and 86400 s, not {self.total_timeout_s}")
         if self.energy not in ENERGY_MODES:
             raise InputError(f"Server energy mode must be one of {', '.join(ENERGY_MODES)}, not {self.energy!r}")
         if self.pid is not None and int(self.pid) <= 0:
@@ -242,13 +270,20 @@ def unreachable_message(cfg: ServerConfig, exc: BaseException) -> str:
     elif isinstance(exc, ConnectionRefusedError):
         why = "connection refused (nothing listens on that port)"
     elif isinstance(exc, (TimeoutError, socket.timeout)):
-        why = f"no answer within {cfg.timeout_s:g} s (is it overloaded, or still loading its model?)"
+        why = f"the connection was not accepted within {cfg.timeout_s:g} s (is the host up, or a firewall dropping it?)"
     elif isinstance(exc, ssl.SSLError):
         why = f"TLS failed ({exc})"
     else:
         why = f"{type(exc).__name__}: {exc}"
     return (f"Cannot reach the server at {cfg.base_url}: {why}. Is it running? Start it (e.g. `python -m sprout_core "
             "serve` for llama.cpp on the embedded model, or `vllm serve MODEL`) or check the URL.")
+
+
+def stalled_message(cfg: ServerConfig, tokens: int) -> str:
+    """What to say when the server accepted the request but then sent nothing (no token) for the idle timeout."""
+    where = f"after {tokens} tokens" if tokens else "before the first token"
+    return (f"Stalled: the server at {cfg.base_url} accepted the request but sent no token for {cfg.timeout_s:g} s "
+            f"({where}); Sprout stopped waiting and closed the connection. Is it overloaded or stuck?")
 
 
 def _server_message(body: bytes) -> str:
@@ -307,7 +342,12 @@ def list_models(cfg: ServerConfig) -> tuple[list[dict[str, Any]], float]:
     try:
         conn.request("GET", _path(cfg, "/models"), headers=_headers(cfg, stream=False))
         resp = conn.getresponse()
-        body = resp.read()
+        body = resp.read(MAX_BODY_BYTES + 1)
+    except (TimeoutError, socket.timeout) as exc:
+        if conn.sock is None:
+            raise ServerError(unreachable_message(cfg, exc)) from exc
+        raise ServerError(f"Stalled: the server at {cfg.base_url} accepted the connection but did not answer /models "
+                          f"within {min(cfg.timeout_s, 30.0):g} s. Is it overloaded, or still loading its model?") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise ServerError(unreachable_message(cfg, exc)) from exc
     finally:
@@ -318,6 +358,9 @@ def list_models(cfg: ServerConfig) -> tuple[list[dict[str, Any]], float]:
         return [], time.perf_counter() - t0
     if resp.status != 200:
         raise ServerError(http_error_message(cfg, resp.status, body, cfg.model))
+    if len(body) > MAX_BODY_BYTES:
+        raise ServerError(f"Malformed: the server at {cfg.base_url} answered /models with more than "
+                          f"{MAX_BODY_BYTES >> 20} MB; is this the base URL of an OpenAI-compatible API?")
     try:
         data = json.loads(body.decode("utf-8"))
         entries = data["data"] if isinstance(data, dict) else data
@@ -441,21 +484,27 @@ class ServerStream(ChatStream):
         holder: dict[str, Any] = {}
         body = json.dumps(self.request_body()).encode("utf-8")
         on_tokens = self.on_tokens
+        cap = token_cap(res.max_new_tokens)
+        cap_chars = cap * MAX_CHARS_PER_TOKEN
+        seen = {"bytes": 0}
 
         def read() -> None:
             """Reader thread: post, parse events, put (kind, …) items on the queue; always ends with 'end'."""
             conn = _connection(cfg, cfg.timeout_s)
             holder["conn"] = conn
-            count = 0
+            count = chars = 0
             try:
                 try:
                     conn.request("POST", _path(cfg, "/chat/completions"), body=body, headers=_headers(cfg, stream=True))
                     resp = conn.getresponse()
+                except (TimeoutError, socket.timeout) as exc:  # connected but no reply: a stall, not "cannot reach"
+                    q.put(("unreachable", exc) if conn.sock is None else ("timeout",))
+                    return
                 except (OSError, http.client.HTTPException) as exc:
                     q.put(("unreachable", exc))
                     return
                 if resp.status != 200:
-                    q.put(("http", resp.status, resp.read()))
+                    q.put(("http", resp.status, resp.read(MAX_BODY_BYTES)))
                     return
                 parser = SSEParser()
                 while not cancel.is_set():
@@ -463,23 +512,33 @@ class ServerStream(ChatStream):
                     if not data:
                         q.put(("eof", parser.pending))
                         return
-                    for ev in parser.feed(data):
+                    try:
+                        events = parser.feed(data)
+                    except EventTooLarge as exc:
+                        q.put(("malformed", str(exc)))
+                        return
+                    for ev in events:
                         if ev.event == "error":
                             q.put(("error", _server_message(ev.data.encode())))
                             return
                         try:
                             d = parse_chunk(ev.data)
                         except ChunkFormatError as exc:
-                            q.put(("error", f"the server sent an event that is not a chat-completion chunk ({exc})"))
+                            q.put(("malformed", str(exc)))
                             return
                         if d.error:
                             q.put(("error", d.error))
                             return
                         if d.text:
                             count += 1
+                            chars += len(d.text)
+                            seen["bytes"] += len(d.text.encode("utf-8", "surrogatepass"))
                             if on_tokens is not None:
                                 on_tokens(count)
                             q.put(("text", d.text, count, time.perf_counter()))
+                            if count > cap or chars > cap_chars:  # the server ignores max_tokens: stop reading
+                                q.put(("capped", count))
+                                return
                         if d.prompt_tokens is not None or d.completion_tokens is not None:
                             q.put(("usage", d.prompt_tokens, d.completion_tokens))
                         if d.finish_reason:
@@ -505,17 +564,33 @@ class ServerStream(ChatStream):
         done = False
         usage: tuple[int | None, int | None] = (None, None)
         problem: str | None = None
+        what: str | None = None  # the kind of problem in one word: refused, stalled, cut, malformed, too-slow
         closed_early = True
+        last_token = t0
         try:
             while True:
                 try:
                     item = q.get(timeout=HEARTBEAT_S)
                 except queue.Empty:  # queued at the server or reading the prompt: let the caller update its display
+                    item = None
+                now = time.perf_counter()
+                if now - t0 > cfg.total_timeout_s:  # whatever the server does, an answer ends
+                    what, problem = "too-slow", (
+                        f"Too slow: the answer took more than {cfg.total_timeout_s:g} s in total (after {n_chunks} "
+                        "tokens); Sprout stopped reading and closed the connection.")
+                    closed_early = False
+                    break
+                if item is None:
+                    if now - last_token > cfg.timeout_s:  # keep-alive comments alone do not count as progress
+                        what, problem = "stalled", stalled_message(cfg, n_chunks)
+                        closed_early = False
+                        break
                     yield StreamChunk("", n_chunks, time.perf_counter() - t0)
                     continue
                 kind = item[0]
                 if kind == "text":
                     _, text, n_chunks, t = item
+                    last_token = time.perf_counter()
                     if res.ttft_s is None:
                         res.ttft_s = t - t0
                     pieces.append(text)
@@ -527,26 +602,36 @@ class ServerStream(ChatStream):
                 elif kind == "done":
                     done = True
                     if finish is None:  # [DONE] without a finish reason: the server dropped this answer
-                        problem = (f"The server ended the stream after {n_chunks} tokens without finishing the answer "
+                        what = "cut"
+                        problem = (f"Cut: the server ended the stream after {n_chunks} tokens without finishing the answer "
                                    "(no finish reason) — it may have interrupted it for another request (llama-cpp-"
                                    "python's server does unless started with --interrupt_requests False).")
                 elif kind == "unreachable":
-                    problem = unreachable_message(cfg, item[1])
+                    what, problem = "refused", unreachable_message(cfg, item[1])
                 elif kind == "http":
-                    problem = http_error_message(cfg, item[1], item[2], srv.info.name, srv.served)
+                    what, problem = "refused", http_error_message(cfg, item[1], item[2], srv.info.name, srv.served)
                 elif kind == "error":
-                    problem = f"The server reported an error mid-answer: {item[1]}"
+                    what, problem = "error", f"The server reported an error mid-answer: {item[1]}"
+                elif kind == "malformed":
+                    what, problem = "malformed", (
+                        f"Malformed: after {n_chunks} tokens the server sent something that is not a chat-completion "
+                        f"chunk ({item[1]}); Sprout stopped reading. Is this an OpenAI-compatible server?")
+                elif kind == "capped":
+                    what, problem = "cut", (
+                        f"Cut by Sprout: the server kept streaming past the {res.max_new_tokens} tokens asked for "
+                        f"(it ignores max_tokens); Sprout stopped reading after {item[1]} tokens and closed the "
+                        "connection.")
                 elif kind == "timeout":
-                    problem = (f"The server sent nothing for {cfg.timeout_s:g} s" +
-                               (f" after {n_chunks} tokens" if n_chunks else "") + " (timeout).")
+                    what, problem = "stalled", stalled_message(cfg, n_chunks)
                 elif kind == "cut":
                     exc = item[1]
-                    problem = (f"The connection to the server broke mid-answer after {n_chunks} tokens "
-                               f"({type(exc).__name__}: {exc}) — did the server stop?")
+                    what, problem = "cut", (f"Cut: the connection to the server broke mid-answer after {n_chunks} "
+                                            f"tokens ({type(exc).__name__}: {exc}) — did the server stop?")
                 elif kind == "eof":
                     if finish is None and not done:
-                        problem = (f"The server closed the stream mid-answer after {n_chunks} tokens, without saying "
-                                   "the answer was finished — did the server stop or crash?")
+                        what, problem = "cut", (
+                            f"Cut: the server closed the stream mid-answer after {n_chunks} tokens, without saying "
+                            "the answer was finished — did the server stop or crash?")
                 elif kind == "end":
                     closed_early = False
                     break
@@ -563,9 +648,18 @@ class ServerStream(ChatStream):
             # also when the consumer stopped early: the record then holds the partial answer, 'aborted'
             res.total_s = time.perf_counter() - t0
             res.text = "".join(pieces).strip()
-            res.prompt_tokens = usage[0]
-            res.new_tokens = int(usage[1]) if usage[1] is not None else n_chunks
-            res.extra["token_count"] = "server usage" if usage[1] is not None else "streamed chunks"
+            ctx_known = cfg.context_len or (srv.info.context_len if srv.info.context_len != DEFAULT_CONTEXT else None)
+            checked = checked_usage(usage[0], usage[1], streamed_chunks=n_chunks, streamed_bytes=seen["bytes"],
+                                    request_bytes=len(body), context_len=ctx_known)
+            res.prompt_tokens = checked.prompt_tokens
+            res.new_tokens = int(checked.completion_tokens) if checked.completion_tokens is not None else n_chunks
+            res.extra["token_count"] = ("server usage" if checked.completion_tokens is not None else
+                                        "streamed chunks" + (" (the server's count was implausible)"
+                                                             if usage[1] is not None else ""))
+            if checked.notes:
+                res.extra["usage_notes"] = list(checked.notes)
+            if what:
+                res.extra["server_problem"] = what
             if closed_early:
                 res.finish_reason, res.partial = ABORTED, bool(pieces)
             elif problem is not None:

@@ -17,6 +17,13 @@ from dataclasses import dataclass
 
 #: the data of the event that ends an OpenAI stream
 DONE = "[DONE]"
+#: the most bytes one line or one event may hold before the stream counts as malformed (a chat chunk is
+#: well under 1 KB; without a bound a server sending one endless line would fill the memory)
+MAX_EVENT_BYTES = 1 << 20
+
+
+class EventTooLarge(ValueError):
+    """A line or an event grew past :data:`MAX_EVENT_BYTES` without ending."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,9 @@ class SSEParser:
     blank line is incomplete (the stream was cut) and is reported by :attr:`pending`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = int(max_event_bytes)
+        self._size = 0  # bytes of the event being assembled
         self._buf = b""
         self._data: list[str] = []
         self._event = ""
@@ -51,8 +60,10 @@ class SSEParser:
         return bool(self._buf) or self._seen_field
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """The events completed by ``chunk`` (possibly none)."""
+        """The events completed by ``chunk`` (possibly none); :class:`EventTooLarge` past the size bound."""
         self._buf += chunk
+        if len(self._buf) > self.max_event_bytes and b"\n" not in self._buf and b"\r" not in self._buf:
+            raise EventTooLarge(f"a line of more than {self.max_event_bytes:,} bytes without a line break")
         out: list[SSEEvent] = []
         while True:
             i_n = self._buf.find(b"\n")
@@ -83,7 +94,7 @@ class SSEParser:
                 return None
             has_data = bool(self._data)  # an event with no data line is not dispatched (WHATWG)
             ev = SSEEvent("\n".join(self._data), self._event or "message", self._id)
-            self._data, self._event, self._seen_field = [], "", False
+            self._data, self._event, self._seen_field, self._size = [], "", False, 0
             return ev if has_data else None
         if line.startswith(":"):
             return None  # comment (keep-alive)
@@ -91,6 +102,9 @@ class SSEParser:
         if sep and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._size += len(value) + 1
+            if self._size > self.max_event_bytes:
+                raise EventTooLarge(f"an event of more than {self.max_event_bytes:,} bytes")
             self._data.append(value)
             self._seen_field = True
         elif name == "event":
@@ -168,10 +182,59 @@ def parse_chunk(data: str) -> ChunkDelta:
 
 
 def _int(v) -> int | None:
-    try:
-        return int(v) if v is not None else None
-    except (TypeError, ValueError):
+    if v is None or isinstance(v, bool):
         return None
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")) or not v.is_integer():
+            return -1  # not a count: fails the plausibility check (checked_usage), never silently rounded
+        return int(v)
+    try:
+        return int(v)
+    except (TypeError, ValueError, OverflowError):
+        return -1
+
+
+@dataclass(frozen=True)
+class UsageCheck:
+    """A server's usage counts after :func:`checked_usage`: each count kept (``int``) or unknown (``None``),
+    with ``notes`` saying which was dropped and why."""
+
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    notes: tuple[str, ...] = ()
+
+
+def checked_usage(prompt_tokens: int | None, completion_tokens: int | None, *, streamed_chunks: int,
+                  streamed_bytes: int, request_bytes: int, context_len: int | None) -> UsageCheck:
+    """Believe a server's token counts only when they can be true.
+
+    ``completion_tokens`` must lie in ``[1 if anything was streamed else 0, streamed_bytes + streamed_chunks +
+    16]`` (a token carries at least part of one byte, and a chunk at least one token); ``prompt_tokens`` in
+    ``[0, request_bytes + 1024]`` (a chat template adds at most a few hundred tokens) and within
+    ``context_len`` when the context is known; their sum within ``context_len`` too. A count outside its
+    bounds is returned as ``None`` (unknown) with a note; ``None`` in stays ``None``."""
+    notes: list[str] = []
+    pt, ct = prompt_tokens, completion_tokens
+    if ct is not None:
+        low = 1 if streamed_chunks else 0
+        high = streamed_bytes + streamed_chunks + 16
+        if not low <= ct <= high:
+            notes.append(f"the server reported {ct} completion tokens for {streamed_chunks} streamed chunks "
+                         f"({streamed_bytes} bytes), which cannot be; stored as unknown")
+            ct = None
+    if pt is not None:
+        high = request_bytes + 1024
+        if context_len:
+            high = min(high, int(context_len))
+        if not 0 <= pt <= high:
+            notes.append(f"the server reported {pt} prompt tokens for a {request_bytes}-byte request"
+                         + (f" and a {context_len}-token context" if context_len else "") + "; stored as unknown")
+            pt = None
+    if pt is not None and ct is not None and context_len and pt + ct > context_len + 16:
+        notes.append(f"the server reported {pt} + {ct} tokens, more than the {context_len}-token context; "
+                     "both stored as unknown")
+        pt = ct = None
+    return UsageCheck(pt, ct, tuple(notes))
 
 
 #: the server's finish reasons in Sprout's words (``eos``: the model stopped; ``length``: the cap)
