@@ -53,7 +53,7 @@ def _task_confusion(stamp: float, tasks: tuple):
 # ------------------------------------------------------------------ the decision (its own fragment)
 
 @st.fragment(key=DECISION_FRAGMENT)
-def decision_part(prof, trace, zone: str, year: int) -> None:
+def decision_part(prof, trace, zone: str, year: int, pue: float = 1.0) -> None:
     """Everything that follows the CI, floor and confidence controls; reruns alone when one of them moves."""
     f1, f2, f3 = st.columns(3)
     ci_mode = f1.radio("Carbon intensity", ["slider", "an hour of the trace"], horizontal=True, key="opt.cimode")
@@ -104,13 +104,13 @@ def decision_part(prof, trace, zone: str, year: int) -> None:
     elif sum(mix.values()) <= 0:
         st.error("Give at least one task a positive weight (Task mix and requests per hour).")
     else:
-        _decision(prof, float(ci), float(theta), xi, float(confidence), mix, float(rph))
+        _decision(prof, float(ci), float(theta), xi, float(confidence), mix, float(rph), pue)
     _window_note()
 
 
-def _decision(prof, ci: float, theta: float, xi, confidence: float, mix: dict, rph: float) -> None:
+def _decision(prof, ci: float, theta: float, xi, confidence: float, mix: dict, rph: float, pue: float = 1.0) -> None:
     w = prof.weights_from(mix)
-    hv = V.hour_view(prof, ci, theta, w, confidence, rph)
+    hv = V.hour_view(prof, ci, theta, w, confidence, rph, pue=pue)
     d = hv.decision
     for n in hv.notes:
         st.warning(n)
@@ -130,7 +130,7 @@ def _decision(prof, ci: float, theta: float, xi, confidence: float, mix: dict, r
                    help=f"binding constraint: {d.binding}")
     if hv.promise_text:
         st.caption(f"Promise: {hv.promise_text}.")
-    st.caption(f"Numbers: {prof.label} · method `{prof.method}` · q: {prof.q_source} · CI {ci:.1f} g/kWh · "
+    st.caption(f"Numbers: {prof.label} · method `{prof.method}` · q: {prof.q_source} · CI {ci:.1f} g/kWh · PUE {pue:g} · "
                f"embodied {emb} per request")
     (st.warning if hv.q0_zero else st.info)(hv.summary)
 
@@ -139,18 +139,18 @@ def _decision(prof, ci: float, theta: float, xi, confidence: float, mix: dict, r
     if hv.q0_zero:
         b2.caption("No carbon–quality chart: quality relative to always-L0 is undefined when L0 never won.")
     else:
-        ui.chart(V.frontier_figure(prof, w, ci, hv), key="opt.frontier", filename="sprout-optimizer-frontier",
+        ui.chart(V.frontier_figure(prof, w, ci, hv, pue), key="opt.frontier", filename="sprout-optimizer-frontier",
                  container=b2)
     ui.png_hint()
     if len(prof.tasks) > 1:
-        _per_task(prof, w, ci, hv.theta)
+        _per_task(prof, w, ci, hv.theta, pue)
 
 
-def _per_task(prof, w, ci: float, theta: float) -> None:
+def _per_task(prof, w, ci: float, theta: float, pue: float = 1.0) -> None:
     """One mix per task next to the pooled mix (docs/tasks.md)."""
     st.subheader("Per task: one mix for each task")
     conf = _task_confusion(task_views.classifier_stamp(), tuple(prof.tasks))
-    tv = task_views.per_task_view(prof, w, ci, float(theta), conf)
+    tv = task_views.per_task_view(prof, w, ci, float(theta), conf, pue=pue)
     cmp_ = tv.comparison
     if cmp_.per_task.status != "optimal":
         st.warning("No per-task mix reaches this floor either: lower θ.")
@@ -196,7 +196,7 @@ def _follow_window() -> None:
 # ------------------------------------------------------------------ the window replay (its own fragment)
 
 @st.fragment(key=WINDOW_FRAGMENT)
-def window_part(prof, trace, year: int) -> None:
+def window_part(prof, trace, year: int, pue: float = 1.0) -> None:
     """SPROUT over a window of the trace at the floor settings above; reruns alone (its inputs, or the button)."""
     st.subheader("Over a window of the trace")
     st.caption("The hourly decisions of SPROUT over a stretch of the real trace (the task mix drifts about daily; the "
@@ -216,7 +216,7 @@ def window_part(prof, trace, year: int) -> None:
     if start + hours > len(trace):
         st.info(f"The window is cut to {len(trace) - start} hours: {year} ends at hour {len(trace) - 1}.")
     with st.spinner("Replaying the window…"):
-        wv = V.window_view(prof, trace, start, hours, xi, seed, confidence)
+        wv = V.window_view(prof, trace, start, hours, xi, seed, confidence, pue)
     ui.chart(wv.figure, key="opt.window.chart", filename="sprout-optimizer-window")
     fixed = "" if st.session_state.get("opt.mode", "carbon-aware ξ") == "carbon-aware ξ" else \
         f"The window replay uses the carbon-aware floor with ξ = {WINDOW_XI}. "
@@ -226,6 +226,7 @@ def window_part(prof, trace, year: int) -> None:
 # ------------------------------------------------------------------ page: profile, q source, zone (full reruns)
 
 ui.grid_upload("opt")  # sidebar: a user's own grid data joins the zone lists below
+pue = ui.pue_setting()  # sidebar: the one app-wide PUE (Playground, Optimizer and What-if alike)
 try:
     tr_list, tr_errors = ui.trace_choices()
 except MissingDataError as exc:
@@ -276,5 +277,5 @@ except (MissingDataError, grid.TraceError) as exc:
     st.stop()
 
 st.session_state.pop(SHOWN, None)   # a full run replays the window too: no "replayed at other settings" note
-decision_part(prof, trace, zone, year)
-window_part(prof, trace, year)
+decision_part(prof, trace, zone, year, pue)
+window_part(prof, trace, year, pue)

@@ -46,6 +46,7 @@ def _columns(table, pin: str | None = None) -> dict:
 
 
 ui.grid_upload("wi")  # sidebar: a user's own grid data joins the zone lists below
+pue = ui.pue_setting()  # sidebar: the one app-wide PUE (Playground, Optimizer and What-if alike)
 try:
     tr_list, tr_errors = _traces()
 except MissingDataError as exc:
@@ -159,12 +160,13 @@ try:
         cfg = simulate.SimConfig.paper_faithful(**common)
     else:
         cfg = simulate.SimConfig(confidence=float(confidence), n_eval=n_eval, evaluator_memory_h=memory, schedule=sched,
-                                 **common)
+                                 pue=pue, **common)
 except SproutError as exc:
     st.error(str(exc))
     st.stop()
 if paper_mode:
-    st.info("Paper-faithful mode: the authors' semantics (evaluator settings above do not apply) on the authors' own "
+    st.info("Paper-faithful mode: the authors' semantics (evaluator settings above and the PUE do not apply: PUE 1) "
+            "on the authors' own "
             "task mixes, the draw behind the paper's figures; the seeds vary the sampled prompts. Pick the paper "
             "windows and US-TEX-ERCO, US-CAL-CISO, AU-SA, NL and GB in 2023 to see the paper's published means next "
             "to this replay.")

@@ -3,6 +3,9 @@
 * Operational g = energy (kWh) × carbon intensity (g/kWh) × PUE (dimensionless, default 1.0).
 * Embodied g = device embodied carbon (g) × request duration (s) ÷ device lifetime (s).
 
+:func:`grams_per_request` is the one cost formula (the Playground's account, the optimizer's per-level
+cost family, the replay, What-if and History all call it) and :func:`saving_pct` the one saving.
+
 Unknown energy or intensity gives ``None`` (shown "n/a"), never 0. Carbon-intensity traces come from
 :mod:`sprout_core.grid` (Electricity Maps, ODbL); this module only prices energy with them.
 """
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+
+import numpy as np
 
 from sprout_core import grid
 
@@ -20,6 +25,19 @@ SECONDS_PER_YEAR = 365 * 24 * 3600  # the Sprout simulator's year (365 d)
 def kwh(energy_j: float | None) -> float | None:
     """J → kWh (``None`` stays ``None``)."""
     return None if energy_j is None else energy_j / J_PER_KWH
+
+
+def grams_per_request(energy_kwh, duration_s, ci_g_per_kwh, pue=1.0, embodied_g_per_s=0.0):
+    """g CO₂e of a request: ``energy_kwh`` (kWh) × ``ci_g_per_kwh`` (g/kWh) × ``pue`` (≥ 1, scales the
+    operational part only) + ``embodied_g_per_s`` (g/s) × ``duration_s`` (s) — the one cost formula.
+
+    Broadcasts over numpy arrays with numpy's rules (float32 inputs stay float32 when the scalars are
+    Python floats); the caller lines up the axes. ``None`` for energy, duration or intensity (a scalar
+    that is unknown) gives ``None`` ("n/a"), never 0.
+    """
+    if energy_kwh is None or duration_s is None or ci_g_per_kwh is None or pue is None or embodied_g_per_s is None:
+        return None
+    return energy_kwh * ci_g_per_kwh * pue + embodied_g_per_s * duration_s
 
 
 @dataclass(frozen=True)
@@ -143,21 +161,41 @@ def account(energy_j: float | None, duration_s: float, ci_g_per_kwh: float | Non
         notes.append("energy unknown: operational carbon n/a")
     if ci_g_per_kwh is None:
         notes.append("carbon intensity unknown: operational carbon n/a")
-    op = None if (energy_j is None or ci_g_per_kwh is None) else kwh(energy_j) * ci_g_per_kwh * pue
-    emb = model.grams(max(0.0, duration_s))
+    dur = max(0.0, duration_s)
+    op = grams_per_request(kwh(energy_j), dur, ci_g_per_kwh, pue, 0.0)
+    emb = model.grams(dur)
     return CarbonAccount(
         energy_j=energy_j, duration_s=duration_s, ci_g_per_kwh=ci_g_per_kwh, pue=pue,
-        operational_g=op, embodied_g=emb, total_g=None if op is None else op + emb,
+        operational_g=op, embodied_g=emb, total_g=grams_per_request(kwh(energy_j), dur, ci_g_per_kwh, pue, model.g_per_s),
         energy_method=energy_method, ci_label=ci_label, embodied_name=model.name,
         embodied_source=model.source, notes=notes,
     )
 
 
-def savings_pct(value: float | None, baseline: float | None) -> float | None:
-    """How much smaller ``value`` is than ``baseline``, % (positive = saving); ``None`` if unknown or baseline ≤ 0."""
-    if value is None or baseline is None or baseline <= 0:
-        return None
-    return (baseline - value) / baseline * 100.0
+def saving_pct(cost, baseline, missing=None):
+    """How much smaller ``cost`` is than ``baseline``, %: ``100 · (1 − cost / baseline)`` (positive = saving)
+    — the one saving formula.
+
+    Scalars: ``missing`` (default ``None``, "n/a") when either is unknown, not finite, or the baseline is
+    ≤ 0. Arrays broadcast; entries whose baseline is ≤ 0 or not finite get ``missing`` (``NaN`` when
+    ``missing`` is ``None``).
+    """
+    if cost is None or baseline is None:
+        return missing
+    if np.ndim(cost) == 0 and np.ndim(baseline) == 0:
+        c, b = float(cost), float(baseline)
+        if not (np.isfinite(b) and b > 0) or np.isnan(c):
+            return missing
+        return 100.0 * (1.0 - c / b)
+    c, b = np.asarray(cost, dtype=float), np.asarray(baseline, dtype=float)
+    ok = np.isfinite(b) & (b > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 100.0 * (1.0 - c / np.where(ok, b, 1.0))
+    return np.where(ok, out, np.nan if missing is None else missing)
+
+
+#: the earlier name of :func:`saving_pct` (same function)
+savings_pct = saving_pct
 
 
 # ---- carbon intensity choice (prices energy with sprout_core.grid traces) ----------------------------
@@ -241,6 +279,6 @@ def price_elsewhere(energy_j: float, year: int | None = None, hour: int | None =
         except Exception as exc:  # noqa: BLE001 - one bad zone never hides the others
             msgs.append(str(exc))
             continue
-        out.append(ZonePrice(zone, y, ci, kwh(energy_j) * ci * pue))
+        out.append(ZonePrice(zone, y, ci, grams_per_request(kwh(energy_j), 0.0, ci, pue)))
     out.sort(key=lambda z: z.operational_g)
     return out, msgs

@@ -24,9 +24,10 @@ def default_requests_per_hour(profile: Profile) -> float:
 
 
 def hour_decision(profile: Profile, ci: float, theta: float, weights: np.ndarray | None = None,
-                  confidence: float = 0.5, requests_per_hour: float | None = None, solver: str = "exact") -> opt.Decision:
-    """The decision for one hour at carbon intensity ``ci`` (g/kWh) and floor ``theta`` (fraction of always-L0
-    quality), under task ``weights`` (default: equal)."""
+                  confidence: float = 0.5, requests_per_hour: float | None = None, solver: str = "exact",
+                  pue: float = 1.0) -> opt.Decision:
+    """The decision for one hour at carbon intensity ``ci`` (g/kWh), ``pue`` (scales the operational part)
+    and floor ``theta`` (fraction of always-L0 quality), under task ``weights`` (default: equal)."""
     w = profile.default_weights() if weights is None else np.asarray(weights, dtype=float)
     n = default_requests_per_hour(profile) if requests_per_hour is None else float(requests_per_hour)
     if not (np.isfinite(n) and n > 0):
@@ -34,4 +35,4 @@ def hour_decision(profile: Profile, ci: float, theta: float, weights: np.ndarray
     e, t, q = profile.under_mix(w)
     _, cov = qmod.promise_inputs(profile.q, profile.n_judged, w, n)
     return opt.decide(e, t, q, float(ci), profile.k_emb, float(theta), profile.levels, solver=solver, cov=cov,
-                      confidence=confidence)
+                      confidence=confidence, pue=pue)

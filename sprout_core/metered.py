@@ -29,7 +29,7 @@ import pandas as pd
 
 from sprout_core import carbon as carbon_mod
 from sprout_core import defaults, store
-from sprout_core.carbon import DEFAULT_EMBODIED, CarbonAccount, EmbodiedModel, IntensityChoice, account, savings_pct
+from sprout_core.carbon import DEFAULT_EMBODIED, CarbonAccount, EmbodiedModel, IntensityChoice, account, saving_pct
 from sprout_core.energy import EnergyMeter, EnergyReading
 from sprout_core.errors import DataFileError, InputError, MissingDataError
 from sprout_core.generation import generation_lock, stream_generate
@@ -279,8 +279,8 @@ def level_table(outcomes: list[MeteredOutcome], settings: CarbonSettings | None 
             "operational (g CO₂e)": a.operational_g,
             "embodied (g CO₂e)": a.embodied_g,
             "total (g CO₂e)": a.total_g,
-            "energy saving vs L0 (%)": savings_pct(rd.energy_j, base[0].reading.energy_j) if comparable else None,
-            "carbon saving vs L0 (%)": savings_pct(a.total_g, base[1].total_g) if comparable else None,
+            "energy saving vs L0 (%)": saving_pct(rd.energy_j, base[0].reading.energy_j) if comparable else None,
+            "carbon saving vs L0 (%)": saving_pct(a.total_g, base[1].total_g) if comparable else None,
             "flags": ", ".join(rd.flags),
         })
     return pd.DataFrame(rows)

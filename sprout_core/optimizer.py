@@ -3,10 +3,11 @@
 For one hour with carbon intensity CI (g/kWh), choose shares ``x_i ≥ 0`` (Σ x_i = 1) of requests served
 with directive level ``i`` to
 
-    minimise   Σ_i x_i · c_i,      c_i = e_i · CI + k_emb · t_i        (g per request)
+    minimise   Σ_i x_i · c_i,      c_i = e_i · CI · PUE + k_emb · t_i        (g per request)
     subject to Σ_i q_i x_i ≥ θ · q_0
 
-with ``e_i`` the mean energy per request (kWh), ``t_i`` the mean time per request (s), ``k_emb`` the
+with ``e_i`` the mean energy per request (kWh), ``PUE`` the data centre's power usage effectiveness (≥ 1, default
+1.0, scales the operational part only), ``t_i`` the mean time per request (s), ``k_emb`` the
 embodied carbon per device-second (g/s), ``q_i`` the share of judged prompts whose best answer came from
 level ``i`` and ``q_0`` that of level 0 (the undirected baseline). θ comes either from a slider (fixed
 form) or from the carbon-aware ξ form ``θ = 1 − ξ · (CI − CI_min) / (CI_max − CI_min)``.
@@ -26,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sprout_core.carbon import grams_per_request
 from sprout_core.errors import InputError
 
 #: Numerical tolerance for feasibility and "binding" decisions.
@@ -49,11 +51,14 @@ def theta_from_xi(ci: np.ndarray | float, ci_min: float, ci_max: float, xi: floa
     return float(out) if np.ndim(out) == 0 else out
 
 
-def cost_per_request(e_kwh: np.ndarray, t_s: np.ndarray, ci: np.ndarray | float, k_emb_g_per_s: float) -> np.ndarray:
-    """Carbon per request per level, g: ``e_kwh · CI + k_emb · t_s`` (broadcasts over leading axes).
+def cost_per_request(e_kwh: np.ndarray, t_s: np.ndarray, ci: np.ndarray | float, k_emb_g_per_s: float,
+                     pue: float = 1.0) -> np.ndarray:
+    """Carbon per request per level, g: ``e_kwh · CI · PUE + k_emb · t_s`` (broadcasts over leading axes) —
+    :func:`sprout_core.carbon.grams_per_request` with the optimizer's axes.
 
-    ``ci`` may be a scalar or shape ``[H]`` (then the result is ``[H, L]``). Floating inputs keep their
-    precision (float32 stays float32); anything else becomes float64.
+    ``ci`` may be a scalar or shape ``[H]`` (then the result is ``[H, L]``). ``pue`` (≥ 1, default 1.0)
+    scales the operational part only. Floating inputs keep their precision (float32 stays float32);
+    anything else becomes float64.
     """
     def _f(a):
         a = np.asarray(a)
@@ -62,7 +67,7 @@ def cost_per_request(e_kwh: np.ndarray, t_s: np.ndarray, ci: np.ndarray | float,
     e, t, ci_a = _f(e_kwh), _f(t_s), _f(ci)
     if ci_a.ndim == 1 and e.ndim >= 1:
         ci_a = ci_a[:, None]
-    return e * ci_a + np.asarray(k_emb_g_per_s, dtype=e.dtype) * t
+    return grams_per_request(e, t, ci_a, float(pue), np.asarray(k_emb_g_per_s, dtype=e.dtype))
 
 
 @dataclass(frozen=True)
@@ -370,13 +375,15 @@ def draw_levels(x: Sequence[float], n: int, rng: np.random.Generator | int | Non
 
 def decide(e_kwh: Sequence[float], t_s: Sequence[float], q: Sequence[float], ci: float, k_emb_g_per_s: float,
            theta: float, levels: Sequence[str], solver: str = "exact", cov: np.ndarray | None = None,
-           confidence: float = 0.5) -> Decision:
-    """One hour's decision from per-level energy (kWh), time (s) and q at ``ci`` (g/kWh), reporting the
-    operational and embodied parts separately (see :func:`solve` for ``cov`` and ``confidence``)."""
+           confidence: float = 0.5, pue: float = 1.0) -> Decision:
+    """One hour's decision from per-level energy (kWh), time (s) and q at ``ci`` (g/kWh) and ``pue`` (scales
+    the operational part), reporting the operational and embodied parts separately (see :func:`solve` for
+    ``cov`` and ``confidence``)."""
     if not np.isfinite(ci) or ci < 0:
         raise InputError(f"carbon intensity must be a finite number ≥ 0 g/kWh, got {ci!r}")
-    op = np.asarray(e_kwh, dtype=float) * float(ci)
-    emb = float(k_emb_g_per_s) * np.asarray(t_s, dtype=float)
+    e, t = np.asarray(e_kwh, dtype=float), np.asarray(t_s, dtype=float)
+    op = grams_per_request(e, t, float(ci), float(pue), 0.0)
+    emb = grams_per_request(e, t, 0.0, 1.0, float(k_emb_g_per_s))
     return solve(op + emb, q, float(theta), levels, split=(op, emb), ci=float(ci), solver=solver, cov=cov,
                  confidence=confidence)
 

@@ -76,12 +76,12 @@ class Profile:
         """Embodied g/s for arithmetic (0.0 when unknown; the UI shows n/a then)."""
         return float(self.k_emb_g_per_s) if self.k_emb_g_per_s is not None else 0.0
 
-    def cost(self, ci: np.ndarray | float, weights: np.ndarray | None = None) -> np.ndarray:
-        """g CO₂e per request per level at carbon intensity ``ci`` (g/kWh): ``e·CI + k_emb·t`` under task
-        ``weights`` (``[T]`` or ``[H, T]``; ``None`` = equal) — the one cost formula, see
-        :func:`sprout_core.optimizer.cost_per_request`."""
+    def cost(self, ci: np.ndarray | float, weights: np.ndarray | None = None, pue: float = 1.0) -> np.ndarray:
+        """g CO₂e per request per level at carbon intensity ``ci`` (g/kWh) and ``pue``: ``e·CI·PUE + k_emb·t``
+        under task ``weights`` (``[T]`` or ``[H, T]``; ``None`` = equal) — the one cost formula, see
+        :func:`sprout_core.carbon.grams_per_request`."""
         e, t, _ = self.under_mix(self.default_weights() if weights is None else weights)
-        return cost_per_request(e, t, ci, self.k_emb)
+        return cost_per_request(e, t, ci, self.k_emb, pue)
 
     @property
     def q_counts(self) -> np.ndarray:

@@ -7,8 +7,9 @@ Per hour ``h`` of the window the replay knows (see :class:`HourlyContext`):
 * the workload (:mod:`sprout_core.workload`): task mix, volume, the hour's actual requests — their true
   win shares ``q_true`` and realised energy/time per level — and what an evaluator run would measure;
 * the costs the optimizer plans with (``cost_lp``: the profile's per-task means under the hour's mix) and
-  the cost of the hour's actual requests (``cost``), both ``e·CI + k_emb·t`` g/request
-  (:meth:`sprout_core.profiles.Profile.cost` / :func:`sprout_core.optimizer.cost_per_request`);
+  the cost of the hour's actual requests (``cost``), both ``e·CI·PUE + k_emb·t`` g/request
+  (:func:`sprout_core.carbon.grams_per_request` through :func:`sprout_core.optimizer.cost_per_request`;
+  ``SimConfig.pue``, default 1.0, paper mode 1);
 * the offline evaluator (:mod:`sprout_core.schedule`): from a run at hour ``r`` on, the optimizer uses that
   run's per-task verdicts, re-weighted to each hour's mix, and their uncertainty
   (:mod:`sprout_core.quality`); its carbon (generating its prompts at every level at hour ``r``'s CI; the
@@ -41,6 +42,7 @@ import pandas as pd
 from sprout_core import optimizer as opt
 from sprout_core import quality as qmod
 from sprout_core import validate
+from sprout_core.carbon import grams_per_request, saving_pct
 from sprout_core.errors import InputError
 from sprout_core.grid import Trace
 from sprout_core.profiles import Profile
@@ -88,6 +90,7 @@ class SimConfig:
     n_eval: int = 500                          #: prompts per evaluator run (each generated at every level)
     requests_per_hour: float | None = None     #: None → from the task-mix trace (sum of job counts)
     judge_kwh_per_prompt: float | None = None  #: None → judge energy unknown: n/a, not included
+    pue: float = 1.0                           #: data-centre PUE (≥ 1): scales operational carbon only (paper: 1)
     schedule: ScheduleParams = field(default_factory=ScheduleParams)
     fixed_mix: tuple[tuple[str, float], ...] | None = None  #: ((task, weight), …) instead of the trace
     solver: str = "exact"                      #: "exact" (vectorised) or "pulp" (one LP per hour, c = 0.5 only)
@@ -156,6 +159,9 @@ def _check_config(c: SimConfig) -> None:
         validate.number("requests per hour", c.requests_per_hour, 0.0, 1e9, lo_open=True)
     if c.judge_kwh_per_prompt is not None:
         validate.number("judge energy per prompt", c.judge_kwh_per_prompt, 0.0, 1.0, unit="kWh")
+    validate.number("PUE", c.pue, *validate.PUE_RANGE)
+    if c.paper and c.pue != 1.0:
+        raise InputError(f"paper mode keeps PUE 1 (the authors' simulator has none), got PUE {c.pue:g}")
     validate.number("mix interval mean", c.mix_interval_mean_h, 0.0, 10_000.0, lo_open=True, unit="h")
     validate.number("mix interval sd", c.mix_interval_sd_h, 0.0, 10_000.0, unit="h")
     if c.solver not in ("exact", "pulp"):
@@ -261,7 +267,7 @@ class HourlyContext:
         """``[H, T, L]`` g/request per task and level at each hour's CI (the profile's per-task means)."""
         e, t = (self.profile.paper_costs if self.cfg.paper_costs and self.profile.paper_costs is not None
                 else (self.profile.e_kwh, self.profile.t_s))
-        return opt.cost_per_request(e[None], t[None], self.ci[:, None, None], self.profile.k_emb)
+        return opt.cost_per_request(e[None], t[None], self.ci[:, None, None], self.profile.k_emb, self.cfg.pue)
 
     def evaluator(self) -> EvaluatorRuns:
         """The offline evaluator's runs over this window (computed once, shared by the strategies using it)."""
@@ -291,7 +297,7 @@ class HourlyContext:
             n = float(self.cfg.n_eval)
             gen_g = n * self.cost_lp.sum(axis=1)
             judge = self.cfg.judge_kwh_per_prompt
-            judge_g = n * float(judge) * self.ci if judge is not None else 0.0
+            judge_g = grams_per_request(n * float(judge), 0.0, self.ci, self.cfg.pue) if judge is not None else 0.0
             carbon = np.where(refresh, gen_g + judge_g, 0.0)
             self._evaluator = EvaluatorRuns(refresh, run_at, q, qt, nt, carbon, judge is not None)
         return self._evaluator
@@ -342,7 +348,7 @@ def build_context(profile: Profile, trace: Trace, cfg: SimConfig) -> HourlyConte
         e_lp, t_lp = w @ profile.paper_costs[0], w @ profile.paper_costs[1]
     req = wl.requests(wsl)
     e_r, t_r = req.e_real, req.t_real
-    op = opt.cost_per_request(e_r, np.zeros_like(t_r), ci, 0.0)     # operational part: e·CI
+    op = opt.cost_per_request(e_r, np.zeros_like(t_r), ci, 0.0, cfg.pue)     # operational part: e·CI·PUE
     emb = opt.cost_per_request(np.zeros_like(e_r), t_r, ci, profile.k_emb)  # embodied part: k_emb·t
     prev = trace.ci[max(0, s - cfg.hours):s]
     ci_mean = float(np.mean(prev)) if cfg.static_ci == "previous-window" and len(prev) else trace.mean()
@@ -352,7 +358,7 @@ def build_context(profile: Profile, trace: Trace, cfg: SimConfig) -> HourlyConte
         profile=profile, cfg=cfg, zone=trace.zone, year=trace.year, hour_of_year=np.arange(s, e_),
         timestamps=trace.timestamps[sl], ci=ci, ci_min=trace.min(), ci_max=trace.max(), ci_mean=ci_mean,
         history_ci=np.asarray(trace.ci[hist_from:s], dtype=float), theta=theta, weights=w, volume=wl.volume[wsl],
-        e_lp=e_lp, t_lp=t_lp, cost_lp=opt.cost_per_request(e_lp, t_lp, ci, profile.k_emb),
+        e_lp=e_lp, t_lp=t_lp, cost_lp=opt.cost_per_request(e_lp, t_lp, ci, profile.k_emb, cfg.pue),
         e=e_r, t=t_r, operational_g=op, embodied_g=emb, cost=op + emb,
         q_true=req.q_true, q_true_task=req.q_true_task, n_true_task=req.n_true_task.astype(float),
         workload=wl, requests=req, wl_index=np.arange(wsl.start, wsl.stop), z=opt.z_value(cfg.confidence),
@@ -500,7 +506,7 @@ def simulate(profile: Profile, trace: Trace, cfg: SimConfig | None = None,
             evaluator_runs=runs, evaluator_carbon_g=ev_g if cfg.charge_evaluator else 0.0, refresh_hours=ref,
             method=profile.method, note=o.note)
     for r in results.values():
-        r.carbon_saving_pct = float(100.0 * (1.0 - r.carbon_g_per_request / base_g)) if base_g else float("nan")
+        r.carbon_saving_pct = float(saving_pct(r.carbon_g_per_request, base_g, missing=float("nan")))
     ev = ctx._evaluator
     return SimResult(zone=trace.zone, year=trace.year, cfg=cfg, profile_label=profile.label, method=profile.method,
                      timestamps=ctx.timestamps, ci=ctx.ci, ci_min=ctx.ci_min, ci_max=ctx.ci_max, theta=ctx.theta,

@@ -696,6 +696,32 @@ def grid_upload(key: str) -> None:
                         st.rerun()
 
 
+#: session-state key of the app-wide PUE (a plain key, not the widget's: it survives pages without the widget)
+PUE_KEY = "sprout.pue"
+
+
+def pue_setting(disabled: bool = False) -> float:
+    """The one app-wide PUE (data-centre overhead, dimensionless, 1.0–3.0, default 1.0): a sidebar input whose
+    value is kept in session state, so the Playground, the Optimizer and What-if price carbon with the same
+    PUE. It scales operational carbon only (:func:`sprout_core.carbon.grams_per_request`)."""
+    from sprout_core.validate import PUE_RANGE
+
+    if PUE_KEY not in st.session_state:
+        st.session_state[PUE_KEY] = 1.0
+    wkey = PUE_KEY + ".widget"
+    st.session_state[wkey] = float(st.session_state[PUE_KEY])
+
+    def _keep() -> None:
+        st.session_state[PUE_KEY] = float(st.session_state[wkey])
+
+    st.sidebar.number_input("PUE (data-centre overhead, ≥ 1)", min_value=PUE_RANGE[0], max_value=PUE_RANGE[1], step=0.05,
+                            key=wkey, on_change=_keep, disabled=disabled,
+                            help="Power usage effectiveness: facility energy ÷ IT energy. It scales operational carbon "
+                                 "(energy × intensity × PUE) on the Playground, the Optimizer and What-if alike; "
+                                 "embodied carbon is not scaled.")
+    return float(st.session_state[PUE_KEY])
+
+
 def carbon_settings(key: str = "carbon", default_zone: str | None = None, disabled: bool = False):
     """Zone / hour / yearly mean or a 0–1,000 g/kWh slider, PUE and embodied preset → ``CarbonSettings``.
 
@@ -743,8 +769,8 @@ def carbon_settings(key: str = "carbon", default_zone: str | None = None, disabl
     if intensity is None:
         ci = c1.slider("Carbon intensity (g CO₂e/kWh)", 0, 1000, 300, step=5, key=f"{key}.override", disabled=disabled)
         intensity = carbon.override_intensity(float(ci))
-    pue = c3.number_input("PUE (data-centre overhead, ≥ 1)", min_value=1.0, max_value=3.0, value=1.0, step=0.05,
-                          key=f"{key}.pue", disabled=disabled)
+    pue = pue_setting(disabled=disabled)
+    c3.caption(f"PUE {pue:g} (data-centre overhead; set in the sidebar, used by every page)")
     names = list(carbon.EMBODIED_PRESETS) + ["custom"]
     ek = c3.selectbox("Embodied carbon of the device", names, key=f"{key}.embodied",
                       format_func=lambda k: "custom…" if k == "custom" else

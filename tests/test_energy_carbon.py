@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sprout_core import carbon
-from sprout_core.carbon import EMBODIED_PRESETS, EmbodiedModel, account, savings_pct
+from sprout_core.carbon import EMBODIED_PRESETS, EmbodiedModel, account, saving_pct
 
 
 def test_operational_is_kwh_times_ci_times_pue():
@@ -57,9 +57,9 @@ def test_bad_inputs_raise_clear_errors(kw):
 
 
 def test_savings():
-    assert savings_pct(25.0, 100.0) == pytest.approx(75.0)
-    assert savings_pct(120.0, 100.0) == pytest.approx(-20.0)
-    assert savings_pct(None, 100.0) is None and savings_pct(1.0, 0.0) is None
+    assert saving_pct(25.0, 100.0) == pytest.approx(75.0)
+    assert saving_pct(120.0, 100.0) == pytest.approx(-20.0)
+    assert saving_pct(None, 100.0) is None and saving_pct(1.0, 0.0) is None
 
 
 def test_override_intensity_bounds():

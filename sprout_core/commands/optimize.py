@@ -4,7 +4,7 @@ Example::
 
     python -m sprout_core optimize --profile llama2-13b-a100 --zone US-TEX-ERCO --ci 300 --xi 0.1 --json
 
-prints ``x`` (level → share), ``carbon_g_per_request`` (g CO₂eq, operational + embodied), ``quality_pct``
+prints ``x`` (level → share), ``carbon_g_per_request`` (g CO₂eq, operational × ``--pue`` + embodied), ``quality_pct``
 (Σ q·x / q₀, %), ``binding`` (``quality`` or ``none``) and ``status`` (``optimal``/``infeasible``), plus the
 method label. CI_min/CI_max come from the zone's trace for ``--year``. Exit code 0 when optimal, 1 when
 infeasible (θ above what any mix reaches; the message names the largest reachable θ), 2 on bad input.
@@ -16,6 +16,7 @@ import json
 import math
 
 from sprout_core import decision, defaults, grid, optimizer, profiles
+from sprout_core import validate as V
 from sprout_core.errors import InputError
 
 
@@ -38,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--requests-per-hour", type=float, default=None,
                    help="requests in the hour (sets how much its realised quality scatters; default: the task-mix "
                         "trace's mean)")
+    p.add_argument("--pue", type=V.arg_number(*V.PUE_RANGE), default=1.0,
+                   help=f"data-centre PUE, {V.PUE_RANGE[0]:g}–{V.PUE_RANGE[1]:g}, scales operational carbon only (default 1.0)")
     p.add_argument("--solver", choices=["exact", "pulp"], default="pulp", help="pulp (default) or the exact solver")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         ci = float(args.ci) if args.ci is not None else trace.mean()
     theta = args.theta if args.theta is not None else optimizer.theta_from_xi(ci, trace.min(), trace.max(), args.xi)
     d = decision.hour_decision(prof, ci, float(theta), w, confidence=args.confidence,
-                               requests_per_hour=args.requests_per_hour, solver=args.solver)
+                               requests_per_hour=args.requests_per_hour, solver=args.solver, pue=args.pue)
     ok = d.status == "optimal"
 
     def f(v):
@@ -106,13 +109,14 @@ def run(args: argparse.Namespace) -> int:
         "status": d.status,
         "operational_g_per_request": f(d.operational_g),
         "embodied_g_per_request": (f(d.embodied_g) if prof.k_emb_g_per_s is not None else "n/a") if ok else None,
-        "theta": float(theta), "max_theta": d.max_theta, "ci_g_per_kwh": ci, "zone": args.zone, "year": args.year,
+        "theta": float(theta), "max_theta": d.max_theta, "ci_g_per_kwh": ci, "pue": args.pue, "zone": args.zone, "year": args.year,
         "profile": prof.label, "method": prof.method, "message": d.message,
     }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{prof.label} · {args.zone} {args.year} · CI {ci:.1f} g/kWh · θ {theta:.3f} · confidence {args.confidence:g}")
+        print(f"{prof.label} · {args.zone} {args.year} · CI {ci:.1f} g/kWh · PUE {args.pue:g} · θ {theta:.3f} · "
+              f"confidence {args.confidence:g}")
         if ok:
             print("mix: " + ", ".join(f"{k} {v:.1%}" for k, v in d.x_dict().items()))
             band = (f" (with {args.confidence:.0%} confidence ≥ {d.quality_low:.1%}; upper {d.quality_high:.1%})"

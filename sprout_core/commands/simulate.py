@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sprout_core import defaults, grid, profiles, simulate
+from sprout_core import validate as V
 from sprout_core.errors import InputError
 from sprout_core.simulate import DEFAULT_CONFIDENCE, SimConfig, resolve_strategies
 from sprout_core.tasks import sim as task_sim
@@ -58,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--requests-per-hour", type=float, default=None, help="fixed volume (default: from the task-mix trace)")
     p.add_argument("--judge-kwh-per-prompt", type=float, default=None,
                    help="judge energy per prompt in kWh (default: unknown, not included)")
+    p.add_argument("--pue", type=V.arg_number(*V.PUE_RANGE), default=None,
+                   help=f"data-centre PUE, {V.PUE_RANGE[0]:g}–{V.PUE_RANGE[1]:g}, scales operational carbon only "
+                        "(default 1.0; paper mode keeps 1)")
     p.add_argument("--solver", choices=["exact", "pulp"], default="exact", help="exact (default) or pulp per hour")
     p.add_argument("--json", action="store_true", help="print one JSON object keyed by strategy")
     p.set_defaults(func=run)
@@ -87,7 +91,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
               requests_per_hour=args.requests_per_hour, judge_kwh_per_prompt=args.judge_kwh_per_prompt,
               solver=args.solver, per_task_floor=args.per_task_floor)
     for name, value in (("confidence", args.confidence), ("n_eval", args.n_eval),
-                        ("evaluator_memory_h", args.evaluator_memory), ("mix_seed", args.mix_seed)):
+                        ("evaluator_memory_h", args.evaluator_memory), ("mix_seed", args.mix_seed),
+                        ("pue", getattr(args, "pue", None))):
         if value is not None:
             kw[name] = value
     if args.solver == "pulp" and (kw.get("confidence", 0.5 if args.paper_faithful else DEFAULT_CONFIDENCE) > 0.5):
@@ -113,13 +118,13 @@ def run(args: argparse.Namespace) -> int:
         out = {n: r.as_json() for n, r in res.results.items()}
         out["_window"] = {"zone": res.zone, "year": res.year, "start_hour": cfg.start_hour, "hours": len(res.ci),
                           "xi": cfg.xi, "confidence": cfg.confidence, "mode": "paper" if cfg.paper else "default",
-                          "seed": cfg.seed, "profile": prof.label}
+                          "seed": cfg.seed, "pue": cfg.pue, "profile": prof.label}
         print(json.dumps(out, indent=2))
         return 0
     n_h = len(res.ci)
     mode = "paper-faithful" if cfg.paper else f"confidence {cfg.confidence:g}"
     print(f"{prof.label} · {args.zone} {args.year} · hours {args.start_hour}–{args.start_hour + n_h - 1} ({n_h} h) · "
-          f"ξ {cfg.xi} · {mode} · seed {cfg.seed} · {grid.ATTRIBUTION}")
+          f"ξ {cfg.xi} · {mode} · seed {cfg.seed} · PUE {cfg.pue:g} · {grid.ATTRIBUTION}")
     print(f"{'strategy':<11} {'g/request':>10} {'saving %':>9} {'quality %':>10} {'meet θ %':>9} {'p5 %':>6} "
           f"{'worst %':>8} {'eval runs':>9} {'eval g':>9}  mean x")
     for r in res.results.values():

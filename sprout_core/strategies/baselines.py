@@ -34,7 +34,7 @@ def static(ctx) -> StrategyOutput:
     e_bar, t_bar = ctx.e_lp.mean(axis=0), ctx.t_lp.mean(axis=0)
     wins = (ctx.q_true * ctx.n_true_task.sum(axis=1)[:, None]).sum(axis=0)
     q_bar = wins / wins.sum()
-    c_bar = opt.cost_per_request(e_bar, t_bar, ctx.ci_mean, ctx.profile.k_emb)
+    c_bar = opt.cost_per_request(e_bar, t_bar, ctx.ci_mean, ctx.profile.k_emb, ctx.cfg.pue)
     th = float(opt.theta_from_xi(ctx.ci_mean, ctx.ci_min, ctx.ci_max, ctx.cfg.xi))
     cov = qmod.realisation_cov(q_bar, float(np.mean(ctx.measured)))[None] if ctx.z > 0 else None
     x1 = ctx.solve(c_bar[None], q_bar[None], np.array([th]), cov)[0]

@@ -12,7 +12,7 @@ def model_opt(ctx) -> StrategyOutput:
     plug-in LP is used and its realised quality is that share under the hour's mix."""
     v = ctx.profile.variant
     e, t, q = v.under_mix(ctx.weights)
-    cost = opt.cost_per_request(e, t, ctx.ci, v.k_emb)
+    cost = opt.cost_per_request(e, t, ctx.ci, v.k_emb, ctx.cfg.pue)
     x, feas = opt.solve_hours(cost, q, ctx.theta, solver=ctx.cfg.solver)
     x[~feas] = 0.0
     x[~feas, 0] = 1.0

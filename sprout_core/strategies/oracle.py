@@ -89,7 +89,7 @@ def per_request_oracle(ctx) -> StrategyOutput:
     # float32 is ample for ranking and per-hour sums of ≤ 1,000 costs (relative error ~1e-7)
     e32, t32 = table.e_kwh.astype(np.float32), table.t_s.astype(np.float32)
     c = opt.cost_per_request(e32[R], t32[R], ctx.ci[:, None, None].astype(np.float32),
-                             np.float32(ctx.profile.k_emb)).astype(np.float32)                  # [H, M, L]
+                             np.float32(ctx.profile.k_emb), ctx.cfg.pue).astype(np.float32)                  # [H, M, L]
     win = table.winner[R].astype(np.int64)
     cheap = np.argmin(c, axis=2)
     c_min = np.take_along_axis(c, cheap[..., None], axis=2)[..., 0]
@@ -131,7 +131,7 @@ def paper_oracle(ctx) -> StrategyOutput:
         counts = rng.multinomial(PAPER_ORACLE_REQUESTS, ctx.weights[h])
         rows = np.concatenate([pools[t][rng.integers(0, len(pools[t]), counts[t])] for t in range(T) if counts[t]])
         win = table.winner[rows].astype(np.int64)
-        c = opt.cost_per_request(table.e_kwh[rows], table.t_s[rows], ctx.ci[h], k)
+        c = opt.cost_per_request(table.e_kwh[rows], table.t_s[rows], ctx.ci[h], k, ctx.cfg.pue)
         q = np.bincount(win, minlength=L) / len(rows)
         cbar = opt.cost_per_request(table.e_kwh[rows].mean(0), table.t_s[rows].mean(0), ctx.ci[h], k)
         x, feas = opt.solve_exact(cbar[None], q[None], np.array([ctx.theta[h] * q[0]]))

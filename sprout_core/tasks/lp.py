@@ -48,19 +48,21 @@ import numpy as np
 from scipy.optimize import linprog
 
 from sprout_core import quality as qmod
+from sprout_core.carbon import grams_per_request, saving_pct
 from sprout_core.optimizer import cost_per_request, theta_from_xi
 
 #: Quality slack (absolute, in win-share units) below which the constraint counts as met.
 QUALITY_TOL = 1e-12
 
 
-def cost_g_per_request(energy_kwh: np.ndarray, time_s: np.ndarray, ci_g_per_kwh, k_emb_g_per_s: float) -> np.ndarray:
-    """Carbon per request in g (:func:`sprout_core.optimizer.cost_per_request`) with the CI axes *leading*:
-    ``ci [...]`` × ``energy [T, L]`` → ``[..., T, L]``."""
+def cost_g_per_request(energy_kwh: np.ndarray, time_s: np.ndarray, ci_g_per_kwh, k_emb_g_per_s: float,
+                       pue: float = 1.0) -> np.ndarray:
+    """Carbon per request in g (:func:`sprout_core.optimizer.cost_per_request`, ``pue`` scaling the operational
+    part) with the CI axes *leading*: ``ci [...]`` × ``energy [T, L]`` → ``[..., T, L]``."""
     ci = np.asarray(ci_g_per_kwh, dtype=float)
     e = np.asarray(energy_kwh, dtype=float)
     return cost_per_request(e, np.asarray(time_s, dtype=float), ci.reshape(ci.shape + (1,) * max(e.ndim, 1)),
-                            k_emb_g_per_s)
+                            k_emb_g_per_s, pue)
 
 
 def sprout_quality_target(q0, ci_g_per_kwh, ci_min: float, ci_max: float, xi: float = 0.1):
@@ -365,6 +367,7 @@ def decide_per_task(
     target: float,
     confusion: np.ndarray | None = None,
     solver: str = "exact",
+    pue: float = 1.0,
 ) -> PerTaskDecision:
     """Solve the per-task LP for one hour through the confusion matrix and account it on true tasks.
 
@@ -376,7 +379,7 @@ def decide_per_task(
     q = np.asarray(quality, dtype=float)
     w = np.asarray(weights, dtype=float)
     w = w / w.sum()
-    c = cost_g_per_request(e, tm, ci_g_per_kwh, k_emb_g_per_s)
+    c = cost_g_per_request(e, tm, ci_g_per_kwh, k_emb_g_per_s, pue)
     Wp, cp, qp = aggregate_through_confusion(w, c, q, confusion)
     if solver == "pulp":
         sol = solve_per_task_pulp(cp, qp, Wp, target)
@@ -386,8 +389,8 @@ def decide_per_task(
         raise ValueError(f"unknown solver {solver!r}: use 'exact' or 'pulp'")
     # Account on the true tasks: a request of task t predicted p gets x_p.
     _, qual, served = delivered_on_true_tasks(sol.x, w, c, q, confusion)
-    op = float((w[:, None] * served * e * ci_g_per_kwh).sum())
-    emb = float((w[:, None] * served * tm * k_emb_g_per_s).sum())
+    op = float((w[:, None] * served * grams_per_request(e, tm, ci_g_per_kwh, pue, 0.0)).sum())
+    emb = float((w[:, None] * served * grams_per_request(e, tm, 0.0, 1.0, k_emb_g_per_s)).sum())
     qual = float(qual)
     q0 = float(w @ q[:, 0])
     return PerTaskDecision(
@@ -428,6 +431,7 @@ def compare_pooled_per_task(
     k_emb_g_per_s: float,
     target: float,
     confusion: np.ndarray | None = None,
+    pue: float = 1.0,
 ) -> PooledVsPerTask:
     """Solve the pooled LP and the per-task LP at one CI and target; savings vs all-L0."""
     e = np.asarray(energy_kwh, dtype=float)
@@ -435,14 +439,14 @@ def compare_pooled_per_task(
     q = np.asarray(quality, dtype=float)
     w = np.asarray(weights, dtype=float)
     w = w / w.sum()
-    c = cost_g_per_request(e, tm, ci_g_per_kwh, k_emb_g_per_s)
+    c = cost_g_per_request(e, tm, ci_g_per_kwh, k_emb_g_per_s, pue)
     pooled = solve_per_task_exact((w @ c)[None, :], (w @ q)[None, :], np.ones(1), target).at(0)
-    per = decide_per_task(tasks, levels, e, tm, q, w, ci_g_per_kwh, k_emb_g_per_s, target, confusion)
+    per = decide_per_task(tasks, levels, e, tm, q, w, ci_g_per_kwh, k_emb_g_per_s, target, confusion, pue=pue)
     base = float(w @ c[:, 0])
     q0 = float(w @ q[:, 0])
     nan = float("nan")
-    s_pool = 100.0 * (1.0 - pooled.cost_g_per_request / base) if base > 0 else nan  # n/a without a baseline cost
-    s_task = 100.0 * (1.0 - per.carbon_g_per_request / base) if base > 0 else nan
+    s_pool = saving_pct(pooled.cost_g_per_request, base, missing=nan)  # n/a without a baseline cost
+    s_task = saving_pct(per.carbon_g_per_request, base, missing=nan)
     return PooledVsPerTask(
         pooled_x=pooled.x[0], per_task=per, base_g_per_request=base,
         pooled_g_per_request=pooled.cost_g_per_request,

@@ -51,7 +51,8 @@ class PerTaskView:
         return pd.DataFrame(rows)
 
 
-def per_task_view(profile, weights, ci_g_per_kwh: float, theta: float, confusion: np.ndarray | None = None) -> PerTaskView:
+def per_task_view(profile, weights, ci_g_per_kwh: float, theta: float, confusion: np.ndarray | None = None,
+                  pue: float = 1.0) -> PerTaskView:
     """Solve the pooled and the per-task LP for ``profile`` under task ``weights`` at one CI.
 
     The target is SPROUT's: ``θ · q_0`` with ``q_0`` the pooled L0 win share under ``weights``.
@@ -62,7 +63,7 @@ def per_task_view(profile, weights, ci_g_per_kwh: float, theta: float, confusion
     q0 = float(w @ profile.q[:, 0])
     target = float(theta) * q0
     cmp_ = lp.compare_pooled_per_task(profile.tasks, profile.levels, profile.e_kwh, profile.t_s, profile.q, w,
-                                      float(ci_g_per_kwh), profile.k_emb, target, confusion)
+                                      float(ci_g_per_kwh), profile.k_emb, target, confusion, pue=pue)
     return PerTaskView(tuple(profile.tasks), tuple(profile.levels), w, float(ci_g_per_kwh), float(theta), cmp_,
                        confusion is not None, profile.method)
 

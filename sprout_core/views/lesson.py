@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sprout_core import decision, optimizer, simulate, style
-from sprout_core.carbon import DEFAULT_EMBODIED, EmbodiedModel, kwh, savings_pct
+from sprout_core.carbon import DEFAULT_EMBODIED, EmbodiedModel, grams_per_request, kwh, saving_pct
 from sprout_core.grid import ATTRIBUTION, Trace
 from sprout_core.profiles import Profile
 
@@ -78,8 +78,8 @@ def prompt_step(outcomes) -> Step:
                     f"({method} energy)." + (f" {capped}" if capped else ""))
         return Step(fig, sentence, {"levels": levels, "capped": capped}, _method_note(method))
     best = min(others, key=lambda o: (o.carbon.total_g if o.carbon.total_g is not None else float("inf")))
-    e_save = savings_pct(best.reading.energy_j, base.reading.energy_j)
-    g_save = savings_pct(best.carbon.total_g, base.carbon.total_g)
+    e_save = saving_pct(best.reading.energy_j, base.reading.energy_j)
+    g_save = saving_pct(best.carbon.total_g, base.carbon.total_g)
     sentence = (f"With no directive (L0) the model wrote **{style.fmt_count(base.result.new_tokens, 'token')}** for "
                 f"{style.fmt_energy(base.reading.energy_j)}; told *“{best.result.directive}”* ({best.result.level}) it wrote "
                 f"**{best.result.new_tokens:,}** — "
@@ -132,8 +132,9 @@ def grids_step(energy_j: float, duration_s: float, traces: list[Trace], pue: flo
     for tr in traces:
         lo, mean, hi = tr.min(), tr.mean(), tr.max()
         rows.append({"zone": tr.zone, "year": tr.year, "name": tr.zone_name, "ci_min": lo, "ci_mean": mean, "ci_max": hi,
-                     "g_min": kwh(energy_j) * lo * pue, "g_mean": kwh(energy_j) * mean * pue,
-                     "g_max": kwh(energy_j) * hi * pue})
+                     "g_min": grams_per_request(kwh(energy_j), 0.0, lo, pue),
+                     "g_mean": grams_per_request(kwh(energy_j), 0.0, mean, pue),
+                     "g_max": grams_per_request(kwh(energy_j), 0.0, hi, pue)})
     df = pd.DataFrame(rows).sort_values("g_mean").reset_index(drop=True)
     div, unit = style.grams_scale(df["g_max"])
     fig = go.Figure()
@@ -182,7 +183,7 @@ def optimizer_step(profile: Profile, trace: Trace, xi: float = 0.1, points: int 
         d = decision.hour_decision(profile, float(ci), theta, confidence=simulate.DEFAULT_CONFIDENCE)
         base = float(optimizer.cost_per_request(e, t, float(ci), profile.k_emb)[0])
         xs.append(np.asarray(d.x, dtype=float))
-        saves.append(100.0 * (1.0 - d.carbon_g / base) if base > 0 else np.nan)
+        saves.append(saving_pct(d.carbon_g, base, missing=np.nan))
         quality.append(100.0 * d.quality)
     x = np.vstack(xs)
     fig = make_subplots(specs=[[{"secondary_y": True}]])

@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 from sprout_core import decision as dec
 from sprout_core import optimizer as opt
 from sprout_core import simulate, style
+from sprout_core.carbon import saving_pct
 from sprout_core.grid import Trace
 from sprout_core.profiles import Profile
 from sprout_core.style import level_colors
@@ -45,23 +46,23 @@ METRIC_PX = 205
 
 
 def hour_view(profile: Profile, ci: float, theta: float, weights: np.ndarray, confidence: float,
-              requests_per_hour: float | None) -> HourView:
-    """The decision at ``ci`` for floor ``theta`` kept with ``confidence``; a floor above what any mix can
-    promise at that confidence is clamped to the largest reachable one (with a note), so the page never
-    goes blank."""
+              requests_per_hour: float | None, pue: float = 1.0) -> HourView:
+    """The decision at ``ci`` (g/kWh) and ``pue`` for floor ``theta`` kept with ``confidence``; a floor above
+    what any mix can promise at that confidence is clamped to the largest reachable one (with a note), so
+    the page never goes blank."""
     notes: list[str] = []
-    d = dec.hour_decision(profile, ci, theta, weights, confidence, requests_per_hour)
+    d = dec.hour_decision(profile, ci, theta, weights, confidence, requests_per_hour, pue=pue)
     theta_used, clamped = float(theta), False
     if d.status != "optimal" and np.isfinite(d.max_theta):
         theta_used, clamped = float(d.max_theta) - 1e-9, True
         notes.append(f"θ = {theta:.3f} is more than any mix can keep{_conf(confidence)}: showing the largest "
                      f"reachable floor, θ = {d.max_theta:.3f}.")
-        d = dec.hour_decision(profile, ci, theta_used, weights, confidence, requests_per_hour)
+        d = dec.hour_decision(profile, ci, theta_used, weights, confidence, requests_per_hour, pue=pue)
     e, t, q = profile.under_mix(weights)
-    base_g = float(opt.cost_per_request(e, t, ci, profile.k_emb)[0])
+    base_g = float(opt.cost_per_request(e, t, ci, profile.k_emb, pue)[0])
     q0_zero = not float(q[0]) > 0
     ok = d.status == "optimal"
-    saving = 100.0 * (1.0 - d.carbon_g / base_g) if ok and base_g > 0 else float("nan")
+    saving = saving_pct(d.carbon_g, base_g, missing=float("nan")) if ok else float("nan")
     note = ""
     if not ok:
         qt, pt, summary = "n/a", "", d.message
@@ -112,11 +113,11 @@ def mix_figure(levels, x: np.ndarray) -> go.Figure:
     return fig
 
 
-def frontier_figure(profile: Profile, weights: np.ndarray, ci: float, hv: HourView) -> go.Figure:
+def frontier_figure(profile: Profile, weights: np.ndarray, ci: float, hv: HourView, pue: float = 1.0) -> go.Figure:
     """Carbon against expected quality for every mix, the plug-in frontier, the chosen mix with its
-    promised range, and the floor."""
+    promised range, and the floor (costs at ``ci`` g/kWh and ``pue``)."""
     e, t, q = profile.under_mix(weights)
-    cost = opt.cost_per_request(e, t, ci, profile.k_emb)
+    cost = opt.cost_per_request(e, t, ci, profile.k_emb, pue)
     _, cq, cc = opt.mix_cloud(cost, q, step=0.05)
     fq, fc = opt.frontier(cost, q, n=101)
     d = hv.decision
@@ -147,11 +148,12 @@ class WindowView:
     caption: str
 
 
-def window_view(profile: Profile, trace: Trace, start: int, hours: int, xi: float, seed: int, confidence: float) -> WindowView:
+def window_view(profile: Profile, trace: Trace, start: int, hours: int, xi: float, seed: int, confidence: float,
+                pue: float = 1.0) -> WindowView:
     """SPROUT over a window: CI with evaluator runs, the hourly mix, and each hour's realised quality
-    against its floor (the promise, hour by hour)."""
+    against its floor (the promise, hour by hour); carbon at ``pue``."""
     hours = int(min(hours, len(trace) - start))
-    cfg = simulate.SimConfig(start_hour=start, hours=hours, xi=xi, seed=seed, confidence=confidence)
+    cfg = simulate.SimConfig(start_hour=start, hours=hours, xi=xi, seed=seed, confidence=confidence, pue=pue)
     res = simulate.simulate(profile, trace, cfg, ["SPROUT"])
     sp = res.results["SPROUT"]
     ts = res.timestamps.astype("datetime64[s]").astype(object)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from sprout_core import metered, style
-from sprout_core.carbon import savings_pct
+from sprout_core.carbon import saving_pct
 from sprout_core.metered import CarbonSettings, LiveChunk, MeteredOutcome
 
 #: prompts at least this long (tokens) get "Reading a long prompt…" while the first token is awaited
@@ -178,7 +178,7 @@ def per_level_table(run: PlaygroundRun, settings: CarbonSettings) -> pd.DataFram
             "new tokens": r.new_tokens, "fewer tokens than L0": fewer,
             f"energy ({e_unit})": None if o.reading.energy_j is None else o.reading.energy_j / e_div,
             f"carbon ({g_unit} CO₂e)": None if a.total_g is None else a.total_g / g_div,
-            "carbon saving vs L0 (%)": savings_pct(a.total_g, accounts["L0"].total_g) if comparable else None,
+            "carbon saving vs L0 (%)": saving_pct(a.total_g, accounts["L0"].total_g) if comparable else None,
             "time to first token (s)": r.ttft_s, "total time (s)": r.total_s, "tokens/s": r.tokens_per_s,
         })
         rows.append(row)
