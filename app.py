@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/evaluations.py", title="Evaluations", icon=":material/balance:", url_path="evaluations"),
     st.Page("pages/whatif.py", title="What-if", icon=":material/public:", url_path="whatif"),
     st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
+    st.Page("pages/live.py", title="Live", icon=":material/sensors:", url_path="live"),
 ]
 
 ui.keep_streamlit_offline()  # also when started with a plain `streamlit run app.py`

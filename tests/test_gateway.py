@@ -249,3 +249,35 @@ def test_remote_upstream_gets_the_ecologits_estimate_or_null_with_the_reason():
     with client:
         sp = client.post("/v1/chat/completions", json=MSG).json()["sprout"]
     assert sp["energy_j"] is None and "not in EcoLogits" in sp["energy_label"] and sp["carbon_g"] is None
+
+
+def test_concurrent_requests_split_the_energy_and_the_parts_add_up():
+    """Four overlapping streams through the gateway: each gets its token share; the shares add up to the
+    energy the meter read while any was in flight."""
+    import asyncio
+
+    from tests.gateway_fakes import ServerThread
+
+    fake = ServerThread(FakeUpstream(n_tokens=12, token_interval_s=0.02).app).start()
+    meter = AttributedMeter(WattMeter())
+    app = create_app(GatewayConfig(upstream=fake.url + "/v1", zone="US-TEX-ERCO", year=2023, energy="auto"),
+                     clock=Clock(), meter=meter)
+    gw = ServerThread(app).start()
+
+    async def one(client):
+        r = await client.post(gw.url + "/v1/chat/completions", json=MSG, timeout=60)
+        return r.json()["sprout"]
+
+    async def main():
+        async with httpx.AsyncClient() as client:
+            return await asyncio.gather(*(one(client) for _ in range(4)))
+
+    try:
+        sps = asyncio.run(main())
+    finally:
+        gw.stop()
+        fake.stop()
+    parts = [s["energy_j"] for s in sps]
+    assert all(p is not None and p > 0 for p in parts)
+    assert sum(parts) == pytest.approx(meter.attributed_j, rel=1e-9)
+    assert any("other request" in s["energy_label"] for s in sps)  # says it was shared

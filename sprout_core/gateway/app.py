@@ -479,7 +479,10 @@ def _setup_meter(state: GatewayState) -> None:
             state.meter_note = f"no meter for the upstream ({type(exc).__name__}: {exc})"
             m = None
         if m is not None and m.available:
-            state.meter = m
+            from sprout_core.energy import AttributedMeter
+            from sprout_core.gateway.metering import PolledMeter
+
+            state.meter = AttributedMeter(PolledMeter(m.inner))
         elif m is not None:
             state.meter_note = m.describe()
     if state.meter is not None:
@@ -582,20 +585,26 @@ def _usage(ans: Answer) -> dict[str, int | None]:
             "total_tokens": (pt or 0) + ct}
 
 
-async def _events(state: GatewayState, resp: httpx.Response, ans: Answer, window, t0: float) -> AsyncIterator[str]:
-    """The upstream's content chunks as raw event data (forwarded as they are: one JSON parse per chunk, no
-    re-serialisation); usage is kept in ``ans`` and the usage-only chunk dropped (the gateway sends its own at
-    the end). Errors end it with ``ans.error`` set."""
+async def _events(state: GatewayState, resp: httpx.Response, ans: Answer, window, t0: float) -> AsyncIterator[list[str]]:
+    """The upstream's content chunks as raw event data, a list per network read (forwarded as they are: one
+    JSON parse per chunk, no re-serialisation, one write per read); usage is kept in ``ans`` and the usage-only
+    chunk dropped (the gateway sends its own at the end). Errors end it with ``ans.error`` set. After
+    ``[DONE]`` the body is read to its end, so the connection goes back to the pool."""
     parser = SSEParser()
+    done = False
     try:
         async for data in resp.aiter_raw():
+            if done:
+                continue
+            batch: list[str] = []
             for ev in parser.feed(data):
                 if ev.event == "error":
                     ans.error = f"the upstream reported an error mid-answer: {ev.data[:300]}"
-                    return
+                    break
                 raw = ev.data
                 if raw.strip() == "[DONE]":
-                    return
+                    done = True
+                    break
                 try:
                     obj = json.loads(raw)
                 except ValueError:
@@ -609,10 +618,10 @@ async def _events(state: GatewayState, resp: httpx.Response, ans: Answer, window
                         d = parse_chunk(raw)
                     except ChunkFormatError as exc:
                         ans.error = f"the upstream sent an event that is not a chat-completion chunk ({exc})"
-                        return
+                        break
                     if d.error:
                         ans.error = f"the upstream reported an error mid-answer: {d.error}"
-                        return
+                        break
                     if d.prompt_tokens is not None:
                         ans.prompt_tokens = d.prompt_tokens
                     if d.completion_tokens is not None:
@@ -638,8 +647,12 @@ async def _events(state: GatewayState, resp: httpx.Response, ans: Answer, window
                     ans.chunks += 1
                     if window is not None:
                         window.add_tokens(ans.chunks)
-                yield raw
-        if ans.finish is None:
+                batch.append(raw)
+            if batch:
+                yield batch
+            if ans.error:
+                return
+        if ans.finish is None and not done:
             ans.error = (f"the upstream closed the stream after {ans.chunks} chunks without finishing the answer "
                          "— did it stop or crash?")
     except httpx.TimeoutException:
@@ -653,8 +666,8 @@ async def _events(state: GatewayState, resp: httpx.Response, ans: Answer, window
 async def _stream_out(state, events, ans: Answer, window, t0, body, level, pinned, directive, settings):
     done = False
     try:
-        async for raw in events:
-            yield f"data: {raw}\n\n"
+        async for batch in events:
+            yield "".join(f"data: {raw}\n\n" for raw in batch)
         sp = _finish(state, ans, window, t0, body, level, pinned, directive, settings)
         done = True
         final = {"id": ans.upstream_id or ans.id, "object": "chat.completion.chunk", "created": ans.created, "model": state.model_name,
