@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from sprout_core.errors import SproutError, describe, internal_error_message
@@ -35,14 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Exit status: 0 ok, 1 done with failures (or a bug), 2 bad input or unusable data,
-    130 interrupted. Never a Python traceback unless ``SPROUT_DEBUG=1``."""
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM; the answer in flight is kept like on Ctrl-C). Never a Python traceback unless ``SPROUT_DEBUG=1``."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a bad flag (argparse printed the usage and the message)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    previous = _catch_sigterm()
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        print("terminated (SIGTERM): answers stored so far are kept, the one in progress is stored as aborted; "
+              "run the same command again to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted: answers stored so far are kept; run the same command again to resume", file=sys.stderr)
         return 130
@@ -60,3 +67,25 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {internal_error_message(exc)} (set SPROUT_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C, so the answer in flight is kept (stored as aborted with
+    the energy so far) exactly as on SIGINT. Exit status 143 (128 + 15)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _catch_sigterm():
+    """Make SIGTERM raise :class:`Terminated` (main thread only); returns the previous handler, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):  # not allowed here (e.g. an embedded interpreter): SIGTERM keeps its default
+        return None

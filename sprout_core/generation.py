@@ -57,7 +57,11 @@ class QueueStatus:
 
 
 class GenerationQueue:
-    """A fair, re-entrant lock for the in-process model that says how many answers are ahead.
+    """A fair, re-entrant lock for the in-process model that says how many turns are ahead.
+
+    A *turn* is what one caller holds: an answer for the CLI or an evaluation run, a whole run (every level
+    of one prompt) for the Playground and the lesson (:func:`sprout_core.run.execute` takes one turn for all
+    its levels; the answers inside re-enter it), so visitors are served run by run.
 
     Drop-in for ``threading.RLock`` (``with``, ``acquire(blocking, timeout)``, ``release``). Callers
     are served first come, first served. :meth:`acquire` takes ``on_wait(ahead)``, called every
@@ -80,44 +84,73 @@ class GenerationQueue:
     def acquire(self, blocking: bool = True, timeout: float = -1, *, label: str = "",
                 on_wait: Callable[[int], None] | None = None) -> bool:
         """Take the model (re-entrant); False on ``blocking=False`` or after ``timeout`` seconds."""
+        if not blocking:
+            with self._cond:
+                return self._take_now(label)
+        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        waiting = self.take(label, deadline)
+        try:
+            for ahead in waiting:
+                if on_wait is not None:
+                    on_wait(ahead)  # outside the internal lock: it may be slow or raise
+        finally:
+            waiting.close()  # on_wait raised: leave the queue
+        return self.held_by_me()
+
+    def _take_now(self, label: str) -> bool:
+        """Under ``_cond``: take the model if this thread holds it already or nobody holds or waits for it."""
+        me = threading.get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return True
+        if self._owner is None and not self._waiting:
+            self._owner, self._depth, self._holder = me, 1, label
+            return True
+        return False
+
+    def take(self, label: str = "", deadline: float | None = None) -> Iterator[int]:
+        """Take the model, first come first served, as a generator: while others are ahead it yields how many
+        (the holder plus the callers queued before this one) about every ``poll_s`` seconds; it ends once this
+        thread holds the model (release it with :meth:`release`) or at ``deadline`` (``time.monotonic()``)
+        without it. Closing it early (the caller stopped waiting) leaves the queue. A caller that yields the
+        count on (e.g. :func:`sprout_core.run.execute`) can report progress without a callback::
+
+            waiting = GENERATION_LOCK.take("Playground")
+            try:
+                for ahead in waiting:
+                    show(f"{ahead} ahead")
+            finally:
+                waiting.close()
+        """
         me = threading.get_ident()
         with self._cond:
-            if self._owner == me:
-                self._depth += 1
-                return True
-            if self._owner is None and not self._waiting:
-                self._owner, self._depth, self._holder = me, 1, label
-                return True
-            if not blocking:
-                return False
+            if self._take_now(label):
+                return
             ticket = object()
             self._waiting.append(ticket)
-            ahead = self._ahead(ticket)
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout
+        got = False
         try:
             while True:
                 with self._cond:
                     if self._owner is None and self._waiting[0] is ticket:
                         self._waiting.pop(0)
                         self._owner, self._depth, self._holder = me, 1, label
-                        return True
+                        got = True
+                        return
                     ahead = self._ahead(ticket)
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
-                        self._waiting.remove(ticket)
-                        self._cond.notify_all()
-                        return False
-                if on_wait is not None:
-                    on_wait(ahead)  # outside the internal lock: it may be slow or raise
+                        return
+                yield ahead
                 with self._cond:
                     if not (self._owner is None and self._waiting[0] is ticket):
                         self._cond.wait(self.poll_s if left is None else max(0.001, min(self.poll_s, left)))
-        except BaseException:
-            with self._cond:
-                if ticket in self._waiting:
-                    self._waiting.remove(ticket)
-                    self._cond.notify_all()
-            raise
+        finally:
+            if not got:
+                with self._cond:
+                    if ticket in self._waiting:
+                        self._waiting.remove(ticket)
+                        self._cond.notify_all()
 
     def release(self) -> None:
         with self._cond:

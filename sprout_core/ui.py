@@ -25,10 +25,10 @@ from pathlib import Path
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from sprout_core import access, backends, grid, metered, style
+from sprout_core import access, backends, grid, style
+from sprout_core import run as run_loop
 from sprout_core.directives import DirectiveSet, load_directive_set
 from sprout_core.errors import SproutError, internal_error_message, redact_paths
-from sprout_core.generation import GENERATION_LOCK
 from sprout_core.models import EMBEDDED_SPEC, LoadedModel, default_model_spec, load_model
 from sprout_core.serving.client import ServerConfig, ServerModel
 from sprout_core.serving.llamacpp import LlamaCppModel
@@ -491,12 +491,15 @@ def current_run(key: str, stop_key: str):
     return run
 
 
-def stream_run(run, lm, meter, settings, stop_key: str, label: str, origin: str = "playground") -> None:
-    """Generate every level of ``run`` into the page, live, with a status line, a Stop button and run totals.
+def stream_run(run, lm, meter, settings, stop_key: str, label: str, origin: str | None = None) -> None:
+    """Draw a run of every level of ``run`` (:func:`sprout_core.run.execute` generates it, in one turn of the
+    model): the status line, a Stop button, each level's answer live, and the run's totals.
 
     ``run.outcomes`` grows as levels finish; an answer cut short (Stop, reload, another page) is recorded
     too (aborted, with the energy so far) before the exception that stopped the script goes on.
     """
+    if origin is not None:
+        run.origin = origin
     st.subheader("Answers")
     status = st.empty()
     bar = st.columns([1, 4])
@@ -519,51 +522,39 @@ def stream_run(run, lm, meter, settings, stop_key: str, label: str, origin: str 
         note_metric("Answers done", f"{t.answers} of {n}", container=k3)
 
     show_totals()
-    run.phase = run_views.RUNNING
+    cols = st.columns(n)
+    body = cap_line = None
+    events = run_loop.execute(run, lm, meter, settings, label=label)
     try:
-        cols = st.columns(n)
-        for k, (col, d) in enumerate(zip(cols, run.directives), start=1):
-            _stream_level(run, k, n, col, d, lm, meter, settings, status, show_totals, label, origin)
-        run.end(run_views.DONE)
-    finally:
-        run.settle()
+        for ev in events:
+            if ev.kind == run_loop.WAITING:
+                status.warning(run_views.waiting_line(ev.ahead, ev.holder))
+            elif ev.kind == run_loop.START:
+                col = cols[ev.k - 1]
+                level_heading(ev.level, ev.directive.text, container=col, position=ev.k - 1)
+                body, cap_line = col.empty(), col.empty()
+                cap_line.caption("waiting to start")
+                status.info(run_views.progress_line(ev.level, ev.k, n, None, ev.prompt_tokens))
+            elif ev.kind == run_loop.CHUNK:
+                c = ev.chunk
+                if c.text:
+                    show_text(ev.text + " ▌", body, "_(empty answer)_")
+                cap_line.caption(live_energy_caption(c.new_tokens, c.tokens_per_s, c.power_w, c.energy_j, c.method,
+                                                     c.carbon_g))
+                status.info(run_views.progress_line(ev.level, ev.k, n, c, ev.prompt_tokens))
+                show_totals(c)
+            elif ev.kind == run_loop.ANSWER:
+                o, col = ev.outcome, cols[ev.k - 1]
+                show_text(o.result.text, body, "_(empty answer)_")
+                cap_line.caption(run_views.done_caption(o, "done"))
+                if o.store_error:
+                    col.warning(f"Not saved to the history: {o.store_error}")
+                if o.result.error:
+                    col.error(f"Generation failed: {o.result.error}")
+                show_totals()
+    finally:  # also when the page is stopped or rerun mid-answer: the partial answer is recorded, the turn freed
+        events.close()
     status.success(f"Done: {n} answer(s).")
-
-
-def _stream_level(run, k, n, col, d, lm, meter, settings, status, show_totals, label, origin) -> None:
-    level_heading(d.level, d.text, container=col, position=k - 1)
-    body, cap_line = col.empty(), col.empty()
-    cap_line.caption("waiting to start")
-
-    def on_wait(ahead: int) -> None:
-        status.warning(run_views.waiting_line(ahead, GENERATION_LOCK.status().holder))
-
-    ms = metered.metered_stream(lm, run.prompt, d, run.params, meter, settings, run_id=run.run_id, task=run.task,
-                                origin=origin, on_wait=on_wait, label=label)
-    status.info(run_views.progress_line(d.level, k, n, None, ms.prompt_tokens))
-    text = ""
-    stream = iter(ms)
-    try:
-        for chunk in stream:
-            text += chunk.text
-            if chunk.text:
-                show_text(text + " ▌", body, "_(empty answer)_")
-            cap_line.caption(live_energy_caption(chunk.new_tokens, chunk.tokens_per_s, chunk.power_w, chunk.energy_j,
-                                                 chunk.method, chunk.carbon_g))
-            status.info(run_views.progress_line(d.level, k, n, chunk, ms.prompt_tokens))
-            show_totals(chunk)
-    finally:  # also when the page is stopped or rerun mid-answer: the partial answer is recorded
-        stream.close()
-        if ms.outcome is not None and ms.outcome not in run.outcomes:
-            run.outcomes.append(ms.outcome)
-    o = ms.outcome
-    show_text(o.result.text, body, "_(empty answer)_")
-    cap_line.caption(run_views.done_caption(o, "done"))
-    if o.store_error:
-        col.warning(f"Not saved to the history: {o.store_error}")
-    if o.result.error:
-        col.error(f"Generation failed: {o.result.error}")
-    show_totals()
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

@@ -32,7 +32,7 @@ def test_a_cut_run_says_what_it_kept():
 
 
 def test_status_lines():
-    assert V.waiting_line(3) == "Queued: waiting for another user's answer (3 ahead)…"
+    assert V.waiting_line(3) == "Queued: waiting for 3 runs ahead of yours…"
     assert "evaluation" in V.waiting_line(1, "an evaluation run")
     assert "Reading a long prompt (5,120 tokens) for L1 (2 of 3)" in V.progress_line("L1", 2, 3, None, 5120)
     assert "Reading the prompt for L0 (1 of 3)" in V.progress_line("L0", 1, 3, None, 40)

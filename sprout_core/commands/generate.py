@@ -12,8 +12,9 @@ from sprout_core.directives import load_directive_set
 from sprout_core.energy import BACKENDS, CPU_PRESETS
 from sprout_core.errors import InputError, UnknownNameError
 from sprout_core.generation import MAX_PROMPT_CHARS, GenerationParams, check_prompt, prepare_inputs
-from sprout_core.metered import default_settings, metered_stream
+from sprout_core.metered import default_settings
 from sprout_core.models import LoadedModel, plan_model
+from sprout_core.run import ANSWER, CHUNK, START, Run, execute
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -128,41 +129,48 @@ def run(args: argparse.Namespace) -> int:
         meter = meter_for(lm, prefer=args.energy_backend, cpu_model=args.cpu_power_model, per_core_w=args.watts_per_core)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    run_id = store.new_run_id()
+    run = Run(store.new_run_id(), prompt, [d.level for d in directives], task=args.task, params=params,
+              directives=list(directives), origin="cli", placement=args.placement, save=not args.no_store)
     out = []
-    for d in directives:
-        stream = metered_stream(lm, prompt, d, params, meter, settings, save=not args.no_store, run_id=run_id,
-                                origin="cli", task=args.task, placement=args.placement)
-        if not args.json:
-            print(f"\n=== {d.level} — {d.text or 'no directive'} ===", flush=True)
-        for chunk in stream:
-            if not args.json:
-                print(chunk.text, end="", flush=True)
-        o = stream.outcome
-        assert o is not None
-        r = o.result
-        if not args.json:
-            tps = f"{r.tokens_per_s:.1f} tokens/s" if r.tokens_per_s else "n/a tokens/s"
-            if r.partial:
-                print("\n[partial answer: the stream was cut]", flush=True)
-            print(f"\n[{r.new_tokens} new tokens, {r.total_s:.2f} s, {tps}, finish: {r.finish_reason}]", flush=True)
-            if r.error:
-                print(f"error in {d.level}: {r.error}", file=sys.stderr)
-            en = o.reading.label() if o.reading.energy_j is None else f"{_fmt(o.reading.energy_j, 'J')} ({o.reading.method})"
-            print(f"[energy {en}; carbon {_fmt(o.carbon.operational_g, 'g')} "
-                  f"operational + {_fmt(o.carbon.embodied_g, 'g')} embodied at {_fmt(settings.intensity.ci_g_per_kwh, 'g/kWh')} "
-                  f"({settings.intensity.label})]", flush=True)
-        if o.store_error:
-            print(f"warning: history: {o.store_error}", file=sys.stderr)
-        row = o.record.as_row()  # the one record of the answer (sprout_core.record.AnswerRecord)
-        row.update(model=lm.info.name, device=lm.info.device, dtype=lm.info.dtype)
-        if r.backend == "server":
-            row["server_url"] = lm.info.path
-        out.append(row)
+    # one turn of the model for every level (first come, first served by run, like the Playground)
+    events = execute(run, lm, meter, settings, label="a generate command")
+    try:
+        for ev in events:
+            if ev.kind == START and not args.json:
+                print(f"\n=== {ev.level} — {ev.directive.text or 'no directive'} ===", flush=True)
+            elif ev.kind == CHUNK and not args.json:
+                print(ev.chunk.text, end="", flush=True)
+            elif ev.kind == ANSWER:
+                out.append(_report(ev.outcome, lm, settings, args))
+    finally:
+        events.close()  # Ctrl-C / SIGTERM: the answer in flight is stored as aborted before the exit
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         print()
     return 1 if any(r["error"] for r in out) else 0
+
+
+def _report(o, lm, settings, args) -> dict:
+    """Print one finished answer's summary (unless ``--json``) and return its JSON object (the record)."""
+    r = o.result
+    if not args.json:
+        tps = f"{r.tokens_per_s:.1f} tokens/s" if r.tokens_per_s else "n/a tokens/s"
+        if r.partial:
+            print("\n[partial answer: the stream was cut]", flush=True)
+        print(f"\n[{r.new_tokens} new tokens, {r.total_s:.2f} s, {tps}, finish: {r.finish_reason}]", flush=True)
+        if r.error:
+            print(f"error in {r.level}: {r.error}", file=sys.stderr)
+        en = o.reading.label() if o.reading.energy_j is None else f"{_fmt(o.reading.energy_j, 'J')} ({o.reading.method})"
+        print(f"[energy {en}; carbon {_fmt(o.carbon.operational_g, 'g')} "
+              f"operational + {_fmt(o.carbon.embodied_g, 'g')} embodied at {_fmt(settings.intensity.ci_g_per_kwh, 'g/kWh')} "
+              f"({settings.intensity.label})]", flush=True)
+    if o.store_error:
+        print(f"warning: history: {o.store_error}", file=sys.stderr)
+    row = o.record.as_row()  # the one record of the answer (sprout_core.record.AnswerRecord)
+    row.update(model=lm.info.name, device=lm.info.device, dtype=lm.info.dtype)
+    if r.backend == "server":
+        row["server_url"] = lm.info.path
+    return row
 
 
 def _fmt(v: float | None, unit: str) -> str:

@@ -1,7 +1,7 @@
 """What the Playground shows: a run's state and status lines, its totals, tables and figures (no streamlit).
 
-A run is a :class:`PlaygroundRun`: one prompt under some directive levels, generated one level after
-another through :func:`sprout_core.metered.metered_stream`. Its ``phase`` moves
+A run is a :class:`PlaygroundRun` (:class:`sprout_core.run.Run`): one prompt under some directive levels,
+generated one level after another in one turn of the model by :func:`sprout_core.run.execute`. Its ``phase`` moves
 ``queued → running → done`` — or ``stopped`` (the Stop button) / ``cut`` (the page was left, reloaded
 or rerun mid-answer). A run that did not finish keeps the answers it has: complete ones, the
 partial one (``finish_reason='aborted'``, stored in the History with the energy measured until the
@@ -9,96 +9,29 @@ cut) and the levels never started.
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import pandas as pd
 
 from sprout_core import metered, style
 from sprout_core.carbon import saving_pct
 from sprout_core.metered import CarbonSettings, LiveChunk, MeteredOutcome
+from sprout_core.run import CUT, DONE, QUEUED, RUNNING, STOPPED, Run  # noqa: F401 - the pages' names for a run
 
 #: prompts at least this long (tokens) get "Reading a long prompt…" while the first token is awaited
 LONG_PROMPT_TOKENS = 512
 
-QUEUED, RUNNING, DONE, STOPPED, CUT = "queued", "running", "done", "stopped", "cut"
-
-
-@dataclass
-class PlaygroundRun:
-    """One run: ``levels`` (in order) of ``prompt``; ``outcomes`` the answers so far (same order)."""
-
-    run_id: str
-    prompt: str
-    levels: list[str]
-    task: str | None = None
-    phase: str = QUEUED
-    outcomes: list[MeteredOutcome] = field(default_factory=list)
-    #: how to generate: ``GenerationParams`` and the ``Directive`` of each level (same order as ``levels``)
-    params: Any = None
-    directives: list = field(default_factory=list)
-    _settled: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
-
-    def settle(self) -> None:
-        """Called when generation has stopped for good (normally or cut) and every outcome is recorded."""
-        self._settled.set()
-
-    def wait_settled(self, timeout_s: float = 30.0) -> bool:
-        """Wait until an interrupted generation has recorded its partial answer (False on timeout)."""
-        return self._settled.wait(timeout_s)
-
-    @property
-    def finished(self) -> bool:
-        return self.phase in (DONE, STOPPED, CUT)
-
-    @property
-    def cancelled(self) -> bool:
-        """True when the run did not get through every level (Stop, reload, page change)."""
-        return self.phase in (STOPPED, CUT)
-
-    def outcome(self, level: str) -> MeteredOutcome | None:
-        return next((o for o in self.outcomes if o.result.level == level), None)
-
-    def status_of(self, level: str) -> str:
-        """``complete`` / ``error`` / ``aborted`` (partial answer) / ``not run``."""
-        o = self.outcome(level)
-        if o is None:
-            return "not run"
-        if o.aborted:
-            return "aborted"
-        return "error" if o.result.error else "complete"
-
-    def end(self, phase: str) -> None:
-        """Mark the run finished as ``done``, ``stopped`` or ``cut``."""
-        self.phase = phase
-
-    def summary(self) -> str:
-        """One sentence on how the run ended (for the banner above its answers)."""
-        if self.phase == DONE:
-            return f"Run finished: {len(self.outcomes)} answer(s)."
-        why = ("you pressed Stop" if self.phase == STOPPED else
-               "the run was stopped from the toolbar, or the page was left or reloaded mid-answer")
-        parts = []
-        done = [lv for lv in self.levels if self.status_of(lv) == "complete"]
-        cut = [lv for lv in self.levels if self.status_of(lv) == "aborted"]
-        never = [lv for lv in self.levels if self.status_of(lv) == "not run"]
-        if done:
-            parts.append(f"complete: {', '.join(done)}")
-        if cut:
-            parts.append(f"cut short: {', '.join(cut)} (partial answer, stored in the History as aborted with the "
-                         "energy measured until then)")
-        if never:
-            parts.append(f"not run: {', '.join(never)}")
-        return f"This run was cancelled ({why}) — " + "; ".join(parts or ["nothing was generated"]) + "."
-
+#: the run itself lives one floor down, in :mod:`sprout_core.run` (the run loop, no widgets)
+PlaygroundRun = Run
 
 # ------------------------------------------------------------------------------ status lines
 
 def waiting_line(ahead: int, holder: str = "") -> str:
-    """``"Queued: waiting for another user's answer (2 ahead)…"`` while another session holds the model."""
+    """``"Queued: waiting for 1 run ahead of yours…"`` while other runs hold or wait for the model (runs are
+    served first come, first served, a whole run at a time)."""
     who = f" — the model is busy with {holder}" if holder and holder not in ("playground", "Playground") else ""
-    return f"Queued: waiting for another user's answer ({ahead} ahead){who}…"
+    return f"Queued: waiting for {style.fmt_count(ahead, 'run')} ahead of yours{who}…"
 
 
 def progress_line(level: str, k: int, n: int, chunk: LiveChunk | None = None, prompt_tokens: int = 0) -> str:

@@ -2,7 +2,7 @@
 
 * eight sessions generate at once against one server: all finish, their energy windows never overlap
   (read back from the History database), and each waiting session says it is waiting and for how many
-  answers (the Playground's status line, "Waiting for another user's answer (N ahead)");
+  answers (the Playground's status line, "Queued: waiting for N runs ahead of yours");
 * the whole app, driven page by page, under the network guard (``tests/netguard``): no connection leaves
   the machine, neither from the server nor from the browser;
 * model output and uploaded fields never make the browser fetch or link anything.
@@ -24,7 +24,7 @@ from sprout_core.evaluate.prompts import PromptItem
 from tests.browser.conftest import ROOT, launch_app, prepare_playground, wait_for_app_idle
 
 SESSIONS = 8
-WAITING = re.compile(r"waiting for another user's answer \((\d+) ahead\)", re.IGNORECASE)
+WAITING = re.compile(r"waiting for (\d+) runs? ahead of yours", re.IGNORECASE)
 LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1:\d+/|^(data|blob|about):")
 
 

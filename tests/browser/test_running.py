@@ -14,7 +14,8 @@ def start_run(page, app_url, prompt: str, max_new: int) -> None:
 
 
 def stop(page) -> None:
-    page.get_by_role("button", name="Stop").click()
+    # the page's Stop (Streamlit's toolbar has a "Stop" of its own while a script runs)
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
     page.get_by_text("This run was cancelled").wait_for(timeout=60_000)
 
 
@@ -50,7 +51,7 @@ def test_second_session_sees_that_it_is_waiting(browser, app_url):
         start_run(a, app_url, LONG_PROMPT, 200)
         a.get_by_text(re.compile(r"Generating L0 \(1 of 3\)")).wait_for(timeout=180_000)
         start_run(b, app_url, "What is the capital of France?", 6)
-        waiting = b.get_by_text(re.compile(r"waiting for another user's answer \(1 ahead\)"))
+        waiting = b.get_by_text(re.compile(r"waiting for 1 run ahead of yours"))
         waiting.wait_for(timeout=60_000)
         assert b.get_by_role("textbox", name="Prompt").is_disabled()
         stop(a)  # the first user stops: the second one gets the model
