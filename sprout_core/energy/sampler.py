@@ -11,10 +11,17 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    from sprout_core.energy.base import EnergyWindow
+
+class SampledWindow(Protocol):
+    """What the sampler feeds (an :class:`sprout_core.energy.base.EnergyWindow`): a ``meter`` with
+    ``sample()`` and ``_add(sample)``. A protocol, so this module needs nothing from ``energy.base``
+    (which imports it)."""
+
+    meter: Any
+
+    def _add(self, sample: Any) -> None: ...
 
 
 class Sampler:
@@ -24,7 +31,7 @@ class Sampler:
         if not (0 < period_s <= 0.1):
             raise ValueError(f"sampler period must be in (0, 0.1] s, got {period_s}")
         self.period_s = float(period_s)
-        self._windows: list[EnergyWindow] = []
+        self._windows: list[SampledWindow] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -35,7 +42,7 @@ class Sampler:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def subscribe(self, window: "EnergyWindow") -> None:
+    def subscribe(self, window: SampledWindow) -> None:
         """Start sampling ``window.meter`` into ``window`` (starts the thread if needed)."""
         with self._lock:
             self._windows.append(window)
@@ -44,7 +51,7 @@ class Sampler:
                 self._thread = threading.Thread(target=self._run, name="sprout-energy-sampler", daemon=True)
                 self._thread.start()
 
-    def unsubscribe(self, window: "EnergyWindow") -> None:
+    def unsubscribe(self, window: SampledWindow) -> None:
         """Stop sampling into ``window``; the thread stops when no window is left."""
         with self._lock:
             if window in self._windows:

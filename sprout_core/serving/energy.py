@@ -1,6 +1,6 @@
 """Which meter measures a serving engine, labelled by method — and never a guess for a remote one.
 
-:func:`server_meter` picks, for the server in a :class:`~sprout_core.serving.client.ServerConfig`:
+:func:`server_meter` picks, for the server in a :class:`~sprout_core.serving.config.ServerConfig`:
 
 ==========================================  ===============================================  ==========================
 where the server runs                       meter                                            label
@@ -27,7 +27,7 @@ from sprout_core.energy import AttributedMeter, EnergyMeter, NullMeter, detect_m
 from sprout_core.energy.base import FLAG_REMOTE
 from sprout_core.energy.cpu import CpuTdpMeter
 from sprout_core.energy.process import ProcessCpuClock, ProcessNotFoundError, pid_listening_on, process_label
-from sprout_core.serving.client import ENV_GPUS, ENV_PID, ServerConfig, is_local_host
+from sprout_core.serving.config import ENV_GPUS, ENV_PID, ServerConfig, is_local_host
 
 
 class RemoteServerMeter(NullMeter):

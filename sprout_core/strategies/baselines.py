@@ -5,7 +5,7 @@ import numpy as np
 
 from sprout_core import optimizer as opt
 from sprout_core import quality as qmod
-from sprout_core.strategies import StrategyOutput, quality_of, register_strategy
+from sprout_core.strategies.base import StrategyOutput, quality_of, register_strategy
 
 
 @register_strategy("BASE", "always L0 (no directive)")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from sprout_core import optimizer as opt
-from sprout_core.strategies import StrategyOutput, quality_of, register_strategy
+from sprout_core.strategies.base import StrategyOutput, quality_of, register_strategy
 
 
 @register_strategy("MODEL-OPT", "the hourly LP over the model variants (e.g. 13B vs 7B) without directives",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from sprout_core import optimizer as opt
-from sprout_core.strategies import StrategyOutput, register_strategy
+from sprout_core.strategies.base import StrategyOutput, register_strategy
 
 #: Requests per hour the authors' ORACLE draws.
 PAPER_ORACLE_REQUESTS = 10_000

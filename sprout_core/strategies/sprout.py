@@ -9,7 +9,7 @@ With ``cfg.per_task_floor`` every task must keep θ_h of its own always-L0 quali
 """
 from __future__ import annotations
 
-from sprout_core.strategies import StrategyOutput, quality_of, register_strategy
+from sprout_core.strategies.base import StrategyOutput, quality_of, register_strategy
 
 
 @register_strategy("SPROUT", "the hourly optimizer with q from the carbon-aware offline evaluator; quality kept "

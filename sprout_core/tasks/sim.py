@@ -288,14 +288,14 @@ def promise_margin(x: np.ndarray, weights: np.ndarray, q_task: np.ndarray, n_tas
     return z * np.sqrt(np.maximum(var, 0.0))
 
 
-def sprout_task(ctx):
-    """SPROUT-TASK over a replay window (registered in :mod:`sprout_core.strategies.task`).
+def sprout_task_served(ctx):
+    """SPROUT-TASK over a replay window: ``(replay, note)``, what it served (``x_eff``, ``cost_eff``,
+    ``quality``, ``quality_task``) and a note (:mod:`sprout_core.strategies.task` registers it and turns it
+    into a ``StrategyOutput``, so this module needs nothing from the strategies package).
 
     Plans with the misclassification model of one half of the held-out judged prompts and scores what it
     delivers with the other half's; with ``cfg.per_task_floor`` every true task keeps θ of its own
     always-L0 quality (:func:`sprout_core.tasks.lp.per_task_mixes_with_task_floors`)."""
-    from sprout_core.strategies import StrategyOutput
-
     pm_plan, pm_score = reference_prediction_models(ctx.profile)
     ev = ctx.evaluator()
     q_lp = shrink_task_q(ev.q_lp_task, ev.n_task, ev.q_lp, SHRINK_PRIOR_PROMPTS)
@@ -316,5 +316,4 @@ def sprout_task(ctx):
     note = (f"task classifier: held-out accuracy {100 * pm_score.accuracy:.1f}% on {pm_score.n_prompts} judged prompts "
             f"(planned with a disjoint half of {pm_plan.n_prompts}); predictions applied, cost and quality follow "
             f"the true task; per-task q shrunk toward the pooled q with κ = {SHRINK_PRIOR_PROMPTS:g} prompts{floor}")
-    return StrategyOutput(ctx.profile.levels, rep.x_eff, rep.cost_eff, rep.quality, uses_evaluator=True, note=note,
-                          quality_task=rep.quality_task)
+    return rep, note
