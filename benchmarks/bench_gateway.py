@@ -38,10 +38,18 @@ def start_upstream(port: int, tokens: int, interval_s: float) -> subprocess.Pope
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
 
 
-def start_gateway(port: int, upstream: str, state: str) -> subprocess.Popen:
+def start_gateway(port: int, upstream: str, state: str, extra: list[str]) -> subprocess.Popen:
     env = {**os.environ, "SPROUT_STATE_DIR": state}
     return subprocess.Popen([sys.executable, "-m", "sprout_core", "gateway", "--upstream", upstream, "--port", str(port),
-                             "--zone", "DE", "--policy", "sprout"], cwd=ROOT, env=env)
+                             "--zone", "DE", "--policy", "sprout", *extra], cwd=ROOT, env=env)
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (a cost that does not depend on the machine's load)."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
 
 
 def wait_up(url: str, timeout_s: float = 60.0) -> None:
@@ -115,6 +123,7 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=32, help="tokens per answer (default 32)")
     ap.add_argument("--interval-ms", type=float, default=10.0, help="ms between the upstream's tokens (default 10)")
     ap.add_argument("--rounds", type=int, default=1, help="alternate the arms this many times (default 1)")
+    ap.add_argument("--gateway-args", default="", help="extra gateway flags, e.g. '--no-store --energy none'")
     a = ap.parse_args()
     up_port, gw_port = free_port(), free_port()
     state = tempfile.mkdtemp(prefix="sprout-bench-gw-")
@@ -122,19 +131,26 @@ def main() -> int:
     gw = None
     try:
         wait_up(f"http://127.0.0.1:{up_port}/v1/models")
-        gw = start_gateway(gw_port, f"http://127.0.0.1:{up_port}/v1", state)
+        gw = start_gateway(gw_port, f"http://127.0.0.1:{up_port}/v1", state, a.gateway_args.split())
         wait_up(f"http://127.0.0.1:{gw_port}/health")
         print(f"before: {load()}")
         print(f"upstream: {a.tokens} tokens per answer, {a.interval_ms:g} ms apart; {a.clients} concurrent streaming "
               f"clients, {a.requests} requests per arm")
         res: dict[str, list] = {"upstream alone": [], "through the gateway": []}
+        cpu: dict[str, list] = {"upstream alone": [], "through the gateway": []}
         for _ in range(a.rounds):
-            res["upstream alone"].append(asyncio.run(arm(f"http://127.0.0.1:{up_port}/v1/chat/completions", a.clients, a.requests)))
-            res["through the gateway"].append(asyncio.run(arm(f"http://127.0.0.1:{gw_port}/v1/chat/completions", a.clients, a.requests)))
+            for name, port in (("upstream alone", up_port), ("through the gateway", gw_port)):
+                c0 = (cpu_s(up.pid), cpu_s(gw.pid))
+                res[name].append(asyncio.run(arm(f"http://127.0.0.1:{port}/v1/chat/completions", a.clients, a.requests)))
+                c1 = (cpu_s(up.pid), cpu_s(gw.pid))
+                cpu[name].append(((c1[0] - c0[0]) / a.requests, (c1[1] - c0[1]) / a.requests))
         for name, rs in res.items():
             for r in rs:
                 print(f"{name:<20} failed {r['failed']:>3} | {r['tokens_per_s']:8.0f} tokens/s | {r['requests_per_s']:6.1f} "
                       f"requests/s | first token median {1000 * r['ttft_median_s']:6.1f} ms, p99 {1000 * r['ttft_p99_s']:6.1f} ms")
+        for name, cs in cpu.items():
+            for u_cpu, g_cpu in cs:
+                print(f"{name:<20} CPU per request: upstream {1000 * u_cpu:.1f} ms, gateway {1000 * g_cpu:.1f} ms")
         for k in range(a.rounds):
             d, g = res["upstream alone"][k], res["through the gateway"][k]
             print(f"round {k + 1}: gateway throughput {100 * g['tokens_per_s'] / d['tokens_per_s']:.1f} % of the upstream's "

@@ -81,7 +81,10 @@ def test_chat_non_streaming_has_the_sprout_object_and_a_store_row():
     assert len(rows) == 1
     row = rows.iloc[0]
     assert row["origin"] == "gateway" and row["level"] == sp["level"]
-    assert row["prompt"] is None or row["prompt"] != row["prompt"]  # not stored without --store-prompts
+    assert not row["prompt"] and not row["answer"]  # not stored without --store-prompts
+    assert row["pinned"] == 0 and row["hour_utc"] == "2023-02-03T08:00:00Z" and row["ci_source"].startswith("trace")
+    back = store.read_answers()[0]  # read back as the one answer record
+    assert back.level == sp["level"] and back.carbon_g == pytest.approx(sp["carbon_g"]) and back.pinned is False
     assert row["energy_method"] == "measured:fake-counter"
 
 
@@ -111,7 +114,7 @@ def test_pinned_level_places_the_directive_and_is_recorded():
     assert sent[0]["role"] == "system" and sent[0]["content"] == sp["directive"]  # llama-2: system message
     assert sent[1] == MSG["messages"][0]
     row = store.query_requests().iloc[0]
-    assert row["origin"] == "gateway:pinned" and row["prompt"] == "Why is the sky blue?"
+    assert row["origin"] == "gateway" and row["pinned"] == 1 and row["prompt"] == "Why is the sky blue?"
 
 
 @pytest.mark.parametrize("value", ["L7", "fast", "", "L0,L1"])

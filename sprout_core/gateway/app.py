@@ -12,8 +12,9 @@ upstream streams the answer (always streamed upstream, so tokens are timed for t
 response carries a top-level ``sprout`` object; a stream ends with one chunk carrying ``usage`` and
 ``sprout`` before ``[DONE]``. Energy: a local upstream is metered (NVML, RAPL or the CPU-time estimate of its
 processes) and split among concurrent requests by tokens (:mod:`sprout_core.energy.attribution`); a remote
-one gets EcoLogits' estimate (:mod:`.estimate`). Every request becomes a row in the store (origin
-``gateway``, or ``gateway:pinned``); prompt and answer text only with ``store_prompts``.
+one gets EcoLogits' estimate (:mod:`.estimate`). Every request becomes a row in the store, written as one
+:class:`sprout_core.record.AnswerRecord` (origin ``gateway``, ``pinned`` set); prompt and answer text only
+with ``store_prompts``.
 
 Faults never take the gateway down: an unreachable upstream → 502, a timeout → 504, an upstream error → 502
 (its 400/429 passed on), all with OpenAI-style ``{"error": {...}}`` bodies; a bad request → 400 with the
@@ -52,8 +53,10 @@ from sprout_core.gateway.intensity import (
 )
 from sprout_core.gateway.planner import HourlyPlanner, LevelStream
 from sprout_core.metered import CarbonSettings
+from sprout_core.record import AnswerRecord
 from sprout_core.serving.client import normalize_base_url
 from sprout_core.serving.sse import ChunkFormatError, SSEParser, parse_chunk
+from sprout_core.serving.sse import finish_reason as sse_finish
 
 LEVEL_HEADER = "x-sprout-level"
 ORIGIN = "gateway"
@@ -348,6 +351,8 @@ class Answer:
     aborted: bool = False
     hour: str = ""
     upstream_id: str | None = None
+    placement: str = ""
+    max_tokens: int | None = None
 
 
 def create_app(config: GatewayConfig, clock: Callable[[], float] = time.time, upstream: httpx.AsyncClient | None = None,
@@ -499,7 +504,7 @@ def _auth(state: GatewayState) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def _upstream_body(state: GatewayState, body: dict, level: str) -> tuple[dict, Directive]:
+def _upstream_body(state: GatewayState, body: dict, level: str) -> tuple[dict, Directive, str]:
     dcfg = config_for_model(state.model_name or "")
     dset = load_directive_set(dcfg.directive_set)
     try:
@@ -513,7 +518,7 @@ def _upstream_body(state: GatewayState, body: dict, level: str) -> tuple[dict, D
     up["stream_options"] = {"include_usage": True}
     if up.get("max_tokens") is None and up.get("max_completion_tokens") is None:
         up["max_tokens"] = state.cfg.max_tokens
-    return up, directive
+    return up, directive, dcfg.placement
 
 
 def _upstream_error(status: int, raw: bytes) -> UpstreamFailure:
@@ -532,13 +537,14 @@ def _upstream_error(status: int, raw: bytes) -> UpstreamFailure:
 
 
 async def _serve(state: GatewayState, body: dict, level: str, pinned: bool):
-    up, directive = _upstream_body(state, body, level)
+    up, directive, placement = _upstream_body(state, body, level)
     settings = state.settings()
     t0 = time.perf_counter()
     window = state.meter.window() if state.meter is not None else None
     if window is not None:
         window.__enter__()
-    ans = Answer(id=f"chatcmpl-sprout-{uuid.uuid4().hex[:24]}", created=int(state.clock()), hour=state.hours[-1].hour)
+    ans = Answer(id=f"chatcmpl-sprout-{uuid.uuid4().hex[:24]}", created=int(state.clock()), hour=state.hours[-1].hour,
+                 placement=placement, max_tokens=up.get("max_tokens") or up.get("max_completion_tokens"))
     try:
         req = state.upstream.build_request("POST", f"{state.base_url}/chat/completions", json=up,
                                            headers={**_auth(state), "Accept": "text/event-stream"})
@@ -692,8 +698,10 @@ def _fail(state, fail: UpstreamFailure, ans: Answer, window, t0, body, level, pi
 
 
 def _finish(state: GatewayState, ans: Answer, window, t0: float, body: dict, level: str, pinned: bool,
-            directive: Directive, settings: CarbonSettings) -> dict[str, Any]:
-    """Close the energy window, price the request, write its row, and return the ``sprout`` object."""
+            directive: Directive, settings: CarbonSettings, origin: str = ORIGIN) -> dict[str, Any]:
+    """Close the energy window, price the request, write its row (one :class:`~sprout_core.record.AnswerRecord`),
+    and return the ``sprout`` object."""
+    placement, up_max = ans.placement, ans.max_tokens
     total_s = time.perf_counter() - t0
     ct = ans.completion_tokens if ans.completion_tokens is not None else ans.chunks
     low = high = None
@@ -722,7 +730,7 @@ def _finish(state: GatewayState, ans: Answer, window, t0: float, body: dict, lev
                 low, high, label = est.low_j, est.high_j, est.label
     acc = settings.price_energy(energy_j, total_s, method)
     status = "aborted" if ans.aborted else ("error" if ans.error else "ok")
-    finish = "aborted" if ans.aborted else ("error" if ans.error else ans.finish or "stop")
+    finish = "aborted" if ans.aborted else ("error" if ans.error else sse_finish(ans.finish))
     sp: dict[str, Any] = {
         "level": level, "pinned": pinned, "directive": directive.text, "prompt_tokens": ans.prompt_tokens,
         "completion_tokens": ct, "energy_j": energy_j, "energy_label": label,
@@ -741,16 +749,20 @@ def _finish(state: GatewayState, ans: Answer, window, t0: float, body: dict, lev
         state.recent.append((_prompt_text(body.get("messages") or []), None))
     if state.recorder is not None:
         keep = state.cfg.store_prompts
-        rec = store.RequestRecord(
-            model=state.model_name, device=f"upstream:{httpx.URL(state.base_url).host}:{httpx.URL(state.base_url).port or ''}",
-            level=level, directive=directive.text, prompt=_prompt_text(body.get("messages") or []) if keep else None,
-            answer="".join(ans.text) if keep else None, prompt_tokens=ans.prompt_tokens, new_tokens=ct,
-            ttft_s=ans.ttft_s, total_s=total_s, finish_reason=finish, error=ans.error, energy_j=energy_j,
-            energy_method=method, energy_source=source, energy_uncertainty_j=unc, energy_flags=flags,
-            power_w_mean=power, zone=settings.intensity.zone, ci_g_per_kwh=settings.intensity.ci_g_per_kwh,
-            ci_label=settings.intensity.label, pue=acc.pue, carbon_operational_g=acc.operational_g,
-            carbon_embodied_g=acc.embodied_g, carbon_total_g=acc.total_g, embodied_model=acc.embodied_name,
-            origin=f"{ORIGIN}:pinned" if pinned else ORIGIN, run_id=ans.hour)
+        url = httpx.URL(state.base_url)
+        rec = AnswerRecord(
+            level=level, prompt=_prompt_text(body.get("messages") or []) if keep else "", directive=directive.text,
+            backend="gateway", model=state.model_name or "", device=f"upstream:{url.host}:{url.port or ''}",
+            placement=placement, max_new_tokens=up_max, origin=origin, pinned=pinned, run_id=ans.hour,
+            text="".join(ans.text) if keep else "", prompt_tokens=ans.prompt_tokens, new_tokens=ct, ttft_s=ans.ttft_s,
+            total_s=total_s, tokens_per_s=ct / total_s if total_s > 0 and ct else None, finish_reason=finish,
+            partial=bool(ans.text) and status != "ok", error=ans.error, energy_j=energy_j, energy_method=method,
+            energy_source=source, energy_uncertainty_j=unc, energy_j_low=low, energy_j_high=high,
+            energy_flags=tuple(flags.split(",")) if flags else (), power_w_mean=power, zone=settings.intensity.zone,
+            ci_g_per_kwh=settings.intensity.ci_g_per_kwh, ci_label=settings.intensity.label,
+            ci_source=state.ci.source if state.ci else None, hour_utc=ans.hour, pue=acc.pue,
+            carbon_operational_g=acc.operational_g, carbon_embodied_g=acc.embodied_g, carbon_total_g=acc.total_g,
+            embodied_model=acc.embodied_name)
         state.recorder.put(rec)
     return sp
 

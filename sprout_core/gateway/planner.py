@@ -29,28 +29,9 @@ import numpy as np
 
 from sprout_core import optimizer as opt
 from sprout_core import quality as qmod
+from sprout_core.assign import level_stream, pick_level  # the one assignment rule (shared with the replay)
 from sprout_core.profiles import Profile
 from sprout_core.schedule import EvaluatorSchedule, ScheduleParams
-
-try:  # the one assignment rule (owner: promise); the same formula until it lands
-    from sprout_core.assign import level_stream, pick_level
-except ImportError:  # pragma: no cover - exercised only before sprout_core.assign exists
-    def level_stream(seed: int, hour: int) -> np.random.Generator:
-        """The random stream of hour ``hour``: ``np.random.default_rng([seed, hour])``."""
-        return np.random.default_rng([int(seed), int(hour)])
-
-    def pick_level(x: Sequence[float], u: float) -> int:
-        """The first index whose cumulative (renormalised) share exceeds ``u``; a zero share is never picked."""
-        xa = np.clip(np.asarray(x, dtype=float), 0.0, None)
-        s = xa.sum()
-        if s <= 0:
-            return 0
-        cum = np.cumsum(xa / s)
-        i = int(np.searchsorted(cum, float(u), side="right"))
-        i = min(i, len(xa) - 1)
-        while xa[i] <= 0 and i > 0:  # rounding at the top end: the last positive share
-            i -= 1
-        return i
 
 POLICIES = ("sprout", "sprout-task", "fixed:L0", "fixed:L1", "fixed:L2")
 

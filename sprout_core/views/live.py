@@ -1,7 +1,7 @@
 """The Live page's numbers: the gateway's traffic by hour, read from the store (no streamlit here).
 
-Each gateway request is a row with origin ``gateway`` (or ``gateway:pinned``) and ``run_id`` = the ISO start of
-its hour (UTC). :func:`traffic_by_hour` gives per hour: requests per level and pinned, the mix served, the mean
+Each gateway request is a row with origin ``gateway`` (``pinned`` = 1 for a pinned level; rows of the first
+gateway version say ``gateway:pinned`` instead) and ``hour_utc`` / ``run_id`` = the ISO start of its hour (UTC). :func:`traffic_by_hour` gives per hour: requests per level and pinned, the mix served, the mean
 carbon intensity, energy and carbon per request, and — a **counterfactual estimate** — the carbon had every request
 of the hour been served at L0: each request priced as the gateway's own mean L0 request (energy J and time s,
 over all hours with L0 traffic) at that hour's intensity, PUE and embodied rate. Unknown values stay ``None``
@@ -50,7 +50,10 @@ def traffic_by_hour(df: pd.DataFrame) -> Traffic:
     if df is None or df.empty:
         return Traffic(pd.DataFrame(), (), 0, None, None, COUNTERFACTUAL)
     d = df.copy()
-    d["hour"] = d["run_id"].fillna(d["ts_utc"].str.slice(0, 13) + ":00:00Z")
+    hour = d["hour_utc"] if "hour_utc" in d else d["run_id"]
+    d["hour"] = hour.fillna(d["run_id"]).fillna(d["ts_utc"].str.slice(0, 13) + ":00:00Z")
+    pin = pd.to_numeric(d["pinned"], errors="coerce").fillna(0) if "pinned" in d else 0
+    d["_pinned"] = (pin == 1) | (d["origin"] == "gateway:pinned")
     levels = tuple(sorted(d["level"].dropna().unique()))
     l0 = d[d["level"] == "L0"]
     e0 = _mean(l0["energy_j"])
@@ -58,7 +61,7 @@ def traffic_by_hour(df: pd.DataFrame) -> Traffic:
     rows = []
     for hour, g in d.groupby("hour", sort=True):
         n = len(g)
-        row: dict = {"hour": hour, "requests": n, "pinned": int((g["origin"] == "gateway:pinned").sum())}
+        row: dict = {"hour": hour, "requests": n, "pinned": int(g["_pinned"].sum())}
         for lv in levels:
             k = int((g["level"] == lv).sum())
             row[f"{lv} requests"] = k
@@ -76,8 +79,7 @@ def traffic_by_hour(df: pd.DataFrame) -> Traffic:
         if secs.notna().any() and secs.sum() > 0 and emb.notna().any():
             emb_rate = float(emb.sum() / secs[emb.notna()].sum())
         if e0 is not None and t0 is not None and ci is not None and emb_rate is not None:
-            op = carbon.kwh(e0) * ci * pue
-            row["counterfactual_l0_g"] = n * (op + emb_rate * t0)
+            row["counterfactual_l0_g"] = n * carbon.grams_per_request(carbon.kwh(e0), t0, ci, pue, emb_rate)
         else:
             row["counterfactual_l0_g"] = None
         cf, ac = row["counterfactual_l0_g"], row["carbon_g"]
