@@ -30,6 +30,7 @@ class FakeUpstream:
         self.ttft_s = ttft_s
         self.n_tokens = n_tokens
         self.mode = "ok"
+        self.judge_reply: str | None = None  #: the reply to a Sprout judge prompt (e.g. "Output (1)")
         self.stall_s = 5.0
         self.bodies: list[dict] = []
         self.app = Starlette(routes=[Route("/v1/models", self.models), Route("/v1/chat/completions", self.chat,
@@ -54,6 +55,9 @@ class FakeUpstream:
                                 status_code=400)
         limit = int(body.get("max_tokens") or 10**6)
         words = self._words(limit)
+        msgs = " ".join(str(m.get("content")) for m in body.get("messages") or [])
+        if self.judge_reply is not None and "impartial evaluator" in msgs:
+            words = [self.judge_reply]
 
         async def gen():
             def chunk(delta, finish=None):

@@ -6,6 +6,8 @@ replay's evaluator verdicts handed in at the hours the schedule picks — makes 
 ``pick_level(x_h, u_k)`` with ``u = level_stream(seed, h)``."""
 from __future__ import annotations
 
+import json
+
 import httpx
 import numpy as np
 import pytest
@@ -128,3 +130,39 @@ def test_electricitymaps_unreachable_falls_back():
     finally:
         del os.environ["ELECTRICITYMAPS_API_TOKEN"]
     assert "not reachable" in r.source
+
+
+def test_the_live_evaluator_answers_every_level_judges_both_orders_and_updates_q(tmp_path):
+    import time as _time
+
+    from sprout_core import store
+
+    prompts = tmp_path / "eval.jsonl"
+    prompts.write_text('{"prompt": "Why is the sky blue?", "task": "alpaca"}\nWhat is 2+2?\nName a colour.\n',
+                       encoding="utf-8")
+    fake = FakeUpstream(model="llama-2-13b-chat")
+    fake.judge_reply = "Output (2)"
+    up = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app), base_url="http://up.test")
+    app = create_app(GatewayConfig(upstream="http://up.test/v1", zone="US-TEX-ERCO", year=2023, energy="none",
+                                   judge="upstream", eval_prompts=prompts, n_eval=3),
+                     clock=Clock(YEAR_START + 800 * 3600), upstream=up)
+    with TestClient(app) as client:
+        before = client.get("/sprout/status").json()  # the first hour: the evaluator is due (forced)
+        assert before["q"]["source"].startswith("profile")
+        t0 = _time.monotonic()
+        while _time.monotonic() - t0 < 60:
+            st = client.get("/sprout/status").json()
+            if (st["evaluator"]["last"] or {}).get("status") in ("done",) or "failed" in str(st["evaluator"]["last"]):
+                break
+            _time.sleep(0.1)
+        app.state.sprout.recorder.flush()
+    last = st["evaluator"]["last"]
+    assert last["status"] == "done", last
+    assert last["valid"] == 3 and last["judge_energy"].startswith("charged")
+    assert st["q"]["source"].startswith("evaluator: 1 run")
+    rows = store.query_requests({"origins": ["gateway-evaluator"]})
+    assert len(rows) == 3 * 3 + 3 * 2  # every level of every prompt, and two judge passes per prompt
+    assert set(rows["level"]) == {"L0", "L1", "L2", "judge"}
+    judged = [b for b in fake.bodies if "impartial evaluator" in json.dumps(b)]
+    assert len(judged) == 6
+    assert st["served_total"] == 0  # the evaluator's answers are charged in the store, not counted as traffic

@@ -536,32 +536,70 @@ def _upstream_error(status: int, raw: bytes) -> UpstreamFailure:
     return UpstreamFailure(502, f"the upstream failed (HTTP {status}): {msg}", "upstream_error")
 
 
-async def _serve(state: GatewayState, body: dict, level: str, pinned: bool):
+@dataclass
+class _Call:
+    """One upstream call in flight: the answer so far, its energy window, clock, directive and carbon settings."""
+
+    ans: Answer
+    window: Any
+    t0: float
+    directive: Directive
+    settings: CarbonSettings
+
+
+async def _open(state: GatewayState, body: dict, level: str) -> tuple[_Call, httpx.Response | None, UpstreamFailure | None]:
+    """Start the upstream call (energy window open): the streaming response, or why it failed."""
     up, directive, placement = _upstream_body(state, body, level)
     settings = state.settings()
     t0 = time.perf_counter()
     window = state.meter.window() if state.meter is not None else None
     if window is not None:
         window.__enter__()
-    ans = Answer(id=f"chatcmpl-sprout-{uuid.uuid4().hex[:24]}", created=int(state.clock()), hour=state.hours[-1].hour,
+    ans = Answer(id=f"chatcmpl-sprout-{uuid.uuid4().hex[:24]}", created=int(state.clock()),
+                 hour=state.hours[-1].hour if state.hours else "",
                  placement=placement, max_tokens=up.get("max_tokens") or up.get("max_completion_tokens"))
+    call = _Call(ans, window, t0, directive, settings)
     try:
         req = state.upstream.build_request("POST", f"{state.base_url}/chat/completions", json=up,
                                            headers={**_auth(state), "Accept": "text/event-stream"})
         resp = await state.upstream.send(req, stream=True)
     except httpx.TimeoutException as exc:
-        fail = UpstreamFailure(504, f"the upstream at {state.base_url} did not answer within {state.cfg.timeout_s:g} s "
-                                    f"({type(exc).__name__})", "upstream_timeout")
-        return _fail(state, fail, ans, window, t0, body, level, pinned, directive, settings)
+        return call, None, UpstreamFailure(504, f"the upstream at {state.base_url} did not answer within "
+                                                f"{state.cfg.timeout_s:g} s ({type(exc).__name__})", "upstream_timeout")
     except httpx.HTTPError as exc:
-        fail = UpstreamFailure(502, f"cannot reach the upstream at {state.base_url}: {type(exc).__name__}: {exc}",
-                               "upstream_unreachable")
-        return _fail(state, fail, ans, window, t0, body, level, pinned, directive, settings)
+        return call, None, UpstreamFailure(502, f"cannot reach the upstream at {state.base_url}: {type(exc).__name__}: "
+                                                f"{exc}", "upstream_unreachable")
     if resp.status_code != 200:
         raw = await resp.aread()
         await resp.aclose()
-        return _fail(state, _upstream_error(resp.status_code, raw), ans, window, t0, body, level, pinned, directive,
-                     settings)
+        return call, None, _upstream_error(resp.status_code, raw)
+    return call, resp, None
+
+
+async def complete(state: GatewayState, body: dict, level: str, pinned: bool = False, origin: str = ORIGIN,
+                   directive_free: bool = False) -> tuple[Answer, dict[str, Any]]:
+    """One whole answer through the upstream, metered and recorded with ``origin`` (the evaluator's path);
+    ``directive_free``: no directive (a judge call, recorded as level ``judge``)."""
+    lv = "judge" if directive_free else level
+    call, resp, fail = await _open(state, body, lv)
+    if fail is not None:
+        call.ans.error = str(fail)
+    else:
+        events = _events(state, resp, call.ans, call.window, call.t0)
+        try:
+            async for _ in events:
+                pass
+        finally:
+            await events.aclose()
+    sp = _finish(state, call.ans, call.window, call.t0, body, lv, pinned, call.directive, call.settings, origin)
+    return call.ans, sp
+
+
+async def _serve(state: GatewayState, body: dict, level: str, pinned: bool):
+    call, resp, fail = await _open(state, body, level)
+    ans, window, t0, directive, settings = call.ans, call.window, call.t0, call.directive, call.settings
+    if fail is not None:
+        return _fail(state, fail, ans, window, t0, body, level, pinned, directive, settings)
     events = _events(state, resp, ans, window, t0)
     if body.get("stream"):
         return StreamingResponse(_stream_out(state, events, ans, window, t0, body, level, pinned, directive, settings),
@@ -741,12 +779,13 @@ def _finish(state: GatewayState, ans: Answer, window, t0: float, body: dict, lev
     }
     if low is not None:
         sp["energy_j_low"], sp["energy_j_high"] = low, high
-    if status == "ok":
-        state.served += 1
-    else:
-        state.failed += 1
-    if state.cfg.store_prompts:
-        state.recent.append((_prompt_text(body.get("messages") or []), None))
+    if origin == ORIGIN:  # client traffic (the evaluator's answers are charged in the store, not counted here)
+        if status == "ok":
+            state.served += 1
+        else:
+            state.failed += 1
+        if state.cfg.store_prompts:
+            state.recent.append((_prompt_text(body.get("messages") or []), None))
     if state.recorder is not None:
         keep = state.cfg.store_prompts
         url = httpx.URL(state.base_url)

@@ -1,0 +1,167 @@
+"""The gateway's offline evaluator: when the schedule says the grid is clean, answer a sample of prompts at
+every level through the upstream, have the judge pick the best answer in both orders, and hand the
+verdicts to the planner (the next decisions use them).
+
+* **Prompts**: a sample of recent requests (kept in memory only with ``--store-prompts``) or the operator's
+  prompt set (``--eval-prompts``: one prompt per line, or JSONL with ``prompt`` and optional ``task``), at most
+  ``--n-eval``, drawn with a seed per hour.
+* **Answers** go through the gateway's own upstream path, so each is metered (or estimated) like any request
+  and written to the store with origin ``gateway-evaluator``: the evaluator's energy and carbon are charged.
+* **Judge**: ``upstream`` (the served model judges, through the same path, its energy charged the same way —
+  mechanical for a small model) or ``api:MODEL`` (an OpenAI-compatible judge at ``$SPROUT_JUDGE_BASE_URL``;
+  its energy is n/a, not included). Both orders (:func:`sprout_core.evaluate.judges.judge_llm` with the second
+  pass rotated).
+* **Credits**: raw credits per pass (:func:`sprout_core.evaluate.shares.raw_credits`: one-hot winner, identical
+  answers split as a tie), averaged over the two passes of a prompt; an invalid pass counts no verdict. Tasks:
+  the prompt set's ``task`` where it names one of the profile's tasks; unlabelled prompts are spread over the
+  profile's tasks by the hour's task mix.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sprout_core.errors import InputError
+from sprout_core.gateway.intensity import hour_start_iso
+
+ORIGIN = "gateway-evaluator"
+
+
+def read_prompt_set(path: Path) -> list[tuple[str, str | None]]:
+    """``(prompt, task)`` pairs from a text file (one prompt per line) or JSONL (``prompt``, ``task``)."""
+    out: list[tuple[str, str | None]] = []
+    for k, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("{"):
+            try:
+                obj = json.loads(s)
+            except ValueError as exc:
+                raise InputError(f"{path}, line {k}: not JSON ({exc})") from None
+            p = obj.get("prompt") if isinstance(obj, dict) else None
+            if not isinstance(p, str) or not p.strip():
+                raise InputError(f"{path}, line {k}: a JSON line needs a non-empty 'prompt'")
+            t = obj.get("task")
+            out.append((p, t if isinstance(t, str) else None))
+        else:
+            out.append((s, None))
+    if not out:
+        raise InputError(f"{path}: no prompts")
+    return out
+
+
+def credits_for(verdicts, answers: dict[str, str], levels: tuple[str, ...]) -> np.ndarray | None:
+    """``[L]`` credit of one prompt: raw credits of its valid passes, averaged; ``None`` if none is valid."""
+    from sprout_core.evaluate.shares import identity_groups, raw_credits
+
+    winners = [v.winner if v.valid else None for v in verdicts]
+    texts = [[answers.get(lv) for lv in levels] for _ in verdicts]
+    y = raw_credits(winners, levels, groups=identity_groups(texts))
+    ok = ~np.isnan(y).any(axis=1)
+    return y[ok].mean(axis=0) if ok.any() else None
+
+
+def verdict_table(rows: list[tuple[str | None, np.ndarray]], tasks: tuple[str, ...], weights: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(q_task [T, L], n_task [T])`` from per-prompt ``(task, credit [L])``; unlabelled prompts spread by ``weights``."""
+    L = len(rows[0][1])
+    wins, n = np.zeros((len(tasks), L)), np.zeros(len(tasks))
+    for task, c in rows:
+        if task in tasks:
+            k = tasks.index(task)
+            wins[k] += c
+            n[k] += 1
+        else:
+            wins += weights[:, None] * c[None, :]
+            n += weights
+    q = np.where(n[:, None] > 0, wins / np.maximum(n, 1e-300)[:, None], 1.0 / L)
+    return q, n
+
+
+def live_evaluator(cfg):
+    """The evaluator hook for :func:`sprout_core.gateway.app.create_app` (returns a coroutine per run)."""
+    fixed = read_prompt_set(cfg.eval_prompts) if cfg.eval_prompts is not None else None
+    judge = cfg.judge
+
+    async def run(state, t: int, hour: int) -> None:
+        from sprout_core.evaluate.judges import judge_llm
+
+        started = hour_start_iso(state.clock())
+        pool = fixed if fixed is not None else list(state.recent)
+        if not pool:
+            state.evaluator_last = {"due_at_hour": started, "status": "skipped: no prompts yet (the recent-request "
+                                    "sample is empty)"}
+            return
+        rng = np.random.default_rng([int(cfg.seed), int(hour), 7])
+        pick = rng.choice(len(pool), size=min(cfg.n_eval, len(pool)), replace=False)
+        sample = [pool[int(i)] for i in pick]
+        state.evaluator_last = {"due_at_hour": started, "status": f"running on {len(sample)} prompts"}
+        loop = asyncio.get_running_loop()
+        chat, judge_note = _judge_chat(state, judge, loop)
+        levels = state.levels
+        rows: list[tuple[str | None, np.ndarray]] = []
+        invalid = 0
+        try:
+            for prompt, task in sample:
+                answers = {}
+                for lv in levels:
+                    ans, _ = await _complete(state, [{"role": "user", "content": prompt}], lv)
+                    answers[lv] = "".join(ans.text)
+                verdicts = await asyncio.to_thread(judge_llm, prompt, answers, chat, judge or "judge", int(hour), prompt,
+                                                   True)
+                c = credits_for(verdicts, answers, levels)
+                if c is None:
+                    invalid += 1
+                    continue
+                rows.append((task, c))
+        except Exception as exc:  # noqa: BLE001 - a failed run keeps the previous q and says why
+            state.evaluator_last = {"due_at_hour": started, "status": f"failed: {type(exc).__name__}: {exc}"}
+            return
+        if not rows:
+            state.evaluator_last = {"due_at_hour": started, "status": f"no valid verdicts ({invalid} invalid): q unchanged",
+                                    "judge": judge, "judge_energy": judge_note}
+            return
+        q, n = verdict_table(rows, tuple(state.profile.tasks), state.planner.weights)
+        state.planner.add_verdicts(q, n, t)
+        state.evaluator_last = {"due_at_hour": started, "status": "done", "prompts": len(sample),
+                                "valid": len(rows), "invalid": invalid, "judge": judge, "judge_energy": judge_note,
+                                "credits": "raw (identical answers split as ties), both orders averaged",
+                                "energy": f"charged: every answer is a store row with origin {ORIGIN}"}
+
+    return run
+
+
+def _judge_chat(state, judge: str | None, loop):
+    if judge and judge.startswith("api:"):
+        from sprout_core.evaluate.judges import OpenAIChat
+
+        base = os.environ.get("SPROUT_JUDGE_BASE_URL", "")
+        if not base:
+            raise InputError("--judge api:MODEL needs SPROUT_JUDGE_BASE_URL")
+        return OpenAIChat(base, judge[4:]), "n/a (a judge elsewhere: its energy is not included)"
+
+    def chat(messages: list[dict[str, str]]) -> str:  # the upstream judges, through the metered path
+        fut = asyncio.run_coroutine_threadsafe(_complete(state, messages, None, max_tokens=16), loop)
+        ans, _ = fut.result(timeout=state.cfg.timeout_s * 2)
+        if ans.error:
+            raise RuntimeError(ans.error)
+        return "".join(ans.text)
+
+    return chat, f"charged: the upstream judged, each judgement a store row with origin {ORIGIN}"
+
+
+async def _complete(state, messages: list[dict], level: str | None, max_tokens: int | None = None) -> tuple[Any, dict]:
+    """One non-streamed answer through the gateway's upstream path, metered and recorded (origin
+    ``gateway-evaluator``); ``level`` ``None`` = no directive (a judge call)."""
+    from sprout_core.gateway.app import complete
+
+    body: dict[str, Any] = {"messages": messages, "temperature": 0}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    return await complete(state, body, level or "L0", origin=ORIGIN, directive_free=level is None)
