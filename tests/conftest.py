@@ -66,3 +66,12 @@ def tiny_lm(tiny_llama2_dir):
     from sprout_core.models import load_local
 
     return load_local(tiny_llama2_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def embedded_lm():
+    """The embedded SmolLM2-135M-Instruct through transformers, loaded once per test session (from the
+    safetensors cache that set-up writes; converted from the GGUF here if that cache is missing)."""
+    from sprout_core.models import load_embedded
+
+    return load_embedded()

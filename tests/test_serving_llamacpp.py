@@ -24,6 +24,7 @@ from sprout_core.generation import GenerationParams, generate, stream_generate
 from sprout_core.metered import CarbonSettings, metered_stream
 from sprout_core.serving.client import ServerConfig, ServerModel
 from sprout_core.serving.llamacpp import EMBEDDED_ALIAS, LlamaServer, free_port, llama_server_available
+from tests.directive_stats import GREEDY, MEDIAN_RATIO_BOUND, long_answer_prompts, run_levels
 
 if not llama_server_available():
     if os.environ.get("SPROUT_REQUIRE_LLAMA_CPP") == "1":
@@ -47,22 +48,33 @@ def srv(server):
     return ServerModel.connect(ServerConfig(server.base_url, context_len=2048, timeout_s=60))
 
 
+def _checked_stream(lm, prompt, d, params):
+    """One streamed answer, with the stream's own invariants checked (chunks add up to the record)."""
+    s = stream_generate(lm, prompt, d, params)
+    chunks = [c for c in s if c.text]  # (empty heartbeats while the server is busy)
+    r = s.result
+    assert r.error is None and r.backend == lm.backend and r.text
+    assert "".join(c.text for c in chunks).strip() == r.text
+    assert [c.new_tokens for c in chunks] == list(range(1, len(chunks) + 1)) and r.new_tokens == len(chunks)
+    return r
+
+
 def test_streams_every_level_with_its_directive(srv):
+    """Over 8 long-answer prompts (greedy, seed 0): the median L2/L0 and L1/L0 token ratios show the directives
+    bite through the server (a statistic: one greedy answer differs between machines, tests/directive_stats.py)."""
     assert srv.info.name == EMBEDDED_ALIAS and srv.info.placement == "user" and srv.info.directive_set == "smollm2"
     dset = load_directive_set(srv.info.directive_set)
-    res = {}
-    for d in dset.levels:
-        s = stream_generate(srv, PROMPT, d, GenerationParams(max_new_tokens=80))
-        chunks = [c for c in s if c.text]  # (empty heartbeats while the server is busy)
-        r = s.result
-        assert r.error is None and r.backend == "server" and r.text
-        assert "".join(c.text for c in chunks).strip() == r.text
-        assert [c.new_tokens for c in chunks] == list(range(1, len(chunks) + 1)) and r.new_tokens == len(chunks)
-        res[d.level] = r
-    assert res["L2"].new_tokens < res["L0"].new_tokens  # "one short sentence" is shorter here too
-    assert res["L0"].finish_reason == "length" and res["L2"].finish_reason == "eos"
-    # greedy through the server is reproducible
-    assert generate(srv, PROMPT, dset.get("L2"), GenerationParams(max_new_tokens=80)).text == res["L2"].text
+    prompts = long_answer_prompts()
+    run = run_levels(srv, dset, prompts, 96, levels=("L0", "L1", "L2"), stream=_checked_stream)
+    # measured here: median L1/L0 0.71, L2/L0 0.35 (in process 0.68 / 0.30); no directive effect would give ~1
+    assert run.median_ratio("L2") < MEDIAN_RATIO_BOUND, run.ratios("L2")
+    assert run.median_ratio("L1") < 0.9, run.ratios("L1")
+    l0, l2 = run.results["L0"], run.results["L2"]
+    assert sum(r.finish_reason == "length" for r in l0) >= len(prompts) // 2  # undirected answers run to the cap
+    assert sum(r.finish_reason == "eos" for r in l2) >= len(prompts) // 2  # "one short sentence" ends by itself
+    # greedy through the server is reproducible on one machine
+    again = generate(srv, prompts[0], dset.get("L2"), GenerationParams(max_new_tokens=96, **GREEDY))
+    assert again.text == l2[0].text
 
 
 def test_cli_generate_through_the_server(server, capsys):
@@ -189,8 +201,11 @@ def test_in_process_llama_cpp_backend_gives_the_same_records():
         outs.append(ms.outcome)
     r0, r2 = outs[0].result, outs[-1].result
     assert r0.backend == "llama.cpp" and r0.prompt_tokens > 20 and r2.prompt_tokens > r0.prompt_tokens
-    assert r2.new_tokens < r0.new_tokens and all(o.reading.energy_j > 0 for o in outs)
+    assert all(o.reading.energy_j > 0 and o.result.new_tokens > 0 for o in outs)
     assert len(store.query_requests()) == 3
+    # the directive effect in process, as a statistic over 4 long-answer prompts (measured median L2/L0 ≈ 0.3)
+    run = run_levels(lm, dset, long_answer_prompts(4), 96, stream=_checked_stream)
+    assert run.median_ratio("L2") < MEDIAN_RATIO_BOUND, run.ratios("L2")
 
 
 def test_playground_streams_through_the_server_backend(server, monkeypatch):
