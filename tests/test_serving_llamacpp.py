@@ -164,7 +164,7 @@ def test_paused_server_times_out_and_a_killed_one_keeps_the_partial_answer():
         got = _read_until(stream, 5, lambda: os.kill(s.pid, signal.SIGSTOP))
         os.kill(s.pid, signal.SIGCONT)
         r = stream.result
-        assert r.partial and r.finish_reason == "error" and "sent nothing for 2 s" in r.error and "(timeout)" in r.error
+        assert r.partial and r.finish_reason == "error" and r.error.startswith("Stalled:") and "no token for 2 s" in r.error
         assert r.text == "".join(got).strip() and r.new_tokens >= 5
         # killed mid-answer: the partial answer is kept and marked
         srv = ServerModel.connect(ServerConfig(s.base_url, timeout_s=30.0))
