@@ -97,7 +97,10 @@ def run_panel() -> None:
         max_new = c3.number_input("Max new tokens", 8, 2048, 256, key="ev.run.max_new")
         second = False
         if judge_name.startswith("llm") or judge_name.startswith("api"):
-            second = st.checkbox("Second pass in another order (position consistency)", key="ev.run.second")
+            second = st.checkbox("Judge twice, in two orders", value=True, key="ev.run.second",
+                                 help="Each comparison is shown in two orders (twice the judging time and energy, "
+                                      "both counted). A pair that disagrees counts as a tie; the share that flips "
+                                      "is the judge's flip rate, shown below.")
         if judge_name == "llm (embedded model)":
             st.warning(f"The embedded 135M model runs the LLM judge only mechanically: {WEAK_JUDGE_NOTE}.")
         judge_folder = ""
@@ -398,4 +401,6 @@ else:
                "(0 = chance, 1 = perfect). Three levels: chance agreement is about 33%.")
 pc = R.position_consistency_frame(sel)
 if not pc.empty:
-    st.dataframe(pc.rename(columns={"share": "position consistency"}), hide_index=True)
+    st.markdown("**Judging twice: flip rate.** Each LLM or API judge saw every comparison in two orders. A prompt "
+                "whose winner changed with the order *flipped*; it counts as a tie (credit split) in the shares.")
+    st.dataframe(V.flip_display(pc), hide_index=True)

@@ -355,6 +355,18 @@ def _add_columns(conn: sqlite3.Connection, table: str, columns: Sequence[tuple[s
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
+def _eval_v4(conn: sqlite3.Connection) -> None:
+    """Evaluation schema 4 (issue 18): ``eval_judgments`` gains ``energy_j`` (J of judging that pass, NULL =
+    n/a) and ``energy_method``, ``visitor`` (who voted, for people's verdicts; '' otherwise) and ``merged``
+    (0 = a class-mode visitor's vote not yet merged by the operator); ``eval_flip_rates`` keeps, per run,
+    judge and task, how many prompts had two valid passes (``pairs``) and how many of them flipped."""
+    _add_columns(conn, "eval_judgments", [("energy_j", "REAL"), ("energy_method", "TEXT NOT NULL DEFAULT 'n/a'"),
+                                          ("visitor", "TEXT NOT NULL DEFAULT ''"), ("merged", "INTEGER NOT NULL DEFAULT 1")])
+    conn.execute("CREATE TABLE IF NOT EXISTS eval_flip_rates (run_id INTEGER NOT NULL REFERENCES eval_runs(id) "
+                 "ON DELETE CASCADE, judge TEXT NOT NULL, task TEXT NOT NULL, pairs INTEGER NOT NULL, "
+                 "flips INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (run_id, judge, task))")
+
+
 EVALUATION_MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE IF NOT EXISTS eval_runs (
@@ -424,6 +436,9 @@ EVALUATION_MIGRATIONS: list[Migration] = [
     _eval_v2,
     # 3: evaluation answers keep the same energy and carbon labels as History's rows (the one answer record)
     lambda conn: _add_columns(conn, "eval_answers", EVAL_ANSWER_RECORD_COLUMNS),
+    # 4: judging twice (issue 18): each pass's judging energy, the flip rate per run, judge and task, and
+    #    who cast a person's (blind) vote — see _eval_v4
+    _eval_v4,
 ]
 
 

@@ -3,7 +3,7 @@
 ``mode`` decides how ``/v1/chat/completions`` answers: ``ok`` (streams ``words``), ``usage`` (ok + a usage
 block), ``chunked`` (ok over HTTP/1.1 chunked encoding), ``cut`` (a few words, then the connection drops),
 ``cut_chunked`` (the same inside chunked encoding), ``stall`` (a few words, then silence), ``http500``,
-``http400_ctx``, ``model404``, ``error_event``, ``garbage``, ``interrupted`` (``[DONE]`` after a few words,
+``http400_ctx``, ``model404``, ``quota`` (HTTP 429 ``insufficient_quota``), ``error_event``, ``garbage``, ``interrupted`` (``[DONE]`` after a few words,
 with no finish reason, as llama-cpp-python's server does to an answer it interrupts).
 Misbehaving servers (issue 20.4): ``forever`` (ignores ``max_tokens`` and streams words until the client
 hangs up), ``usage_negative`` / ``usage_huge`` (a usage block of −5 / 10¹⁵ tokens), ``stall_headers``
@@ -85,6 +85,9 @@ class FakeOpenAI:
                     return self._json(404, {"detail": "Not Found"})
                 if mode == "http500":
                     return self._json(500, {"error": {"message": "CUDA out of memory"}})
+                if mode == "quota":
+                    return self._json(429, {"error": {"message": "You exceeded your current quota.",
+                                                      "type": "insufficient_quota", "code": "insufficient_quota"}})
                 if mode == "http400_ctx":
                     return self._json(400, {"error": {"message": "This model's maximum context length is 4096 tokens"}})
                 if mode == "model404":

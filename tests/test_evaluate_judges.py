@@ -169,8 +169,9 @@ def test_openai_backend_against_local_server(server, monkeypatch):
     base = f"http://127.0.0.1:{server.server_address[1]}/v1"
     _Handler.fail_first = 1  # one 503, then success: retried
     chat = OpenAIChat(base, "judge-model", api_key_env="TEST_JUDGE_KEY", timeout_s=5, retries=2, backoff_s=0.01)
-    vs = judge_llm("q", {"L0": "a", "L1": "b", "L2": "c"}, chat, "api:judge-model", seed=0, key="k")
-    assert vs[0].valid and vs[0].winner == vs[0].order[1]
+    vs = judge_llm("q", {"L0": "a", "L1": "b", "L2": "c"}, chat, "api:judge-model", seed=0, key="k",
+                   second_pass=False)
+    assert len(vs) == 1 and vs[0].valid and vs[0].winner == vs[0].order[1]
     path, auth, body = _Handler.calls[-1]
     assert path == "/v1/chat/completions" and auth == "Bearer sekret"
     assert body["model"] == "judge-model" and body["temperature"] == 0 and body["messages"][-1]["role"] == "user"
@@ -193,3 +194,97 @@ def test_parse_judge_names(monkeypatch):
     assert parse_judge("api:gpt").base_url.endswith("/v1")
     with pytest.raises(ValueError, match="Unknown judge"):
         parse_judge("oracle")
+
+
+def test_llm_judges_judge_twice_by_default_and_a_disagreement_is_a_tie():
+    import pandas as pd
+
+    from sprout_core.evaluate.shares import quality_estimate
+
+    assert parse_judge("llm").second_pass and not parse_judge("llm", second_pass=False).second_pass
+    answers = {"L0": "long answer", "L1": "mid", "L2": "short"}
+    first = lambda msgs: "Output (1)"  # noqa: E731 - always the answer shown first: flips with the order
+    vs = judge_llm("q", answers, first, "fake", seed=3, key="p")
+    assert [v.pass_no for v in vs] == [1, 2] and vs[0].winner != vs[1].winner
+    df = pd.DataFrame({"task": "t", "prompt_id": "p", "judge": "fake", "winner": [v.winner for v in vs],
+                       "order": [",".join(v.order) for v in vs]})
+    ts = quality_estimate(df, "fake", control=False, levels=list(answers)).tasks["t"]
+    assert ts.ties == 1 and sorted(s.raw_pct for s in ts.levels.values()) == [0.0, 50.0, 50.0]
+
+
+def _fake_judge_run(fake, monkeypatch, prompts=3):
+    from sprout_core.evaluate import db
+    from sprout_core.evaluate.prompts import PromptItem
+    from sprout_core.evaluate.runner import make_judge_chat, run_evaluation
+
+    monkeypatch.setenv("SPROUT_JUDGE_BASE_URL", fake.url)
+    spec = parse_judge("api:judge-model")
+    chat = make_judge_chat(spec)
+    chat.retries, chat.backoff_s = 1, 0.01
+    items = [PromptItem(id=f"p{i}", prompt=f"question {i}", category="fact", reference=None) for i in range(prompts)]
+    cfg = db.RunConfig(prompt_set="t", n=prompts, seed=0, levels=("L0", "L1"), judge=spec.name, model="fake")
+    return run_evaluation(cfg, items, lambda p, lv: {"text": f"{lv} says {p}", "new_tokens": 3, "total_s": 0.1},
+                          spec, chat)
+
+
+def test_judge_stops_at_the_first_authentication_error_and_keeps_the_answers(monkeypatch):
+    from sprout_core.evaluate import db
+    from sprout_core.evaluate.judges import JudgeStopError
+    from tests.fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI(key="right-key").start()
+    try:
+        monkeypatch.setenv("SPROUT_JUDGE_API_KEY", "wrong-key")
+        with pytest.raises(JudgeStopError, match="HTTP 401.*SPROUT_JUDGE_API_KEY.*kept"):
+            _fake_judge_run(fake, monkeypatch)
+        assert len(fake.requests) == 1  # no retries, no further prompts: the first refusal stops the run
+    finally:
+        fake.stop()
+    con = db.connect()
+    try:
+        run_id = db.list_runs(con)[0]["id"]
+        assert len(db.stored_answers(con, run_id)) == 2  # the first prompt's answers are kept
+        assert db.stored_judgments(con, run_id) == set()  # and no invalid verdict was stored
+    finally:
+        con.close()
+
+
+def test_judge_stops_when_the_quota_is_used_up(monkeypatch):
+    from sprout_core.errors import SproutError
+    from sprout_core.evaluate.judges import JudgeStopError
+    from tests.fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI().start()
+    fake.mode = "quota"
+    try:
+        with pytest.raises(JudgeStopError, match="quota") as info:
+            _fake_judge_run(fake, monkeypatch)
+        assert isinstance(info.value, SproutError) and len(fake.requests) == 1
+    finally:
+        fake.stop()
+
+
+def test_flip_rate_is_stored_per_judge_and_task():
+    from sprout_core.evaluate import db
+    from sprout_core.evaluate.prompts import PromptItem
+    from sprout_core.evaluate.results import run_summary
+    from sprout_core.evaluate.runner import run_evaluation
+
+    items = [PromptItem(id=f"p{i}", prompt=f"q{i}", category="math" if i % 2 else "fact", reference=None)
+             for i in range(6)]
+    cfg = db.RunConfig(prompt_set="t", n=6, seed=0, levels=("L0", "L1", "L2"), judge="llm:fake", model="fake")
+    spec = parse_judge("llm")
+
+    def chat(msgs):  # picks "L0 …" wherever shown on math prompts; the first shown on the others
+        body = msgs[-1]["content"]
+        if "q1" in body or "q3" in body or "q5" in body:
+            for k in (1, 2, 3):
+                if f"## Output ({k})\nL0" in body:
+                    return f"Output ({k})"
+        return "Output (1)"
+
+    run_evaluation(cfg, items, lambda p, lv: {"text": f"{lv} {p}", "new_tokens": 2, "total_s": 0.1}, spec, chat)
+    s = run_summary(1)
+    fr = s["flip_rate"][spec.name]
+    assert fr["pairs"] == 6 and fr["flips"] == 3 and fr["rate"] == 0.5
+    assert fr["by_task"]["math"]["rate"] == 0.0 and fr["by_task"]["fact"]["rate"] == 1.0

@@ -102,7 +102,7 @@ def test_second_judge_adds_verdicts_to_same_answers():
 def test_background_job_reports_progress_and_errors():
     calls = []
     job = EvaluationJob(cfg(model="bg"), PROMPTS, lambda: (fake_answer(calls), None), parse_judge("reference")).start()
-    job.thread.join(30)
+    job.thread.join(180)  # the reference judge loads MiniLM: slow on a loaded machine
     assert not job.running and job.progress.finished and job.progress.done == 9 and job.progress.error is None
 
     def bad_setup():
@@ -245,3 +245,29 @@ def test_answer_fn_goes_through_metered_and_prices_carbon(tiny_lm):
     con.close()
     assert row["carbon_total_g"] == pytest.approx(rec["carbon_total_g"]) and row["ci_g_per_kwh"] == 500
     assert store.query_requests().empty  # evaluation answers stay out of the History
+
+
+def test_evaluation_schema_4_migrates_an_old_database_in_place(tmp_path):
+    import sqlite3
+
+    from sprout_core import store
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    store.apply_migrations(old, "evaluation", store.EVALUATION_MIGRATIONS[:3])
+    old.execute("INSERT INTO eval_runs (run_key, label, prompt_set, n, seed, levels, judge, model, created_at) "
+                "VALUES ('k', 'l', 's', 1, 0, 'L0,L1', 'llm', 'm', 0)")
+    old.execute("INSERT INTO eval_judgments (run_id, prompt_id, judge, pass_no, winner, valid, shown_order, created_at) "
+                "VALUES (1, 'p', 'llm', 1, 'L0', 1, '[\"L0\",\"L1\"]', 0)")
+    old.commit()
+    old.close()
+    con = store.connect(path)
+    try:
+        assert store.schema_version(con, "evaluation") == len(store.EVALUATION_MIGRATIONS) >= 4
+        con.row_factory = sqlite3.Row
+        row = dict(con.execute("SELECT * FROM eval_judgments").fetchone())
+        assert row["winner"] == "L0" and row["energy_j"] is None and row["energy_method"] == "n/a"
+        assert row["visitor"] == "" and row["merged"] == 1
+        assert db.flip_rates(con) == []
+    finally:
+        con.close()

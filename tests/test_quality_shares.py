@@ -183,3 +183,9 @@ def test_reference_credits_average_to_the_estimate(fresh_clone):
     for task in ("alpaca", "scienceqa"):
         m = (jud["task"] == task).to_numpy()
         np.testing.assert_allclose(100 * cr[m].mean(0), [est.tasks[task].levels[lv].controlled_pct for lv in LV], atol=1e-6)
+
+
+def test_a_prompt_with_one_invalid_pass_counts_once_by_its_valid_pass():
+    df = pd.DataFrame({"task": "t", "prompt_id": [1, 1, 2, 2], "judge": "j", "winner": ["L0", None, "L1", "L1"]})
+    ts = S.quality_estimate(df, "j", control=False, levels=["L0", "L1"]).tasks["t"]
+    assert ts.n == 2 and ts.levels["L0"].raw_pct == pytest.approx(50) and ts.invalid == 1

@@ -24,7 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--levels", default="L0,L1,L2", help="comma-separated levels (default L0,L1,L2)")
     p.add_argument("--judge", default="reference",
                    help="reference | llm (embedded model, mechanical only) | llm:/path/to/model | api:MODEL | none (default reference)")
-    p.add_argument("--second-pass", action="store_true", help="LLM judge: a second pass in another order (position consistency)")
+    passes = p.add_mutually_exclusive_group()
+    passes.add_argument("--second-pass", dest="second_pass", action="store_true", default=True,
+                        help="LLM/API judge: judge each prompt twice, in two orders (the default; a pair that "
+                             "disagrees counts as a tie, and the flip rate is reported)")
+    passes.add_argument("--single-pass", dest="second_pass", action="store_false",
+                        help="LLM/API judge: one pass only (half the judging cost; position bias not measured)")
     p.add_argument("--seed", type=V.arg_whole(0, 2**32 - 1), default=0, help="sampling and answer-order seed (default 0)")
     p.add_argument("--sampling", choices=["stratified", "representative"], default="stratified",
                    help="stratified by category, or representative (embedding clusters' centres)")
@@ -138,8 +143,13 @@ def run(args: argparse.Namespace) -> int:
         con.close()
     summary["failed_answers"] = failed
     summary["unjudged_prompts"] = st.unjudgeable
-    if st.judge_seconds:
+    if st.judge_seconds:  # both passes charged: per prompt, the sum over its passes
         summary["judge_seconds_per_prompt_median"] = statistics.median(st.judge_seconds)
+    if judge is not None and judge.kind == "llm":
+        known = [e for e in st.judge_energy_j if e is not None]
+        summary["judge_passes"] = 2 if judge.second_pass else 1
+        summary["judge_energy_j_per_prompt_median"] = statistics.median(known) if known and len(known) == len(st.judge_energy_j) else None
+        summary["judge_energy_method"] = "+".join(sorted(st.judge_energy_methods)) or "n/a"
     if args.export:
         try:
             paths = export_run(st.run_id, args.export, command=" ".join(["python -m sprout_core evaluate", *sys.argv[2:]])
@@ -164,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
         for j, ws in summary["win_shares"].items():
             sh = ", ".join(f"{lv} {v * 100:.1f}%" if v is not None else f"{lv} n/a" for lv, v in ws["share"].items())
             print(f"  judge {j}: {sh} (n={ws['n_valid']}, invalid {ws['n_invalid']})")
+        for j, fr in summary.get("flip_rate", {}).items():
+            rate = "n/a" if fr["rate"] is None else f"{fr['rate'] * 100:.0f} %"
+            print(f"  judge {j}: flip rate {rate} ({fr['flips']} of {fr['pairs']} prompts changed winner with the order)")
     for f in failed[:20]:
         print(f"warning: prompt {f['prompt_id']} at {f['level']} could not be answered: {f['error']}", file=sys.stderr)
     if failed:

@@ -80,7 +80,7 @@ class RunConfig:
     directive_set: str = ""
     sampling: str = "stratified"
     max_new_tokens: int = 256
-    second_pass: bool = False
+    second_pass: bool = True
     #: the level texts when they differ from the named set (a user's own levels); else read from the set
     directive_texts: tuple[str, ...] = ()
 
@@ -379,16 +379,61 @@ def stored_judgments(con: sqlite3.Connection, run_id: int, judge: str | None = N
     return {(r[0], r[1], int(r[2])) for r in con.execute(q, args)}
 
 
-def insert_verdict(con: sqlite3.Connection, run_id: int, prompt_id: str, v: Verdict) -> bool:
-    """Store one verdict (committed); False when that judge/pass already judged this prompt."""
+def insert_verdict(con: sqlite3.Connection, run_id: int, prompt_id: str, v: Verdict, visitor: str = "",
+                   merged: bool = True) -> bool:
+    """Store one verdict (committed); False when that judge/pass already judged this prompt.
+
+    ``visitor``/``merged``: who gave a person's verdict, and whether it counts in the shared tables yet
+    (class mode keeps a visitor's votes theirs until the operator merges them)."""
     cur = con.execute(
         "INSERT OR IGNORE INTO eval_judgments (run_id, prompt_id, judge, pass_no, winner, valid, shown_order, raw,"
-        " reason, details, seconds, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        " reason, details, seconds, energy_j, energy_method, visitor, merged, created_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (run_id, prompt_id, v.judge, v.pass_no, v.winner, 1 if v.valid else 0, json.dumps(v.order), v.raw or "",
-         v.reason or "", json.dumps(v.details), v.seconds, time.time()),
+         v.reason or "", json.dumps(v.details), v.seconds, v.energy_j, v.energy_method or "n/a", visitor or "",
+         1 if merged else 0, time.time()),
     )
     con.commit()
     return cur.rowcount == 1
+
+
+def update_flip_rates(con: sqlite3.Connection, run_id: int, judge: str | None = None) -> dict[tuple[str, str], tuple[int, int]]:
+    """Recount and store, per judge and task of a run, the prompts with two valid passes (``pairs``) and
+    those whose two passes picked different winners (``flips``); returns ``{(judge, task): (flips, pairs)}``."""
+    q = ("SELECT j1.judge, p.category, j1.winner, j2.winner FROM eval_judgments j1 JOIN eval_judgments j2 "
+         "ON j1.run_id = j2.run_id AND j1.prompt_id = j2.prompt_id AND j1.judge = j2.judge AND j2.pass_no = 2 "
+         "JOIN eval_prompts p ON p.run_id = j1.run_id AND p.prompt_id = j1.prompt_id "
+         "WHERE j1.run_id = ? AND j1.pass_no = 1 AND j1.valid = 1 AND j2.valid = 1")
+    args: tuple = (run_id,)
+    if judge:
+        q += " AND j1.judge = ?"
+        args += (judge,)
+    out: dict[tuple[str, str], list[int]] = {}
+    for j, task, w1, w2 in con.execute(q, args):
+        c = out.setdefault((str(j), str(task)), [0, 0])
+        c[0] += int(w1 != w2)
+        c[1] += 1
+    now = time.time()
+    for (j, task), (flips, pairs) in out.items():
+        con.execute("INSERT INTO eval_flip_rates (run_id, judge, task, pairs, flips, updated_at) VALUES (?,?,?,?,?,?) "
+                    "ON CONFLICT(run_id, judge, task) DO UPDATE SET pairs = excluded.pairs, flips = excluded.flips, "
+                    "updated_at = excluded.updated_at", (run_id, j, task, pairs, flips, now))
+    con.commit()
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def flip_rates(con: sqlite3.Connection, run_ids: Iterable[int] | None = None) -> list[dict]:
+    """Stored flip rates: ``run_id, judge, task, pairs, flips, rate`` (rate = flips / pairs, None when 0 pairs)."""
+    q = "SELECT run_id, judge, task, pairs, flips FROM eval_flip_rates"
+    args: list = []
+    if run_ids is not None:
+        ids = list(run_ids)
+        if not ids:
+            return []
+        q += f" WHERE run_id IN ({','.join('?' * len(ids))})"
+        args = ids
+    return [{"run_id": r[0], "judge": r[1], "task": r[2], "pairs": r[3], "flips": r[4],
+             "rate": (r[4] / r[3]) if r[3] else None} for r in con.execute(q + " ORDER BY run_id, judge, task", args)]
 
 
 def finish_run(con: sqlite3.Connection, run_id: int) -> None:
@@ -461,7 +506,7 @@ def record_human_vote(con: sqlite3.Connection, prompt: str, answers: Mapping[str
 def delete_run(con: sqlite3.Connection, run_id: int) -> int:
     """Delete a run with its prompts, answers and verdicts; returns the number of answers removed."""
     n = con.execute("SELECT COUNT(*) FROM eval_answers WHERE run_id=?", (run_id,)).fetchone()[0]
-    for table in ("eval_claims", "eval_judgments", "eval_answers", "eval_prompts"):
+    for table in ("eval_claims", "eval_flip_rates", "eval_judgments", "eval_answers", "eval_prompts"):
         con.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
     con.execute("DELETE FROM eval_runs WHERE id=?", (run_id,))
     con.commit()

@@ -9,7 +9,10 @@ A judge is configuration plus a pure parser, as in alpaca_eval: a name, a kind (
   the shorter answer (identical answers: the higher level, i.e. the briefer directive).
 * :func:`judge_llm` — best-of-N: the answers in a seeded shuffled order (stored), a strict reply
   format ``Output (k)`` parsed by :func:`parse_best_of`; an unparseable reply is stored invalid, never
-  guessed. An optional second pass uses another order (each answer moved) for position consistency.
+  guessed. By default a second pass shows another order (each answer moved): a pair that disagrees
+  counts as a tie in the quality estimate, and the flip rate is stored. An authentication or quota
+  error of the judge's endpoint stops the run (:class:`JudgeStopError`) instead of filling it with
+  invalid verdicts.
 * human votes are stored by :func:`sprout_core.evaluate.db.record_human_vote`.
 
 Every judge returns :class:`Verdict` records.
@@ -27,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from sprout_core.errors import InputError, UnknownNameError
+from sprout_core.errors import InputError, SproutError, UnknownNameError
 from sprout_core.paths import project_data_dir
 
 #: the embedded 135M model can run the LLM judge only mechanically
@@ -41,7 +44,8 @@ class Verdict:
     ``winner``: the winning level (``L0``…) or ``None`` when invalid. ``order``: the levels in the
     order the judge saw them (position 1 first). ``raw``: the judge's reply (LLM) or a summary.
     ``pass_no``: 1, or 2 for the position-consistency pass. ``seconds``: wall time of judging, s.
-    ``details``: per-level scores (reference judge: correct, similarity, length).
+    ``details``: per-level scores (reference judge: correct, similarity, length). ``energy_j``: energy of
+    this pass's judging call in J (``None`` = n/a: not metered, e.g. a remote API) with ``energy_method``.
     """
 
     judge: str
@@ -53,6 +57,8 @@ class Verdict:
     seconds: float = 0.0
     reason: str = ""
     details: dict = field(default_factory=dict)
+    energy_j: float | None = None
+    energy_method: str = "n/a"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -285,6 +291,11 @@ def rotated(order: Sequence[str]) -> list[str]:
 ChatFn = Callable[[list[dict[str, str]]], str]
 
 
+class JudgeStopError(SproutError):
+    """The judge's endpoint refused us for good (authentication, quota): the run stops here, answers and
+    verdicts stored so far are kept, and the message says what to fix."""
+
+
 def judge_llm(
     instruction: str,
     answers: Mapping[str, str],
@@ -292,14 +303,16 @@ def judge_llm(
     name: str,
     seed: int = 0,
     key: str = "",
-    second_pass: bool = False,
+    second_pass: bool = True,
     prompt: JudgePrompt | None = None,
 ) -> list[Verdict]:
     """Best-of-N verdicts from an LLM behind ``chat(messages) -> reply``.
 
-    Pass 1 shows the answers in :func:`shuffled_order`; pass 2 (optional) in :func:`rotated` order.
-    A reply that :func:`parse_best_of` cannot read, or a backend error, gives an invalid verdict
-    with the raw reply or error stored.
+    Pass 1 shows the answers in :func:`shuffled_order`; pass 2 (default; ``second_pass=False`` skips it)
+    in :func:`rotated` order. A reply that :func:`parse_best_of` cannot read, or a transient backend
+    error, gives an invalid verdict with the raw reply or error stored; a :class:`JudgeStopError`
+    (authentication, quota) propagates and nothing of this prompt is stored. When ``chat`` has an
+    ``energy_log`` (:class:`MeteredChat`), each pass's energy is kept on its verdict.
     """
     prompt = prompt or load_judge_prompt()
     levels = list(answers)
@@ -313,16 +326,50 @@ def judge_llm(
         try:
             reply = chat(msgs)
             err = ""
+        except JudgeStopError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a backend failure is an invalid verdict, not a crash
             reply, err = "", f"{type(exc).__name__}: {exc}"
         dt = time.perf_counter() - t0
+        energy = getattr(chat, "last_energy", None)
+        e_j, e_m = (energy if energy is not None else (None, "n/a"))
         k = parse_best_of(reply, len(order))
         if k is None:
             out.append(Verdict(name, None, False, order, raw=reply or err, pass_no=pass_no, seconds=dt,
-                               reason=err or "unparseable reply"))
+                               reason=err or "unparseable reply", energy_j=e_j, energy_method=e_m))
         else:
-            out.append(Verdict(name, order[k - 1], True, order, raw=reply, pass_no=pass_no, seconds=dt))
+            out.append(Verdict(name, order[k - 1], True, order, raw=reply, pass_no=pass_no, seconds=dt,
+                               energy_j=e_j, energy_method=e_m))
     return out
+
+
+class MeteredChat:
+    """A judge chat function whose every call is metered: ``last_energy`` = ``(J or None, method)`` of
+    the latest call (an energy window of ``meter``; n/a when the meter cannot measure)."""
+
+    def __init__(self, chat: ChatFn, meter):
+        self.chat = chat
+        self.meter = meter
+        self.last_energy: tuple[float | None, str] | None = None
+
+    def __getattr__(self, name: str):  # the wrapped chat's attributes (e.g. ``lm``)
+        return getattr(self.__dict__["chat"], name)
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        self.last_energy = None
+        with self.meter.window(live=False) as w:
+            reply = self.chat(messages)
+        r = w.reading
+        self.last_energy = (r.energy_j, r.method) if r is not None else (None, "n/a")
+        return reply
+
+
+def flip_rate(pairs: Sequence[tuple[str | None, str | None]]) -> tuple[int, int, float | None]:
+    """(flips, comparable, rate) over (pass-1 winner, pass-2 winner) pairs where both are valid: a flip is
+    a pair whose winners differ (the order shown changed the verdict)."""
+    comparable = [(a, b) for a, b in pairs if a is not None and b is not None]
+    flips = sum(1 for a, b in comparable if a != b)
+    return flips, len(comparable), (flips / len(comparable) if comparable else None)
 
 
 def position_consistency(pairs: Sequence[tuple[Verdict, Verdict]]) -> tuple[int, int, float | None]:
@@ -370,8 +417,19 @@ class OpenAIChat:
                 return data["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as exc:
                 last = exc
+                body_text = _error_body(exc)
+                if exc.code in (401, 403):
+                    raise JudgeStopError(
+                        f"The judge endpoint {self.url} refused the request (HTTP {exc.code}: {body_text or 'unauthorised'}). "
+                        f"Check the key in ${self.api_key_env} (and that it may use model {self.model!r}), then run the "
+                        "same command again: answers and verdicts stored so far are kept and the run resumes.") from None
+                if exc.code == 402 or (exc.code == 429 and _is_quota(body_text)):
+                    raise JudgeStopError(
+                        f"The judge endpoint {self.url} says the quota or credit is used up (HTTP {exc.code}: "
+                        f"{body_text}). Add credit or wait for the quota to reset, then run the same command again: "
+                        "answers and verdicts stored so far are kept and the run resumes.") from None
                 if exc.code != 429 and exc.code < 500:
-                    raise RuntimeError(f"judge endpoint answered HTTP {exc.code}: {exc.read()[:200]!r}") from exc
+                    raise RuntimeError(f"judge endpoint answered HTTP {exc.code}: {body_text}") from exc
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 last = exc
             except (KeyError, IndexError, json.JSONDecodeError) as exc:
@@ -379,6 +437,29 @@ class OpenAIChat:
             if attempt < self.retries:
                 time.sleep(self.backoff_s * (2 ** attempt))
         raise RuntimeError(f"judge endpoint {self.url} failed after {self.retries + 1} tries: {last}")
+
+
+def _error_body(exc) -> str:
+    """The error message of an HTTP error's JSON body (``error.message``), else its first 200 bytes."""
+    try:
+        raw = exc.read()[:2000]
+    except Exception:  # noqa: BLE001 - a body that cannot be read: the status says enough
+        return ""
+    try:
+        doc = json.loads(raw.decode("utf-8", "replace"))
+        err = doc.get("error") if isinstance(doc, dict) else None
+        if isinstance(err, dict):
+            return " ".join(str(err.get(k)) for k in ("message", "type", "code") if err.get(k))[:300]
+        if isinstance(err, str):
+            return err[:300]
+    except (ValueError, AttributeError):
+        pass
+    return raw[:200].decode("utf-8", "replace")
+
+
+def _is_quota(text: str) -> bool:
+    t = (text or "").lower()
+    return any(w in t for w in ("insufficient_quota", "quota", "billing", "credit"))
 
 
 class LocalChat:
@@ -424,16 +505,17 @@ class JudgeSpec:
     base_url: str = ""
     api_key_env: str = "SPROUT_JUDGE_API_KEY"
     prompt_file: str = "best_of"
-    second_pass: bool = False
+    second_pass: bool = True
     note: str = ""
 
 
-def parse_judge(name: str, second_pass: bool = False) -> JudgeSpec:
+def parse_judge(name: str, second_pass: bool = True) -> JudgeSpec:
     """A judge from its command-line name.
 
     ``reference``; ``human``; ``llm`` or ``llm:embedded`` (the embedded 135M model — mechanical only);
     ``llm:/path/to/hf-folder`` (a local model); ``api`` or ``api:MODEL`` (OpenAI-compatible endpoint from
     ``SPROUT_JUDGE_BASE_URL`` / ``SPROUT_JUDGE_MODEL`` / key in ``SPROUT_JUDGE_API_KEY``).
+    ``second_pass``: LLM and API judges see each comparison in two orders (default; False = one pass).
     """
     n = (name or "").strip()
     low = n.lower()

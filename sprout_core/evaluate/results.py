@@ -88,7 +88,7 @@ def run_summary(run_id: int) -> dict:
     finally:
         con.close()
     out: dict = {"run_id": run_id, "prompts": int(len(t.prompts)), "answers": int(len(t.answers)), "levels": {},
-                 "win_shares": {}, "win_shares_by_task": {}}
+                 "win_shares": {}, "win_shares_by_task": {}, "flip_rate": {}}
     for lv in levels:
         a = t.answers[t.answers["level"] == lv]
         e = pd.to_numeric(a["energy_j"], errors="coerce")
@@ -107,6 +107,17 @@ def run_summary(run_id: int) -> dict:
         by = win_shares_by_task(rows, levels, judge=str(judge))
         out["win_shares"][judge] = by["all"].to_dict()
         out["win_shares_by_task"][judge] = {k: v.to_dict() for k, v in by.items() if k != "all"}
+    con = db.connect()
+    try:
+        stored = db.flip_rates(con, [run_id])
+    finally:
+        con.close()
+    for judge in sorted({r["judge"] for r in stored}):
+        rows = [r for r in stored if r["judge"] == judge]
+        pairs, flips = sum(r["pairs"] for r in rows), sum(r["flips"] for r in rows)
+        out["flip_rate"][judge] = {"pairs": pairs, "flips": flips, "rate": flips / pairs if pairs else None,
+                                   "by_task": {r["task"]: {"pairs": r["pairs"], "flips": r["flips"], "rate": r["rate"]}
+                                               for r in rows}}
     return out
 
 
@@ -319,21 +330,29 @@ def agreement_frame(t: EvalTables) -> pd.DataFrame:
 
 
 def position_consistency_frame(t: EvalTables) -> pd.DataFrame:
-    """Per LLM judge with a second pass: prompts with both passes valid, same winner, share."""
+    """Per LLM judge with a second pass, per task and ``all``: prompts judged twice (``pairs``), with both
+    passes valid (``both_valid``), the same winner both times (``consistent``), ``share`` consistent and
+    ``flip_rate`` = 1 − share (the order shown changed the verdict; such a pair counts as a tie)."""
     v = t.verdicts
+    cols = ["judge", "task", "pairs", "both_valid", "consistent", "share", "flip_rate"]
     rows = []
+    key = ["source", "run", "prompt_id"]
+    tasks = t.prompts.drop_duplicates(key)[key + ["task"]]
     for judge, g in v.groupby("judge"):
-        key = ["source", "run", "prompt_id"]
         p1 = g[g["pass_no"] == 1]
         p2 = g[g["pass_no"] == 2]
         if p2.empty:
             continue
-        both = p1.merge(p2, on=key, suffixes=("_1", "_2"), how="inner")
-        ok = both[both["valid_1"] & both["valid_2"]]
-        same = int((ok["winner_1"] == ok["winner_2"]).sum())
-        rows.append({"judge": judge, "pairs": len(both), "both_valid": len(ok), "consistent": same,
-                     "share": same / len(ok) if len(ok) else None})
-    return pd.DataFrame(rows, columns=["judge", "pairs", "both_valid", "consistent", "share"])
+        both = p1.merge(p2, on=key, suffixes=("_1", "_2"), how="inner").merge(tasks, on=key, how="left")
+        both["task"] = both["task"].fillna("all")
+        groups = [(str(task), d) for task, d in both.groupby("task")] + [("all", both)]
+        for task, d in groups:
+            ok = d[d["valid_1"].astype(bool) & d["valid_2"].astype(bool)]
+            same = int((ok["winner_1"] == ok["winner_2"]).sum())
+            share = same / len(ok) if len(ok) else None
+            rows.append({"judge": judge, "task": task, "pairs": len(d), "both_valid": len(ok), "consistent": same,
+                         "share": share, "flip_rate": None if share is None else 1.0 - share})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def q_handoff(t: EvalTables, judge: str, levels: Sequence[str], label: str, control: bool = True) -> QHandoff:

@@ -47,6 +47,7 @@ from sprout_core.evaluate import db
 from sprout_core.evaluate.judges import (
     JudgeSpec,
     LocalChat,
+    MeteredChat,
     OpenAIChat,
     Verdict,
     judge_llm,
@@ -82,6 +83,9 @@ class Progress:
     cancelled: bool = False
     error: str | None = None
     judge_seconds: list[float] = field(default_factory=list)
+    #: judging energy per prompt (J, both passes; ``None`` = n/a) and the methods that measured it
+    judge_energy_j: list[float | None] = field(default_factory=list)
+    judge_energy_methods: set[str] = field(default_factory=set)
     #: answers this call generated (its share when other processes work on the same run)
     generated: int = 0
     #: error rows among the stored answers (prompts that could not be answered)
@@ -158,7 +162,11 @@ def make_judge_chat(spec: JudgeSpec, lm=None) -> ChatFn | None:
         from sprout_core.models import load_model
 
         lm = load_model(wanted)
-    return LocalChat(lm)
+    try:
+        meter = meter_for(lm)
+    except Exception as exc:  # noqa: BLE001 - no meter: the judging energy is n/a, never 0
+        meter = NullMeter(getattr(lm.info, "device", "cpu"), reason=f"no meter could be opened ({exc})")
+    return MeteredChat(LocalChat(lm), meter)  # each pass's judging energy is kept on its verdict
 
 
 def judge_prompt(item: PromptItem, answers: dict[str, str], spec: JudgeSpec, seed: int, chat: ChatFn | None,
@@ -297,11 +305,16 @@ def run_evaluation(
             try:
                 verdicts = judge_prompt(item, {lv: have[(item.id, lv)]["text"] for lv in levels}, judge, cfg.seed,
                                         judge_chat, similarity)
-                for v in verdicts:
-                    if _db(db.insert_verdict, con, run_id, item.id, v, wait_s=wait_s, on_wait=waiting):
-                        st.judge_seconds.append(v.seconds)
-                        if not v.valid:
-                            st.invalid += 1
+                stored = [v for v in verdicts if _db(db.insert_verdict, con, run_id, item.id, v, wait_s=wait_s,
+                                                     on_wait=waiting)]
+                if stored:  # both passes are charged: time and energy per prompt are their sums
+                    st.judge_seconds.append(sum(v.seconds for v in stored))
+                    st.judge_energy_j.append(None if any(v.energy_j is None for v in stored)
+                                             else sum(v.energy_j for v in stored))
+                    st.judge_energy_methods.update(v.energy_method for v in stored)
+                    st.invalid += sum(1 for v in stored if not v.valid)
+                if passes == 2:
+                    _db(db.update_flip_rates, con, run_id, judge.name, wait_s=wait_s, on_wait=waiting)
             finally:
                 _release(con, run_id, item.id, f"judge:{judge.name}", worker)
             st.judged += 1

@@ -461,7 +461,8 @@ def quality_estimate(verdict_table: pd.DataFrame, judge: str, control: bool = Tr
     winners = list(v["winner"])
     if "valid" in v.columns:
         winners = [w if bool(ok) else None for w, ok in zip(winners, v["valid"])]
-    winners = [None if (isinstance(w, str) and w in ("invalid", "")) else w for w in winners]
+    winners = [None if (w is None or (isinstance(w, float) and np.isnan(w)) or (isinstance(w, str) and w in ("invalid", "")))
+               else w for w in winners]
     lengths = None
     if all(f"words_{lv}" in v.columns for lv in levels):
         lengths = v[[f"words_{lv}" for lv in levels]].to_numpy(float)
@@ -473,7 +474,9 @@ def quality_estimate(verdict_table: pd.DataFrame, judge: str, control: bool = Tr
             order = np.array([[o.split(",").index(lv) for lv in levels] for o in orders])
     est.position_known = order is not None
     prompts = [f"{t}\x00{p}" for t, p in zip(v["task"], v["prompt_id"])]
-    counts = pd.Series(prompts).map(pd.Series(prompts).value_counts()).to_numpy(float)
+    # each prompt weighs 1, shared by its valid verdicts (two passes: ½ each; an invalid pass drops out)
+    valid_pr = pd.Series([p for p, w in zip(prompts, winners) if w is not None])
+    counts = pd.Series(prompts).map(valid_pr.value_counts()).fillna(1.0).to_numpy(float)
     weights = 1.0 / counts
     tasks = [str(t) for t in v["task"]]
     credits, fits = _credits(winners, None, lengths, levels, control, groups, order, tasks, prompts, weights)

@@ -246,3 +246,15 @@ def bias_display(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     out["ties (% of prompts)"] = out["ties (% of prompts)"].map(lambda v: "n/a" if v is None or pd.isna(v) else f"{v:.0f} %")
     return out.set_index("task")
+
+
+def flip_display(pc: pd.DataFrame) -> pd.DataFrame:
+    """The position-consistency table for display: judge, task, prompts judged twice, flip rate and
+    position consistency as "12 %" text (n/a when no prompt had two valid passes)."""
+    def pct(v) -> str:
+        return "n/a" if v is None or pd.isna(v) else f"{100.0 * v:.0f} %"
+
+    out = pc.rename(columns={"pairs": "prompts judged twice", "both_valid": "both passes valid"}).copy()
+    out["flip rate"] = out.pop("flip_rate").map(pct)
+    out["position consistency"] = out.pop("share").map(pct)
+    return out.drop(columns=["consistent"])
