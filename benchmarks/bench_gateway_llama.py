@@ -60,7 +60,7 @@ def main() -> int:
         js = [s["energy_j"] for s in sps if s["energy_j"] is not None]
         j = statistics.mean(js) if js else None
         base = j if lv == "L0" else base
-        rel = f" ({100 * (1 - j / base):+.0f} % vs L0)" if j is not None and base and lv != "L0" else ""
+        rel = f" ({100 * (1 - j / base):.0f} % less energy than L0)" if j is not None and base and lv != "L0" else ""
         print(f"{lv}: {toks:6.1f} completion tokens/request, "
               f"{'n/a' if j is None else f'{j:.2f}'} J/request{rel} over {len(sps)} requests")
     print(f"energy label: {out['L0'][0]['energy_label']}")

@@ -166,3 +166,29 @@ def test_the_live_evaluator_answers_every_level_judges_both_orders_and_updates_q
     judged = [b for b in fake.bodies if "impartial evaluator" in json.dumps(b)]
     assert len(judged) == 6
     assert st["served_total"] == 0  # the evaluator's answers are charged in the store, not counted as traffic
+
+
+def test_sprout_task_draws_each_request_from_its_predicted_tasks_mix():
+    """sprout-task: a mix per predicted task; each request is classified and drawn from its task's mix."""
+    prof = profiles.load_profile("llama2-13b-a100")
+    fake = FakeUpstream(model="llama-2-13b-chat")
+    up = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app), base_url="http://up.test")
+    task_of = {"2+2": "math", "capital": "triviaqa"}
+    app = create_app(GatewayConfig(upstream="http://up.test/v1", zone="US-TEX-ERCO", year=2023, energy="none",
+                                   policy="sprout-task", seed=3),
+                     clock=Clock(YEAR_START + 800 * 3600), upstream=up,
+                     classifier=lambda text: next(t for k, t in task_of.items() if k in text), prediction_cond=None)
+    with TestClient(app) as client:
+        st = client.get("/sprout/status").json()
+        xt = st["x_task"]
+        assert set(xt) == set(prof.tasks) and all(abs(sum(v.values()) - 1) < 1e-9 for v in xt.values())
+        assert len({tuple(v.values()) for v in xt.values()}) > 1  # the tasks get different mixes
+        prompts = ["What is 2+2?", "The capital of France?"] * 6
+        sps = [client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": p}]}).json()["sprout"]
+               for p in prompts]
+    hour = 800
+    u = level_stream(3, hour).random(len(prompts))
+    expect = [prof.levels[pick_level([xt[task_of["2+2" if "2+2" in p else "capital"]][lv] for lv in prof.levels], uk)]
+              for p, uk in zip(prompts, u)]
+    assert [s["level"] for s in sps] == expect
+    assert [s["task"] for s in sps] == ["math", "triviaqa"] * 6

@@ -121,7 +121,12 @@ def run(args: argparse.Namespace) -> int:
     from sprout_core import profiles
     from sprout_core.gateway.intensity import TraceSource
 
-    profiles.load_profile(cfg.profile)           # unknown profile: refused before the server starts
+    prof = profiles.load_profile(cfg.profile)    # unknown profile: refused before the server starts
+    if cfg.policy == "sprout-task":              # the task classifier, trained once (minutes) before serving
+        from sprout_core.commands.simulate import _classifier_progress
+        from sprout_core.tasks import sim as task_sim
+
+        task_sim.prepare(prof, task_sim.STRATEGY_NAME, progress=_classifier_progress())
     if cfg.ci_source != "fixed":
         TraceSource(cfg.zone, cfg.year, cfg.ci_column)  # unknown zone or year: refused now
     server = None

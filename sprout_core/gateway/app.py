@@ -138,7 +138,7 @@ class GatewayState:
     the evaluator's last run. Everything per request is in the store."""
 
     def __init__(self, cfg: GatewayConfig, clock: Callable[[], float], upstream: httpx.AsyncClient,
-                 meter=None, evaluator=None, mix=None) -> None:
+                 meter=None, evaluator=None, mix=None, classifier=None) -> None:
         from sprout_core import profiles
 
         self.cfg = cfg
@@ -168,6 +168,8 @@ class GatewayState:
         self.embodied = carbon.embodied_preset(cfg.embodied)
         self.served = 0
         self.failed = 0
+        #: sprout-task: text → predicted task (the reference classifier unless injected)
+        self.classify = classifier
 
     def _ci_source(self):
         c = self.cfg
@@ -225,14 +227,14 @@ class GatewayState:
             self.evaluator_last = {"at_hour": hour_start_iso(self.clock()), "status": "done",
                                    "verdicts": float(sum(n_task))}
 
-    def assign(self, pinned: str | None) -> tuple[str, bool]:
+    def assign(self, pinned: str | None, task: str | None = None) -> tuple[str, bool]:
         self.tick()
         cur = self.hours[-1]
         if pinned is not None:
             cur.pinned += 1
             return pinned, True
         plan = self.planner.plan
-        i = self.stream.next(plan.hour, plan.x)
+        i = self.stream.next(plan.hour, plan.x_for(task))
         lv = self.levels[i]
         cur.levels[lv] += 1
         return lv, False
@@ -251,6 +253,7 @@ class GatewayState:
         return {
             "model": self.model_name, "upstream": self.base_url, "policy": self.cfg.policy,
             "hour": cur.hour, "x": dict(zip(plan.levels, plan.x)), "theta": plan.theta,
+            "x_task": ({t: dict(zip(plan.levels, v)) for t, v in plan.x_task.items()} if plan.x_task else None),
             "xi": self.cfg.xi, "confidence": self.cfg.confidence,
             "ci_g_per_kwh": self.ci.ci_g_per_kwh if self.ci else None, "ci_source": self.ci.source if self.ci else None,
             "ci_signal": self.ci.signal if self.ci else None,
@@ -353,22 +356,27 @@ class Answer:
     upstream_id: str | None = None
     placement: str = ""
     max_tokens: int | None = None
+    task: str | None = None
 
 
 def create_app(config: GatewayConfig, clock: Callable[[], float] = time.time, upstream: httpx.AsyncClient | None = None,
-               meter=None, evaluator=None, mix=None) -> FastAPI:
+               meter=None, evaluator=None, mix=None, classifier=None, prediction_cond=None) -> FastAPI:
     """The gateway app (see the module docstring)."""
     own_client = upstream is None
     base = normalize_base_url(config.upstream)
     client = upstream or httpx.AsyncClient(
         base_url=base, timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
-    state = GatewayState(config, clock, client, meter, evaluator, mix)
+    state = GatewayState(config, clock, client, meter, evaluator, mix, classifier)
+    if config.policy == "sprout-task" and classifier is not None:
+        state.planner.cond = prediction_cond
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await _discover(state)
         _setup_meter(state)
+        if config.policy == "sprout-task" and state.classify is None:
+            await asyncio.to_thread(_load_classifier, state)
         if evaluator is None and config.judge:
             try:
                 from sprout_core.gateway.evaluator import live_evaluator
@@ -440,10 +448,26 @@ def create_app(config: GatewayConfig, clock: Callable[[], float] = time.time, up
             return openai_error(exc.status, str(exc), "invalid_request_error", exc.code, exc.param)
         except UpstreamFailure as exc:
             return openai_error(exc.status, str(exc), "upstream_error", exc.code)
-        level, pinned = state.assign(pin)
-        return await _serve(state, body, level, pinned)
+        task = None
+        if state.classify is not None and pin is None:
+            task = await asyncio.to_thread(state.classify, _prompt_text(body["messages"]))
+        level, pinned = state.assign(pin, task)
+        return await _serve(state, body, level, pinned, task)
 
     return app
+
+
+def _load_classifier(state: GatewayState) -> None:
+    """sprout-task: the reference task classifier (trained once, cached in the state folder) and its held-out
+    misclassification model, which the per-task plan accounts for."""
+    from sprout_core.tasks import classifier as tc
+    from sprout_core.tasks import sim as task_sim
+
+    clf = tc.reference_classifier()
+    state.planner.cond = task_sim.reference_prediction_models(state.profile, clf)[0].cond
+    state.classify = lambda text: clf.predict(text)[0].task
+    if state.planner.ci is not None:
+        state.planner.plan = state.planner.solve(state.planner.plan.evaluator_due if state.planner.plan else False)
 
 
 async def _discover(state: GatewayState) -> None:
@@ -595,8 +619,9 @@ async def complete(state: GatewayState, body: dict, level: str, pinned: bool = F
     return call.ans, sp
 
 
-async def _serve(state: GatewayState, body: dict, level: str, pinned: bool):
+async def _serve(state: GatewayState, body: dict, level: str, pinned: bool, task: str | None = None):
     call, resp, fail = await _open(state, body, level)
+    call.ans.task = task
     ans, window, t0, directive, settings = call.ans, call.window, call.t0, call.directive, call.settings
     if fail is not None:
         return _fail(state, fail, ans, window, t0, body, level, pinned, directive, settings)
@@ -775,6 +800,7 @@ def _finish(state: GatewayState, ans: Answer, window, t0: float, body: dict, lev
         "carbon_g": acc.total_g, "carbon_operational_g": acc.operational_g, "carbon_embodied_g": acc.embodied_g,
         "ci_g_per_kwh": settings.intensity.ci_g_per_kwh, "ci_source": state.ci.source if state.ci else None,
         "ci_signal": state.ci.signal if state.ci else None, "pue": state.cfg.pue, "hour": ans.hour,
+        "task": ans.task,
         "status": status,
     }
     if low is not None:
@@ -801,7 +827,7 @@ def _finish(state: GatewayState, ans: Answer, window, t0: float, body: dict, lev
             ci_g_per_kwh=settings.intensity.ci_g_per_kwh, ci_label=settings.intensity.label,
             ci_source=state.ci.source if state.ci else None, hour_utc=ans.hour, pue=acc.pue,
             carbon_operational_g=acc.operational_g, carbon_embodied_g=acc.embodied_g, carbon_total_g=acc.total_g,
-            embodied_model=acc.embodied_name)
+            embodied_model=acc.embodied_name, task=ans.task)
         state.recorder.put(rec)
     return sp
 

@@ -51,6 +51,13 @@ class HourPlan:
     mu: tuple[float, ...]
     q_source: str
     evaluator_due: bool = False
+    x_task: dict[str, tuple[float, ...]] | None = None  #: sprout-task: the mix per predicted task
+
+    def x_for(self, task: str | None) -> tuple[float, ...]:
+        """The mix a request of predicted ``task`` is drawn from (the pooled ``x`` without per-task mixes)."""
+        if self.x_task is not None and task in self.x_task:
+            return self.x_task[task]
+        return self.x
 
     def as_json(self) -> dict:
         return {"hour": self.hour, "x": dict(zip(self.levels, self.x)), "theta": self.theta,
@@ -71,7 +78,7 @@ class HourlyPlanner:
 
     ``ci_min``/``ci_max``: the zone's year range (g/kWh) the floor is placed in; ``history_ci``: CI of the hours
     before the first one (oldest first) for the schedule's trailing mean; ``policy``: ``sprout`` or
-    ``fixed:Lk`` (``sprout-task`` plans like ``sprout`` here; see :mod:`sprout_core.gateway`).
+    ``fixed:Lk`` or ``sprout-task`` (one mix per predicted task, see :meth:`_per_task`).
     """
 
     profile: Profile
@@ -84,6 +91,8 @@ class HourlyPlanner:
     schedule: ScheduleParams = field(default_factory=ScheduleParams)
     evaluator_memory_h: int = 168
     history_ci: Sequence[float] = ()
+    #: sprout-task: the classifier's behaviour P(predicted | true task, winner) ``[T, L, P]`` (None = labels known)
+    cond: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.z = opt.z_value(self.confidence)
@@ -167,10 +176,15 @@ class HourlyPlanner:
         cost = opt.cost_per_request(e, tt, ci, prof.k_emb)
         qt, nt, src = self.q_estimate()
         mu, cov = qmod.promise_inputs(qt, nt, w, self.n_requests)
+        x_task = None
         if self.policy.startswith("fixed:"):
             k = list(prof.levels).index(self.policy.split(":", 1)[1])
             x = np.eye(L)[k]
             theta = None
+        elif self.policy == "sprout-task":
+            theta = float(opt.theta_from_xi(ci, self.ci_min, self.ci_max, self.xi))
+            xt, x = self._per_task(ci, qt, nt, theta)
+            x_task = {t: tuple(float(v) for v in xt[k]) for k, t in enumerate(prof.tasks)}
         else:
             theta = float(opt.theta_from_xi(ci, self.ci_min, self.ci_max, self.xi))
             if self.z > 0:
@@ -180,7 +194,24 @@ class HourlyPlanner:
             x = xs[0] if bool(feas[0]) else np.eye(L)[0]
         return HourPlan(int(self.hour_key if self.hour_key is not None else 0), tuple(prof.levels),
                         tuple(float(v) for v in x), theta, ci, tuple(float(v) for v in cost),
-                        tuple(float(v) for v in mu), src, due)
+                        tuple(float(v) for v in mu), src, due, x_task)
+
+    def _per_task(self, ci: float, qt: np.ndarray, nt: np.ndarray, theta: float) -> tuple[np.ndarray, np.ndarray]:
+        """SPROUT-TASK's hour: one mix per predicted task (``[P, L]``) and the level shares it serves (``[L]``),
+        as :func:`sprout_core.tasks.sim.sprout_task` plans them — per-task q shrunk toward the pooled q, costs per
+        task, the classifier's behaviour ``cond``, the floor raised by the promise's margin (3 rounds)."""
+        from sprout_core.tasks import sim as task_sim
+
+        prof, w = self.profile, self.weights
+        q_pool = (qt * nt[:, None]).sum(axis=0) / max(float(nt.sum()), 1e-300)
+        q_lp = task_sim.shrink_task_q(qt, nt, q_pool, task_sim.SHRINK_PRIOR_PROMPTS)
+        cost_task = opt.cost_per_request(prof.e_kwh, prof.t_s, ci, prof.k_emb)
+        th, n = np.array([theta]), np.array([self.n_requests])
+        margin = np.zeros(1)
+        for _ in range(3 if self.z > 0 else 1):
+            rep = task_sim.replay_per_task(cost_task[None], w[None], q_lp[None], q_lp[None], th, self.cond, margin=margin)
+            margin = task_sim.promise_margin(rep.x, w[None], q_lp[None], nt[None], n, th, self.cond, self.z)
+        return rep.x[0], rep.x_eff[0]
 
 
 class LevelStream:
