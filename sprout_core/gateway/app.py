@@ -383,7 +383,7 @@ def create_app(config: GatewayConfig, clock: Callable[[], float] = time.time, up
             except ImportError:
                 state.evaluator_last = {"status": "the live evaluator is not built yet: q stays the profile's"}
             else:
-                state.evaluator = live_evaluator(config)
+                state.evaluator = live_evaluator(config, complete)
         try:
             yield
         finally:

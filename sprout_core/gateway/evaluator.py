@@ -84,8 +84,9 @@ def verdict_table(rows: list[tuple[str | None, np.ndarray]], tasks: tuple[str, .
     return q, n
 
 
-def live_evaluator(cfg):
-    """The evaluator hook for :func:`sprout_core.gateway.app.create_app` (returns a coroutine per run)."""
+def live_evaluator(cfg, complete):
+    """The evaluator hook for :func:`sprout_core.gateway.app.create_app` (returns a coroutine per run);
+    ``complete(state, body, level, origin=…, directive_free=…)`` is the app's metered upstream path."""
     fixed = read_prompt_set(cfg.eval_prompts) if cfg.eval_prompts is not None else None
     judge = cfg.judge
 
@@ -103,7 +104,7 @@ def live_evaluator(cfg):
         sample = [pool[int(i)] for i in pick]
         state.evaluator_last = {"due_at_hour": started, "status": f"running on {len(sample)} prompts"}
         loop = asyncio.get_running_loop()
-        chat, judge_note = _judge_chat(state, judge, loop)
+        chat, judge_note = _judge_chat(complete, state, judge, loop)
         levels = state.levels
         rows: list[tuple[str | None, np.ndarray]] = []
         invalid = 0
@@ -111,7 +112,7 @@ def live_evaluator(cfg):
             for prompt, task in sample:
                 answers = {}
                 for lv in levels:
-                    ans, _ = await _complete(state, [{"role": "user", "content": prompt}], lv)
+                    ans, _ = await _complete(complete, state, [{"role": "user", "content": prompt}], lv)
                     answers[lv] = "".join(ans.text)
                 verdicts = await asyncio.to_thread(judge_llm, prompt, answers, chat, judge or "judge", int(hour), prompt,
                                                    True)
@@ -137,7 +138,7 @@ def live_evaluator(cfg):
     return run
 
 
-def _judge_chat(state, judge: str | None, loop):
+def _judge_chat(complete, state, judge: str | None, loop):
     if judge and judge.startswith("api:"):
         from sprout_core.evaluate.judges import OpenAIChat
 
@@ -147,7 +148,7 @@ def _judge_chat(state, judge: str | None, loop):
         return OpenAIChat(base, judge[4:]), "n/a (a judge elsewhere: its energy is not included)"
 
     def chat(messages: list[dict[str, str]]) -> str:  # the upstream judges, through the metered path
-        fut = asyncio.run_coroutine_threadsafe(_complete(state, messages, None, max_tokens=16), loop)
+        fut = asyncio.run_coroutine_threadsafe(_complete(complete, state, messages, None, max_tokens=16), loop)
         ans, _ = fut.result(timeout=state.cfg.timeout_s * 2)
         if ans.error:
             raise RuntimeError(ans.error)
@@ -156,11 +157,10 @@ def _judge_chat(state, judge: str | None, loop):
     return chat, f"charged: the upstream judged, each judgement a store row with origin {ORIGIN}"
 
 
-async def _complete(state, messages: list[dict], level: str | None, max_tokens: int | None = None) -> tuple[Any, dict]:
+async def _complete(complete, state, messages: list[dict], level: str | None,
+                    max_tokens: int | None = None) -> tuple[Any, dict]:
     """One non-streamed answer through the gateway's upstream path, metered and recorded (origin
     ``gateway-evaluator``); ``level`` ``None`` = no directive (a judge call)."""
-    from sprout_core.gateway.app import complete
-
     body: dict[str, Any] = {"messages": messages, "temperature": 0}
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
