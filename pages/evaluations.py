@@ -83,7 +83,7 @@ def run_panel() -> None:
                     try:
                         prompt_source = str(save_upload(up.name, ps.items))
                     except OSError as exc:
-                        st.error(f"Could not keep the uploaded prompts on the server ({exc.strerror or exc}); "
+                        st.error(f"Could not keep the uploaded prompts on the server ({ui.plain(exc.strerror or exc)}); "
                                  "nothing was started.")
                     else:
                         cats = ", ".join(f"{ui.safe_md(k)}: {v}" for k, v in ps.categories().items())
@@ -150,7 +150,7 @@ def start_job(prompt_source, n, seed, sampling, judge_name, api_model, max_new, 
         judge = None if jname == "none" else parse_judge(jname, second_pass=second)
         prompts = sample_prompts(prompt_source, n, seed, sampling)
     except SproutError as exc:
-        st.error(f"Cannot start: {exc.user_message()}")
+        st.error(f"Cannot start: {ui.error_text(exc)}")
         return
     lm = ui.get_model()
     if lm is None:
@@ -184,15 +184,15 @@ def progress_panel() -> None:
             shares = ", ".join(f"{lv} {v * 100:.0f}%" for lv, v in live["share"].items() if v is not None)
             st.caption(f"So far ({job.judge.name}, {live['n_valid']} valid verdicts, {live['n_invalid']} invalid): {shares}")
     if p.failed or p.unjudgeable:
-        st.warning(f"{p.failed} answer(s) could not be generated (stored as errors, e.g. a prompt longer than the "
-                   f"model's context); {p.unjudgeable} prompt(s) are not judged because of them.")
+        st.warning(f"{p.failed:,} answer(s) could not be generated (stored as errors, e.g. a prompt longer than the "
+                   f"model's context); {p.unjudgeable:,} prompt(s) are not judged because of them.")
     if p.others:
-        st.info(f"Another process is working on this run too ({p.others} answer(s) or judgings in progress there); "
+        st.info(f"Another process is working on this run too ({p.others:,} answer(s) or judgings in progress there); "
                 "none is generated twice.")
     if p.error:
-        st.error(f"The run stopped: {p.error} Answers stored so far are kept; start it again to resume.")
+        st.error(f"The run stopped: {ui.error_text(p.error)} Answers stored so far are kept; start it again to resume.")
     elif p.finished:
-        st.success(f"Run finished: {p.done} answers, {p.judged} prompts judged, {p.invalid} invalid verdicts.")
+        st.success(f"Run finished: {p.done:,} answers, {p.judged:,} prompts judged, {p.invalid:,} invalid verdicts.")
     elif p.cancelled:
         st.info("Run stopped. Start the same settings again to resume.")
     c1, c2 = st.columns(2)
@@ -221,13 +221,13 @@ else:
     try:
         tables = paper_tables(paper_signature(), paper_texts)
     except MissingDataError as exc:
-        st.error(f"The Sprout paper's data is not available: {exc}")
+        st.error(f"The Sprout paper's data is not available: {ui.error_text(exc)}")
         st.stop()
     if not paper_texts:
         st.info("Showing the paper's GPT-4 verdicts and counts, with each answer's measured energy (shipped with "
                 "Sprout). The prompt and answer texts are not shipped: their datasets are under non-commercial "
                 f"licences. To read them side by side, put the artifact's `prompts.csv` and `responses.jsonl` into "
-                f"`{refdata.folder()}` (README, *Public data*).")
+                f"`{ui.plain(ui.visitor_message(refdata.folder()))}` (README, *Public data*).")
     elif "reference" not in R.judges_of(tables):
         st.caption("Our reference judge's verdicts on these triples appear here after "
                    "`python -m sprout_core agreement --source llama2-13b-a100 --judge reference` has run once.")
@@ -286,7 +286,7 @@ else:
         try:
             st.session_state[HANDOFF_KEY] = R.q_handoff(sel, judge, levels, handoff_label)
         except SproutError as exc:
-            st.error(str(exc))
+            st.error(ui.error_text(exc))
         else:
             st.switch_page("pages/optimizer.py")
 

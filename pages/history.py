@@ -26,7 +26,7 @@ try:
     sig = store.db_signature()
     _, opts = _load({}, sig)
 except store.StoreError as exc:
-    st.error(str(exc))
+    st.error(ui.error_text(exc))
     st.stop()
 
 with st.expander("Filters", expanded=True):
@@ -57,7 +57,7 @@ if use_dates:
 try:
     df, _ = _load(filters, sig)
 except store.StoreError as exc:
-    st.error(str(exc))
+    st.error(ui.error_text(exc))
     st.stop()
 queued = store.pending_requests()
 if queued:

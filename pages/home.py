@@ -39,7 +39,7 @@ if lm is not None and lm.info.kind == "server":  # a serving engine (issue 12)
 elif lm is not None:
     info = lm.info
     # the whole name, never cut; in class mode the server's folder is not shown to visitors
-    st.markdown(f"**{info.name}**" + ("" if SHARED else f" · `{info.path}`"))
+    st.markdown(f"**{ui.plain(info.name)}**" + ("" if SHARED else f" · `{ui.plain(info.path)}`"))
     row = st.container(horizontal=True, gap="small")  # fixed-width metrics wrap at 1000 px instead of cutting values
     ui.note_metric("Parameters", f"{info.params_m:,.0f} M" if info.params_m is not None else "n/a", container=row,
                    width=METRIC_PX)
@@ -154,14 +154,14 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
                                  key="home.server_pid", help="0: the process listening on the URL's port")
         timeout = sc[3].number_input("Timeout (s)", min_value=1.0, max_value=3600.0,
                                      value=float(cur.timeout_s) if cur else 120.0, step=10.0, key="home.server_timeout")
-        st.caption(f"API key in `${key_env or ENV_KEY}`: {'set' if ServerConfig.key_is_set(key_env) else 'not set'} "
+        st.caption(f"API key in `${ui.plain(key_env or ENV_KEY)}`: {'set' if ServerConfig.key_is_set(key_env) else 'not set'} "
                    "(none needed for a local server).")
         if st.button("Connect", type="primary", key="home.server_connect"):
             try:
                 cfg = ServerConfig(url, model or None, key_env or ENV_KEY, float(timeout), parse_indices(gpus),
                                    int(pid) or None)
             except SproutError as exc:
-                st.error(str(exc))
+                st.error(ui.error_text(exc))
             else:
                 with st.spinner(f"Connecting to {cfg.base_url}…"):
                     ok, msg = ui.switch_backend(backends.BackendChoice("server", server=cfg))
@@ -191,5 +191,5 @@ for ds in public_data_status():
     if ds.present:
         st.markdown(f":material/check_circle: **{ds.name}** — {ds.purpose.rstrip('.')}.")
     else:
-        st.markdown(f":material/warning: **{ds.name}** is missing at `{ds.path}` — {ds.purpose.rstrip('.')}. "
+        st.markdown(f":material/warning: **{ds.name}** is missing at `{ui.plain(ui.visitor_message(ds.path))}` — {ds.purpose.rstrip('.')}. "
                     "See the README, *Public data*, for where to get it; the rest of the app works without it.")

@@ -81,7 +81,7 @@ def show(step: L.Step, filename: str) -> None:
 
 
 with st.container(border=True):
-    st.subheader(f"Step {k + 1} · {title}")
+    st.subheader(f"Step {k + 1:d} · {title}")
     try:
         if key == "prompt":
             lm = ui.get_model()
@@ -97,15 +97,15 @@ with st.container(border=True):
             settings, warns = metered.default_settings()
             meter = ui.default_meter(lm)
             under = ", ".join(f"{d.level} ({d.text or 'no directive'})" for d in directives)
-            st.caption(f"{lm.info.name} answers under {under}. Energy `{meter.method}`; carbon at "
-                       f"{settings.intensity.label}.")
+            st.caption(f"{ui.plain(lm.info.name)} answers under {under}. Energy `{meter.method}`; carbon at "
+                       f"{ui.plain(settings.intensity.label)}.")
             for w in warns:
                 st.warning(w)
             st.button("Run the three answers", type="primary", key="lesson.go", disabled=generating,
                       on_click=queue_run, args=(lm, directives, meter, settings))
             msg = st.session_state.pop(MSG_KEY, None)
             if msg:
-                st.error(msg)
+                st.error(ui.error_text(msg))
             if generating:
                 ui.stream_run(run, lm, meter, settings, stop_key=STOP_KEY, label="the lesson", origin="lesson")
                 st.rerun()
@@ -144,7 +144,7 @@ with st.container(border=True):
                 rph = c3.number_input("Requests per hour", 1, 10_000_000, 1000, 100, key="lesson.rph")
                 show(L.month_step(prof, trace, int(month), requests_per_hour=float(rph)), "sprout-lesson-4-a-month")
     except (SproutError, profiles.ProfileError) as exc:
-        st.error(f"This step needs data that is not here: {exc}")
+        st.error(f"This step needs data that is not here: {ui.error_text(exc)}")
     ui.page_link(deeper, label=f"Go deeper: {deeper_label} →")
 
 b1, b2, _ = st.columns([1, 1, 4])

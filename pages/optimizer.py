@@ -71,8 +71,8 @@ def decision_part(prof, trace, zone: str, year: int, pue: float = 1.0) -> None:
         if hour is not None:
             ci = float(trace.ci[hour])
             f1.caption(f"{style.fmt_timestamp(str(trace.timestamps[hour]), seconds=False)} → CI = {ci:.1f} g/kWh")
-    f1.caption(f"{zone} {year}: min {trace.min():.0f} · mean {trace.mean():.0f} · max {trace.max():.0f} g/kWh. "
-               f"{trace.attribution}")
+    f1.caption(f"{ui.plain(zone)} {year:d}: min {trace.min():.0f} · mean {trace.mean():.0f} · max {trace.max():.0f} g/kWh. "
+               f"{ui.plain(trace.attribution)}")
 
     mode = f2.radio("Quality floor", ["carbon-aware ξ", "fixed θ"], horizontal=True, key="opt.mode",
                     help="ξ: no quality may be given up at the cleanest hour of the year, up to ξ·q₀ at the dirtiest. "
@@ -214,7 +214,7 @@ def window_part(prof, trace, year: int, pue: float = 1.0) -> None:
     xi, confidence = st.session_state.get(WANTED) or (WINDOW_XI, DEFAULT_CONFIDENCE)
     st.session_state[SHOWN] = (xi, confidence)
     if start + hours > len(trace):
-        st.info(f"The window is cut to {len(trace) - start} hours: {year} ends at hour {len(trace) - 1}.")
+        st.info(f"The window is cut to {len(trace) - start:d} hours: {year:d} ends at hour {len(trace) - 1:d}.")
     with st.spinner("Replaying the window…"):
         wv = V.window_view(prof, trace, start, hours, xi, seed, confidence, pue)
     ui.chart(wv.figure, key="opt.window.chart", filename="sprout-optimizer-window")
@@ -230,13 +230,13 @@ pue = ui.pue_setting()  # sidebar: the one app-wide PUE (Playground, Optimizer a
 try:
     tr_list, tr_errors = ui.trace_choices()
 except MissingDataError as exc:
-    st.error(str(exc))
+    st.error(ui.error_text(exc))
     st.stop()
 if not tr_list:
-    st.error("No usable carbon-intensity trace was found. " + " ".join(tr_errors))
+    st.error("No usable carbon-intensity trace was found. " + ui.error_text(" ".join(tr_errors)))
     st.stop()
 for msg in tr_errors:
-    st.warning(f"Skipped a broken trace file: {msg}")
+    st.warning(f"Skipped a broken trace file: {ui.error_text(msg)}")
 
 c1, c2 = st.columns([1, 1])
 prof_choice = c1.radio("Profile", ["reference: Llama-2-13B-chat on A100 (Sprout paper)", "own: this project's measurements"],
@@ -273,7 +273,7 @@ zone = c2.selectbox("Grid zone", zones, index=default_zone, key="opt.zone", form
 try:
     trace = _trace(zone, year, grid.sources_signature())
 except (MissingDataError, grid.TraceError) as exc:
-    st.error(str(exc))
+    st.error(ui.error_text(exc))
     st.stop()
 
 st.session_state.pop(SHOWN, None)   # a full run replays the window too: no "replayed at other settings" note

@@ -51,7 +51,7 @@ if prompt.strip():
         validate.text("The prompt", prompt, max_chars=MAX_PROMPT_CHARS)
     except InputError as exc:
         prompt_problem = str(exc)
-        st.error(prompt_problem)
+        st.error(ui.error_text(exc))
 c1, c2, c3 = st.columns([3, 1, 1])
 # chips show the level only (a directive in a chip is cut to "L2 — A…"); the directives are spelt out below
 levels = c1.multiselect("Directive levels", dset.names, default=dset.names, key="pg.levels", disabled=locked,
@@ -62,7 +62,7 @@ max_new = c2.number_input("Max new tokens", min_value=1, max_value=cap, value=mi
 sample = c3.toggle("Sample", value=False, key="pg.sample", help="Off: greedy decoding (reproducible)", disabled=locked)
 seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="pg.seed", disabled=locked or not sample)
 st.caption(" · ".join(f"**{d.level}** {ui.safe_md(d.text) if d.text else 'no directive'}" for d in dset.levels) + ".")
-st.caption(f"Model **{lm.info.name}** on {lm.info.device} · directives go in the **{lm.info.placement}** "
+st.caption(f"Model **{ui.plain(lm.info.name)}** on {lm.info.device} · directives go in the **{lm.info.placement}** "
            f"{'message' if lm.info.placement == 'system' else 'turn'}.")
 
 with st.expander("Define your own level"):
@@ -76,7 +76,7 @@ with st.expander("Define your own level"):
             ui.add_custom_level(new_level, new_text, new_label, dset)
             st.rerun()
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(ui.error_text(exc))
     for d in dset.levels:
         if d.custom:
             if st.button(f"Remove {d.level} ({d.text})", key=f"pg.rm.{d.level}", disabled=locked):
@@ -87,7 +87,7 @@ meter = ui.energy_meter(lm, key="pg.energy", disabled=locked)  # a server: its s
 with st.expander("Carbon: grid zone and hour, PUE, embodied carbon", expanded=False):
     carbon_settings = ui.carbon_settings(key="pg.carbon", disabled=locked)
 st.caption(f"Energy: `{meter.method}` ({ui.method_badge(meter.method)}) · carbon at "
-           f"{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh ({carbon_settings.intensity.label}), "
+           f"{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh ({ui.plain(carbon_settings.intensity.label)}), "
            f"PUE {carbon_settings.pue:g}")
 
 
@@ -174,9 +174,9 @@ if run is not None and run.finished:
         ui.show_text(o.result.text, col, "_(empty answer)_")
         col.caption(V.done_caption(o))
         if o.result.error:
-            col.error(f"Generation failed: {o.result.error}")
+            col.error(f"Generation failed: {ui.error_text(o.result.error)}")
         if o.result.max_new_tokens_capped:
-            col.warning(f"Max new tokens was cut to {o.result.max_new_tokens} to fit the model's context.")
+            col.warning(f"Max new tokens was cut to {o.result.max_new_tokens:,} to fit the model's context.")
 
     st.subheader("Per level")
     st.dataframe(V.per_level_table(run, carbon_settings), hide_index=True, width="stretch", key="pg.level_table", placeholder="n/a",
@@ -212,7 +212,7 @@ if run is not None and run.finished and run.outcomes:
     outcomes = run.outcomes
     st.subheader("Energy and carbon per level")
     for err in sorted({o.store_error for o in outcomes if o.store_error}):
-        st.warning(f"Not saved to the history yet: {err}")
+        st.warning(f"Not saved to the history yet: {ui.error_text(err)}")
     table = V.measurements_table(run, carbon_settings)  # re-priced with the current zone/hour/slider
     totals = V.run_totals(outcomes, settings=carbon_settings)
     run_u = [o.reading.uncertainty_j for o in outcomes]
@@ -229,7 +229,7 @@ if run is not None and run.finished and run.outcomes:
     methods = sorted(set(table["energy method"]))
     st.caption(f"Energy method: {', '.join(f'`{m}` ({ui.method_badge(m)})' for m in methods)} — "
                f"{outcomes[0].reading.source}. Carbon at **{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** "
-               f"({carbon_settings.intensity.label}), PUE {carbon_settings.pue:g}, embodied: "
+               f"({ui.plain(carbon_settings.intensity.label)}), PUE {carbon_settings.pue:g}, embodied: "
                f"{carbon_settings.embodied.name}. Changing the zone, hour or slider re-prices carbon; energy stays as measured."
                + (" Aborted answers count the energy used until they were cut." if any(o.aborted for o in outcomes) else ""),
                help=" ".join(style.method_help(m) for m in methods))
@@ -258,11 +258,11 @@ if run is not None and run.finished and run.outcomes:
         except (SproutError, ValueError, OSError) as exc:  # missing or broken data must not break the page
             where, msgs = None, [str(exc)]
         for m in msgs:
-            st.warning(m)
+            st.warning(ui.error_text(m))
         if where is not None and not where.empty:
             st.caption(f"All {len(known)} answers' energy ({ui.fmt_energy(total_j, known[0].reading.method)}) priced at "
                        f"each zone's yearly mean intensity ({carbon_settings.intensity.column}"
-                       f"{', ' + str(year) if year else ', latest year per zone'}), PUE {carbon_settings.pue:g}, plus "
+                       f"{f', {year:d}' if year else ', latest year per zone'}), PUE {carbon_settings.pue:g}, plus "
                        f"the same embodied share. Carbon intensity data: Electricity Maps (ODbL 1.0).")
             ui.chart(V.elsewhere_figure(where, carbon_settings.intensity.zone), key="pg.elsewhere_chart",
                      filename="sprout-same-answers-elsewhere")

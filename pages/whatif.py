@@ -50,10 +50,10 @@ pue = ui.pue_setting()  # sidebar: the one app-wide PUE (Playground, Optimizer a
 try:
     tr_list, tr_errors = _traces()
 except MissingDataError as exc:
-    st.error(str(exc))
+    st.error(ui.error_text(exc))
     st.stop()
 for msg in tr_errors:
-    st.warning(f"Skipped a broken trace file: {msg}")
+    st.warning(f"Skipped a broken trace file: {ui.error_text(msg)}")
 if not tr_list:
     st.error("No usable carbon-intensity trace was found.")
     st.stop()
@@ -139,7 +139,7 @@ if custom:
 n_year = 8784 if (year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)) else 8760
 cut = [(lab, st_, n_year - st_) for lab, st_, h in windows if st_ + h > n_year]
 if cut:
-    st.info("Cut to the end of the year: " + "; ".join(f"window {lab} keeps {h} hours" for lab, _, h in cut) + ".")
+    st.info("Cut to the end of the year: " + "; ".join(f"window {lab} keeps {h:d} hours" for lab, _, h in cut) + ".")
     windows = [(lab, st_, min(h, n_year - st_)) for lab, st_, h in windows]
 
 problems = []
@@ -162,7 +162,7 @@ try:
         cfg = simulate.SimConfig(confidence=float(confidence), n_eval=n_eval, evaluator_memory_h=memory, schedule=sched,
                                  pue=pue, **common)
 except SproutError as exc:
-    st.error(str(exc))
+    st.error(ui.error_text(exc))
     st.stop()
 if paper_mode:
     st.info("Paper-faithful mode: the authors' semantics (evaluator settings above and the PUE do not apply: PUE 1) "
@@ -199,7 +199,7 @@ if st.button("Run the replay", type="primary", disabled=bool(problems), key="wi.
         bar.progress(1.0, text="Done")
     except SproutError as exc:
         bar.empty()
-        st.error(f"The replay stopped: {exc} Earlier results (if any) are kept below.")
+        st.error(f"The replay stopped: {ui.error_text(exc)} Earlier results (if any) are kept below.")
 
 # ------------------------------------------------------------------ results
 res = st.session_state.get(RESULT_KEY)

@@ -84,24 +84,36 @@ def safe_md(text: object) -> str:
     return s
 
 
-_MD_SIGNS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$&:=^\"'])")
+_MD_SIGNS = re.compile(r"([\\`*_\[\]<>!$~|&])")  # every sign that can start formatting, a link, an image or HTML
+_MD_LINE_START = re.compile(r"^(\s*)(\d*)([#+\-=.)])")  # a heading, list or rule at the start of the text
 
 
 def plain(text: object, multiline: bool = False) -> str:
-    """``text`` (a name, file name, zone name, CSV cell, judge reply, …) as *literal characters* inside
-    Markdown: every Markdown, HTML and LaTeX sign is backslash-escaped and URL literals are broken
-    (:func:`safe_md`'s breaks), so no formatting, image, link or HTML can form; line breaks become spaces
-    unless ``multiline``. The one way to put outside text into a page's message, caption or Markdown
-    (``tests/test_hardening_render.py`` enforces it)."""
+    """``text`` (a name, file name, zone name, CSV cell, judge reply, error message, …) as *literal
+    characters* inside Markdown: the signs that can start formatting, a link, an image, HTML or LaTeX
+    (``\\ ` * _ [ ] < > ! $ ~ | &``, and a heading or list marker at the start) are backslash-escaped,
+    and URL literals, ``www.`` and e-mail autolinks are broken with an invisible zero-width space
+    (:func:`safe_md`'s breaks), so nothing but the characters themselves can form; line breaks become
+    spaces unless ``multiline``. The one way to put outside text into a page's message, caption or
+    Markdown (``tests/test_hardening_render.py`` enforces it)."""
     s = "" if text is None else str(text)
     s = "".join(c if c.isprintable() or c == "\n" else " " for c in s)
     s = _MD_SIGNS.sub(r"\\\1", s)
-    for pattern, repl in _BREAKS[3:5]:  # http://… and www.… literal autolinks: backslashes do not stop those
+    for pattern, repl in _BREAKS[3:5]:  # http://… and www.… literal autolinks
         s = pattern.sub(repl, s)
     s = s.replace("@", "@" + _ZW)  # e-mail autolinks
-    if multiline:
-        return "  \n".join(s.splitlines())
-    return " ".join(s.split("\n"))
+    lines = [_MD_LINE_START.sub(r"\1\2\\\3", ln) for ln in s.split("\n")]
+    return "  \n".join(lines) if multiline else " ".join(lines)
+
+
+def error_text(exc: object) -> str:
+    """An error (an exception or its message) for ``st.error``/``st.warning``: its user-facing text
+    (:func:`sprout_core.errors.describe`), without server paths in class mode (:func:`visitor_message`),
+    as plain text (:func:`plain`: a file or zone name in it forms nothing)."""
+    from sprout_core.errors import describe
+
+    s = describe(exc) if isinstance(exc, BaseException) else ("" if exc is None else str(exc))
+    return plain(visitor_message(s))
 
 
 def show_plain(text: object, container=None, empty: str = "_(empty)_", multiline: bool = True) -> None:
@@ -270,7 +282,7 @@ def backend_choice() -> backends.BackendChoice:
     try:
         env = backends.default_choice()
     except SproutError as exc:
-        st.warning(f"Ignoring the server settings in the environment: {exc}")
+        st.warning(f"Ignoring the server settings in the environment: {error_text(exc)}")
         return backends.BackendChoice()
     return env if env.kind != "transformers" else backends.BackendChoice(model=model_spec())
 
@@ -315,7 +327,7 @@ def get_model():
             with st.spinner(f"Opening {choice.label()}…"):
                 return _open(choice)
         except (SproutError, ValueError) as exc:
-            st.error(f"Could not use {choice.label()}: {exc} Pick another backend on the Home page.")
+            st.error(f"Could not use {plain(choice.label())}: {error_text(exc)} Pick another backend on the Home page.")
             return None
     spec = model_spec()
     label = "the embedded SmolLM2-135M-Instruct" if spec == EMBEDDED_SPEC else spec
@@ -548,13 +560,13 @@ def stream_run(run, lm, meter, settings, stop_key: str, label: str, origin: str 
                 show_text(o.result.text, body, "_(empty answer)_")
                 cap_line.caption(run_views.done_caption(o, "done"))
                 if o.store_error:
-                    col.warning(f"Not saved to the history: {o.store_error}")
+                    col.warning(f"Not saved to the history: {error_text(o.store_error)}")
                 if o.result.error:
-                    col.error(f"Generation failed: {o.result.error}")
+                    col.error(f"Generation failed: {error_text(o.result.error)}")
                 show_totals()
     finally:  # also when the page is stopped or rerun mid-answer: the partial answer is recorded, the turn freed
         events.close()
-    status.success(f"Done: {n} answer(s).")
+    status.success(f"Done: {n:d} answer(s).")
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
