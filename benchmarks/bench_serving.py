@@ -20,6 +20,16 @@ backends, the server's own process for the server — so the three are priced al
 Part 2 — attribution. Four requests sent to the server at once; the server's energy is split by tokens
 (docs/serving.md). Reported: each request's tokens and J, their sum, and the server's energy over the burst.
 
+Part 3 — class-mode caps (``--parts caps``, issue 20.3): one long run and five short runs, all three levels
+each, on the embedded model through llama.cpp in this process, served by the fair queue
+(:func:`sprout_core.run.execute`, one turn per run). The long visitor sends a long prompt with a high token
+cap; the five short runs ("Why is the sky blue?" …, 256 new tokens per answer) arrive just after it. Arm
+*no caps*: the long run as asked. Arm *caps*: the same long run held to the default class caps
+(:class:`sprout_core.run.ClassCaps`: its prompt cut to the prompt cap — what a visitor told "at most N
+characters" would send — and the run's tokens to its per-run cap). Reported per arm: each short run's
+wait (submit → its first level starts, s) and time to done, the long run's time, and caps ÷ no-caps
+ratios of the short runs' median and worst wait. Both arms run in one process, one after the other.
+
 Timings depend on the machine's load; the load average is in the report. Needs llama-cpp-python[server].
 """
 from __future__ import annotations
@@ -30,6 +40,7 @@ import os
 import statistics
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,8 +107,89 @@ def attribution(srv: ServerModel, n: int = 4, max_new: int = 96) -> dict:
             "burst_s": s1.t - s0.t}
 
 
+SHORT = ["Why is the sky blue?", "What causes the seasons on Earth?", "Give three tips for writing a clear email.",
+         "Explain how a refrigerator keeps food cold.", "What is photosynthesis?"]
+
+
+def long_prompt(chars: int) -> str:
+    """A long, plain prompt of about ``chars`` characters (a made-up report to summarise)."""
+    para = ("The committee reviewed the quarterly figures for the regional energy cooperative, noting that demand "
+            "rose in the winter months while rooftop solar output fell, and that storage helped at the evening peak. ")
+    body = (para * (chars // len(para) + 1))[:chars]
+    return "Summarise the following report in detail, point by point:\n\n" + body
+
+
+def caps_part(lm, long_chars: int, long_new: int, short_new: int) -> dict:
+    """One long + five short runs through the fair queue, without and with the class caps."""
+    from sprout_core import store
+    from sprout_core.generation import GenerationQueue
+    from sprout_core.run import START, ClassCaps, Run, VisitorLedger, apply_caps, execute
+
+    caps = ClassCaps()
+    dset = load_directive_set(lm.info.directive_set)
+    levels = dset.select(["L0", "L1", "L2"])
+    settings = CarbonSettings(override_intensity(300.0))
+    meter = detect_meter("cpu")
+    out: dict = {"caps": caps.__dict__, "long_prompt_chars": long_chars, "long_max_new_tokens": long_new,
+                 "short_max_new_tokens": short_new}
+    for arm in ("no caps", "caps"):
+        q = GenerationQueue(poll_s=0.05)
+        text = long_prompt(long_chars)
+        long_run = Run(store.new_run_id(), text, ["L0", "L1", "L2"], params=GenerationParams(max_new_tokens=long_new),
+                       directives=levels, save=False, origin="bench")
+        if arm == "caps":
+            long_run = Run(long_run.run_id, text[:caps.max_prompt_chars], long_run.levels, params=long_run.params,
+                           directives=levels, save=False, origin="bench")
+            long_run, _ = apply_caps(long_run, caps, "long visitor", VisitorLedger())
+        runs = [("long", long_run)] + [
+            (f"short {i + 1}", Run(store.new_run_id(), p, ["L0", "L1", "L2"],
+                                   params=GenerationParams(max_new_tokens=short_new), directives=levels, save=False,
+                                   origin="bench")) for i, p in enumerate(SHORT)]
+        timing: dict[str, dict] = {}
+        started = threading.Event()
+
+        def visitor(name: str, run: Run, t_submit: float, q=q, started=started, timing=timing) -> None:
+            first = None
+            for ev in execute(run, lm, meter, settings, label=name, queue=q):
+                if ev.kind == START and first is None:
+                    first = time.perf_counter()
+                    started.set()
+            done = time.perf_counter()
+            timing[name] = {"wait_s": first - t_submit, "done_s": done - t_submit,
+                            "new_tokens": sum(o.result.new_tokens for o in run.outcomes),
+                            "prompt_chars": len(run.prompt), "max_new_tokens": run.params.max_new_tokens}
+
+        threads = []
+        t0 = time.perf_counter()
+        th = threading.Thread(target=visitor, args=("long", long_run, t0))
+        th.start()
+        threads.append(th)
+        started.wait(60)
+        for name, run in runs[1:]:  # the short runs arrive just after the long one took the model
+            time.sleep(0.05)
+            th = threading.Thread(target=visitor, args=(name, run, time.perf_counter()))
+            th.start()
+            threads.append(th)
+        for th in threads:
+            th.join()
+        waits = [timing[n]["wait_s"] for n, _ in runs[1:]]
+        out[arm] = {"runs": timing, "short_wait_median_s": statistics.median(waits), "short_wait_max_s": max(waits),
+                    "long_done_s": timing["long"]["done_s"], "loadavg": os.getloadavg()}
+        print(f"{arm:8s} long run {timing['long']['done_s']:6.1f} s ({timing['long']['new_tokens']} tokens, "
+              f"{timing['long']['prompt_chars']:,} chars) · short runs wait median {out[arm]['short_wait_median_s']:6.1f} s, "
+              f"worst {out[arm]['short_wait_max_s']:6.1f} s · load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+    out["ratio_caps_vs_no_caps"] = {
+        "short_wait_median": out["caps"]["short_wait_median_s"] / out["no caps"]["short_wait_median_s"],
+        "short_wait_max": out["caps"]["short_wait_max_s"] / out["no caps"]["short_wait_max_s"]}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="serving", help="comma-separated: serving (parts 1 and 2), caps (part 3)")
+    ap.add_argument("--long-chars", type=int, default=6000, help="caps part: characters of the long prompt")
+    ap.add_argument("--long-new-tokens", type=int, default=512, help="caps part: the long run's tokens per answer")
+    ap.add_argument("--short-new-tokens", type=int, default=256, help="caps part: the short runs' tokens per answer")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
@@ -106,6 +198,20 @@ def main() -> int:
     os.environ.setdefault("SPROUT_TORCH_THREADS", str(args.threads))
 
     report: dict = {"loadavg_start": os.getloadavg(), "max_new_tokens": args.max_new_tokens, "threads": args.threads}
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if "caps" in parts:
+        report["caps"] = caps_part(LlamaCppModel.load_embedded(threads=args.threads), args.long_chars,
+                                   args.long_new_tokens, args.short_new_tokens)
+        report["loadavg_end"] = os.getloadavg()
+        if "serving" not in parts:
+            text = json.dumps(report, indent=2, default=str)
+            if args.out:
+                Path(args.out).write_text(text)
+            print(text)
+            r = report["caps"]["ratio_caps_vs_no_caps"]
+            print(f"caps ÷ no caps: short runs' median wait ×{r['short_wait_median']:.2f}, worst ×{r['short_wait_max']:.2f}",
+                  file=sys.stderr)
+            return 0
     lm_tf = load_embedded(threads=args.threads)
     lm_lc = LlamaCppModel.load_embedded(threads=args.threads)
     server = LlamaServer(threads=args.threads).start()

@@ -61,8 +61,14 @@ def queue_run(lm, directives, meter, settings) -> None:
     except PromptError as exc:
         ss[MSG_KEY] = str(exc)
         return
-    ss[RUN_KEY] = runs.PlaygroundRun(store.new_run_id(), prompt, [d.level for d in directives], params=params,
-                                     directives=directives)
+    run = runs.PlaygroundRun(store.new_run_id(), prompt, [d.level for d in directives], params=params,
+                             directives=directives)
+    try:
+        run, _notes = ui.hold_to_caps(run)  # class mode: the operator's caps (sprout_core.run.apply_caps)
+    except SproutError as exc:
+        ss[MSG_KEY] = str(exc)
+        return
+    ss[RUN_KEY] = run
 
 
 def answer_energy() -> tuple[float, float, str] | None:
@@ -110,6 +116,8 @@ with st.container(border=True):
                 ui.stream_run(run, lm, meter, settings, stop_key=STOP_KEY, label="the lesson", origin="lesson")
                 st.rerun()
             if run is not None and run.finished:
+                for note in run.notes:
+                    st.info(note)
                 if run.cancelled:
                     st.warning(run.summary())
                 try:

@@ -14,6 +14,7 @@ from sprout_core.carbon import IntensityChoice
 from sprout_core.errors import InputError, SproutError
 from sprout_core.evaluate import db as eval_db
 from sprout_core.generation import MAX_PROMPT_CHARS, GenerationParams, PromptError
+from sprout_core.run import CapError
 from sprout_core.tasks import classifier as task_clf
 from sprout_core.tasks import views as task_views
 from sprout_core.views import playground as V
@@ -64,6 +65,9 @@ seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="p
 st.caption(" · ".join(f"**{d.level}** {ui.safe_md(d.text) if d.text else 'no directive'}" for d in dset.levels) + ".")
 st.caption(f"Model **{ui.plain(lm.info.name)}** on {lm.info.device} · directives go in the **{lm.info.placement}** "
            f"{'message' if lm.info.placement == 'system' else 'turn'}.")
+caps_line = ui.class_caps_line()
+if caps_line:
+    st.caption(caps_line)
 
 with st.expander("Define your own level"):
     cc = st.columns([1, 3, 1])
@@ -142,8 +146,14 @@ def queue_run(lm, dset, meter, settings, rendered_prompt: str, task: str | None)
     except PromptError as exc:
         ss[MSG_KEY] = ("error", str(exc))
         return
-    ss[RUN_KEY] = V.PlaygroundRun(store.new_run_id(), text, list(chosen), task if text == rendered_prompt else None,
-                                  params=params, directives=directives)
+    run = V.PlaygroundRun(store.new_run_id(), text, list(chosen), task if text == rendered_prompt else None,
+                          params=params, directives=directives)
+    try:
+        run, _notes = ui.hold_to_caps(run)  # class mode: the operator's caps on prompt length and tokens per run
+    except CapError as exc:
+        ss[MSG_KEY] = ("warning", f"Nothing was run: {exc}")
+        return
+    ss[RUN_KEY] = run
 
 
 st.button("Run", type="primary", key="pg.run", disabled=locked, on_click=queue_run,
@@ -159,6 +169,8 @@ if generating:
 # ---------------------------------------------------------------------------------------------- results
 if run is not None and run.finished:
     st.subheader("Answers")
+    for note in run.notes:
+        st.info(note)
     if run.cancelled:
         st.warning(run.summary(), icon=":material/warning:")
     st.caption(f"Prompt: {ui.safe_md(run.prompt[:300])}")

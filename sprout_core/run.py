@@ -23,14 +23,23 @@ A consumer that stops early (Stop, reload, Ctrl-C, SIGTERM) closes the generator
 recorded as aborted with the energy used until then, the queue turn is released, and ``run.phase`` stays
 ``running`` until the page marks it ``stopped`` or ``cut`` (:meth:`Run.end`).
 
-Class mode (:mod:`sprout_core.access`) caps what one run may ask: :func:`check_caps`.
+**Class mode** (:mod:`sprout_core.access`): :func:`apply_caps` holds a run to the operator's
+:class:`ClassCaps` before it is queued — prompt length (characters) and new tokens per run (the levels'
+caps together), so no run holds the first-come queue for minutes — and :class:`VisitorLedger` counts
+the new tokens each visitor (:func:`sprout_core.ui.visitor_id`, stable across reloads) generated in the
+last hour against a budget, so reloading does not reset the count.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from sprout_core.errors import InputError
 from sprout_core.generation import GENERATION_LOCK, GenerationQueue, needs_lock
 from sprout_core.metered import CarbonSettings, LiveChunk, MeteredOutcome, metered_stream
 from sprout_core.record import AnswerRecord
@@ -62,6 +71,8 @@ class Run:
     placement: str | None = None
     save: bool = True
     db_path: Any = None
+    #: what was changed before it ran (e.g. a class-mode cap lowered Max new tokens), for the page to say
+    notes: list[str] = field(default_factory=list)
     _settled: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def settle(self) -> None:
@@ -145,13 +156,15 @@ class RunEvent:
 
 
 def execute(run: Run, lm, meter, settings: CarbonSettings, *, label: str = "",
-            queue: GenerationQueue = GENERATION_LOCK) -> Iterator[RunEvent]:
+            queue: GenerationQueue = GENERATION_LOCK, visitor: str | None = None,
+            ledger: "VisitorLedger | None" = None) -> Iterator[RunEvent]:
     """Generate every level of ``run`` in one turn of ``queue`` (in-process backends; a serving engine
     schedules requests itself), yielding :class:`RunEvent` s; returns ``run.outcomes``.
 
     ``label`` names this run to the callers queued behind it (e.g. "Playground"). Each answer is metered,
     priced with ``settings`` and stored (``run.save``) as it finishes, and appended to ``run.outcomes`` —
-    also an answer cut short because the consumer closed this generator."""
+    also an answer cut short because the consumer closed this generator. With ``visitor`` and ``ledger``
+    (class mode) every answer's new tokens are charged to that visitor, partial answers included."""
     n = len(run.directives)
     run.phase = RUNNING
     held = False
@@ -171,6 +184,8 @@ def execute(run: Run, lm, meter, settings: CarbonSettings, *, label: str = "",
     finally:
         if held:
             queue.release()
+        if ledger is not None and visitor is not None:
+            ledger.charge(visitor, sum(o.result.new_tokens or 0 for o in run.outcomes))
         run.settle()
 
 
@@ -191,3 +206,134 @@ def _level(run: Run, k: int, n: int, d, lm, meter, settings: CarbonSettings, lab
     if ms.outcome is not None:
         yield RunEvent(ANSWER, k, n, d.level, directive=d, text=ms.outcome.result.text, outcome=ms.outcome,
                        prompt_tokens=ms.prompt_tokens)
+
+
+# ---------------------------------------------------------------------------------------------- class mode
+
+#: environment variables of the operator's caps (class mode only), with their defaults
+CAP_ENV = {"max_prompt_chars": ("SPROUT_CLASS_MAX_PROMPT_CHARS", 4000),
+           "max_run_tokens": ("SPROUT_CLASS_MAX_RUN_TOKENS", 768),
+           "max_hour_tokens": ("SPROUT_CLASS_MAX_HOUR_TOKENS", 6000)}
+
+
+class CapError(InputError):
+    """A run over a class-mode cap (the message says which, and what fits)."""
+
+
+@dataclass(frozen=True)
+class ClassCaps:
+    """The operator's caps in class mode (``0`` turns one off).
+
+    ``max_prompt_chars``: characters of one prompt (default 4,000 ≈ 1,000 tokens: the prompt is read once per
+    level, so this bounds the reading time); ``max_run_tokens``: new tokens of one run, all its levels together
+    (default 768 = 3 levels × 256), each level's cap is lowered to its share; ``max_hour_tokens``: new tokens
+    one visitor may generate in any hour (default 6,000 ≈ 8 full runs)."""
+
+    max_prompt_chars: int = CAP_ENV["max_prompt_chars"][1]
+    max_run_tokens: int = CAP_ENV["max_run_tokens"][1]
+    max_hour_tokens: int = CAP_ENV["max_hour_tokens"][1]
+
+    @classmethod
+    def from_env(cls, env: "os._Environ[str] | dict[str, str] | None" = None) -> "ClassCaps":
+        """Caps from ``SPROUT_CLASS_MAX_PROMPT_CHARS``, ``SPROUT_CLASS_MAX_RUN_TOKENS`` and
+        ``SPROUT_CLASS_MAX_HOUR_TOKENS`` (whole numbers ≥ 0; :class:`InputError` naming the variable otherwise)."""
+        env = os.environ if env is None else env
+        values = {}
+        for name, (var, default) in CAP_ENV.items():
+            raw = (env.get(var) or "").strip()
+            try:
+                values[name] = int(raw) if raw else default
+            except ValueError:
+                values[name] = -1
+            if values[name] < 0:
+                raise InputError(f"{var}={raw!r} is not a whole number ≥ 0 (0 turns the cap off; default {default}).")
+        return cls(**values)
+
+    def describe(self) -> str:
+        """One sentence for the page: the caps in force."""
+        def cap(v: int, what: str) -> str:
+            return f"{v:,} {what}" if v else f"no cap on {what}"
+
+        return (f"Class mode: prompts of at most {cap(self.max_prompt_chars, 'characters')}, "
+                f"{cap(self.max_run_tokens, 'new tokens per run')} (all levels together), "
+                f"{cap(self.max_hour_tokens, 'new tokens per visitor and hour')}.")
+
+
+class VisitorLedger:
+    """New tokens each visitor generated in the last ``window_s`` seconds (a sliding hour), process-wide and
+    thread-safe. Keyed by the visitor id, which survives reloads, so a reload does not reset the count."""
+
+    def __init__(self, window_s: float = 3600.0, clock=time.monotonic) -> None:
+        self.window_s, self._clock = window_s, clock
+        self._lock = threading.Lock()
+        self._spent: dict[str, deque[tuple[float, int]]] = {}
+
+    def _trim(self, visitor: str, now: float) -> deque[tuple[float, int]]:
+        q = self._spent.setdefault(visitor, deque())
+        while q and q[0][0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def charge(self, visitor: str, tokens: int) -> None:
+        """Count ``tokens`` new tokens for ``visitor`` now."""
+        if tokens > 0:
+            with self._lock:
+                self._trim(visitor, self._clock()).append((self._clock(), int(tokens)))
+
+    def used(self, visitor: str) -> int:
+        """New tokens ``visitor`` generated within the window."""
+        with self._lock:
+            return sum(t for _, t in self._trim(visitor, self._clock()))
+
+    def free_in_s(self, visitor: str, need: int, budget: int) -> float:
+        """Seconds until ``need`` more tokens fit ``budget`` (0 when they fit now)."""
+        with self._lock:
+            now = self._clock()
+            q = self._trim(visitor, now)
+            over = sum(t for _, t in q) + need - budget
+            if over <= 0:
+                return 0.0
+            for t0, t in q:  # oldest first: each one frees its tokens when it leaves the window
+                over -= t
+                if over <= 0:
+                    return max(0.0, t0 + self.window_s - now)
+            return self.window_s
+
+
+#: the process's ledger (all sessions of one server)
+LEDGER = VisitorLedger()
+
+
+def apply_caps(run: Run, caps: ClassCaps, visitor: str, ledger: VisitorLedger | None = None) -> tuple[Run, list[str]]:
+    """``run`` held to class-mode ``caps`` for ``visitor``: a copy whose levels' token caps fit the run's cap
+    together, and the notes that say what was lowered. :class:`CapError` (nothing is queued) for a prompt over
+    the length cap, or when the visitor's hourly budget cannot fit even one answer of the run. ``ledger``
+    defaults to the process's :data:`LEDGER`."""
+    ledger = LEDGER if ledger is None else ledger
+    notes: list[str] = []
+    if caps.max_prompt_chars and len(run.prompt) > caps.max_prompt_chars:
+        raise CapError(f"In class mode a prompt may have at most {caps.max_prompt_chars:,} characters; this one has "
+                       f"{len(run.prompt):,}. Shorten it (the text stays in the box) — the cap keeps the queue short "
+                       "for everyone.")
+    n = max(1, len(run.directives))
+    asked = run.params.max_new_tokens
+    per = asked
+    if caps.max_run_tokens:
+        per = min(per, max(1, caps.max_run_tokens // n))
+    if caps.max_hour_tokens:
+        left = caps.max_hour_tokens - ledger.used(visitor)
+        if left < n:
+            wait = ledger.free_in_s(visitor, caps.max_run_tokens or asked * n, caps.max_hour_tokens)
+            raise CapError(f"In class mode each visitor may generate {caps.max_hour_tokens:,} new tokens an hour; "
+                           f"you have used {ledger.used(visitor):,}. Try again in about {max(1, round(wait / 60))} min.")
+        if per * n > left:
+            per = max(1, left // n)
+            notes.append(f"Max new tokens lowered to {per:,} per answer: {left:,} of your {caps.max_hour_tokens:,} "
+                         "new tokens this hour are left (class mode).")
+    if per < asked and not notes:
+        notes.append(f"Max new tokens lowered to {per:,} per answer so the run's {n} levels stay within the class's "
+                     f"{caps.max_run_tokens:,} new tokens per run.")
+    if per < asked:
+        run = dataclasses.replace(run, params=dataclasses.replace(run.params, max_new_tokens=per),
+                                  outcomes=[], notes=[*run.notes, *notes], _settled=threading.Event())
+    return run, notes

@@ -493,6 +493,25 @@ def page_link(page: str, label: str, icon: str | None = None, container=None) ->
 # energy and carbon. The run's state lives in a sprout_core.views.playground.PlaygroundRun.
 # ---------------------------------------------------------------------------------------------
 
+def hold_to_caps(run):
+    """In class mode (:func:`shared`): ``(run, notes)`` held to the operator's caps for this visitor
+    (:func:`sprout_core.run.apply_caps`; :class:`~sprout_core.run.CapError` when it cannot run). Locally the
+    run is unchanged."""
+    if not shared():
+        return run, []
+    return run_loop.apply_caps(run, run_loop.ClassCaps.from_env(), visitor_id())
+
+
+def class_caps_line() -> str | None:
+    """The caps in force, for a caption (class mode only; ``None`` locally)."""
+    if not shared():
+        return None
+    try:
+        return run_loop.ClassCaps.from_env().describe()
+    except SproutError as exc:
+        return f"Class-mode caps: {exc}"
+
+
 def current_run(key: str, stop_key: str):
     """The session's run under ``key``; a run the previous script run left mid-answer is marked ``stopped``
     (its Stop button was pressed) or ``cut`` (reload, another page) once its partial answer is recorded."""
@@ -536,7 +555,8 @@ def stream_run(run, lm, meter, settings, stop_key: str, label: str, origin: str 
     show_totals()
     cols = st.columns(n)
     body = cap_line = None
-    events = run_loop.execute(run, lm, meter, settings, label=label)
+    who = visitor_id() if shared() else None  # class mode: the run's tokens count against this visitor's hour
+    events = run_loop.execute(run, lm, meter, settings, label=label, visitor=who, ledger=run_loop.LEDGER)
     try:
         for ev in events:
             if ev.kind == run_loop.WAITING:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -177,7 +178,6 @@ def test_a_signal_during_generate_keeps_the_answer_in_flight(sig, rc, _isolated_
     import signal
     import subprocess
     import sys
-    from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     p = subprocess.Popen([sys.executable, "-c", _CLI], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -198,3 +198,105 @@ def test_a_signal_during_generate_keeps_the_answer_in_flight(sig, rc, _isolated_
     (rec,) = store.read_answers()
     assert rec.level == "L0" and rec.status == "aborted" and rec.partial and rec.origin == "cli"
     assert rec.new_tokens >= 5 and rec.text.startswith("w w w w w")
+
+
+# ---------------------------------------------------------------------------------------------- class-mode caps
+from sprout_core.run import CapError, ClassCaps, VisitorLedger, apply_caps  # noqa: E402
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def _asked(max_new, prompt="short", levels=3):
+    return Run("r", prompt, [d.level for d in LEVELS[:levels]], params=GenerationParams(max_new_tokens=max_new),
+               directives=list(LEVELS[:levels]))
+
+
+def test_caps_from_env_defaults_and_bad_values():
+    assert ClassCaps.from_env({}) == ClassCaps(4000, 768, 6000)
+    assert ClassCaps.from_env({"SPROUT_CLASS_MAX_RUN_TOKENS": "0"}).max_run_tokens == 0
+    with pytest.raises(Exception, match="SPROUT_CLASS_MAX_PROMPT_CHARS"):
+        ClassCaps.from_env({"SPROUT_CLASS_MAX_PROMPT_CHARS": "-3"})
+    assert "768 new tokens per run" in ClassCaps().describe()
+
+
+def test_prompt_over_the_cap_is_refused_before_it_is_queued():
+    with pytest.raises(CapError, match="at most 100 characters; this one has 101"):
+        apply_caps(_asked(64, "x" * 101), ClassCaps(100, 0, 0), "v", VisitorLedger())
+
+
+def test_tokens_per_run_lower_each_level_to_its_share():
+    run, notes = apply_caps(_asked(2048), ClassCaps(0, 768, 0), "v", VisitorLedger())
+    assert run.params.max_new_tokens == 256 and "256 per answer" in notes[0] and run.notes == notes
+    same, none = apply_caps(_asked(100), ClassCaps(0, 768, 0), "v", VisitorLedger())
+    assert same.params.max_new_tokens == 100 and none == []
+
+
+def test_hourly_budget_counts_per_visitor_and_frees_after_an_hour():
+    clock = Clock()
+    ledger = VisitorLedger(clock=clock)
+    caps = ClassCaps(0, 768, 1000)
+    ledger.charge("a", 700)
+    run, notes = apply_caps(_asked(256), caps, "a", ledger)
+    assert run.params.max_new_tokens == 100 and "300 of your 1,000" in notes[0]
+    assert apply_caps(_asked(256), caps, "b", ledger)[0].params.max_new_tokens == 256  # another visitor: untouched
+    ledger.charge("a", 299)
+    with pytest.raises(CapError, match="1,000 new tokens an hour; you have used 999. Try again in about 60 min"):
+        apply_caps(_asked(256), caps, "a", ledger)
+    clock.t += 3601
+    assert ledger.used("a") == 0 and apply_caps(_asked(256), caps, "a", ledger)[0].params.max_new_tokens == 256
+
+
+def test_execute_charges_the_visitor_for_what_was_generated():
+    ledger, lm = VisitorLedger(), FakeLM(tokens=4)
+    list(execute(_run("charged"), lm, NullMeter(), SETTINGS, queue=GenerationQueue(), visitor="v", ledger=ledger))
+    assert ledger.used("v") == 3 * 4 and ledger.used("other") == 0
+
+
+def test_playground_in_class_mode_applies_the_caps_across_a_reload(monkeypatch, tiny_llama2_dir):
+    """AppTest: a prompt over the cap is refused with a message; tokens per run lower Max new tokens; a reload
+    (a new session at the same address) keeps the visitor's hourly count."""
+    from streamlit.testing.v1 import AppTest
+
+    from sprout_core import run as run_mod
+
+    monkeypatch.setenv("SPROUT_MODEL", str(tiny_llama2_dir))
+    monkeypatch.setenv("SPROUT_MODELS", str(tiny_llama2_dir))  # class mode loads only the operator's models
+    monkeypatch.setenv("SPROUT_SHARED", "1")
+    monkeypatch.setenv("SPROUT_CLASS_MAX_PROMPT_CHARS", "40")
+    monkeypatch.setenv("SPROUT_CLASS_MAX_RUN_TOKENS", "6")
+    monkeypatch.setenv("SPROUT_CLASS_MAX_HOUR_TOKENS", "9")
+    monkeypatch.setattr(run_mod, "LEDGER", VisitorLedger())
+    page = str(Path(__file__).resolve().parent.parent / "pages" / "playground.py")
+
+    def ask(at, prompt, max_new=8):
+        at.text_area(key="pg.prompt").input(prompt)
+        at.number_input(key="pg.max_new").set_value(max_new)
+        at.multiselect(key="pg.levels").set_value(["L0", "L1"])
+        at.button(key="pg.run").click().run()
+        assert not at.exception, at.exception
+        return at
+
+    at = AppTest.from_file(page, default_timeout=120).run()
+    assert any("Class mode: prompts of at most 40 characters" in c.value for c in at.caption)
+    ask(at, "x" * 41)
+    assert any("at most 40 characters; this one has 41" in w.value for w in at.warning)
+    ask(at, "what is the capital of france")
+    assert any("lowered to 3 per answer" in i.value for i in at.info)
+    run = at.session_state["pg.results"]
+    assert run.params.max_new_tokens == 3 and run.finished
+    vid = at.session_state["sprout.visitor_id"]
+    assert run_mod.LEDGER.used(vid) == sum(o.result.new_tokens for o in run.outcomes) > 0
+    # a reload: a new session at the same address is the same visitor, with the same count
+    reload = AppTest.from_file(page, default_timeout=120)
+    reload.query_params["visitor"] = vid
+    reload.run()
+    assert reload.session_state["sprout.visitor_id"] == vid
+    run_mod.LEDGER.charge(vid, 9)
+    ask(reload, "what is the capital of france")
+    assert any("9 new tokens an hour" in w.value for w in reload.warning), [w.value for w in reload.warning]
