@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import queue
 import threading
 import time
@@ -62,6 +63,8 @@ LEVEL_HEADER = "x-sprout-level"
 ORIGIN = "gateway"
 #: prompts kept in memory (only with --store-prompts) for the evaluator's sample
 RECENT_PROMPTS = 500
+#: upstream connection pools used in turn (see UpstreamPool)
+SHARDS = int(os.environ.get("SPROUT_GATEWAY_POOLS", "8") or 8)
 
 
 # --------------------------------------------------------------------------- errors
@@ -359,14 +362,42 @@ class Answer:
     task: str | None = None
 
 
+class UpstreamPool:
+    """Several ``httpx.AsyncClient`` s used in turn. httpcore's pool scans its connections once per idle
+    connection each time a request starts or ends (quadratic in the connections), which dominated the
+    gateway's CPU with 32 streams on one pool; a few small pools keep each scan short."""
+
+    def __init__(self, base_url: str, timeout_s: float, shards: int = SHARDS) -> None:
+        t = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
+        self.clients = [httpx.AsyncClient(base_url=base_url, timeout=t,
+                                          limits=httpx.Limits(max_connections=None, max_keepalive_connections=16))
+                        for _ in range(max(1, shards))]
+        self._k = 0
+
+    def _next(self) -> httpx.AsyncClient:
+        self._k = (self._k + 1) % len(self.clients)
+        return self.clients[self._k]
+
+    def build_request(self, *a, **kw) -> httpx.Request:
+        return self.clients[0].build_request(*a, **kw)
+
+    async def send(self, request: httpx.Request, **kw) -> httpx.Response:
+        return await self._next().send(request, **kw)
+
+    async def get(self, *a, **kw) -> httpx.Response:
+        return await self._next().get(*a, **kw)
+
+    async def aclose(self) -> None:
+        for c in self.clients:
+            await c.aclose()
+
+
 def create_app(config: GatewayConfig, clock: Callable[[], float] = time.time, upstream: httpx.AsyncClient | None = None,
                meter=None, evaluator=None, mix=None, classifier=None, prediction_cond=None) -> FastAPI:
     """The gateway app (see the module docstring)."""
     own_client = upstream is None
     base = normalize_base_url(config.upstream)
-    client = upstream or httpx.AsyncClient(
-        base_url=base, timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
+    client = upstream or UpstreamPool(base, config.timeout_s)
     state = GatewayState(config, clock, client, meter, evaluator, mix, classifier)
     if config.policy == "sprout-task" and classifier is not None:
         state.planner.cond = prediction_cond
@@ -522,8 +553,6 @@ def _setup_meter(state: GatewayState) -> None:
 
 
 def _auth(state: GatewayState) -> dict[str, str]:
-    import os
-
     key = os.environ.get(state.cfg.api_key_env or "")
     return {"Authorization": f"Bearer {key}"} if key else {}
 
