@@ -21,15 +21,31 @@ which evens out over requests longer than a few updates.
 readings (tests, docs); :class:`AttributedMeter` applies it live for the app: its windows are used
 exactly like an ordinary meter's, plus :meth:`AttributedWindow.add_tokens` as tokens arrive.
 
+**Across processes** (issue 20.5): several Sprout processes (two CLI runs, the app and a CLI run) that
+stream from one local server each read the same server counter, so each alone would give its requests the
+whole interval. A :class:`ServerLedger` — a small JSON file per server under the state folder, behind a
+``filelock`` lock — lists every process's requests in flight with their token rate (tokens/s over its
+last interval). Each process keeps of an interval's energy E only ``E × own tokens / (own tokens + the
+other processes' rate × interval)`` (or by requests in flight when no tokens were produced) and splits
+that among its own requests by the rule above; the rest is the others' (:attr:`AttributedMeter.foreign_j`).
+The parts of all processes then add up to what the server used, to the accuracy of the rates: the
+cross-process share is an **estimate** (the reading is flagged :data:`FLAG_CROSS_PROCESS`, and its source
+says so), even when the counter itself is a measurement.
+
 Units: J, W, s.
 """
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import threading
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+import filelock
 
 from sprout_core.energy.base import (
     FLAG_METER_ERROR,
@@ -41,6 +57,70 @@ from sprout_core.energy.base import (
     EnergyWindow,
     Sample,
 )
+
+#: reading flag: part of the energy went to requests of other processes, their share estimated from token rates
+FLAG_CROSS_PROCESS = "cross-process-share-estimated"
+
+
+class ServerLedger:
+    """The requests in flight on one server, of every process that meters it (a JSON file under a lock).
+
+    ``path``: the ledger file (one per server; ``server_meter`` puts it in ``<state>/serving``);
+    ``owner``: this process's key (default ``pid:<pid>``; tests give two owners in one process).
+    Entries not refreshed for :attr:`stale_s` seconds, or of a process that has exited, are dropped, so a
+    killed process never holds a share. I/O errors are counted in :attr:`errors` and leave the split to
+    this process alone (as without a ledger)."""
+
+    stale_s = 5.0
+
+    def __init__(self, path: Path | str, owner: str | None = None, lock_timeout_s: float = 1.0) -> None:
+        self.path = Path(path)
+        self.owner = owner or f"pid:{os.getpid()}"
+        self._lock = filelock.FileLock(str(self.path) + ".lock", timeout=lock_timeout_s)
+        self.errors = 0
+        self._last: tuple[int, float] = (0, 0.0)
+
+    def _read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            return {}  # a torn or foreign file: start afresh
+        return data if isinstance(data, dict) else {}
+
+    def exchange(self, rates: Mapping[Hashable, float]) -> tuple[int, float]:
+        """Publish this owner's requests in flight (id → tokens/s; empty: none) and return the other owners'
+        ``(requests in flight, Σ tokens/s)``."""
+        now = time.time()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                data = self._read()
+                others = {k: v for k, v in data.items() if k != self.owner and isinstance(v, dict)
+                          and now - float(v.get("t", 0)) < self.stale_s and _pid_alive(v.get("pid"))}
+                if rates:
+                    others[self.owner] = {"t": now, "pid": os.getpid(),
+                                          "requests": {str(k): max(0.0, float(r)) for k, r in rates.items()}}
+                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_text(json.dumps(others), encoding="utf-8")
+                os.replace(tmp, self.path)
+                others.pop(self.owner, None)
+        except (OSError, ValueError, TypeError, filelock.Timeout):
+            self.errors += 1
+            return self._last
+        reqs = [r for v in others.values() for r in (v.get("requests") or {}).values()]
+        self._last = (len(reqs), float(sum(reqs)))
+        return self._last
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        import psutil
+
+        return pid is not None and psutil.pid_exists(int(pid))
+    except (ImportError, ValueError, TypeError):
+        return True
 
 
 def split_interval(energy_j: float, tokens: Mapping[Hashable, int]) -> dict[Hashable, float]:
@@ -115,8 +195,9 @@ class _Request:
     energy_j: float = 0.0
     effective_s: float = 0.0   # Σ interval length × share (for the ± W × s uncertainty)
     last_power_w: float | None = None
-    peers: int = 1             # most requests in flight together
+    peers: int = 1             # most requests in flight together (all processes)
     t_end: float | None = None
+    foreign: bool = False      # shared an interval with another process's request (share estimated)
 
 
 class _Feed:
@@ -139,7 +220,7 @@ class AttributedMeter(EnergyMeter):
     share one instance per device among all sessions, or overlaps go unseen.
     """
 
-    def __init__(self, inner: EnergyMeter, sampler=None) -> None:
+    def __init__(self, inner: EnergyMeter, sampler=None, ledger: ServerLedger | None = None) -> None:
         super().__init__(inner.device)
         self.inner = inner
         self.name = inner.name
@@ -160,6 +241,11 @@ class AttributedMeter(EnergyMeter):
         #: J split among requests so far, and J read while no request was in flight (not attributed)
         self.attributed_j = 0.0
         self.idle_j = 0.0
+        #: the requests in flight of every process metering the same server (None: this process alone)
+        self.shared_ledger = ledger
+        #: J left to other processes' requests (their share of intervals this process read)
+        self.foreign_j = 0.0
+        self._rates: dict[int, float] = {}
         self.errors = 0
 
     def __getattr__(self, name: str):
@@ -234,19 +320,34 @@ class AttributedMeter(EnergyMeter):
         dt = s.t - t0
         self._last = (s.t, cum[0], cum[1])
         live = list(self._active.values())
+        total_tok = sum(r.pending for r in live)
+        foreign_n, foreign_rate = 0, 0.0
+        if self.shared_ledger is not None:
+            self._rates = {r.id: (r.pending / dt if dt > 0 else 0.0) for r in live}
+            foreign_n, foreign_rate = self.shared_ledger.exchange(self._rates)
         if not live:
-            self.idle_j += e
+            if foreign_n:
+                self.foreign_j += e
+            else:
+                self.idle_j += e
             return
+        own = 1.0
+        if foreign_n:
+            foreign_tok = foreign_rate * dt
+            own = (total_tok / (total_tok + foreign_tok) if total_tok + foreign_tok > 0 else
+                   len(live) / (len(live) + foreign_n))
+            self.foreign_j += e * (1.0 - own)
+            e *= own
         self.attributed_j += e
         parts = split_interval(e, {r.id: r.pending for r in live})
-        total_tok = sum(r.pending for r in live)
         for r in live:
             part = parts[r.id]
-            share = (r.pending / total_tok) if total_tok else 1.0 / len(live)
+            share = ((r.pending / total_tok) if total_tok else 1.0 / len(live)) * own
             r.energy_j += part
             r.effective_s += dt * share
             r.last_power_w = part / dt if dt > 0 else r.last_power_w
-            r.peers = max(r.peers, len(live))
+            r.peers = max(r.peers, len(live) + foreign_n)
+            r.foreign = r.foreign or bool(foreign_n)
             r.pending = 0
 
     def _start(self) -> _Request:
@@ -257,6 +358,9 @@ class AttributedMeter(EnergyMeter):
                 r = _Request(next(self._ids), s.t)
                 self._active[r.id] = r
                 first = len(self._active) == 1
+                if self.shared_ledger is not None:  # the others count it from now on
+                    self._rates[r.id] = 0.0
+                    self.shared_ledger.exchange(self._rates)
             if first:
                 self._get_sampler().subscribe(self._feed)
         return r
@@ -278,6 +382,9 @@ class AttributedMeter(EnergyMeter):
                 finally:
                     self._active.pop(r.id, None)
                     last = not self._active
+                    if self.shared_ledger is not None:
+                        self._rates.pop(r.id, None)
+                        self.shared_ledger.exchange(self._rates)  # never raises (errors are counted)
             if last:
                 self._get_sampler().unsubscribe(self._feed)
 
@@ -326,6 +433,8 @@ class AttributedWindow(EnergyWindow):
         flags = list(led.base_flags)
         if r.peers > 1:
             flags.append(FLAG_SHARED)
+        if r.foreign:
+            flags.append(FLAG_CROSS_PROCESS)
         if led.counter_period_s and dur < led.counter_period_s:
             flags.append(FLAG_SHORT_WINDOW)
         parts = []
@@ -334,6 +443,9 @@ class AttributedWindow(EnergyWindow):
         if led.power_uncertainty_w is not None:
             parts.append(led.power_uncertainty_w * r.effective_s)
         src = led.describe() + (f"; overlapped with up to {r.peers - 1} other request(s)" if r.peers > 1 else "")
+        if r.foreign:
+            src += ("; some of them in other processes on the same server: this request's share of those intervals "
+                    "is estimated from their token rates (docs/serving.md)")
         self.reading = EnergyReading(r.energy_j, led.method, src, dur, r.energy_j / dur if dur > 0 else None,
                                      max(parts) if parts else None, flags)
         return None

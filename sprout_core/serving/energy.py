@@ -13,6 +13,10 @@ here, CPU only, no RAPL                     CPU time of the *server's* processes
 here, but its process cannot be found       none, with what to set                           ``n/a``
 ==========================================  ===============================================  ==========================
 
+Several Sprout processes metering one local server share a :class:`~sprout_core.energy.attribution.ServerLedger`
+(:func:`server_ledger`), so their requests' energies add up to what the server used (the cross-process
+share is an estimate from token rates, flagged so).
+
 The server's process is ``SPROUT_SERVER_PID`` or the one listening on the URL's port (psutil);
 its children count too (vLLM runs the engine in a child process). The result is always an
 :class:`~sprout_core.energy.AttributedMeter`, so overlapping requests split the energy by tokens.
@@ -20,10 +24,12 @@ Each meter's :attr:`notes` say why the other sources were not used.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from sprout_core.energy import AttributedMeter, EnergyMeter, NullMeter, detect_meter, resolve_cpu_model
+from sprout_core.energy.attribution import ServerLedger
 from sprout_core.energy.base import FLAG_REMOTE
 from sprout_core.energy.cpu import CpuTdpMeter
 from sprout_core.energy.process import ProcessCpuClock, ProcessNotFoundError, pid_listening_on, process_label
@@ -54,8 +60,25 @@ def server_meter(cfg: ServerConfig, *, prefer: str | None = None, local: bool | 
     ``prefer``: a backend name as in :func:`sprout_core.energy.detect_meter` (``none`` switches off);
     ``local``: override the host check; ``nvml_module``/``powercap_root``/``pid_finder``: for tests.
     """
-    return AttributedMeter(_inner_meter(cfg, prefer, local, nvml_module, powercap_root, cpu_model, per_core_w, tdp_w,
-                                        cores, allow_estimate, pid_finder))
+    inner = _inner_meter(cfg, prefer, local, nvml_module, powercap_root, cpu_model, per_core_w, tdp_w, cores,
+                         allow_estimate, pid_finder)
+    return AttributedMeter(inner, ledger=server_ledger(cfg) if inner.available else None)
+
+
+def server_ledger(cfg: ServerConfig) -> ServerLedger | None:
+    """The cross-process ledger of ``cfg``'s server (``<state>/serving/ledger-<host>-<port>.json``): every
+    Sprout process metering the server lists its requests in flight there, so their energies add up to
+    what the server used (:mod:`sprout_core.energy.attribution`). ``None`` when the state folder is unusable
+    (then each process splits alone, as before)."""
+    from sprout_core.errors import StoreError
+    from sprout_core.paths import state_dir
+
+    try:
+        folder = state_dir(create=True) / "serving"
+    except StoreError:
+        return None
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", cfg.host) or "server"
+    return ServerLedger(folder / f"ledger-{host}-{cfg.port}.json")
 
 
 def _inner_meter(cfg, prefer, local, nvml_module, powercap_root, cpu_model, per_core_w, tdp_w, cores, allow_estimate,
