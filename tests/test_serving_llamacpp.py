@@ -77,6 +77,34 @@ def test_streams_every_level_with_its_directive(srv):
     assert again.text == l2[0].text
 
 
+def test_both_backends_read_the_same_prompt_and_decode_alike(srv, embedded_lm):
+    """llama.cpp in process reads exactly the text and token ids transformers reads (the GGUF's template rendered
+    by Sprout), and both llama.cpp paths decode with transformers' settings, not llama.cpp's defaults."""
+    from sprout_core.directives import build_messages
+    from sprout_core.serving.base import llama_cpp_sampling
+    from sprout_core.serving.client import ServerStream
+    from sprout_core.serving.llamacpp import LlamaCppModel
+
+    lm = LlamaCppModel.load_embedded(threads=1)
+    tok = embedded_lm.tokenizer
+    dset = load_directive_set("smollm2")
+    for prompt in [PROMPT, *long_answer_prompts(3), "Line one.\n\n  Line two: `code` — ünïcode 😀"]:
+        for placement in ("user", "system"):
+            for d in dset.levels:
+                m = build_messages(prompt, d, placement)
+                text = tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                assert lm.render_prompt(m) == text
+                assert lm.prompt_ids(m) == tok(text, add_special_tokens=False)["input_ids"]
+    greedy = llama_cpp_sampling(GenerationParams())
+    assert greedy["temperature"] == 0.0 and greedy["repeat_penalty"] == 1.0 and greedy["min_p"] == 0.0
+    sampled = llama_cpp_sampling(GenerationParams(do_sample=True, temperature=0.7, top_p=0.9, seed=5))
+    assert sampled["top_k"] == 0 and sampled["seed"] == 5 and sampled["repeat_penalty"] == 1.0
+    # the server started here is llama.cpp's: its request names every sampling field (its default repeat penalty is 1.1)
+    assert srv.engine == "llama.cpp"
+    body = ServerStream(srv, PROMPT, dset.get("L2"), GenerationParams()).request_body()
+    assert body["repeat_penalty"] == 1.0 and body["temperature"] == 0.0 and body["min_p"] == 0.0
+
+
 def test_cli_generate_through_the_server(server, capsys):
     rc = cli.main(["generate", "--server-url", server.base_url, "--prompt", PROMPT, "--levels", "L0,L2",
                    "--max-new-tokens", "24", "--ci", "300", "--json"])

@@ -33,7 +33,7 @@ from sprout_core.directives import Directive, Placement, config_for_model
 from sprout_core.errors import ServerError
 from sprout_core.generation import GenerationParams, StreamChunk
 from sprout_core.models import ModelInfo
-from sprout_core.serving.base import ChatStream
+from sprout_core.serving.base import ChatStream, llama_cpp_sampling
 from sprout_core.serving.config import (  # noqa: F401 - re-exported: the client's public names stay importable here
     DEFAULT_TOTAL_TIMEOUT_S,
     ENERGY_MODES,
@@ -238,6 +238,8 @@ class ServerModel:
     needs_lock: bool = False
     _meters: dict = field(default_factory=dict, repr=False)
     _meter_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: ``llama.cpp`` when the server is llama.cpp's (its sampling defaults are then overridden), else ""
+    engine: str = ""
 
     @classmethod
     def connect(cls, cfg: ServerConfig) -> "ServerModel":
@@ -260,7 +262,9 @@ class ServerModel:
         info = ModelInfo(name=name, kind="server", path=cfg.base_url, device=f"server:{cfg.address}", dtype="server-side",
                          threads=0, load_s=took, converted=False, context_len=int(ctx), params_m=None,
                          placement=dcfg.placement, directive_set=dcfg.directive_set, gpu_name=None)
-        return cls(replace(cfg, model=name), info, served)
+        # llama-cpp-python's server lists its models as owned by "me", llama.cpp's own llama-server by "llamacpp"
+        engine = "llama.cpp" if str(entry.get("owned_by", "")).lower() in ("me", "llamacpp") else ""
+        return cls(replace(cfg, model=name), info, served, engine=engine)
 
     def open_stream(self, prompt: str, directive: Directive, params: GenerationParams,
                     placement: Placement | None = None) -> "ServerStream":
@@ -311,6 +315,8 @@ class ServerStream(ChatStream):
                 body["seed"] = int(p.seed)
         else:
             body.update(temperature=0.0, top_p=1.0, seed=0)
+        if self.server.engine == "llama.cpp":  # its own defaults (repeat penalty 1.1 …) would change the answers
+            body.update(llama_cpp_sampling(p))
         return body
 
     def __iter__(self) -> Iterator[StreamChunk]:

@@ -28,7 +28,7 @@ from sprout_core.directives import Directive, Placement, config_for_model
 from sprout_core.errors import ModelError, ServerError
 from sprout_core.generation import GENERATION_LOCK, GenerationParams, PromptError, StreamChunk
 from sprout_core.models import EMBEDDED_NAME, ModelInfo, default_threads, embedded_gguf_path
-from sprout_core.serving.base import ChatStream
+from sprout_core.serving.base import ChatStream, llama_cpp_sampling
 from sprout_core.serving.sse import finish_reason
 
 #: the model name the local server serves the embedded model under
@@ -88,21 +88,36 @@ class LlamaCppModel:
                     placement: Placement | None = None) -> "LlamaCppStream":
         return LlamaCppStream(self, prompt, directive, params, placement)
 
+    def render_prompt(self, messages: list[dict[str, str]]) -> str | None:
+        """The prompt text for ``messages`` under the GGUF's chat template, rendered by Sprout with the same
+        Jinja settings as transformers' ``apply_chat_template`` (sandboxed, ``trim_blocks``, ``lstrip_blocks``,
+        generation prompt added); the embedded GGUF's template is the one the transformers path uses, so both
+        backends read the same text (tests/test_serving_llamacpp.py checks it token for token). None when the
+        GGUF has no template."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        tmpl = self.llm.metadata.get("tokenizer.chat_template")
+        if not tmpl:
+            return None
+        vocab = self.llm._model  # noqa: SLF001 - the token texts for the template
+        eos = vocab.token_get_text(self.llm.token_eos())
+        bos = vocab.token_get_text(self.llm.token_bos())
+        return Jinja2ChatFormatter(tmpl, eos_token=eos, bos_token=bos, add_generation_prompt=True)(messages=messages).prompt
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int] | None:
+        """Token ids of :meth:`render_prompt` (special tokens parsed, no BOS added: the template writes its own)."""
+        try:
+            text = self.render_prompt(messages)
+            if text is None:
+                return None
+            return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        except Exception:  # noqa: BLE001 - a prompt we cannot render here goes to llama.cpp's own chat handler
+            return None
+
     def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int | None:
         """Tokens of ``messages`` under the GGUF's chat template (None if the template cannot be applied here)."""
-        try:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-            tmpl = self.llm.metadata.get("tokenizer.chat_template")
-            if not tmpl:
-                return None
-            vocab = self.llm._model  # noqa: SLF001 - the token texts for the template
-            eos = vocab.token_get_text(self.llm.token_eos())
-            bos = vocab.token_get_text(self.llm.token_bos())
-            text = Jinja2ChatFormatter(tmpl, eos_token=eos, bos_token=bos)(messages=messages).prompt
-            return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-        except Exception:  # noqa: BLE001 - a count we cannot make is None, never a guess
-            return None
+        ids = self.prompt_ids(messages)
+        return None if ids is None else len(ids)
 
 
 class LlamaCppStream(ChatStream):
@@ -113,7 +128,8 @@ class LlamaCppStream(ChatStream):
     def __init__(self, lm: LlamaCppModel, prompt: str, directive: Directive, params: GenerationParams,
                  placement: Placement | None = None):
         super().__init__(lm, prompt, directive, params, placement)
-        n = lm.count_prompt_tokens(self.messages)
+        self._ids = lm.prompt_ids(self.messages)
+        n = None if self._ids is None else len(self._ids)
         if n is not None and n >= lm.info.context_len:
             raise PromptError(f"The prompt is {n:,} tokens with its chat template; {lm.info.name} reads at most "
                               f"{lm.info.context_len:,} tokens (prompt + answer). Shorten it.")
@@ -129,13 +145,14 @@ class LlamaCppStream(ChatStream):
         room = lm.info.context_len - (self._prompt_tokens or 0)
         max_new = max(1, min(int(p.max_new_tokens), room))
         res = self.new_result(max_new, self._prompt_tokens, "cpu")
-        kw: dict[str, Any] = dict(messages=self.messages, stream=True, max_tokens=max_new)
-        if p.do_sample:
-            kw.update(temperature=p.temperature, top_p=p.top_p, top_k=0)
-            if p.seed is not None:
-                kw["seed"] = int(p.seed)
-        else:
-            kw.update(temperature=0.0, top_p=1.0, top_k=1)
+        # the prompt Sprout rendered (the transformers path's text and tokens) and transformers' sampling
+        kw: dict[str, Any] = dict(stream=True, max_tokens=max_new, **llama_cpp_sampling(p))
+        if self._ids is not None:
+            kw.update(prompt=self._ids)
+            call = lm.llm.create_completion
+        else:  # no template in the GGUF: llama.cpp's own chat handler
+            kw.update(messages=self.messages)
+            call = lm.llm.create_chat_completion
         pieces: list[str] = []
         count = 0
         finish = None
@@ -145,10 +162,11 @@ class LlamaCppStream(ChatStream):
             it = None
             ended = False
             try:
-                it = lm.llm.create_chat_completion(**kw)
+                it = call(**kw)
                 for ch in it:
                     c0 = (ch.get("choices") or [{}])[0]
-                    text = (c0.get("delta") or {}).get("content") or ""
+                    text = c0.get("text") if "text" in c0 else (c0.get("delta") or {}).get("content")
+                    text = text or ""
                     finish = c0.get("finish_reason") or finish
                     if text:
                         count += 1
