@@ -25,10 +25,13 @@ def traffic() -> None:
         st.info("No gateway traffic yet. Start it with `python -m sprout_core gateway --upstream URL` and send it "
                 "a request; it appears here within 10 s.")
         return
-    m1, m2, m3 = st.columns(3)
+    m1, m2, m3, m4 = st.columns(4)
     ui.note_metric("Requests", f"{t.requests:,}", f"{len(t.hours):,} hour(s)", container=m1)
     ui.note_metric("Carbon", ui.fmt_grams(t.carbon_g), "operational + embodied, as recorded", container=m2)
     ui.note_metric("Saved vs all-L0", ui.fmt_grams(t.saved_g), "counterfactual estimate", container=m3, help=t.note)
+    ui.note_metric("Evaluator (charged)", ui.fmt_grams(t.evaluator_g),
+                   f"net saving {ui.fmt_grams(t.saved_net_g)}", container=m4,
+                   help="The evaluator's answers at every level and the upstream's judgements, as recorded")
     mix = V.mix_chart_data(t)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     colors = style.level_color_map(t.levels)

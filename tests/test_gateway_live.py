@@ -23,6 +23,8 @@ def seed():
                              carbon_operational_g=op, carbon_embodied_g=emb, carbon_total_g=op + emb, origin=origin,
                              run_id=h, model="m")
     store.record_request(level="L0", energy_j=99.0, origin="playground", model="m")  # not gateway traffic
+    store.record_request(level="L1", energy_j=5.0, origin="gateway-evaluator", model="m", carbon_total_g=0.01,
+                         run_id=H1)  # the evaluator's answer: charged, not traffic
 
 
 def test_traffic_by_hour_counts_levels_and_estimates_the_saving():
@@ -36,6 +38,7 @@ def test_traffic_by_hour_counts_levels_and_estimates_the_saving():
     assert h2["counterfactual_l0_g"] == pytest.approx(3 * (10 / 3.6e6 * 100 + 0.002))
     assert h2["saved_g"] == pytest.approx(h2["counterfactual_l0_g"] - h2["carbon_g"]) and h2["saved_g"] > 0
     assert t.saved_g == pytest.approx(t.hours["saved_g"].sum()) and "counterfactual estimate" in t.note
+    assert t.evaluator_g == pytest.approx(0.01) and t.saved_net_g == pytest.approx(t.saved_g - 0.01)
 
 
 def test_unknown_energy_is_na_not_zero():

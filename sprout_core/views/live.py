@@ -19,13 +19,14 @@ import pandas as pd
 from sprout_core import carbon, store
 
 ORIGINS = ("gateway", "gateway:pinned")
+EVALUATOR = "gateway-evaluator"
 COUNTERFACTUAL = ("counterfactual estimate: every request of the hour served at L0, each priced as the gateway's own "
                   "mean L0 request (energy and time) at that hour's intensity, PUE and embodied rate")
 
 
 def gateway_requests(db_path=None, since: str | None = None) -> pd.DataFrame:
-    """The gateway's rows (newest first); ``since``: an ISO date or time (UTC)."""
-    return store.query_requests({"origins": list(ORIGINS), "since": since}, path=db_path)
+    """The gateway's rows (newest first), its evaluator's included; ``since``: an ISO date or time (UTC)."""
+    return store.query_requests({"origins": [*ORIGINS, EVALUATOR], "since": since}, path=db_path)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Traffic:
     carbon_g: float | None
     saved_g: float | None
     note: str
+    evaluator_g: float | None = None   #: the evaluator's answers and upstream judgements (charged), g CO₂e
+    saved_net_g: float | None = None   #: saved minus the evaluator's carbon
 
 
 def _mean(s: pd.Series) -> float | None:
@@ -49,7 +52,12 @@ def traffic_by_hour(df: pd.DataFrame) -> Traffic:
     """The hourly table (see the module docstring) from :func:`gateway_requests`' rows."""
     if df is None or df.empty:
         return Traffic(pd.DataFrame(), (), 0, None, None, COUNTERFACTUAL)
-    d = df.copy()
+    ev = df[df["origin"] == EVALUATOR]
+    evc = pd.to_numeric(ev["carbon_total_g"], errors="coerce")
+    evaluator_g = float(evc.sum()) if len(ev) and evc.notna().all() else (0.0 if not len(ev) else None)
+    d = df[df["origin"] != EVALUATOR].copy()
+    if d.empty:
+        return Traffic(pd.DataFrame(), (), 0, None, None, COUNTERFACTUAL, evaluator_g, None)
     hour = d["hour_utc"] if "hour_utc" in d else d["run_id"]
     d["hour"] = hour.fillna(d["run_id"]).fillna(d["ts_utc"].str.slice(0, 13) + ":00:00Z")
     pin = pd.to_numeric(d["pinned"], errors="coerce").fillna(0) if "pinned" in d else 0
@@ -92,7 +100,8 @@ def traffic_by_hour(df: pd.DataFrame) -> Traffic:
     sv = h["saved_g"]
     saved = float(sv.sum()) if len(sv) and sv.notna().all() else None
     note = COUNTERFACTUAL if e0 is not None else COUNTERFACTUAL + " — n/a: no L0 request with known energy yet"
-    return Traffic(h, levels, int(h["requests"].sum()), total, saved, note)
+    net = saved - evaluator_g if saved is not None and evaluator_g is not None else None
+    return Traffic(h, levels, int(h["requests"].sum()), total, saved, note, evaluator_g, net)
 
 
 def mix_chart_data(t: Traffic) -> pd.DataFrame:
