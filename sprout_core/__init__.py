@@ -7,11 +7,16 @@ Streamlit's own look-ups; ``tests/test_offline.py`` proves nothing leaves the ma
 """
 from __future__ import annotations
 
+import logging
 import os
 
 for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY",
               "DO_NOT_TRACK"):
     os.environ[_name] = "1"  # offline at run time, whatever the environment says
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+#: the library's logger ("sprout.<module>" children): every broad exception handler logs its reason here.
+#: A library stays quiet by default (a NullHandler); ``SPROUT_DEBUG=1`` makes the CLI print it at DEBUG.
+logging.getLogger("sprout").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"

@@ -11,12 +11,15 @@ Unknown energy or intensity gives ``None`` (shown "n/a"), never 0. Carbon-intens
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import numpy as np
 
 from sprout_core import grid
+
+_log = logging.getLogger("sprout.carbon")
 
 J_PER_KWH = 3.6e6
 SECONDS_PER_YEAR = 365 * 24 * 3600  # the Sprout simulator's year (365 d)
@@ -277,6 +280,7 @@ def price_elsewhere(energy_j: float, year: int | None = None, hour: int | None =
             tr = grid.load_trace(zone, y, column)
             ci = tr.mean() if hour is None else float(tr.ci[min(hour, len(tr) - 1)])
         except Exception as exc:  # noqa: BLE001 - one bad zone never hides the others
+            _log.warning("one bad zone never hides the others: %s", exc)
             msgs.append(str(exc))
             continue
         out.append(ZonePrice(zone, y, ci, grams_per_request(kwh(energy_j), 0.0, ci, pue)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -15,6 +16,8 @@ import threading
 import traceback
 
 from sprout_core.errors import SproutError, describe, internal_error_message
+
+_log = logging.getLogger("sprout.cli")
 
 #: command-module names under sprout_core.commands, in help order
 COMMAND_MODULES = ["generate", "optimize", "simulate", "evaluate", "quality", "agreement", "classify", "serve", "grid",
@@ -44,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a bad flag (argparse printed the usage and the message)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     previous = _catch_sigterm()
+    if os.environ.get("SPROUT_DEBUG") and not logging.getLogger("sprout").handlers[1:]:
+        h = logging.StreamHandler(sys.stderr)   # SPROUT_DEBUG=1: the sprout logger's reasons on stderr
+        h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("sprout").addHandler(h)
+        logging.getLogger("sprout").setLevel(logging.DEBUG)
     try:
         return int(args.func(args) or 0)
     except Terminated:
@@ -63,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 1
     except Exception as exc:  # noqa: BLE001 - the boundary: a bug is reported as type and message, not a stack
+        _log.debug("the boundary: a bug is reported as type and message, not a stack: %s", exc, exc_info=True)
         if os.environ.get("SPROUT_DEBUG"):
             traceback.print_exc()
         print(f"error: {internal_error_message(exc)} (set SPROUT_DEBUG=1 to see the traceback)", file=sys.stderr)

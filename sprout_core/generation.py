@@ -29,6 +29,7 @@ concurrent requests itself, so :func:`generation_lock` gives it none.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -39,6 +40,8 @@ from sprout_core import validate
 from sprout_core.directives import Directive, Placement, build_messages
 from sprout_core.errors import InputError
 from sprout_core.models import LoadedModel
+
+_log = logging.getLogger("sprout.generation")
 
 
 @dataclass(frozen=True)
@@ -454,6 +457,7 @@ class GenerationStream:
                     with torch.inference_mode():
                         out["ids"] = lm.model.generate(**gen_kwargs)
                 except BaseException as exc:  # noqa: BLE001 - reported to the caller
+                    _log.debug("reported to the caller: %s", exc, exc_info=True)
                     out["error"] = f"{type(exc).__name__}: {exc}"
                     streamer.end()  # unblock the consumer
 

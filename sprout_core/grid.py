@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import re
 import threading
 import time
@@ -52,6 +53,8 @@ import pandas as pd
 from sprout_core import access, storage
 from sprout_core.errors import DataFileError, InputError, NotAllowedError
 from sprout_core.paths import MissingDataError, public_data_dir, shipped_file, state_dir, user_grid_dir
+
+_log = logging.getLogger("sprout.grid")
 
 #: How to credit the data wherever a trace is shown.
 ATTRIBUTION = "Carbon intensity data: Electricity Maps (ODbL 1.0)"
@@ -124,7 +127,8 @@ def current_visitor() -> str | None:
     """The class-mode visitor whose view the readers give now, or ``None`` for the operator."""
     try:
         v = _visitor_resolver()
-    except Exception:  # noqa: BLE001 - no visitor can be told (e.g. outside a page run): the shared view
+    except Exception as exc:  # noqa: BLE001 - no visitor can be told (e.g. outside a page run): the shared view
+        _log.debug("no visitor can be told (e.g. outside a page run): the shared view: %s", exc)
         v = None
     return None if access.is_operator(v) else v
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import logging
 import re
 import sys
 import traceback
@@ -36,6 +37,8 @@ from sprout_core.style import fmt_energy, fmt_grams, level_color  # noqa: F401 -
 from sprout_core.tasks import classifier as task_clf
 from sprout_core.tasks import views as task_views
 from sprout_core.views import playground as run_views
+
+_log = logging.getLogger("sprout.ui")
 
 # ---------------------------------------------------------------------------------------------
 # Error boundary and safe rendering
@@ -58,6 +61,7 @@ def error_boundary(prefix: str = "", container=None):
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - the page boundary: shown as a message, never a stack
+        _log.debug("the page boundary: shown as a message, never a stack: %s", exc, exc_info=True)
         show_error(exc, prefix, container)
 
 
@@ -178,7 +182,8 @@ def shared() -> bool:
     """Whether this server is shared (class mode): ``SPROUT_SHARED=1`` or listening beyond loopback."""
     try:
         address = st.get_option("server.address")
-    except Exception:  # noqa: BLE001 - outside a server (tests): only the flag counts
+    except Exception as exc:  # noqa: BLE001 - outside a server (tests): only the flag counts
+        _log.warning("outside a server (tests): only the flag counts: %s", exc)
         address = None
     return access.shared_mode(address or "127.0.0.1")
 
@@ -208,7 +213,8 @@ def visitor_id() -> str:
     if vid is None:
         try:
             raw = st.query_params.get(VISITOR_PARAM)
-        except Exception:  # noqa: BLE001 - outside a script run (no query string): a fresh visitor
+        except Exception as exc:  # noqa: BLE001 - outside a script run (no query string): a fresh visitor
+            _log.warning("outside a script run (no query string): a fresh visitor: %s", exc)
             raw = None
         vid = raw if access.valid_visitor_id(raw) else access.new_visitor_id()
         st.session_state[_VISITOR_KEY] = vid
@@ -335,6 +341,7 @@ def get_model():
         with st.spinner(f"Loading {label}… (the first start converts the embedded GGUF file once, ~20 s)"):
             return _cached_model(spec, None, None)
     except Exception as exc:  # noqa: BLE001 - the page boundary: a message, the page goes on
+        _log.debug("the page boundary: a message, the page goes on: %s", exc, exc_info=True)
         show_error(exc, "Could not load the model: ")
         return None
 
@@ -347,6 +354,7 @@ def switch_model(spec: str, device: str | None = None, dtype: str | None = None)
     except SproutError as exc:
         return False, exc.user_message()
     except Exception as exc:  # noqa: BLE001 - the page boundary: a message, the previous model stays
+        _log.warning("the page boundary: a message, the previous model stays: %s", exc)
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         return False, internal_error_message(exc)
     st.session_state[_SPEC_KEY] = spec
@@ -472,6 +480,7 @@ def train_task_classifier(key: str, container=None, disabled: bool = False) -> N
     try:
         task_clf.reference_classifier(progress=lambda d, n: bar.progress(d / n if n else 1.0, text=f"Embedded {d}/{n} prompts"))
     except Exception as exc:  # noqa: BLE001 - training must not break the page or lose results
+        _log.warning("training must not break the page or lose results: %s", exc)
         bar.empty()
         show_error(exc, "Could not train the task classifier: ")
         return

@@ -29,6 +29,7 @@ Units: J, W, s.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,8 @@ from sprout_core.energy.base import (
 )
 from sprout_core.energy.cpu import CPU_PRESETS, CpuPowerModel, CpuTdpMeter, resolve_cpu_model
 from sprout_core.energy.sampler import configure_sampler, get_sampler
+
+_log = logging.getLogger("sprout.energy")
 
 __all__ = [
     "EnergyMeter", "EnergyReading", "EnergyWindow", "NullMeter", "Sample", "detect_meter", "integrate_power",
@@ -127,10 +130,12 @@ def detect_meter(device: str = "cpu", **options: Any) -> EnergyMeter:
             try:
                 return done(nv.NvmlCounterMeter(dev, module, handle, how, float(options.get("counter_period_s", 0.1))))
             except Exception as exc:  # noqa: BLE001 - NVMLError_NotSupported on pre-Volta GPUs
+                _log.warning("NVMLError_NotSupported on pre-Volta GPUs: %s", exc)
                 notes.append(f"NVML energy counter not usable: {exc}")
         try:
             return done(nv.NvmlPowerMeter(dev, module, handle, how))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - NVML power not readable either: fall back to no meter, with the reason
+            _log.warning("NVML power readings not usable: %s", exc)
             notes.append(f"NVML power readings not usable: {exc}")
             return done(NullMeter(dev, "; ".join(notes)))
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import threading
 import time
@@ -57,6 +58,8 @@ from sprout_core.energy.base import (
     EnergyWindow,
     Sample,
 )
+
+_log = logging.getLogger("sprout.energy.attribution")
 
 #: reading flag: part of the energy went to requests of other processes, their share estimated from token rates
 FLAG_CROSS_PROCESS = "cross-process-share-estimated"
@@ -404,6 +407,7 @@ class AttributedWindow(EnergyWindow):
         try:
             self._req = self.ledger._start()
         except Exception as exc:  # noqa: BLE001 - a failing meter never breaks the request
+            _log.warning("a failing meter never breaks the request: %s", exc)
             self._error = f"{type(exc).__name__}: {exc}"
         return self
 
@@ -423,7 +427,8 @@ class AttributedWindow(EnergyWindow):
         if r is not None:
             try:
                 led._end(r)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a failing meter never breaks the request: the reading is n/a with the reason
+                _log.warning("energy meter failed at the window's end; reading n/a: %s", exc)
                 self._error = f"{type(exc).__name__}: {exc}"
         if r is None or self._error is not None:
             self.reading = EnergyReading(None, led.method, f"{led.describe()} — reading failed: {self._error}",

@@ -9,10 +9,13 @@ power samples — lives here once for every backend.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+
+log = logging.getLogger("sprout.energy")
 
 #: method labels (the team's vocabulary; shown next to every figure)
 METHOD_NVML_COUNTER = "measured:nvml-counter"
@@ -30,6 +33,7 @@ FLAG_PROCESS_ONLY = "process-cpu-only"
 FLAG_METER_ERROR = "meter-error"
 FLAG_SHARED = "shared-by-tokens"   # split with overlapping requests on a shared device (attribution.py)
 FLAG_REMOTE = "remote-server"      # a server on another machine: energy not measurable from here
+FLAG_SYNC_FAILED = "sync-failed"   # torch.cuda.synchronize failed: queued GPU work may fall outside the window
 
 
 @dataclass
@@ -135,16 +139,23 @@ class EnergyMeter(ABC):
         """A context manager bracketing one request; ``live`` subscribes to the process sampler."""
         return EnergyWindow(self, live=live)
 
-    def _sync(self) -> None:
-        """Wait for queued device work (``torch.cuda.synchronize`` on CUDA devices)."""
-        if self.device.startswith("cuda"):
-            try:
-                import torch
+    def _sync(self) -> str | None:
+        """Wait for queued device work (``torch.cuda.synchronize`` on CUDA devices). Returns ``None`` when done
+        (or nothing to wait for), else why it failed: the caller flags the reading (:data:`FLAG_SYNC_FAILED`)
+        instead of silently giving a window that misses queued work; the failure is logged."""
+        if not self.device.startswith("cuda"):
+            return None
+        try:
+            import torch
 
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize(self.device)
-            except Exception:  # noqa: BLE001 - metering must never break generation
-                pass
+            if torch.cuda.is_available():
+                torch.cuda.synchronize(self.device)
+        except Exception as exc:  # noqa: BLE001 - metering must never break generation: flagged and logged
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("CUDA synchronize failed on %s (%s): the energy window may miss queued GPU work",
+                        self.device, reason)
+            return reason
+        return None
 
     def _uncertainty(self, energy_j: float | None, duration_s: float) -> float | None:
         if energy_j is None:
@@ -181,6 +192,7 @@ class EnergyWindow:
         self._end: Sample | None = None
         self._subscribed = False
         self._error: str | None = None
+        self._sync_errors: list[str] = []
         self.reading: EnergyReading | None = None
 
     # sampler callback (background thread)
@@ -195,11 +207,12 @@ class EnergyWindow:
         if not m.available:
             self._t0 = time.perf_counter()
             return self
-        m._sync()
+        self._note_sync(m._sync(), "start")
         try:
             self._start = m.sample()
-        except Exception as exc:  # noqa: BLE001 - a failing meter never breaks the request
+        except Exception as exc:  # noqa: BLE001 - a failing meter never breaks the request: n/a, flagged, logged
             self._error = f"{type(exc).__name__}: {exc}"
+            log.warning("energy meter %s failed at the window's start: %s", m.name, self._error)
             self._t0 = time.perf_counter()
             return self
         self._t0 = self._start.t
@@ -210,12 +223,19 @@ class EnergyWindow:
             self._subscribed = True
         return self
 
+    def _note_sync(self, reason: str | None, where: str) -> None:
+        if reason is not None:
+            self._sync_errors.append(f"{where}: {reason}")
+
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             self._close()
         finally:
             if self.reading is not None:
                 self.reading.started_at, self.reading.ended_at = self._wall0, time.time()
+                if self._sync_errors and FLAG_SYNC_FAILED not in self.reading.flags:
+                    self.reading.flags.append(FLAG_SYNC_FAILED)
+                    self.reading.source += f" — CUDA synchronize failed ({'; '.join(self._sync_errors)})"
 
     def _close(self) -> None:
         m = self.meter
@@ -223,7 +243,7 @@ class EnergyWindow:
             dur = time.perf_counter() - self._t0
             self.reading = EnergyReading(None, METHOD_NONE, m.describe(), dur, None, None, [])
             return None
-        m._sync()
+        self._note_sync(m._sync(), "end")
         if self._subscribed:
             from sprout_core.energy.sampler import get_sampler
 
@@ -232,8 +252,9 @@ class EnergyWindow:
         if self._error is None:
             try:
                 end = m.sample()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a failing meter never breaks the request: n/a, flagged, logged
                 self._error = f"{type(exc).__name__}: {exc}"
+                log.warning("energy meter %s failed at the window's end: %s", m.name, self._error)
         if self._error is not None or end is None:
             dur = time.perf_counter() - self._t0
             self.reading = EnergyReading(None, m.method, f"{m.describe()} — reading failed: {self._error}", dur, None,

@@ -18,6 +18,7 @@ index, which differs whenever ``CUDA_VISIBLE_DEVICES`` reorders or hides GPUs.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from sprout_core.energy.base import (
     Sample,
 )
 from sprout_core.errors import EnergyError
+
+_log = logging.getLogger("sprout.energy.nvml")
 
 NVML_POWER_ACCURACY_W = 5.0
 
@@ -108,11 +111,13 @@ def match_handle(nvml: Any, ident: CudaIdentity) -> tuple[Any, str]:
         h = nvml.nvmlDeviceGetHandleByIndex(i)
         try:
             u = normalize_uuid(nvml.nvmlDeviceGetUUID(h))
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a GPU without a readable UUID is matched by PCI bus or index
+            _log.debug("GPU UUID not readable: %s", exc)
             u = None
         try:
             pci = normalize_pci(nvml.nvmlDeviceGetPciInfo(h).busId)
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a GPU without a readable PCI bus id is matched by UUID or index
+            _log.debug("GPU PCI bus id not readable: %s", exc)
             pci = None
         seen.append((h, u, pci))
     if ident.uuid:
@@ -143,13 +148,15 @@ class _NvmlBase(EnergyMeter):
         self._lock = threading.Lock()
         try:
             self.gpu_name = _s(nvml.nvmlDeviceGetName(handle))
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the name is only for display
+            _log.debug("GPU name not readable: %s", exc)
             self.gpu_name = "NVIDIA GPU"
 
     def _power_w(self) -> float | None:
         try:
             return float(self.nvml.nvmlDeviceGetPowerUsage(self.handle)) / 1000.0
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - an unreadable power sample is None (unknown), never 0
+            _log.debug("NVML power sample not readable: %s", exc)
             return None
 
 

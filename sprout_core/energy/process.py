@@ -10,9 +10,12 @@ a TCP port of this machine.
 """
 from __future__ import annotations
 
+import logging
 import threading
 
 from sprout_core.errors import EnergyError
+
+_log = logging.getLogger("sprout.energy.process")
 
 
 class ProcessNotFoundError(EnergyError):
@@ -98,5 +101,6 @@ class ProcessCpuClock:
     def alive(self) -> bool:
         try:
             return self._proc.is_running()
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - psutil missing or the process unreadable: treated as gone
+            _log.debug("process not readable, treated as gone: %s", exc)
             return False

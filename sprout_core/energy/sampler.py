@@ -9,9 +9,12 @@ start and end readings.
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import time
 from typing import Any, Protocol
+
+_log = logging.getLogger("sprout.energy.sampler")
 
 
 class SampledWindow(Protocol):
@@ -87,7 +90,8 @@ class Sampler:
                         seen[key] = w.meter.sample()
                     w._add(seen[key])
                     self.samples_taken += 1
-                except Exception:  # noqa: BLE001 - never let sampling kill the thread
+                except Exception as exc:  # noqa: BLE001 - never let sampling kill the thread
+                    _log.debug("never let sampling kill the thread: %s", exc)
                     self.errors += 1
             delay = next_t - time.perf_counter()
             if delay < 0:  # fell behind (slow read or busy GIL): do not burst to catch up

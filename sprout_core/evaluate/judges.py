@@ -20,6 +20,7 @@ Every judge returns :class:`Verdict` records.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
@@ -32,6 +33,8 @@ from typing import Callable, Mapping, Sequence
 
 from sprout_core.errors import InputError, SproutError, UnknownNameError
 from sprout_core.paths import project_data_dir
+
+_log = logging.getLogger("sprout.evaluate.judges")
 
 #: the embedded 135M model can run the LLM judge only mechanically
 WEAK_JUDGE_NOTE = "too weak to trust: a 135M-parameter model cannot judge answer quality"
@@ -329,6 +332,7 @@ def judge_llm(
         except JudgeStopError:
             raise
         except Exception as exc:  # noqa: BLE001 - a backend failure is an invalid verdict, not a crash
+            _log.warning("a backend failure is an invalid verdict, not a crash: %s", exc)
             reply, err = "", f"{type(exc).__name__}: {exc}"
         dt = time.perf_counter() - t0
         energy = getattr(chat, "last_energy", None)
@@ -443,7 +447,8 @@ def _error_body(exc) -> str:
     """The error message of an HTTP error's JSON body (``error.message``), else its first 200 bytes."""
     try:
         raw = exc.read()[:2000]
-    except Exception:  # noqa: BLE001 - a body that cannot be read: the status says enough
+    except Exception as exc:  # noqa: BLE001 - a body that cannot be read: the status says enough
+        _log.warning("a body that cannot be read: the status says enough: %s", exc)
         return ""
     try:
         doc = json.loads(raw.decode("utf-8", "replace"))

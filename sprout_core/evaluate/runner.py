@@ -21,6 +21,7 @@ thread never calls streamlit.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -57,6 +58,8 @@ from sprout_core.evaluate.judges import (
 from sprout_core.evaluate.prompts import PromptItem, load_prompt_set, sample_representative, sample_stratified
 from sprout_core.generation import GenerationParams
 from sprout_core.metered import default_settings, metered_generate
+
+_log = logging.getLogger("sprout.evaluate.runner")
 
 #: answer_fn(prompt_text, level) -> the answer's flat record (:meth:`sprout_core.metered.MeteredOutcome.to_row`:
 #: text, prompt_tokens, new_tokens, ttft_s, total_s, finish_reason, directive, energy_j (J or None),
@@ -131,6 +134,7 @@ def make_answer_fn(lm, directive_set=None, max_new_tokens: int = 256, meter=None
         try:
             meter = meter_for(lm)
         except Exception as exc:  # noqa: BLE001 - no meter: energy is n/a, never 0
+            _log.warning("no meter: energy is n/a, never 0: %s", exc)
             meter = NullMeter(lm.info.device, reason=f"no meter could be opened ({exc})")
     if settings is None:
         settings, _ = default_settings()
@@ -165,6 +169,7 @@ def make_judge_chat(spec: JudgeSpec, lm=None) -> ChatFn | None:
     try:
         meter = meter_for(lm)
     except Exception as exc:  # noqa: BLE001 - no meter: the judging energy is n/a, never 0
+        _log.warning("no meter: the judging energy is n/a, never 0: %s", exc)
         meter = NullMeter(getattr(lm.info, "device", "cpu"), reason=f"no meter could be opened ({exc})")
     return MeteredChat(LocalChat(lm), meter)  # each pass's judging energy is kept on its verdict
 
@@ -512,6 +517,7 @@ class EvaluationJob:
         except SproutError as exc:  # a message a person can act on; stored answers are kept
             self._fail(exc.user_message())
         except Exception as exc:  # noqa: BLE001 - a bug: the page shows type and message, the console the stack
+            _log.warning("a bug: the page shows type and message, the console the stack: %s", exc)
             traceback.print_exc()
             self._fail(internal_error_message(exc))
 

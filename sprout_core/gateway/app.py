@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import queue
 import threading
@@ -58,6 +59,8 @@ from sprout_core.record import AnswerRecord
 from sprout_core.serving.client import normalize_base_url
 from sprout_core.serving.sse import ChunkFormatError, SSEParser, parse_chunk
 from sprout_core.serving.sse import finish_reason as sse_finish
+
+_log = logging.getLogger("sprout.gateway.app")
 
 LEVEL_HEADER = "x-sprout-level"
 ORIGIN = "gateway"
@@ -536,6 +539,7 @@ def _setup_meter(state: GatewayState) -> None:
                                           gpu_indices=parse_indices(os.environ.get(ENV_GPUS)),
                                           pid=int(pid) if pid.isdigit() else None))
         except Exception as exc:  # noqa: BLE001 - metering is optional; say why
+            _log.warning("metering is optional; say why: %s", exc)
             state.meter_note = f"no meter for the upstream ({type(exc).__name__}: {exc})"
             m = None
         if m is not None and m.available:

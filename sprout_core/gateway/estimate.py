@@ -7,9 +7,12 @@ the reason for a model outside the list. It runs offline (its model list ships w
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sprout_core.carbon import J_PER_KWH
+
+_log = logging.getLogger("sprout.gateway.estimate")
 
 #: providers EcoLogits knows, tried in order when the operator does not name one
 PROVIDERS = ("openai", "anthropic", "mistralai", "google_genai", "cohere", "huggingface_hub")
@@ -51,7 +54,8 @@ def ecologits_energy(model: str, output_tokens: int, latency_s: float, provider:
     for prov in tried:
         try:
             imp = llm_impacts(prov, model, max(0, int(output_tokens)), max(1e-3, float(latency_s)))
-        except Exception:  # noqa: BLE001 - an unknown provider or model: try the next
+        except Exception as exc:  # noqa: BLE001 - an unknown provider or model: try the next
+            _log.debug("an unknown provider or model: try the next: %s", exc)
             continue
         if getattr(imp, "errors", None) or getattr(imp, "energy", None) is None:
             continue

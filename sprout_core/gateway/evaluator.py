@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ import numpy as np
 
 from sprout_core.errors import InputError
 from sprout_core.gateway.intensity import hour_start_iso
+
+_log = logging.getLogger("sprout.gateway.evaluator")
 
 ORIGIN = "gateway-evaluator"
 
@@ -122,6 +125,7 @@ def live_evaluator(cfg, complete):
                     continue
                 rows.append((task, c))
         except Exception as exc:  # noqa: BLE001 - a failed run keeps the previous q and says why
+            _log.warning("a failed run keeps the previous q and says why: %s", exc)
             state.evaluator_last = {"due_at_hour": started, "status": f"failed: {type(exc).__name__}: {exc}"}
             return
         if not rows:

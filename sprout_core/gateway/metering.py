@@ -11,10 +11,13 @@ polling; the next call reads synchronously once, so idle energy is never given t
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from sprout_core.energy.base import EnergyMeter, Sample
+
+_log = logging.getLogger("sprout.gateway.metering")
 
 
 class PolledMeter(EnergyMeter):
@@ -51,7 +54,8 @@ class PolledMeter(EnergyMeter):
                     return
             try:
                 self._read()
-            except Exception:  # noqa: BLE001 - a failed read keeps the last one; the next try may work
+            except Exception as exc:  # noqa: BLE001 - a failed read keeps the last one; the next try may work
+                _log.debug("a failed read keeps the last one; the next try may work: %s", exc)
                 continue
 
     def sample(self) -> Sample:

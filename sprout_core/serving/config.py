@@ -7,12 +7,15 @@ Its own module so that :mod:`sprout_core.serving.client` (which streams from the
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import socket
 import urllib.parse
 from dataclasses import dataclass
 
 from sprout_core.errors import InputError
+
+_log = logging.getLogger("sprout.serving.config")
 
 #: environment variables of the server backend
 ENV_URL = "SPROUT_SERVER_URL"
@@ -185,7 +188,8 @@ def _own_addresses() -> set[str]:
 
         for addrs in psutil.net_if_addrs().values():
             out.update(a.address.split("%")[0] for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6))
-    except Exception:  # noqa: BLE001 - psutil missing or restricted: fall back to the host name
+    except Exception as exc:  # noqa: BLE001 - psutil missing or restricted: fall back to the host name
+        _log.debug("psutil missing or restricted: fall back to the host name: %s", exc)
         pass
     try:
         out.update(ai[4][0] for ai in socket.getaddrinfo(socket.gethostname(), None))

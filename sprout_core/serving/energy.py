@@ -24,6 +24,7 @@ Each meter's :attr:`notes` say why the other sources were not used.
 """
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from sprout_core.energy.base import FLAG_REMOTE
 from sprout_core.energy.cpu import CpuTdpMeter
 from sprout_core.energy.process import ProcessCpuClock, ProcessNotFoundError, pid_listening_on, process_label
 from sprout_core.serving.config import ENV_GPUS, ENV_PID, ServerConfig, is_local_host
+
+_log = logging.getLogger("sprout.serving.energy")
 
 
 class RemoteServerMeter(NullMeter):
@@ -102,6 +105,7 @@ def _inner_meter(cfg, prefer, local, nvml_module, powercap_root, cpu_model, per_
         try:
             pid = pid_finder(cfg.port)
         except Exception as exc:  # noqa: BLE001 - psutil restrictions: say so, keep going
+            _log.warning("psutil restrictions: say so, keep going: %s", exc)
             notes.append(f"could not look up the process on port {cfg.port}: {exc}")
         if pid is None:
             notes.append(f"no process of this user listens on port {cfg.port}")
@@ -144,7 +148,8 @@ def _process_tree(pid: int) -> set[int]:
 
         p = psutil.Process(pid)
         return {pid} | {c.pid for c in p.children(recursive=True)}
-    except Exception:  # noqa: BLE001 - gone or unreadable: just the pid
+    except Exception as exc:  # noqa: BLE001 - gone or unreadable: just the pid
+        _log.warning("gone or unreadable: just the pid: %s", exc)
         return {pid}
 
 
@@ -158,6 +163,7 @@ def _gpus_of(pids: set[int], nvml_module: Any) -> tuple[list[int], str | None]:
         module = nv.load_nvml(nvml_module)
         count = int(module.nvmlDeviceGetCount())
     except Exception as exc:  # noqa: BLE001 - no NVIDIA driver: a CPU machine
+        _log.warning("no NVIDIA driver: a CPU machine: %s", exc)
         return [], f"no NVIDIA GPU readable ({exc}): treating the server as CPU-only"
     if count == 0:
         return [], "NVML sees no GPU: treating the server as CPU-only"
@@ -168,7 +174,8 @@ def _gpus_of(pids: set[int], nvml_module: Any) -> tuple[list[int], str | None]:
         for fn in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
             try:
                 procs += list(getattr(module, fn)(h))
-            except Exception:  # noqa: BLE001 - not supported on this GPU/driver
+            except Exception as exc:  # noqa: BLE001 - not supported on this GPU/driver
+                _log.warning("not supported on this GPU/driver: %s", exc)
                 continue
         gpids = {int(getattr(p, "pid", -1)) for p in procs}
         if gpids & pids:
@@ -189,5 +196,6 @@ def _pid_visible(pid: int) -> bool:
         import psutil
 
         return psutil.pid_exists(pid)
-    except Exception:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - psutil missing or restricted: the process counts as gone
+        _log.warning("process not readable, treated as gone: %s", exc)
         return False

@@ -14,6 +14,7 @@ transformers stays the default: it needs no compiler.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import socket
 import subprocess
@@ -30,6 +31,8 @@ from sprout_core.generation import GENERATION_LOCK, GenerationParams, PromptErro
 from sprout_core.models import EMBEDDED_NAME, ModelInfo, default_threads, embedded_gguf_path
 from sprout_core.serving.base import ChatStream, llama_cpp_sampling
 from sprout_core.serving.sse import finish_reason
+
+_log = logging.getLogger("sprout.serving.llamacpp")
 
 #: the model name the local server serves the embedded model under
 EMBEDDED_ALIAS = "smollm2-135m-instruct"
@@ -77,7 +80,8 @@ class LlamaCppModel:
         cfg = config_for_model(EMBEDDED_NAME)
         try:
             params_m = llm._model.n_params() / 1e6  # noqa: SLF001 - llama.cpp's own count of the GGUF's weights
-        except Exception:  # noqa: BLE001 - unknown is None, never a guess
+        except Exception as exc:  # noqa: BLE001 - unknown is None, never a guess
+            _log.debug("unknown is None, never a guess: %s", exc)
             params_m = None
         info = ModelInfo(name=EMBEDDED_NAME, kind="embedded", path=str(path), device="cpu", dtype="Q4_1 (GGUF)",
                          threads=n, load_s=time.perf_counter() - t0, converted=False, context_len=n_ctx,
@@ -111,7 +115,8 @@ class LlamaCppModel:
             if text is None:
                 return None
             return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-        except Exception:  # noqa: BLE001 - a prompt we cannot render here goes to llama.cpp's own chat handler
+        except Exception as exc:  # noqa: BLE001 - a prompt we cannot render here goes to llama.cpp's own chat handler
+            _log.warning("a prompt we cannot render here goes to llama.cpp's own chat handler: %s", exc)
             return None
 
     def count_prompt_tokens(self, messages: list[dict[str, str]]) -> int | None:
@@ -178,6 +183,7 @@ class LlamaCppStream(ChatStream):
                         yield StreamChunk(text, count, time.perf_counter() - t0)
                 ended = True
             except Exception as exc:  # noqa: BLE001 - reported in the result, like the transformers worker
+                _log.warning("reported in the result, like the transformers worker: %s", exc)
                 res.error = f"{type(exc).__name__}: {exc}"
                 ended = True
             finally:

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,8 @@ import numpy as np
 from sprout_core import style
 from sprout_core.optimizer import theta_from_xi
 from sprout_core.tasks import lp
+
+_log = logging.getLogger("sprout.tasks.views")
 
 LEVEL_COLORS = list(style.LEVEL_PALETTE)  # kept for callers; the colour of a level comes from style.level_color
 
@@ -190,7 +193,8 @@ def playground_task_line(prompt: str, clf, intensity, xi: float = 0.1) -> TaskLi
 
             tr = grid.load_trace(zone, int(year))
             ci_min, ci_max = tr.min(), tr.max()
-        except Exception:  # noqa: BLE001 - a broken trace falls back to the fixed floor
+        except Exception as exc:  # noqa: BLE001 - a broken trace falls back to the fixed floor
+            _log.warning("a broken trace falls back to the fixed floor: %s", exc)
             ci_min = ci_max = None
     try:
         pol = prompt_policy(clf, prof, pred, float(ci), ci_min, ci_max, xi=xi)
