@@ -284,3 +284,16 @@ def test_concurrent_requests_split_the_energy_and_the_parts_add_up():
     assert all(p is not None and p > 0 for p in parts)
     assert sum(parts) == pytest.approx(meter.attributed_j, rel=1e-9)
     assert any("other request" in s["energy_label"] for s in sps)  # says it was shared
+
+
+def test_history_shows_the_level_and_whether_it_was_pinned():
+    from sprout_core.views import history as H
+
+    client, _ = make()
+    with client:
+        client.post("/v1/chat/completions", json=MSG, headers={"X-Sprout-Level": "L1"})
+        client.post("/v1/chat/completions", json=MSG)
+        client.app.state.sprout.recorder.flush()
+    table = H.display_table(store.query_requests())
+    assert list(table["pinned"]) == [False, True]  # newest first
+    assert table["level"].iloc[1] == "L1" and set(table["origin"]) == {"gateway"}

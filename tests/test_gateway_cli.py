@@ -67,3 +67,45 @@ def test_an_unmodified_openai_client_streaming_and_not(served):
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model=name, messages=[{"role": "user", "content": "x"}],
                                        extra_headers={"X-Sprout-Level": "L9"})
+
+
+def test_the_gateway_and_ecologits_stay_offline(tmp_path):
+    """Under the network guard: EcoLogits' estimate and a running gateway make no connection off this machine."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.test_offline import ROOT, free_port, guarded_env, reports
+
+    report = tmp_path / "net.jsonl"
+    env = guarded_env(report, tmp_path / "state")
+    code = ("from sprout_core.gateway.estimate import ecologits_energy as e; "
+            "r = e('gpt-4o-mini', 100, 1.0, 'openai'); assert r.energy_j and r.energy_j > 0, r; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sprout_core", "gateway", "--upstream", "http://127.0.0.1:9/v1",
+                             "--model-name", "m", "--port", str(port), "--zone", "DE"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        t0 = time.monotonic()
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() - t0 < 90 and proc.poll() is None, "gateway did not start"
+                time.sleep(0.3)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", method="POST",
+                                     data=b'{"messages": [{"role": "user", "content": "hi"}]}',
+                                     headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=30)
+        except urllib.error.HTTPError as exc:  # the upstream is down: a 502, not a dead gateway
+            assert exc.code == 502
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert reports(report) == []

@@ -192,3 +192,34 @@ def test_sprout_task_draws_each_request_from_its_predicted_tasks_mix():
               for p, uk in zip(prompts, u)]
     assert [s["level"] for s in sps] == expect
     assert [s["task"] for s in sps] == ["math", "triviaqa"] * 6
+
+
+def test_the_gateway_with_a_live_source_over_http_names_it_and_falls_back(monkeypatch):
+    """--ci-source electricitymaps against a local fake of the API over real HTTP (the token in the header),
+    then the same fake failing: the trace, labelled."""
+    from tests.gateway_fakes import ServerThread
+
+    calls = []
+    em = ServerThread(fake_electricitymaps(ci=222.0, factor="direct", calls=calls)).start()
+    bad = ServerThread(fake_electricitymaps(status=503)).start()
+    monkeypatch.setenv("ELECTRICITYMAPS_API_TOKEN", "secret-token")
+    try:
+        for base, expect in ((em.url + "/v3", "electricitymaps (live"), (bad.url + "/v3", "trace (live source unavailable")):
+            fake = FakeUpstream()
+            up = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app), base_url="http://up.test")
+            app = create_app(GatewayConfig(upstream="http://up.test/v1", zone="DE", energy="none",
+                                           ci_source="electricitymaps", electricitymaps_url=base),
+                             clock=Clock(1765105200.0), upstream=up)
+            with TestClient(app) as client:
+                sp = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}).json()
+                st = client.get("/sprout/status").json()
+            assert sp["sprout"]["ci_source"].startswith(expect) and st["ci_source"].startswith(expect)
+            assert "secret-token" not in json.dumps(st) + json.dumps(sp)  # the token is never shown
+            if expect.startswith("electricitymaps"):
+                assert sp["sprout"]["ci_g_per_kwh"] == 222.0 and "average (location-based), direct" in st["ci_signal"]
+            else:
+                assert "HTTP 503" in st["ci_source"] and st["ci_g_per_kwh"] > 0
+    finally:
+        em.stop()
+        bad.stop()
+    assert calls and calls[0] == {"zone": "DE", "token": "secret-token"}

@@ -46,6 +46,8 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
     })
     if df["task"].notna().any():
         out["task"] = df["task"]
+    if "pinned" in df and pd.to_numeric(df["pinned"], errors="coerce").notna().any():  # gateway rows: level pinned?
+        out["pinned"] = [None if pd.isna(v) else bool(v) for v in df["pinned"]]
     out["prompt"] = [_short(p, PROMPT_CHARS) for p in df["prompt"]]
     out["answer"] = [_short(a, ANSWER_CHARS) for a in df["answer"]]
     out["new tokens"] = df["new_tokens"]
