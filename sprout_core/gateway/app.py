@@ -176,6 +176,7 @@ class GatewayState:
         self.failed = 0
         #: sprout-task: text → predicted task (the reference classifier unless injected)
         self.classify = classifier
+        self.directive_cache: dict[str, tuple] = {}
 
     def _ci_source(self):
         c = self.cfg
@@ -561,9 +562,18 @@ def _auth(state: GatewayState) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
+def _directives(state: GatewayState):
+    """The served model's directive placement and set (read once per model name, not per request)."""
+    key = state.model_name or ""
+    hit = state.directive_cache.get(key)
+    if hit is None:
+        dcfg = config_for_model(key)
+        hit = state.directive_cache[key] = (dcfg, load_directive_set(dcfg.directive_set))
+    return hit
+
+
 def _upstream_body(state: GatewayState, body: dict, level: str) -> tuple[dict, Directive, str]:
-    dcfg = config_for_model(state.model_name or "")
-    dset = load_directive_set(dcfg.directive_set)
+    dcfg, dset = _directives(state)
     try:
         directive = dset.get(level)
     except (KeyError, ValueError):
