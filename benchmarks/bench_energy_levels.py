@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_energy_overhead import prompts  # noqa: E402
+from benchmarks.bench_energy_overhead import prompts
 
 
 def main() -> int:

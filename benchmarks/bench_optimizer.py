@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sprout_core import grid, optimizer, profiles, simulate  # noqa: E402
+from sprout_core import grid, optimizer, profiles, simulate
 
 
 def one_pulp_decision_ms(prof, trace, n: int = 30) -> float:

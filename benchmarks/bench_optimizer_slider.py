@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_playground_ttft import CHROMIUM, Server, common_args, start_arms, stop_arms  # noqa: E402
+from bench_playground_ttft import CHROMIUM, Server, common_args, start_arms, stop_arms
 
 SLIDER_LABEL = "CI (g CO₂eq/kWh)"
 TIMEOUT_MS = 300_000

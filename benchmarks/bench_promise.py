@@ -34,8 +34,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sprout_core import grid, profiles, simulate  # noqa: E402
-from sprout_core.schedule import ScheduleParams  # noqa: E402
+from sprout_core import grid, profiles, simulate
+from sprout_core.schedule import ScheduleParams
 
 SEEDS = (0, 1, 2)
 SIX = ["BASE", "CO2-OPT", "STATIC", "SPROUT", "ORACLE", "MODEL-OPT"]

@@ -46,14 +46,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sprout_core.carbon import override_intensity  # noqa: E402
-from sprout_core.directives import load_directive_set  # noqa: E402
-from sprout_core.energy import detect_meter  # noqa: E402
-from sprout_core.generation import GenerationParams  # noqa: E402
-from sprout_core.metered import CarbonSettings, metered_stream  # noqa: E402
-from sprout_core.models import load_embedded  # noqa: E402
-from sprout_core.serving.client import ServerConfig, ServerModel  # noqa: E402
-from sprout_core.serving.llamacpp import LlamaCppModel, LlamaServer  # noqa: E402
+from sprout_core.carbon import override_intensity
+from sprout_core.directives import load_directive_set
+from sprout_core.energy import detect_meter
+from sprout_core.generation import GenerationParams
+from sprout_core.metered import CarbonSettings, metered_stream
+from sprout_core.models import load_embedded
+from sprout_core.serving.client import ServerConfig, ServerModel
+from sprout_core.serving.llamacpp import LlamaCppModel, LlamaServer
 
 PROMPTS = ["Why is the sky blue?", "Explain how a refrigerator keeps food cold.",
            "Give three tips for writing a clear email.", "What causes the seasons on Earth?"]

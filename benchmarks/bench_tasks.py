@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ZONES = ["US-TEX-ERCO", "US-CAL-CISO", "AU-SA", "NL", "GB"]
 STARTS = [800, 3900, 7000]
@@ -137,7 +137,7 @@ def bench_replay(out: dict) -> None:
             print(f"  {z:<12} {s:>5}: SPROUT {sp.carbon_saving_pct:5.1f}% / {sp.quality_pct:5.1f}%   "
                   f"SPROUT-TASK {st_.carbon_saving_pct:5.1f}% / {st_.quality_pct:5.1f}%", file=sys.stderr)
     out["replay"] = rows
-    mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
+    mean = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731 - a column mean, one line
     out["replay_mean"] = {k: mean(k) for k in rows[0] if k.endswith("_pct")}
     out["replay_mean"]["extra_saving_pp"] = mean("task_saving_pct") - mean("sprout_saving_pct")
     out["replay_mean"]["windows_task_quality_ge_sprout"] = int(sum(r["task_quality_pct"] >= r["sprout_quality_pct"] for r in rows))

@@ -43,10 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sprout_core.directives import load_directive_set  # noqa: E402
-from sprout_core.energy import detect_meter  # noqa: E402
-from sprout_core.generation import GenerationParams, generation_lock, stream_generate  # noqa: E402
-from sprout_core.models import load_local  # noqa: E402
+from sprout_core.directives import load_directive_set
+from sprout_core.energy import detect_meter
+from sprout_core.generation import GenerationParams, generation_lock, stream_generate
+from sprout_core.models import load_local
 
 SCHEMA = 1
 #: Llama-2-7b-chat-hf's config.json (the shape only; weights are random)

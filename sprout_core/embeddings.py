@@ -128,7 +128,7 @@ def encode(
             enc = encoder
             if enc is None:
                 m = embedder if embedder is not None else get_model()
-                enc = lambda batch: m.encode(batch, batch_size=batch_size, normalize_embeddings=True,  # noqa: E731
+                enc = lambda batch: m.encode(batch, batch_size=batch_size, normalize_embeddings=True,  # noqa: E731 - the encoder bound to its batch options, one line
                                              show_progress_bar=False)
             step = max(batch_size * 4, 1)
             for i in range(0, len(missing), step):

@@ -61,7 +61,7 @@ class Requests:
             rows = np.concatenate([p.rows for p in parts])
             sizes = np.concatenate([np.diff(p.offsets) for p in parts])
             offsets = np.concatenate([[0], np.cumsum(sizes)])
-        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731 - concatenates one field of every part, one line
         return Requests(cat("q_true_task"), cat("n_true_task"), cat("q_true"), cat("e_real"), cat("t_real"),
                         rows, offsets)
 

@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
     calls: list = []
     fail_first = 0
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):  # noqa: N802 - http.server's method name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).calls.append((self.path, self.headers.get("Authorization"), body))
         if type(self).fail_first > 0:

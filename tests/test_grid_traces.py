@@ -8,6 +8,7 @@ import pytest
 
 from sprout_core import grid
 from sprout_core.paths import MissingDataError
+from tests.shipped import shipped_zones_in
 
 HEADER = ("Datetime (UTC),Country,Zone Name,Zone Id,Carbon Intensity gCO₂eq/kWh (direct),"
           "Carbon Intensity gCO₂eq/kWh (LCA),Low Carbon Percentage,Renewable Percentage,"
@@ -177,7 +178,7 @@ def test_real_files():
     years = {}
     for i in infos:
         years.setdefault(i.year, []).append(i.zone)
-    assert len(years[2023]) == 22 and len(years[2024]) == 16
+    assert len(years[2023]) == shipped_zones_in(2023) and len(years[2024]) == shipped_zones_in(2024)
     tr = grid.load_trace("US-TEX-ERCO", 2023)
     assert len(tr) == 8760
     # SOURCES.md: US-TEX-ERCO 2023 direct min 124.00, mean 316.51, max 494.32

@@ -9,6 +9,7 @@ import pytest
 from sprout_core import carbon, cli, grid
 from sprout_core.errors import InputError, MissingDataError
 from sprout_core.paths import user_grid_dir
+from tests.shipped import shipped_trace_count, shipped_zones_in
 from tests.test_grid_traces import HEADER, _rows
 
 NEW_HEADER = ("Datetime (UTC),Country,Zone name,Zone id,Carbon intensity gCO₂eq/kWh (direct),"
@@ -35,7 +36,7 @@ def test_two_column_hours_added_listed_and_priced():
     assert "supplied by the user (lab.csv)" in info.attribution
     infos, errors = grid.list_traces()
     assert errors == [] and ("MY-LAB", 2023) in {(i.zone, i.year) for i in infos}
-    assert "MY-LAB" in grid.zones_by_year()[2023] and len(grid.zones_by_year()[2023]) == 23
+    assert "MY-LAB" in grid.zones_by_year()[2023] and len(grid.zones_by_year()[2023]) == shipped_zones_in(2023) + 1
     tr = grid.load_trace("MY-LAB", 2023)
     assert len(tr) == 8760 and tr.ci[0] == 100.0 and tr.ci[23] == 123.0 and tr.origin == "user"
     assert tr.timestamps[-1] == np.datetime64("2023-12-31T23:00:00")
@@ -169,7 +170,7 @@ def test_cli_grid_add_list_remove(tmp_path, capsys):
     assert cli.main(["grid", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {"zone": "MY-LAB", "year": 2023, "origin": "user"}.items() <= next(r for r in rows if r["zone"] == "MY-LAB").items()
-    assert len(rows) == 39
+    assert len(rows) == shipped_trace_count() + 1
     bad = tmp_path / "bad.csv"
     bad.write_bytes(two_col(value=lambda i: 5e9 if i == 7 else 1.0))
     assert cli.main(["grid", "add", str(bad), "--zone", "MY-LAB", "--year", "2023", "--replace"]) == 2
@@ -183,4 +184,4 @@ def test_cli_grid_add_list_remove(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["grid", "list"]) == 0
     out = capsys.readouterr().out
-    assert "MY-LAB" not in out and "38 traces" in out
+    assert "MY-LAB" not in out and f"{shipped_trace_count()} traces" in out

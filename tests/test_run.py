@@ -201,7 +201,7 @@ def test_a_signal_during_generate_keeps_the_answer_in_flight(sig, rc, _isolated_
 
 
 # ---------------------------------------------------------------------------------------------- class-mode caps
-from sprout_core.run import CapError, ClassCaps, VisitorLedger, apply_caps  # noqa: E402
+from sprout_core.run import CapError, ClassCaps, VisitorLedger, apply_caps  # noqa: E402 - imported where the class-mode caps tests begin
 
 
 class Clock:

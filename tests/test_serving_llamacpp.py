@@ -142,7 +142,7 @@ def test_four_overlapping_requests_split_the_servers_energy(srv):
             for _ in ms:
                 pass
             outcomes[i] = ms.outcome
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a thread's failure is collected and asserted on below
             errors.append(exc)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]

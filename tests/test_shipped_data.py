@@ -14,6 +14,7 @@ from pandas.testing import assert_frame_equal
 from sprout_core import databuild, grid, paths, refdata
 from sprout_core.errors import MissingDataError
 from tests.conftest import public_data_available
+from tests.shipped import shipped_trace_count
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = databuild.default_source()  # ../shared/data beside the checkout, else data/external (its link)
@@ -103,7 +104,7 @@ def test_listing_reads_only_the_index(fresh_clone, monkeypatch):
     real = grid._load_shipped
     monkeypatch.setattr(grid, "_load_shipped", lambda *a, **k: calls.append(a) or real(*a, **k))
     infos, _ = grid.list_traces()
-    assert len(infos) == 38 and calls == []
+    assert len(infos) == shipped_trace_count() and calls == []
     grid.load_trace("DE", 2024)
     assert len(calls) == 1
 

@@ -87,7 +87,7 @@ def test_bad_classifier_promise_is_exact_by_enumeration(kind):
         cond, predict = np.full((4, 4), 0.25), (lambda t, i: {p: 0.25 for p in range(4)})
     else:
         cond = _winner_dependent_cond()
-        predict = lambda t, i: {t: 1.0} if i == 0 else {t: 0.5, (t + 1) % 4: 0.5}  # noqa: E731
+        predict = lambda t, i: {t: 1.0} if i == 0 else {t: 0.5, (t + 1) % 4: 0.5}  # noqa: E731 - a one-line fake predictor
     dec = _decide(cond)
     delivered = _delivered_by_enumeration(dec.x, predict)
     assert delivered >= dec.quality - 1e-9

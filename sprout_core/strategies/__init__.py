@@ -31,4 +31,4 @@ from sprout_core.strategies.base import (
 __all__ = ["STRATEGIES", "StrategyOutput", "StrategySpec", "quality_of", "register_strategy", "resolve_strategies"]
 
 # the strategies register themselves on import (display order)
-from sprout_core.strategies import baselines, sprout, oracle, model_opt, task  # noqa: E402,F401  # isort: skip
+from sprout_core.strategies import baselines, sprout, oracle, model_opt, task  # noqa: E402,F401 - imported for their registration, in display order  # isort: skip
