@@ -51,7 +51,7 @@ def own_tables() -> R.EvalTables:
     sig = tuple((str(p), p.stat().st_mtime) for p in R.shipped_runs())
     t = shipped(sig)
     with ui.error_boundary("Could not read this machine's evaluation runs (the shipped results are shown): "):
-        t = t.concat(R.own_tables())  # a broken database must not hide the shipped results
+        t = t.concat(R.own_tables(visitor=ui.visitor_id()))  # a broken database must not hide the shipped results
     return t
 
 
@@ -399,6 +399,12 @@ else:
     ui.chart(fig, key="ev.agreement_chart", filename="sprout-judge-agreement")
     st.caption("Share of prompts (judged validly by both) on which two judges picked the same level, and Cohen's κ "
                "(0 = chance, 1 = perfect). Three levels: chance agreement is about 33%.")
+pv = V.people_vs_judges(tables, ui.visitor_id())
+if not pv.empty:
+    st.markdown("**People, blind, against the judges.** Votes from the Playground's blind comparison, on prompts "
+                "a judge also judged: *comparable* = the judge's pick was one of the two answers shown and the "
+                "person picked one (a tie or *both bad* names no winner).")
+    st.dataframe(V.people_display(pv), hide_index=True)
 pc = R.position_consistency_frame(sel)
 if not pc.empty:
     st.markdown("**Judging twice: flip rate.** Each LLM or API judge saw every comparison in two orders. A prompt "

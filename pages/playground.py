@@ -278,3 +278,59 @@ if run is not None and run.finished and run.outcomes:
                        f"the same embodied share. Carbon intensity data: Electricity Maps (ODbL 1.0).")
             ui.chart(V.elsewhere_figure(where, carbon_settings.intensity.zone), key="pg.elsewhere_chart",
                      filename="sprout-same-answers-elsewhere")
+
+# ================================================================ blind comparison (issue 18.5) — quality helper
+# One delimited block: the logic is in sprout_core/views/blind.py; votes feed the one quality estimate.
+st.subheader("Blind comparison: be the judge")
+st.caption("Two answers to the same prompt from two directive levels, without their labels and in a random order "
+           "(as compar:IA does). Pick the better one, a tie, or both bad; then the levels, tokens, energy and carbon "
+           "are revealed. Pairs come from judged evaluation answers, so your verdict is compared with the judge's "
+           "on the Evaluations page." + (" On this shared Sprout your votes stay yours until the operator merges "
+                                         "them." if ui.shared() else ""))
+BLIND_PAIR, BLIND_CHOICE = "pg.blind.pair", "pg.blind.choice"
+if st.button("New blind pair", key="pg.blind.new"):
+    import random as _random
+
+    from sprout_core.evaluate import results as _R
+    from sprout_core.views import blind as _blind
+
+    with ui.error_boundary("No blind pair could be drawn: "):
+        _pool = _R.shipped_tables().concat(_R.own_tables(visitor=ui.visitor_id()))
+        st.session_state[BLIND_PAIR] = _blind.draw_pair(_pool, _random.Random())
+        st.session_state[BLIND_CHOICE] = None
+        if st.session_state[BLIND_PAIR] is None:
+            st.info("No judged answers to compare yet: run an evaluation (Evaluations page) first.")
+_pair = st.session_state.get(BLIND_PAIR)
+if _pair is not None:
+    from sprout_core.views import blind as _blind
+
+    st.markdown(f"**Prompt** ({ui.plain(_pair.task)})")
+    ui.show_text(_pair.prompt, empty="_(empty prompt)_")
+    _ca, _cb = st.columns(2)
+    for _col, _ans in zip((_ca, _cb), _pair.answers):
+        with _col:
+            st.markdown(f"**Answer {_ans.label}**")
+            with st.container(height=260, border=True, key=f"pg.blind.ans.{_ans.label}"):
+                ui.show_text(_ans.text, empty="_(empty answer)_")
+    _choice = st.session_state.get(BLIND_CHOICE)
+    if _choice is None:
+        _cols = st.columns(len(_blind.CHOICES))
+        for _c, (_k, _label) in zip(_cols, _blind.CHOICES.items()):
+            if _c.button(_label, key=f"pg.blind.vote.{_k}"):
+                try:
+                    _added = _blind.record_vote(_pair, _k, visitor=ui.visitor_id(), merged=not ui.shared())
+                except Exception as exc:  # noqa: BLE001 - a failed save keeps the pair on screen
+                    ui.show_error(exc, "Vote not saved (the pair stays on screen): ")
+                else:
+                    st.session_state[BLIND_CHOICE] = _k
+                    st.session_state["pg.blind.added"] = _added
+                    st.rerun()
+    else:
+        _rev = _blind.reveal(_pair, _choice, carbon_settings)
+        st.success(("Vote saved. " if st.session_state.get("pg.blind.added", True) else
+                    "You had already voted on this pair; the first vote is kept. ") + _rev.sentence)
+        st.table(_rev.table.set_index("answer"))
+        st.caption(f"Energy as stored with the answers (method shown); carbon at "
+                   f"{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh ({carbon_settings.intensity.label}), "
+                   f"PUE {carbon_settings.pue:g}. Your vote counts as judge '{_blind.JUDGE}' on the Evaluations page.")
+# ============================================================== end of the blind comparison block

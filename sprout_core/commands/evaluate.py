@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="try again the answers an earlier run of the same settings stored as errors")
     p.add_argument("--export", default=None, metavar="PATH.jsonl",
                    help="after the run, write answers + verdicts to this JSONL (and a .meta.json next to it)")
+    p.add_argument("--merge-votes", action="store_true",
+                   help="operator: merge the class's blind votes (kept per visitor until now) into the shared "
+                        "tables, print how many, and exit")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_backend_args(p)
     p.set_defaults(func=run)
@@ -69,6 +72,15 @@ def _check_export(path: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.merge_votes:
+        from contextlib import closing
+
+        from sprout_core.evaluate import db as eval_db
+
+        with closing(eval_db.connect()) as con:
+            n = eval_db.merge_votes(con)
+        print(json.dumps({"merged_votes": n}) if args.json else f"{n} blind vote(s) merged into the shared tables")
+        return 0
     from tqdm import tqdm
 
     from sprout_core.directives import load_directive_set

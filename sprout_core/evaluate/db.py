@@ -397,6 +397,19 @@ def insert_verdict(con: sqlite3.Connection, run_id: int, prompt_id: str, v: Verd
     return cur.rowcount == 1
 
 
+def merge_votes(con: sqlite3.Connection, visitor: str | None = None) -> int:
+    """Mark people's votes kept per visitor (class mode, ``merged = 0``) as merged into the shared tables —
+    every visitor's, or one ``visitor``'s; returns how many were merged."""
+    q = "UPDATE eval_judgments SET merged = 1 WHERE merged = 0"
+    args: tuple = ()
+    if visitor:
+        q += " AND visitor = ?"
+        args = (visitor,)
+    n = con.execute(q, args).rowcount
+    con.commit()
+    return int(n)
+
+
 def update_flip_rates(con: sqlite3.Connection, run_id: int, judge: str | None = None) -> dict[tuple[str, str], tuple[int, int]]:
     """Recount and store, per judge and task of a run, the prompts with two valid passes (``pairs``) and
     those whose two passes picked different winners (``flips``); returns ``{(judge, task): (flips, pairs)}``."""

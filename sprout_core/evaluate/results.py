@@ -55,14 +55,23 @@ class EvalTables:
 
 # ---------------------------------------------------------------- own runs (SQLite)
 
-def own_tables(run_ids: Sequence[int] | None = None) -> EvalTables:
-    """Runs stored in the database (all when ``run_ids`` is None)."""
+def own_tables(run_ids: Sequence[int] | None = None, visitor: str | None = None) -> EvalTables:
+    """Runs stored in the database (all when ``run_ids`` is None).
+
+    People's votes not merged yet (class mode: ``merged = 0``) are left out, with their prompts, except
+    those of ``visitor`` (a visitor sees their own votes until the operator merges them)."""
     con = db.connect()
     try:
         runs = {r["id"]: r for r in db.list_runs(con)}
         prompts, answers, judg = db.run_tables(con, run_ids)
     finally:
         con.close()
+    hidden = {(x["run_id"], x["prompt_id"]) for x in judg
+              if not x.get("merged", 1) and not (visitor and x.get("visitor") == visitor)}
+    if hidden:
+        judg = [x for x in judg if (x["run_id"], x["prompt_id"]) not in hidden]
+        prompts = [x for x in prompts if (x["run_id"], x["prompt_id"]) not in hidden]
+        answers = [x for x in answers if (x["run_id"], x["prompt_id"]) not in hidden]
     answers = [a for a in answers if not a.get("error")]  # error rows are failures, not answers (db.answer_errors)
     if not prompts:
         return EvalTables.empty()

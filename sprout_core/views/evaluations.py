@@ -258,3 +258,18 @@ def flip_display(pc: pd.DataFrame) -> pd.DataFrame:
     out["flip rate"] = out.pop("flip_rate").map(pct)
     out["position consistency"] = out.pop("share").map(pct)
     return out.drop(columns=["consistent"])
+
+
+def people_vs_judges(tables: EvalTables, visitor: str | None = None) -> pd.DataFrame:
+    """Agreement of people's blind votes with each judge (:func:`sprout_core.views.blind.people_vs_judges`)."""
+    from sprout_core.views.blind import people_vs_judges as pvj
+
+    return pvj(tables=tables, visitor=visitor)
+
+
+def people_display(pv: pd.DataFrame) -> pd.DataFrame:
+    """People-vs-judge agreement for display: votes, comparable votes, agreement as "67 % (4 of 6)"."""
+    out = pv.copy()
+    out["agreement"] = [("n/a" if p is None or pd.isna(p) else f"{p:.0f} % ({a} of {c})")
+                        for p, a, c in zip(out["percent"], out["agree"], out["comparable"])]
+    return out.drop(columns=["percent", "agree"]).rename(columns={"votes": "blind votes"})
