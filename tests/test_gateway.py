@@ -297,3 +297,34 @@ def test_history_shows_the_level_and_whether_it_was_pinned():
     table = H.display_table(store.query_requests())
     assert list(table["pinned"]) == [False, True]  # newest first
     assert table["level"].iloc[1] == "L1" and set(table["origin"]) == {"gateway"}
+
+
+def test_a_slow_upstream_is_a_504_and_a_stall_mid_answer_keeps_the_partial_text():
+    from tests.gateway_fakes import ServerThread
+
+    def gateway(fake):
+        srv = ServerThread(fake.app).start()
+        app = create_app(GatewayConfig(upstream=srv.url + "/v1", zone="US-TEX-ERCO", year=2023, energy="none",
+                                       timeout_s=0.5), clock=Clock())
+        return srv, TestClient(app)
+
+    slow = FakeUpstream(ttft_s=3.0)
+    srv, client = gateway(slow)
+    try:
+        with client:
+            r = client.post("/v1/chat/completions", json=MSG)
+            assert r.status_code == 504, r.text
+            assert "0.5 s" in r.json()["error"]["message"]
+    finally:
+        srv.stop()
+    stall = FakeUpstream()
+    stall.mode, stall.stall_s = "stall", 3.0
+    srv, client = gateway(stall)
+    try:
+        with client:
+            d = client.post("/v1/chat/completions", json=MSG).json()
+            assert d["sprout"]["status"] == "error" and d["choices"][0]["finish_reason"] == "error"
+            assert d["choices"][0]["message"]["content"] == "The sky is"
+            assert client.get("/health").json()["status"] == "ok"
+    finally:
+        srv.stop()
