@@ -3,11 +3,15 @@
 Run with ``streamlit run app.py``. This file only sets the page config and routes;
 every page is a thin script under ``pages/`` over :mod:`sprout_core`.
 """
+from pathlib import Path
+
 import streamlit as st
 
 from sprout_core import ui
 
-st.set_page_config(page_title="Sprout — carbon-friendly LLM inference", page_icon=":material/eco:", layout="wide")
+# the favicon is a file of ours: a Material-icon favicon is fetched from the web by the browser (offline rule)
+ICON = str(Path(__file__).resolve().parent / "data" / "sprout-icon.png")
+st.set_page_config(page_title="Sprout — carbon-friendly LLM inference", page_icon=ICON, layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/eco:", default=True),
