@@ -58,6 +58,7 @@ from sprout_core.evaluate.judges import (
 from sprout_core.evaluate.prompts import PromptItem, load_prompt_set, sample_representative, sample_stratified
 from sprout_core.generation import GenerationParams
 from sprout_core.metered import default_settings, metered_generate
+from sprout_core.record import AnswerRecord
 
 _log = logging.getLogger("sprout.evaluate.runner")
 
@@ -231,9 +232,9 @@ class PartialAnswerError(GenerationError):
 
 
 def _failed_answer(exc: BaseException, level: str) -> dict:
-    """The error row of an answer that could not be generated."""
-    return {"text": "", "finish_reason": "error", "error": str(exc), "new_tokens": None, "energy_method": "n/a",
-            "directive": ""}
+    """The error row of an answer that could not be generated (the one answer record, energy unknown)."""
+    return AnswerRecord(level=level, finish_reason="error", error=str(exc), new_tokens=None, total_s=None,
+                        origin="evaluation").as_row()
 
 
 def run_evaluation(
