@@ -81,7 +81,7 @@ def run_panel() -> None:
                     st.dataframe(pd.DataFrame([{"row": e.row, "reason": e.reason} for e in ps.errors]), hide_index=True)
                 if ps.items:
                     try:
-                        prompt_source = str(save_upload(up.name, ps.items))
+                        prompt_source = str(save_upload(up.name, ps.items, ui.visitor_folder("uploads")))
                     except OSError as exc:
                         st.error(f"Could not keep the uploaded prompts on the server ({ui.plain(exc.strerror or exc)}); "
                                  "nothing was started.")

@@ -331,6 +331,6 @@ if _pair is not None:
                     "You had already voted on this pair; the first vote is kept. ") + _rev.sentence)
         st.table(_rev.table.set_index("answer"))
         st.caption(f"Energy as stored with the answers (method shown); carbon at "
-                   f"{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh ({carbon_settings.intensity.label}), "
+                   f"{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh ({ui.plain(carbon_settings.intensity.label)}), "
                    f"PUE {carbon_settings.pue:g}. Your vote counts as judge '{_blind.JUDGE}' on the Evaluations page.")
 # ============================================================== end of the blind comparison block

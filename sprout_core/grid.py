@@ -930,7 +930,8 @@ def user_traces(visitor=_AUTO) -> list[TraceInfo]:
 
 
 def clear_visitor_traces() -> tuple[int, int]:
-    """The operator's reset after a class: delete every class-mode visitor's traces (``<state>/visitors``).
+    """The operator's reset after a class: delete every class-mode visitor's files (``<state>/visitors``: their
+    traces and their uploaded prompt files).
 
     Returns ``(visitors, traces)`` removed. Raises :class:`~sprout_core.errors.StorageError` naming the folder
     when it cannot be deleted."""

@@ -226,6 +226,16 @@ def visitor_id() -> str:
     return vid
 
 
+def visitor_folder(kind: str):
+    """Where this class-mode visitor's own files of ``kind`` (e.g. ``uploads``) go:
+    ``<state>/visitors/<hash of the id>/<kind>`` (cleared by ``grid clear --visitors``); ``None`` for the
+    operator (the usual place)."""
+    who = visitor_id()
+    if access.is_operator(who):
+        return None
+    return grid.visitors_dir(create=True) / access.visitor_namespace(who) / kind
+
+
 def _session_visitor() -> str | None:
     """The visitor of the script run on this thread (grid's view resolver); ``None`` outside a run."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx

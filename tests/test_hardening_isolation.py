@@ -80,8 +80,14 @@ def test_operator_clears_the_class(capsys):
     grid.add_user_trace(two_col(), "a.csv", zone="A-LAB", year=2023, visitor=A)
     grid.add_user_trace(two_col(), "b.csv", zone="B-LAB", year=2023, visitor=B)
     grid.add_user_trace(two_col(), "op.csv", zone="OP-LAB", year=2023, visitor=None)
+    from sprout_core.evaluate.prompts import PromptItem, save_upload
+
+    up = save_upload("class.jsonl", [PromptItem("p1", "Why?", "qa", None)],
+                     grid.visitors_dir() / access.visitor_namespace(A) / "uploads")
+    assert up.exists() and not up.is_relative_to(paths.state_dir() / "uploads")
     assert cli.main(["grid", "clear", "--visitors"]) == 0
-    assert "removed 2 trace(s) of 2 class-mode visitor(s)" in capsys.readouterr().out
+    assert "removed 2 trace(s) and the uploaded prompt files of 2 class-mode visitor(s)" in capsys.readouterr().out
+    assert not up.exists()
     assert _keys(A) == {("OP-LAB", 2023, "operator")} and _keys(B) == {("OP-LAB", 2023, "operator")}
     assert _keys(None) == {("OP-LAB", 2023, "user")}  # the operator's own traces stay
     assert cli.main(["grid", "clear", "--visitors"]) == 0

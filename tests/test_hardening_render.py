@@ -30,7 +30,7 @@ INTERNAL = {
     r"(?:res|summ|a|live)\[[^\]]+\]|res\.get\(.*\)": "result tables Sprout computed (profile labels, methods, counts)",
     r"(?:V|run_views|L|R|H|task_views)\.[a-z_]+\(.*\)": "views compose sentences from numbers and Sprout's names",
     r"(?:configure_threads|default_threads|torch\.get_num_threads)\(.*\)": "numbers",
-    r"(?:step|d|hv|wv|line|run|counts|meter|meter\.model|embodied|ds|spec|prof|job\.judge|t)\.(?:describe\(\)|"
+    r"(?:step|d|hv|wv|line|run|counts|meter|meter\.model|embodied|ds|spec|prof|job\.judge|t|_rev)\.(?:describe\(\)|"
     r"summary\(\)|sentence\(\)|sentence|note|message|text|caption|promise_text|name|purpose|purpose\.rstrip\(.*\)|"
     r"label|q_source|source|description|method)": "Sprout's own objects: lesson steps, decisions, strategies, "
                                                  "meters, data sets, profiles (built in sprout_core from constants)",
@@ -41,9 +41,12 @@ INTERNAL = {
 PER_FILE = {
     "optimizer.py": {"hour_msg": "views.optimizer.check_hour's message", "n": "the decision's notes (views)",
                      "msg.replace('No decision is shown for it.', 'No window is replayed from it.')": "check_hour"},
-    "lesson.py": {"w": "metered.default_settings' warnings (Sprout's sentences about the zone setting)"},
+    "lesson.py": {"w": "metered.default_settings' warnings (Sprout's sentences about the zone setting)",
+                  "note": "the run's notes (views)"},
     "evaluations.py": {"sentence": "views.evaluations.judge_bias sentences (numbers and level names)"},
-    "playground.py": {"m": "energy method labels (measured:…, estimated:…)"},
+    "playground.py": {"m": "energy method labels (measured:…, estimated:…)", "note": "the run's notes (views)",
+                      "caps_line": "ui.class_caps_line(): the operator's caps as numbers",
+                      "_ans.label": "the blind pair's 'A' / 'B'"},
     "whatif.py": {"lab": "window labels Sprout made", "problems": "literal sentences appended above"},
     "home.py": {"name": "H.PAGES keys (page titles)", "what": "H.PAGES values (Sprout's sentences)"},
     "ui.py": {"body": "level_heading: html.escape(safe_md(directive))", "tail": "level_heading: escaped",

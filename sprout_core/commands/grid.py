@@ -104,5 +104,6 @@ def run_remove(args: argparse.Namespace) -> int:
 
 def run_clear(args: argparse.Namespace) -> int:
     visitors, traces = grid.clear_visitor_traces()
-    print(f"removed {traces} trace(s) of {visitors} class-mode visitor(s); your own traces and the shipped data stay")
+    print(f"removed {traces} trace(s) and the uploaded prompt files of {visitors} class-mode visitor(s); your own "
+          "traces and the shipped data stay")
     return 0

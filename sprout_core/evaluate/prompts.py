@@ -185,8 +185,9 @@ def parse_upload(data: bytes | str, filename: str) -> PromptSet:
     return PromptSet(name, [], [RowError(0, f"unsupported file type {ext or '(none)'}: use .jsonl or .csv")])
 
 
-def save_upload(filename: str, items: Sequence[PromptItem]) -> Path:
-    """Keep an uploaded prompt set in the state folder (``uploads/``) as JSONL and return its path.
+def save_upload(filename: str, items: Sequence[PromptItem], folder: Path | None = None) -> Path:
+    """Keep an uploaded prompt set in the state folder (``uploads/``, or ``folder``: a class-mode visitor's
+    own, ``ui.visitor_folder("uploads")``) as JSONL and return its path.
 
     The file name carries a digest of the content, so a changed upload is a new file (and so a new run)
     and never overwrites the file an earlier run was made from. ``OSError`` when it cannot be written."""
@@ -194,7 +195,7 @@ def save_upload(filename: str, items: Sequence[PromptItem]) -> Path:
                               ensure_ascii=False) + "\n" for it in items)
     digest = hashlib.sha1(body.encode("utf-8")).hexdigest()[:10]
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:60].strip("_") or "upload"
-    folder = state_dir() / "uploads"
+    folder = Path(folder) if folder is not None else state_dir() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}-{digest}.jsonl"
     if not path.exists():
