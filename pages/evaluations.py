@@ -267,13 +267,13 @@ else:
     counts = V.judge_counts(sel, judge)
     st.caption(f"Judge: **{ui.safe_md(judge)}** · all tasks in the selection pooled · length-controlled share, "
                "with the raw share below it")
-    cols = st.columns(len(levels) + 1)
-    for c, r in zip(cols, allrow.itertuples()):
+    row = st.container(horizontal=True, gap="small")  # fixed-width metrics wrap at 1000 px instead of cutting notes
+    for r in allrow.itertuples():
         value, note = V.share_metric(r)
-        ui.note_metric(f"q {r.level}", value, note, container=c,
+        ui.note_metric(f"q {r.level}", value, note, container=row, width=210,
                        help="Share of the judged prompts this level won at equal answer length (length-controlled), "
                             "with its 95 % interval (delta method); raw = the plain share of wins")
-    ui.note_metric("Prompts judged", f"{counts.judged}", f"of {counts.prompts} prompts", container=cols[-1],
+    ui.note_metric("Prompts judged", f"{counts.judged}", f"of {counts.prompts} prompts", container=row, width=210,
                    help=f"{counts.invalid} invalid verdict(s) and {counts.no_reference} prompt(s) without a reference "
                         f"are excluded; {counts.not_judged} not judged yet")
     st.markdown(counts.sentence())

@@ -23,6 +23,7 @@ ui.ensure_navigation()
 
 RUN_KEY = "pg.results"  # the PlaygroundRun in progress or the last one
 STOP_KEY = "pg.stop"
+RUN_METRIC_PX = 250  # one run metric (px): three fit a row at 1400 px, they wrap at 1000 px instead of cutting
 MSG_KEY = "pg.run_message"  # a message from the Run button's check, shown once
 
 st.title("Playground")
@@ -53,7 +54,7 @@ if prompt.strip():
     except InputError as exc:
         prompt_problem = str(exc)
         st.error(ui.error_text(exc))
-c1, c2, c3 = st.columns([3, 1, 1])
+c1, c2, c3 = st.columns([2, 1, 1])  # the toggle column fits "Sample" at 1000 px
 # chips show the level only (a directive in a chip is cut to "L2 — A…"); the directives are spelt out below
 levels = c1.multiselect("Directive levels", dset.names, default=dset.names, key="pg.levels", disabled=locked,
                         help="Each level's directive is listed under the prompt settings.")
@@ -62,7 +63,7 @@ max_new = c2.number_input("Max new tokens", min_value=1, max_value=cap, value=mi
                           step=32, key="pg.max_new", help="Cap on generated tokens per answer")
 sample = c3.toggle("Sample", value=False, key="pg.sample", help="Off: greedy decoding (reproducible)", disabled=locked)
 seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="pg.seed", disabled=locked or not sample)
-st.caption(" · ".join(f"**{d.level}** {ui.safe_md(d.text) if d.text else 'no directive'}" for d in dset.levels) + ".")
+st.caption(" · ".join(f"**{d.level}** {ui.safe_md(d.text.rstrip('. ')) if d.text else 'no directive'}" for d in dset.levels) + ".")
 st.caption(f"Model **{ui.plain(lm.info.name)}** on {lm.info.device} · directives go in the **{lm.info.placement}** "
            f"{'message' if lm.info.placement == 'system' else 'turn'}.")
 caps_line = ui.class_caps_line()
@@ -92,7 +93,7 @@ with st.expander("Carbon: grid zone and hour, PUE, embodied carbon", expanded=Fa
     carbon_settings = ui.carbon_settings(key="pg.carbon", disabled=locked)
 st.caption(f"Energy: `{meter.method}` ({ui.method_badge(meter.method)}) · carbon at "
            f"{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh ({ui.plain(carbon_settings.intensity.label)}), "
-           f"PUE {carbon_settings.pue:g}")
+           f"PUE {carbon_settings.pue:g}.")
 
 
 # Task-aware directives (docs/tasks.md): the prompt's predicted task and the level mix the per-task policy gives it.
@@ -114,7 +115,7 @@ if prompt.strip() and not prompt_problem:
         st.info(line.text, icon=":material/explore:")
         task = line.policy.task if line.policy else None
     elif line.kind == "untrained":
-        tcol1, tcol2 = st.columns([3, 1])
+        tcol1, tcol2 = st.columns([2, 1])
         tcol1.caption("Predicted task: " + line.text)
         ui.train_task_classifier("pg.task_train", container=tcol2, disabled=locked)
     else:
@@ -228,16 +229,16 @@ if run is not None and run.finished and run.outcomes:
     table = V.measurements_table(run, carbon_settings)  # re-priced with the current zone/hour/slider
     totals = V.run_totals(outcomes, settings=carbon_settings)
     run_u = [o.reading.uncertainty_j for o in outcomes]
-    k1, k2, k3 = st.columns(3)
+    k1 = k2 = k3 = st.container(horizontal=True, gap="small")  # fixed-width metrics wrap at 1000 px, never cut
     ui.energy_metric("Energy of this run", totals.energy_j, outcomes[0].reading.method,
-                     None if None in run_u else sum(run_u), outcomes[0].reading.source, container=k1)
+                     None if None in run_u else sum(run_u), outcomes[0].reading.source, container=k1, width=RUN_METRIC_PX)
     ui.carbon_metric("Carbon of this run", totals.carbon_g,
-                     f"at {carbon_settings.intensity.ci_g_per_kwh:.0f} g/kWh, PUE {carbon_settings.pue:g}", container=k2)
+                     f"at {carbon_settings.intensity.ci_g_per_kwh:.0f} g/kWh, PUE {carbon_settings.pue:g}", container=k2, width=RUN_METRIC_PX)
     sav = table["carbon saving vs L0 (%)"].dropna()
     l0_done = run.status_of("L0") == "complete"
     ui.note_metric("Best carbon saving vs L0", f"{sav.max():.0f} %" if len(sav) else "n/a",
                    f"level {table.loc[sav.idxmax(), 'level']}" if len(sav) else
-                   ("no other complete level to compare" if l0_done else "needs a complete L0 answer"), container=k3)
+                   ("no other complete level to compare" if l0_done else "needs a complete L0 answer"), container=k3, width=RUN_METRIC_PX)
     methods = sorted(set(table["energy method"]))
     st.caption(f"Energy method: {', '.join(f'`{m}` ({ui.method_badge(m)})' for m in methods)} — "
                f"{outcomes[0].reading.source}. Carbon at **{carbon_settings.intensity.ci_g_per_kwh:.1f} g CO₂e/kWh** "

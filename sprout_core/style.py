@@ -182,6 +182,20 @@ def fmt_intensity(ci: float | None) -> str:
     return "n/a" if is_unknown(ci) else f"{fmt_number(ci)} g CO₂e/kWh"
 
 
+# ------------------------------------------------------------------------ chart titles
+
+#: top margin (px) of a chart whose title has a second line (:func:`chart_title`)
+TITLE_MARGIN_PX = 78
+
+
+def chart_title(main: str, sub: str | None = None) -> dict:
+    """A Plotly ``title`` that fits a half-width chart at 1000 px: a short ``main`` line and the units or the
+    basis as a smaller second line (``sub``). Plotly never wraps a title, so a long one-line title runs out of
+    the chart; give the layout ``margin.t`` ≥ :data:`TITLE_MARGIN_PX` when ``sub`` is set."""
+    text = main if not sub else f"{main}<br><span style='font-size:0.78em'>{sub}</span>"
+    return {"text": text, "x": 0, "xanchor": "left", "font": {"size": 15}}
+
+
 # ------------------------------------------------------------------------ what an energy label counts
 
 #: the help text of each energy-method label (docs/energy.md, "What each energy number counts"), shown wherever

@@ -425,16 +425,16 @@ def note_metric(label: str, value: str, note: str | None = None, help: str | Non
 
 
 def energy_metric(label: str, energy_j: float | None, method: str, uncertainty_j: float | None = None,
-                  source: str | None = None, container=None) -> None:
+                  source: str | None = None, container=None, width: int | str = "stretch") -> None:
     """``st.metric`` of an energy with its method as a neutral note and the source as help."""
     unc = f" ± {fmt_energy(uncertainty_j)}" if (uncertainty_j is not None and energy_j is not None) else ""
     note_metric(label, fmt_energy(energy_j), f"{method_badge(method)} · {method}{unc}", container=container,
-                help=style.method_help(method) + (f" Source: {source}" if source else ""))
+                help=style.method_help(method) + (f" Source: {source}" if source else ""), width=width)
 
 
-def carbon_metric(label: str, grams: float | None, note: str, container=None) -> None:
+def carbon_metric(label: str, grams: float | None, note: str, container=None, width: int | str = "stretch") -> None:
     """``st.metric`` of a carbon mass (g CO₂e, readable unit) with a short neutral note (e.g. the intensity)."""
-    note_metric(label, fmt_grams(grams), note, container=container)
+    note_metric(label, fmt_grams(grams), note, container=container, width=width)
 
 
 #: one line a page shows once, near its first chart

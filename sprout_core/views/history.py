@@ -96,8 +96,9 @@ def energy_by_level_figure(df: pd.DataFrame):
                              customdata=list(zip(sub["requests"], sub["mean_j_per_token"])),
                              hovertemplate=f"{lv}: %{{y:.3g}} {unit}<br>%{{customdata[0]}} requests, "
                                            "%{customdata[1]:.3g} J/token<extra></extra>"))
-    fig.update_layout(barmode="group", title=f"Mean energy per complete answer by level ({unit}, matching rows)",
+    fig.update_layout(barmode="group", title=style.chart_title("Mean energy per complete answer",
+                                                               f"by level and energy method · {unit} · matching rows"),
                       xaxis_title="energy method", yaxis_title=f"mean energy per request ({unit})", height=380,
-                      legend_title_text="level", margin=dict(t=50, b=40),
+                      legend_title_text="level", margin=dict(t=style.TITLE_MARGIN_PX, b=40),
                       xaxis=dict(categoryorder="array", categoryarray=methods))
     return fig

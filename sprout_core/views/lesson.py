@@ -67,8 +67,9 @@ def prompt_step(outcomes) -> Step:
         x=levels, y=[None if g is None else g / div for g in grams], marker_color=style.level_colors(levels),
         text=[f"{style.fmt_count(o.result.new_tokens, 'token')}<br>{style.fmt_energy(o.reading.energy_j)}" for o in outs],
         textposition="auto", hovertext=[o.result.directive or "no directive" for o in outs]))
-    fig.update_layout(title=f"Carbon per answer ({unit} CO₂e) — same prompt, three directives",
-                      xaxis_title="directive level", yaxis_title=f"{unit} CO₂e", height=380, margin=dict(t=50, b=40))
+    fig.update_layout(title=style.chart_title("Carbon per answer", f"{unit} CO₂e · same prompt, three directives"),
+                      xaxis_title="directive level", yaxis_title=f"{unit} CO₂e", height=380,
+                      margin=dict(t=style.TITLE_MARGIN_PX, b=40))
     base = next((o for o in outs if o.result.level == "L0"), None)
     others = [o for o in outs if o is not base]
     method = outs[0].reading.method
@@ -147,10 +148,10 @@ def grids_step(energy_j: float, duration_s: float, traces: list[Trace], pue: flo
                              marker=dict(color=style.GRID_COLOR, size=12, symbol="line-ns-open", line=dict(width=3))))
     fig.add_trace(go.Scatter(x=df["g_max"] / div, y=df["zone"], mode="markers", name="dirtiest hour",
                              marker=dict(color=style.HIGHLIGHT_COLOR, size=10, symbol="triangle-right")))
-    fig.update_layout(title=f"The same answer's operational carbon on {len(df)} grids ({unit} CO₂e)",
+    fig.update_layout(title=style.chart_title(f"The same answer on {len(df)} grids", f"operational carbon, {unit} CO₂e"),
                       xaxis=dict(title=f"{unit} CO₂e (energy × the grid's intensity)", rangemode="tozero"),
                       yaxis=dict(autorange="reversed", title=None), height=max(360, 24 * len(df) + 120),
-                      legend=dict(orientation="h", y=-0.12), margin=dict(t=50, b=40))
+                      legend=dict(orientation="h", y=-0.12), margin=dict(t=style.TITLE_MARGIN_PX, b=40))
     lo, hi = df.loc[df["g_min"].idxmin()], df.loc[df["g_max"].idxmax()]
     clean, dirty = df.iloc[0], df.iloc[-1]  # lowest and highest yearly mean
     ratio = dirty["g_mean"] / clean["g_mean"] if clean["g_mean"] > 0 else float("inf")
@@ -193,8 +194,10 @@ def optimizer_step(profile: Profile, trace: Trace, xi: float = 0.1, points: int 
                                  fillcolor=style.level_color(lv, i)), secondary_y=False)
     fig.add_trace(go.Scatter(x=cis, y=saves, name="carbon saved vs always-L0", mode="lines",
                              line=dict(color="#212121", width=3, dash="dash")), secondary_y=True)
-    fig.update_layout(title=f"The optimizer's mix from the cleanest to the dirtiest hour ({trace.zone} {trace.year})",
-                      xaxis_title="grid carbon intensity (g CO₂e/kWh)", height=400, margin=dict(t=50, b=40),
+    fig.update_layout(title=style.chart_title("The optimizer's mix, cleanest to dirtiest hour",
+                                              f"{trace.zone} {trace.year} · share of requests per level, carbon saved"),
+                      xaxis_title="grid carbon intensity (g CO₂e/kWh)", height=400,
+                      margin=dict(t=style.TITLE_MARGIN_PX, b=40),
                       legend=dict(orientation="h", y=-0.2))
     fig.update_yaxes(title_text="share of requests (%)", range=[0, 100], secondary_y=False)
     fig.update_yaxes(title_text="carbon saved (%)", range=[0, 100], secondary_y=True, showgrid=False)
@@ -238,10 +241,11 @@ def month_step(profile: Profile, trace: Trace, month: int, xi: float = 0.1, requ
         go.Bar(name="Sprout (directives chosen hour by hour)", x=day_idx, y=per_day_sp / div,
                marker_color=style.level_color("L1")),
     ])
-    fig.update_layout(barmode="group", title=f"Carbon per day in {trace.zone}, {calendar.month_name[month]} {year} "
-                                             f"({unit} CO₂e at {requests_per_hour:,.0f} requests/hour)",
+    fig.update_layout(barmode="group",
+                      title=style.chart_title(f"Carbon per day in {trace.zone}, {calendar.month_name[month]} {year}",
+                                              f"{unit} CO₂e at {requests_per_hour:,.0f} requests/hour"),
                       xaxis_title="day of the month", yaxis_title=f"{unit} CO₂e per day", height=400,
-                      legend=dict(orientation="h", y=-0.2), margin=dict(t=50, b=40))
+                      legend=dict(orientation="h", y=-0.2), margin=dict(t=style.TITLE_MARGIN_PX, b=40))
     total_base = base.carbon_g_per_request * res.total_requests
     total_sp = sp.carbon_g_per_request * res.total_requests
     sentence = (f"In **{trace.zone}** in {calendar.month_name[month]} {year}, at {requests_per_hour:,.0f} requests an hour, "

@@ -140,12 +140,16 @@ def energy_figure(table: pd.DataFrame):
     y = [None if pd.isna(v) else v / div for v in table["energy (J)"]]
     err = [None if pd.isna(v) else v / div for v in table["± energy (J)"]]
     methods = ", ".join(sorted(set(table["energy method"])))
+    levels = list(table["level"])
     fig = go.Figure(go.Bar(
-        x=table["level"], y=y, marker_color=style.level_colors(list(table["level"])),
+        x=levels, y=y, marker_color=style.level_colors(levels),
         error_y=dict(type="data", array=err, visible=any(e is not None for e in err)),
-        text=[style.fmt_energy(v) for v in table["energy (J)"]], textposition="auto", hovertext=table["energy method"]))
-    fig.update_layout(title=f"Energy per answer ({unit}, {methods})", xaxis_title="directive level",
-                      yaxis_title=f"energy ({unit})", height=360, margin=dict(t=50, b=40))
+        hovertext=table["energy method"]))
+    # the values go under the bars, not on them: an error bar (± of the estimate) would be drawn over a bar label
+    fig.update_xaxes(tickmode="array", tickvals=levels,
+                     ticktext=[f"{lv}<br>{style.fmt_energy(v)}" for lv, v in zip(levels, table["energy (J)"])])
+    fig.update_layout(title=style.chart_title("Energy per answer", f"{unit} · {methods}"), xaxis_title="directive level",
+                      yaxis_title=f"energy ({unit})", height=360, margin=dict(t=style.TITLE_MARGIN_PX, b=40))
     return fig
 
 
@@ -163,8 +167,9 @@ def carbon_figure(table: pd.DataFrame):
         go.Bar(name="operational", x=table["level"], y=scaled("operational (g CO₂e)"), marker_color=style.OPERATIONAL_COLOR),
         go.Bar(name="embodied", x=table["level"], y=scaled("embodied (g CO₂e)"), marker_color=style.EMBODIED_COLOR),
     ])
-    fig.update_layout(barmode="stack", title=f"Carbon per answer ({unit} CO₂e, from {methods} energy)",
-                      xaxis_title="directive level", yaxis_title=f"{unit} CO₂e", height=360, margin=dict(t=50, b=40),
+    fig.update_layout(barmode="stack", title=style.chart_title("Carbon per answer", f"{unit} CO₂e · {methods} energy"),
+                      xaxis_title="directive level", yaxis_title=f"{unit} CO₂e", height=360,
+                      margin=dict(t=style.TITLE_MARGIN_PX, b=40),
                       legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -177,6 +182,7 @@ def elsewhere_figure(where: pd.DataFrame, highlight_zone: str | None = None):
     colors = [style.HIGHLIGHT_COLOR if z == highlight_zone else style.GRID_COLOR for z in where["zone"]]
     fig = go.Figure(go.Bar(x=where["total (g CO₂e)"] / div, y=where["zone"], orientation="h", marker_color=colors,
                            hovertext=[f"{style.fmt_intensity(c)}" for c in where["carbon intensity (g/kWh)"]]))
-    fig.update_layout(title=f"Same energy, other grids ({unit} CO₂e, lowest first)", xaxis_title=f"{unit} CO₂e",
-                      yaxis=dict(autorange="reversed"), height=max(300, 22 * len(where)), margin=dict(t=50, b=40))
+    fig.update_layout(title=style.chart_title("Same energy, other grids", f"{unit} CO₂e · lowest first"),
+                      xaxis_title=f"{unit} CO₂e", yaxis=dict(autorange="reversed"), height=max(300, 22 * len(where)),
+                      margin=dict(t=style.TITLE_MARGIN_PX, b=40))
     return fig
