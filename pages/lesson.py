@@ -117,7 +117,7 @@ with st.container(border=True):
                 st.rerun()
             if run is not None and run.finished:
                 for note in run.notes:
-                    st.info(note)
+                    st.info(ui.plain(note))  # run.notes: Sprout's sentences about the class caps
                 if run.cancelled:
                     st.warning(run.summary())
                 try:
