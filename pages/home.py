@@ -48,7 +48,11 @@ elif lm is not None:
     ui.note_metric("llama.cpp threads" if getattr(lm, "backend", "") == "llama.cpp" else "Torch threads",
                    f"{info.threads}", container=row, width=METRIC_PX)
     ui.note_metric("Load time", style.fmt_seconds(info.load_s),
-                   "converted from GGUF" if info.converted else "safetensors cache", container=row, width=METRIC_PX)
+                   "the GGUF file, read as is" if getattr(lm, "backend", "") == "llama.cpp"
+                   else "converted from GGUF" if info.converted else "safetensors cache", container=row, width=METRIC_PX)
+    st.caption(
+        f"Backend: **{ui.plain(lm.backend)}** in this process — {ui.plain(ui.backend_choice().why or 'picked on Home')}."
+    )
     st.caption(
         f"Context: {style.fmt_count(info.context_len, 'token')} · directives go in the **{info.placement}** "
         f"{'message' if info.placement == 'system' else 'turn'} · directive set `{info.directive_set}`."
@@ -99,8 +103,8 @@ with st.expander("Choose a model", expanded=lm is None):
 # --- Backend: in process (transformers / llama.cpp) or a serving engine (issue 12) ---------------------------
 with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Ollama …)", expanded=False):
     current = ui.backend_choice()
-    kinds = {"transformers": "In process · transformers (default)",
-             "llama.cpp": "In process · llama.cpp (fast on CPU, embedded model)",
+    kinds = {"transformers": "In process · transformers (fallback; any local model)",
+             "llama.cpp": "In process · llama.cpp (default when installed; embedded model, fast on CPU)",
              "server": "Serving engine (OpenAI-compatible API)"}
     kind = st.radio("Backend", list(kinds), format_func=kinds.get, index=list(kinds).index(current.kind),
                     horizontal=True, key="home.backend")

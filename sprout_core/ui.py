@@ -21,6 +21,7 @@ import logging
 import re
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -300,7 +301,11 @@ def backend_choice() -> backends.BackendChoice:
     except SproutError as exc:
         st.warning(f"Ignoring the server settings in the environment: {error_text(exc)}")
         return backends.BackendChoice()
-    return env if env.kind != "transformers" else backends.BackendChoice(model=model_spec())
+    if env.kind == "transformers" or (env.kind == "llama.cpp" and model_spec() != EMBEDDED_SPEC):
+        # a model folder this session loaded runs on transformers (llama.cpp runs the embedded GGUF only)
+        return backends.BackendChoice(model=model_spec(), why=env.why if env.kind == "transformers" else
+                                      "a local model folder runs on transformers")
+    return env
 
 
 def _open(choice: backends.BackendChoice):
@@ -325,7 +330,8 @@ def switch_backend(choice: backends.BackendChoice) -> tuple[bool, str]:
     except (SproutError, ValueError) as exc:
         return False, str(exc)
     if choice.kind == "transformers":
-        st.session_state.pop(_BACKEND_KEY, None)
+        # kept as the session's choice: the default (llama.cpp when installed) must not take over again
+        st.session_state[_BACKEND_KEY] = replace(choice, why="picked on Home")
         st.session_state[_SPEC_KEY] = choice.model
     else:
         st.session_state[_BACKEND_KEY] = choice
@@ -343,8 +349,11 @@ def get_model():
             with st.spinner(f"Opening {choice.label()}…"):
                 return _open(choice)
         except (SproutError, ValueError) as exc:
-            st.error(f"Could not use {plain(choice.label())}: {error_text(exc)} Pick another backend on the Home page.")
-            return None
+            if choice.kind != "llama.cpp" or st.session_state.get(_BACKEND_KEY) is not None:
+                st.error(f"Could not use {plain(choice.label())}: {error_text(exc)} Pick another backend on the Home page.")
+                return None
+            # llama.cpp was only the default: say why it is not used and fall back to transformers
+            st.warning(f"llama.cpp could not load the embedded model ({error_text(exc)}); using transformers instead.")
     spec = model_spec()
     label = "the embedded SmolLM2-135M-Instruct" if spec == EMBEDDED_SPEC else spec
     try:
@@ -368,7 +377,8 @@ def switch_model(spec: str, device: str | None = None, dtype: str | None = None)
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         return False, internal_error_message(exc)
     st.session_state[_SPEC_KEY] = spec
-    st.session_state.pop(_BACKEND_KEY, None)  # a local model replaces a server / llama.cpp choice
+    # a model loaded here runs on transformers: it replaces a server / llama.cpp choice (and the default)
+    st.session_state[_BACKEND_KEY] = backends.BackendChoice(model=spec, why="picked on Home")
     return True, f"Loaded {lm.info.name} on {lm.info.device} ({lm.info.dtype}) in {lm.info.load_s:.1f} s."
 
 

@@ -17,6 +17,10 @@ if str(ROOT) not in sys.path:
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# The app's default backend for the embedded model is llama.cpp when it is installed, transformers when not
+# (sprout_core.backends.embedded_default): pin it, so a test means the same on every machine. Tests of the
+# default itself unset it; tests of llama.cpp ask for it by name.
+os.environ["SPROUT_EMBEDDED_BACKEND"] = "transformers"
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import pytest
 from sprout_core import cli, store
 from sprout_core.carbon import override_intensity
 from sprout_core.directives import load_directive_set
-from sprout_core.errors import ServerError
+from sprout_core.errors import InputError, ServerError
 from sprout_core.generation import GenerationParams, generate, stream_generate
 from sprout_core.metered import CarbonSettings, metered_stream
 from sprout_core.serving.client import ServerConfig, ServerModel
@@ -283,3 +283,39 @@ def test_home_switches_to_llama_cpp_in_process(monkeypatch, tiny_llama2_dir):
     pg.button(key="pg.run").click().run()
     assert not pg.exception
     assert all(o.result.backend == "llama.cpp" and o.result.new_tokens > 0 for o in pg.session_state["pg.results"].outcomes)
+
+
+def test_llama_cpp_is_the_default_when_installed_and_transformers_the_stated_fallback(monkeypatch):
+    from sprout_core import backends
+
+    monkeypatch.delenv("SPROUT_EMBEDDED_BACKEND", raising=False)
+    for var in ("SPROUT_BACKEND", "SPROUT_SERVER_URL", "SPROUT_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    c = backends.default_choice()
+    assert c.kind == "llama.cpp" and "llama.cpp is installed" in c.why
+    assert backends.choice_from_args(cli.build_parser().parse_args(["generate", "--prompt", PROMPT])).kind == "llama.cpp"
+    monkeypatch.setattr(backends, "llama_cpp_available", lambda: False)
+    c = backends.default_choice()
+    assert c.kind == "transformers" and "llama.cpp is not installed" in c.why and "setup.sh" in c.why
+    monkeypatch.setenv("SPROUT_EMBEDDED_BACKEND", "llama.cpp")
+    assert backends.default_choice().kind == "llama.cpp"
+    monkeypatch.setenv("SPROUT_EMBEDDED_BACKEND", "vllm")
+    with pytest.raises(InputError):
+        backends.default_choice()
+    monkeypatch.setenv("SPROUT_EMBEDDED_BACKEND", "llama.cpp")
+    monkeypatch.setenv("SPROUT_MODEL", "/models/Llama-2-7b-chat-hf")  # a folder always runs on transformers
+    assert backends.default_choice().kind == "transformers"
+    monkeypatch.setenv("SPROUT_SERVER_URL", "http://127.0.0.1:9/v1")
+    assert backends.default_choice().kind == "server"
+
+
+def test_home_opens_on_llama_cpp_by_default_and_says_why(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    for var in ("SPROUT_EMBEDDED_BACKEND", "SPROUT_BACKEND", "SPROUT_SERVER_URL", "SPROUT_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    at = AppTest.from_file(str(ROOT / "pages/home.py"), default_timeout=120).run()
+    assert not at.exception
+    m = {x.label: x.value for x in at.metric}
+    assert m["Dtype"] == "Q4_1 (GGUF)" and "llama.cpp threads" in m
+    assert any("llama.cpp is installed" in c.value for c in at.caption)
