@@ -159,6 +159,7 @@ def test_the_live_evaluator_answers_every_level_judges_both_orders_and_updates_q
     last = st["evaluator"]["last"]
     assert last["status"] == "done", last
     assert last["valid"] == 3 and last["judge_energy"].startswith("charged")
+    assert last["shares"].startswith(("controlled", "raw"))  # through evaluate.shares.quality_estimate
     assert st["q"]["source"].startswith("evaluator: 1 run")
     rows = store.query_requests({"origins": ["gateway-evaluator"]})
     assert len(rows) == 3 * 3 + 3 * 2  # every level of every prompt, and two judge passes per prompt

@@ -11,10 +11,12 @@ verdicts to the planner (the next decisions use them).
   mechanical for a small model) or ``api:MODEL`` (an OpenAI-compatible judge at ``$SPROUT_JUDGE_BASE_URL``;
   its energy is n/a, not included). Both orders (:func:`sprout_core.evaluate.judges.judge_llm` with the second
   pass rotated).
-* **Credits**: raw credits per pass (:func:`sprout_core.evaluate.shares.raw_credits`: one-hot winner, identical
-  answers split as a tie), averaged over the two passes of a prompt; an invalid pass counts no verdict. Tasks:
-  the prompt set's ``task`` where it names one of the profile's tasks; unlabelled prompts are spread over the
-  profile's tasks by the hour's task mix.
+* **Shares**: through the project's one quality estimate
+  (:func:`sprout_core.evaluate.shares.quality_estimate`): both passes of a prompt averaged (a disagreeing pair
+  splits the credit), identical answers split as a tie, length- and position-controlled per task (the order shown
+  is recorded); when the controlled fit gives no share (too few verdicts) the raw shares, and the run says which.
+  Tasks: the prompt set's ``task`` where it names one of the profile's tasks; unlabelled prompts are spread over
+  the profile's tasks by the hour's task mix.
 """
 from __future__ import annotations
 
@@ -59,32 +61,57 @@ def read_prompt_set(path: Path) -> list[tuple[str, str | None]]:
     return out
 
 
-def credits_for(verdicts, answers: dict[str, str], levels: tuple[str, ...]) -> np.ndarray | None:
-    """``[L]`` credit of one prompt: raw credits of its valid passes, averaged; ``None`` if none is valid."""
-    from sprout_core.evaluate.shares import identity_groups, raw_credits
-
-    winners = [v.winner if v.valid else None for v in verdicts]
-    texts = [[answers.get(lv) for lv in levels] for _ in verdicts]
-    y = raw_credits(winners, levels, groups=identity_groups(texts))
-    ok = ~np.isnan(y).any(axis=1)
-    return y[ok].mean(axis=0) if ok.any() else None
+UNLABELLED = "(unlabelled)"
 
 
-def verdict_table(rows: list[tuple[str | None, np.ndarray]], tasks: tuple[str, ...], weights: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """``(q_task [T, L], n_task [T])`` from per-prompt ``(task, credit [L])``; unlabelled prompts spread by ``weights``."""
-    L = len(rows[0][1])
+def verdict_rows(pid: int, task: str | None, verdicts, answers: dict[str, str], levels: tuple[str, ...],
+                 judge: str) -> list[dict]:
+    """One prompt's passes as rows of :func:`~sprout_core.evaluate.shares.quality_estimate`'s verdict table."""
+    from sprout_core.evaluate.shares import identity_groups
+
+    groups = identity_groups([[answers.get(lv) for lv in levels]])[0]
+    out = []
+    for v in verdicts:
+        row = {"task": task or UNLABELLED, "prompt_id": pid, "judge": judge, "winner": v.winner if v.valid else None,
+               "valid": bool(v.valid), "order": ",".join(v.order)}
+        for k, lv in enumerate(levels):
+            row[f"words_{lv}"] = float(len((answers.get(lv) or "").split()))
+            row[f"group_{lv}"] = int(groups[k])
+        out.append(row)
+    return out
+
+
+def estimate_q(rows: list[dict], tasks: tuple[str, ...], levels: tuple[str, ...], weights: np.ndarray,
+               judge: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(q_task [T, L], n_task [T], which)`` from the verdict rows via the one quality estimate: controlled
+    shares, or raw where the controlled fit gives none; unlabelled prompts spread over the tasks by ``weights``."""
+    import pandas as pd
+
+    from sprout_core.evaluate.shares import quality_estimate
+
+    table = pd.DataFrame(rows)
+    which = "controlled (length and position)"
+    est = quality_estimate(table, judge, control=True, levels=list(levels))
+    names = list(est.tasks)
+    fr = est.fractions(names, control=True)
+    if np.isnan(fr).any():
+        which = "raw (the controlled fit gave no share for this sample)"
+        fr = est.fractions(names, control=False)
+    L = len(levels)
     wins, n = np.zeros((len(tasks), L)), np.zeros(len(tasks))
-    for task, c in rows:
-        if task in tasks:
-            k = tasks.index(task)
-            wins[k] += c
-            n[k] += 1
+    for name, q in zip(names, fr):
+        cnt = float(est.tasks[name].n)
+        if cnt <= 0 or np.isnan(q).any():
+            continue
+        if name in tasks:
+            k = tasks.index(name)
+            wins[k] += q * cnt
+            n[k] += cnt
         else:
-            wins += weights[:, None] * c[None, :]
-            n += weights
-    q = np.where(n[:, None] > 0, wins / np.maximum(n, 1e-300)[:, None], 1.0 / L)
-    return q, n
+            wins += (weights * cnt)[:, None] * q[None, :]
+            n += weights * cnt
+    q_task = np.where(n[:, None] > 0, wins / np.maximum(n, 1e-300)[:, None], 1.0 / L)
+    return q_task, n, which
 
 
 def live_evaluator(cfg, complete):
@@ -109,21 +136,22 @@ def live_evaluator(cfg, complete):
         loop = asyncio.get_running_loop()
         chat, judge_note = _judge_chat(complete, state, judge, loop)
         levels = state.levels
-        rows: list[tuple[str | None, np.ndarray]] = []
-        invalid = 0
+        rows: list[dict] = []
+        valid = invalid = 0
         try:
-            for prompt, task in sample:
+            for pid, (prompt, task) in enumerate(sample):
                 answers = {}
                 for lv in levels:
                     ans, _ = await _complete(complete, state, [{"role": "user", "content": prompt}], lv)
                     answers[lv] = "".join(ans.text)
                 verdicts = await asyncio.to_thread(judge_llm, prompt, answers, chat, judge or "judge", int(hour), prompt,
                                                    True)
-                c = credits_for(verdicts, answers, levels)
-                if c is None:
+                if not any(v.valid for v in verdicts):
                     invalid += 1
                     continue
-                rows.append((task, c))
+                valid += 1
+                label = task if task in state.profile.tasks else None
+                rows.extend(verdict_rows(pid, label, verdicts, answers, levels, judge or "judge"))
         except Exception as exc:  # noqa: BLE001 - a failed run keeps the previous q and says why
             _log.warning("a failed run keeps the previous q and says why: %s", exc)
             state.evaluator_last = {"due_at_hour": started, "status": f"failed: {type(exc).__name__}: {exc}"}
@@ -132,11 +160,15 @@ def live_evaluator(cfg, complete):
             state.evaluator_last = {"due_at_hour": started, "status": f"no valid verdicts ({invalid} invalid): q unchanged",
                                     "judge": judge, "judge_energy": judge_note}
             return
-        q, n = verdict_table(rows, tuple(state.profile.tasks), state.planner.weights)
-        state.planner.add_verdicts(q, n, t)
+        try:
+            q, n, which = estimate_q(rows, tuple(state.profile.tasks), levels, state.planner.weights, judge or "judge")
+            state.planner.add_verdicts(q, n, t)
+        except Exception as exc:  # noqa: BLE001 - the estimate failed: q unchanged, and the run says why
+            state.evaluator_last = {"due_at_hour": started, "status": f"failed: {type(exc).__name__}: {exc}"}
+            return
         state.evaluator_last = {"due_at_hour": started, "status": "done", "prompts": len(sample),
-                                "valid": len(rows), "invalid": invalid, "judge": judge, "judge_energy": judge_note,
-                                "credits": "raw (identical answers split as ties), both orders averaged",
+                                "valid": valid, "invalid": invalid, "judge": judge, "judge_energy": judge_note,
+                                "shares": f"{which}; both orders averaged, identical answers split as ties",
                                 "energy": f"charged: every answer is a store row with origin {ORIGIN}"}
 
     return run
