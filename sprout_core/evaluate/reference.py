@@ -57,6 +57,30 @@ def _cache_path():
     return state_dir() / _CACHE_NAME
 
 
+def similarity_texts(rows: list[dict]) -> list[str]:
+    """The texts :func:`reference_verdicts` must embed (the same rule as :func:`judge_reference`): for a
+    triple whose reference needs similarity, the answers tied at the best correctness and the reference.
+    Interleaved over tasks (1st of each task, 2nd of each task, …) so an interrupted pass has embedded an
+    even share of every task; the embedding cache makes the next pass start where this one stopped."""
+    rank: dict[str, int] = {}
+    order = []
+    for r in rows:
+        rank[r["task"]] = rank.get(r["task"], 0) + 1
+        order.append((rank[r["task"]], r["task"]))
+    need: list[str] = []
+    for _, r in sorted(zip(order, rows), key=lambda x: x[0]):
+        ref = r.get("reference_answer") or ""
+        kind = reference_kind(ref) if ref.strip() else None
+        if kind in ("text", "short") or (kind == "number" and len(ref.split()) > 3):
+            # similarity only breaks ties among the answers that share the best correctness: embed those
+            texts = [r[lv] or "" for lv in LEVELS]
+            corr = [bool(is_correct(t, ref, kind)) for t in texts]
+            tied = list(dict.fromkeys(t for t, c in zip(texts, corr) if c == max(corr)))
+            if len(tied) >= 2:
+                need.extend(tied + [ref])
+    return list(dict.fromkeys(need))
+
+
 def reference_verdicts(rows: list[dict] | None = None, progress: Callable[[str, int, int], None] | None = None,
                        use_cache: bool = True, similarity_encode=None) -> dict[tuple[str, int], dict]:
     """Our reference judge on every triple: ``(task, prompt_index)`` → ``{winner, valid, raw, kind}``.
@@ -77,25 +101,7 @@ def reference_verdicts(rows: list[dict] | None = None, progress: Callable[[str, 
         if len(out) >= 12000:
             return out
     rows = rows if rows is not None else load_responses()
-    # which triples use similarity (the same rule as judge_reference)
-    need: list[str] = []
-    # interleave the tasks (1st of each task, 2nd of each task, …) so an interrupted pass has embedded
-    # an even share of every task; the cache makes the next pass start where this one stopped
-    rank: dict[str, int] = {}
-    order = []
-    for r in rows:
-        rank[r["task"]] = rank.get(r["task"], 0) + 1
-        order.append((rank[r["task"]], r["task"]))
-    for _, r in sorted(zip(order, rows), key=lambda x: x[0]):
-        ref = r.get("reference_answer") or ""
-        kind = reference_kind(ref) if ref.strip() else None
-        if kind in ("text", "short") or (kind == "number" and len(ref.split()) > 3):
-            # similarity only breaks ties among the answers that share the best correctness: embed those
-            texts = [r[lv] or "" for lv in LEVELS]
-            corr = [bool(is_correct(t, ref, kind)) for t in texts]
-            tied = list(dict.fromkeys(t for t, c in zip(texts, corr) if c == max(corr)))
-            if len(tied) >= 2:
-                need.extend(tied + [ref])
+    need = similarity_texts(rows)
     vec: dict[str, np.ndarray] = {}
     if need:
         uniq = list(dict.fromkeys(need))
