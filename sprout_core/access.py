@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from sprout_core.errors import NotAllowedError
+from sprout_core.settings import Settings
 
 SHARED_ENV = "SPROUT_SHARED"
 MODELS_ENV = "SPROUT_MODELS"
@@ -39,11 +39,10 @@ EMBEDDED = "embedded"
 #: the visitor id outside class mode: the one person at the machine, the operator
 LOCAL_VISITOR = "local"
 _VISITOR_RE = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
-_TRUE = {"1", "true", "yes", "on"}
 
 
 def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
+    return Settings.from_env().flag(name)
 
 
 def is_loopback(address: str | None) -> bool:
@@ -87,12 +86,10 @@ def allowed_models() -> list[ModelChoice]:
     A folder counts when it holds a ``config.json``; labels are folder names (made unique), never paths."""
     out = [ModelChoice("Embedded SmolLM2-135M-Instruct", EMBEDDED)]
     folders: list[Path] = []
-    for part in os.environ.get(MODELS_ENV, "").split(os.pathsep):
-        if part.strip():
-            folders.append(Path(part.strip()).expanduser())
-    root = os.environ.get(MODEL_ROOT_ENV, "").strip()
-    if root:
-        r = Path(root).expanduser()
+    s = Settings.from_env()
+    folders.extend(s.models)
+    r = s.model_root
+    if r is not None:
         try:
             folders.extend(sorted(p for p in r.iterdir() if p.is_dir() and (p / "config.json").exists()))
         except OSError:

@@ -32,6 +32,7 @@ from sprout_core.errors import InputError
 from sprout_core.models import EMBEDDED_SPEC, load_model
 from sprout_core.serving.client import ENV_KEY, ServerConfig, ServerModel, parse_indices
 from sprout_core.serving.llamacpp import INSTALL_HINT, LlamaCppModel, llama_cpp_available
+from sprout_core.settings import Settings
 
 BACKENDS = ("transformers", "llama.cpp", "server")
 ENV_BACKEND = "SPROUT_BACKEND"
@@ -73,8 +74,9 @@ def default_choice(environ: dict[str, str] | None = None) -> BackendChoice:
     """The backend the environment asks for, with the reason (see the module docstring)."""
     env = os.environ if environ is None else environ
     server = ServerConfig.from_env(env)
-    model = (env.get("SPROUT_MODEL") or "").strip() or EMBEDDED_SPEC
-    asked = (env.get(ENV_BACKEND) or "").strip().lower()
+    s = Settings.from_env(env)
+    model = s.model or EMBEDDED_SPEC
+    asked = s.backend or ""
     if asked:
         kind, why = asked, f"{ENV_BACKEND}={asked}"
     elif server:
@@ -91,7 +93,7 @@ def embedded_default(environ: dict[str, str] | None = None) -> tuple[str, str]:
     """The in-process backend for the embedded model and why: ``SPROUT_EMBEDDED_BACKEND`` if set, else llama.cpp
     when it is installed (the fast path), else transformers (the fallback, which needs no compiler)."""
     env = os.environ if environ is None else environ
-    asked = (env.get(ENV_EMBEDDED_BACKEND) or "").strip().lower()
+    asked = Settings.from_env(env).embedded_backend or ""
     if asked:
         if asked not in ("llama.cpp", "transformers"):
             raise InputError(f"{ENV_EMBEDDED_BACKEND} is llama.cpp or transformers, not {asked!r}")

@@ -16,6 +16,7 @@ import threading
 import traceback
 
 from sprout_core.errors import SproutError, describe, internal_error_message
+from sprout_core.settings import Settings
 
 _log = logging.getLogger("sprout.cli")
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a bad flag (argparse printed the usage and the message)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     previous = _catch_sigterm()
-    if os.environ.get("SPROUT_DEBUG") and not logging.getLogger("sprout").handlers[1:]:
+    if Settings.from_env().debug and not logging.getLogger("sprout").handlers[1:]:
         h = logging.StreamHandler(sys.stderr)   # SPROUT_DEBUG=1: the sprout logger's reasons on stderr
         h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logging.getLogger("sprout").addHandler(h)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as exc:  # noqa: BLE001 - the boundary: a bug is reported as type and message, not a stack
         _log.debug("the boundary: a bug is reported as type and message, not a stack: %s", exc, exc_info=True)
-        if os.environ.get("SPROUT_DEBUG"):
+        if Settings.from_env().debug:
             traceback.print_exc()
         print(f"error: {internal_error_message(exc)} (set SPROUT_DEBUG=1 to see the traceback)", file=sys.stderr)
         return 1

@@ -11,8 +11,9 @@ is priced the same on the next:
 """
 from __future__ import annotations
 
-import os
 from typing import Iterable
+
+from sprout_core.settings import Settings
 
 #: grid zone used wherever none is chosen (Electricity Maps zone id)
 DEFAULT_ZONE = "US-TEX-ERCO"
@@ -22,7 +23,7 @@ DEFAULT_YEAR = 2023
 
 def default_zone() -> str:
     """``$SPROUT_ZONE`` when set, else :data:`DEFAULT_ZONE`."""
-    return (os.environ.get("SPROUT_ZONE") or "").strip() or DEFAULT_ZONE
+    return Settings.from_env().zone or DEFAULT_ZONE
 
 
 def default_year(years: Iterable[int]) -> int | None:

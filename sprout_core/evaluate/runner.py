@@ -22,7 +22,6 @@ thread never calls streamlit.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -59,6 +58,7 @@ from sprout_core.evaluate.prompts import PromptItem, load_prompt_set, sample_rep
 from sprout_core.generation import GenerationParams
 from sprout_core.metered import default_settings, metered_generate
 from sprout_core.record import AnswerRecord
+from sprout_core.settings import Settings
 
 _log = logging.getLogger("sprout.evaluate.runner")
 
@@ -192,11 +192,8 @@ LOCK_WAIT_S = 60.0
 
 
 def _lock_wait_s() -> float:
-    env = os.environ.get("SPROUT_DB_LOCK_WAIT_S")
-    try:
-        return max(0.0, float(env)) if env else LOCK_WAIT_S
-    except ValueError:
-        return LOCK_WAIT_S
+    wait = Settings.from_env().db_lock_wait_s
+    return LOCK_WAIT_S if wait is None else wait
 
 
 def _is_lock(exc: BaseException) -> bool:

@@ -59,6 +59,7 @@ from sprout_core.record import AnswerRecord
 from sprout_core.serving.client import normalize_base_url
 from sprout_core.serving.sse import ChunkFormatError, SSEParser, parse_chunk
 from sprout_core.serving.sse import finish_reason as sse_finish
+from sprout_core.settings import Settings
 
 _log = logging.getLogger("sprout.gateway.app")
 
@@ -67,7 +68,7 @@ ORIGIN = "gateway"
 #: prompts kept in memory (only with --store-prompts) for the evaluator's sample
 RECENT_PROMPTS = 500
 #: upstream connection pools used in turn (see UpstreamPool)
-SHARDS = int(os.environ.get("SPROUT_GATEWAY_POOLS", "8") or 8)
+SHARDS = Settings.from_env().gateway_pools
 
 
 # --------------------------------------------------------------------------- errors

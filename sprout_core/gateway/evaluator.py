@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from sprout_core.errors import InputError
 from sprout_core.gateway.intensity import hour_start_iso
+from sprout_core.settings import Settings
 
 _log = logging.getLogger("sprout.gateway.evaluator")
 
@@ -178,7 +178,7 @@ def _judge_chat(complete, state, judge: str | None, loop):
     if judge and judge.startswith("api:"):
         from sprout_core.evaluate.judges import OpenAIChat
 
-        base = os.environ.get("SPROUT_JUDGE_BASE_URL", "")
+        base = Settings.from_env().judge_base_url
         if not base:
             raise InputError("--judge api:MODEL needs SPROUT_JUDGE_BASE_URL")
         return OpenAIChat(base, judge[4:]), "n/a (a judge elsewhere: its energy is not included)"
