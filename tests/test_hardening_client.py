@@ -176,3 +176,17 @@ def test_the_config_bounds_the_total_timeout():
     with pytest.raises(Exception, match="total timeout"):
         ServerConfig("http://127.0.0.1:1/v1", total_timeout_s=0)
     assert ServerConfig("http://127.0.0.1:1/v1").total_timeout_s == C.DEFAULT_TOTAL_TIMEOUT_S
+
+
+def test_generate_says_when_the_servers_usage_was_not_believed(fake, capsys):
+    from sprout_core import cli
+
+    fake.mode = "usage_negative"
+    rc = cli.main(["generate", "--server-url", fake.url, "--prompt", "Why?", "--levels", "L0", "--max-new-tokens",
+                   "16", "--ci", "300", "--json"])
+    import json as _json
+
+    cap = capsys.readouterr()
+    out = _json.loads(cap.out)
+    assert rc == 0 and out[0]["prompt_tokens"] is None and out[0]["new_tokens"] == 9
+    assert "note: L0: the server reported -5 completion tokens" in cap.err and "stored as unknown" in cap.err

@@ -166,6 +166,8 @@ def _report(o, lm, settings, args) -> dict:
               f"({settings.intensity.label})]", flush=True)
     if o.store_error:
         print(f"warning: history: {o.store_error}", file=sys.stderr)
+    for note in r.extra.get("usage_notes", ()):  # a server's implausible token counts, stored as unknown
+        print(f"note: {r.level}: {note}", file=sys.stderr)
     row = o.record.as_row()  # the one record of the answer (sprout_core.record.AnswerRecord)
     row.update(model=lm.info.name, device=lm.info.device, dtype=lm.info.dtype)
     if r.backend == "server":
