@@ -11,6 +11,11 @@ of the operator (``scripts/start.sh --shared`` or ``SPROUT_SHARED=1``); in **sha
   operator's alone: they are set with environment variables when the server starts;
 * an evaluation run started from the app answers at most :data:`SHARED_MAX_PROMPTS` prompts, so no visitor
   holds the shared model for hours;
+* each browser is a *visitor* (``ui.visitor_id``: a random id kept in the address, surviving reloads; the
+  state folder names it only by :func:`visitor_namespace`, a hash): a visitor's grid uploads and prompt files
+  are theirs alone, shared data (shipped, public-folder and the operator's traces) is read-only for them,
+  and ``grid clear --visitors`` removes every visitor's files; the operator (:func:`is_operator`) keeps
+  every power;
 * the server also counts as shared when it listens on a non-loopback address without the flag
   (secure by default: binding to all interfaces never gives strangers a free-text folder box).
 
