@@ -164,6 +164,7 @@ def live_evaluator(cfg, complete):
             q, n, which = estimate_q(rows, tuple(state.profile.tasks), levels, state.planner.weights, judge or "judge")
             state.planner.add_verdicts(q, n, t)
         except Exception as exc:  # noqa: BLE001 - the estimate failed: q unchanged, and the run says why
+            _log.warning("the estimate failed: q unchanged, and the run says why: %s", exc)
             state.evaluator_last = {"due_at_hour": started, "status": f"failed: {type(exc).__name__}: {exc}"}
             return
         state.evaluator_last = {"due_at_hour": started, "status": "done", "prompts": len(sample),
