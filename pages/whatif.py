@@ -64,8 +64,11 @@ years = sorted({y for _, y, _ in tr_list})
 year = c1.selectbox("Year", years, index=years.index(DEFAULT_YEAR) if DEFAULT_YEAR in years else 0, key="wi.year")
 zone_names = {z: n for z, y, n in tr_list if y == year}
 default = [z for z in PAPER_ZONES if z in zone_names] or sorted(zone_names)[:3]
+# chips show the zone id only (a chip cuts "US-TEX-ERCO — Electri…" at any width); the names follow in a caption
 zones = c1.multiselect("Zones", sorted(zone_names), default=default, key="wi.zones",
-                       format_func=lambda z: f"{z} — {zone_names[z]}")
+                       format_func=lambda z: z + (" · your data" if zone_names[z].endswith("your data") else ""))
+if zones:
+    c1.caption(ui.plain("; ".join(f"{z}: {zone_names[z]}" for z in zones)) + ".")
 presets = c1.multiselect("Windows", list(simulate.WINDOW_PRESETS) + [PAPER_PRESET], default=list(simulate.WINDOW_PRESETS),
                          key="wi.presets", help="Each month preset starts on the 1st of that month (UTC); the paper preset "
                                                 "is the Sprout paper's three 720-h windows (hours 800, 3900, 7000).")

@@ -36,6 +36,7 @@ TEXT_SELECTORS = [
     '[data-testid="stCaptionContainer"]', 'button[data-testid^="stBaseButton"] p', '[data-baseweb="tab"] p',
     '[data-testid="stRadio"] label p', '[data-baseweb="tag"] span', '[data-testid="stWidgetLabel"] p',
     '[data-testid="stPageLink"] p', '[data-testid="stExpander"] summary p',
+    '[data-testid="stMultiSelectTagsContainer"] > span > span > span:first-child',  # a chip's text (ellipsis when cut)
 ]
 
 MEASURE_JS = r"""
