@@ -419,8 +419,10 @@ def profile_from_records(requests: pd.DataFrame, verdicts: pd.DataFrame | None, 
                 e_kwh=e_kwh, t_s=t, k_emb_g_per_s=k_emb_g_per_s, n_requests=n, task_trace=task_trace, model=model)
     if v is None:
         if q is None:
-            raise ProfileError("no evaluation verdicts yet: run an evaluation on the Evaluations page and send its "
-                               "q to the Optimizer (or use the reference profile)")
+            raise ProfileError("no evaluation verdicts in this project's database yet. The runs shipped with Sprout "
+                               "(e.g. starter-smollm2-135m-reference) are read on the Evaluations page, not from the "
+                               "database: open one there and press “Use this q in the Optimizer →”, or run an "
+                               "evaluation (or use the reference profile).")
         prof = Profile(q=np.full((len(tasks), len(lv)), 1.0 / len(lv)), n_judged=np.zeros(len(tasks)),
                        notes=tuple(notes), **base)
         return prof.with_handoff(q, allow_other_model=model is None)
