@@ -245,3 +245,20 @@ def test_prompt_selector_starts_over_when_the_source_changes_and_replies_are_sho
     assert not at.exception
     detail = [s for s in at.selectbox if s.key and s.key.startswith("ev.detail.")]
     assert len(detail) == 1 and detail[0].value == 0  # not the old list's second prompt
+
+
+def test_bias_panel_and_flip_rate_of_an_llm_judge_judged_twice():
+    seed_run()
+    at = page_app().run()
+    at.selectbox(key="ev.judge").set_value("llm:fake").run()
+    assert not at.exception
+    # the fake judge always picks the answer shown first: the order is stored, so the position effect is fitted
+    # (too few prompts for the fit: n/a, said so), and every pair of passes flipped
+    bias = at.table[0].value
+    assert "n/a" in str(bias.iloc[0]["length effect"])
+    assert any("order shown is stored" in m.value for m in at.markdown)
+    flips = [d.value for d in at.dataframe if "flip rate" in d.value.columns][0]
+    assert "100 %" in set(flips["flip rate"])
+    from sprout_core.evaluate.results import run_summary
+
+    assert run_summary(1)["flip_rate"]["llm:fake"]["rate"] == 1.0

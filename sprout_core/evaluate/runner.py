@@ -464,6 +464,8 @@ def judge_existing_run(run_id: int, judge: JudgeSpec, judge_chat: ChatFn | None 
                 added += int(db.insert_verdict(con, run_id, item.id, v))
             if progress:
                 progress(i + 1, len(prompts))
+        if judge.kind == "llm" and judge.second_pass:
+            db.update_flip_rates(con, run_id, judge.name)
         return added
     finally:
         con.close()
