@@ -189,3 +189,31 @@ def test_the_walk_sees_function_local_and_type_checking_imports(tmp_path, monkey
     assert edges["sprout_core.sub"] == {"sprout_core.sub.c"} and edges["sprout_core.sub.c"] == {"sprout_core.a"}
     assert cycles(edges) == [["sprout_core.a", "sprout_core.b"]]
     assert "streamlit" in tops["sprout_core.sub.c"]
+
+
+def test_contributing_formula_map_names_real_functions():
+    """docs/CONTRIBUTING.md's 'Where each formula lives' table names functions that exist (so the map cannot rot)."""
+    import importlib
+    import re
+
+    doc = (ROOT / "docs" / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    table = doc[doc.index("### Where each formula lives"):doc.index("### How to add")]
+    names = set(re.findall(r"`([a-z_]+(?:\.[A-Za-z_]+)+)`", table))
+    assert len(names) >= 15
+    missing = []
+    for name in sorted(names):
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):   # the longest module prefix, then attributes
+            try:
+                obj = importlib.import_module("sprout_core." + ".".join(parts[:cut]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[cut:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                missing.append(name)
+            break
+        else:
+            missing.append(name)
+    assert not missing, f"CONTRIBUTING.md names what does not exist: {missing}"
