@@ -114,3 +114,28 @@ def test_visitor_messages_name_no_server_paths():
     assert state not in out and "/sprout.db" in out and "<server folder>" in out
     assert "http://127.0.0.1:8080/v1" in out and "20/30 done" in out
     assert "/root" not in redact_paths("cannot read /root/x/y.csv (denied)")
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_corrupt_database_message_names_no_server_path_to_visitors(tmp_path, monkeypatch, shared):
+    """History with a corrupt database: visitors read what happened and what to do, without the path; the
+    operator (local) still sees the path."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from sprout_core import store
+
+    if shared:
+        monkeypatch.setenv("SPROUT_SHARED", "1")
+    db = store.default_path()
+    db.write_bytes(b"garbage" * 200)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "history.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    msg = " ".join(str(e.value) for e in at.error)
+    assert "not a readable SQLite database" in msg
+    state = str(paths.state_dir())
+    assert (state in msg) != shared
+    if shared:
+        assert "server folder\\>/sprout.sqlite" in msg  # shown as the literal text <server folder>/sprout.sqlite
