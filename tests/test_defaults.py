@@ -52,8 +52,8 @@ def test_every_command_defaults_to_the_same_zone_year(no_zone_env):
 def test_no_page_or_command_spells_its_own_default_zone_or_year():
     """A literal zone as a widget's index or an argument's default is a second default; use sprout_core.defaults."""
     own = re.compile(r'(index=\w+\.index\("[A-Z]{2}[A-Z-]*"\)|default="[A-Z]{2}(-[A-Z]+)*"|default=20\d\d\b'
-                     r'|default_zone: str = "[A-Z])')
+                     r'|default_zone: str = "[A-Z]|zone: str = "[A-Z])')
     files = [*ROOT.glob("pages/*.py"), *ROOT.glob("sprout_core/commands/*.py"), ROOT / "sprout_core/ui.py",
-             ROOT / "sprout_core/metered.py"]
+             ROOT / "sprout_core/metered.py", *ROOT.glob("sprout_core/gateway/*.py")]
     found = [f"{p.name}: {m.group(0)}" for p in files for m in own.finditer(p.read_text())]
     assert not found, found

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sprout_core import defaults
 from sprout_core import validate as V
 from sprout_core.errors import InputError, UnknownNameError
 
@@ -41,8 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pol.add_argument("--policy", default="sprout", help="sprout (default), sprout-task, fixed:L0, fixed:L1 or fixed:L2")
     pol.add_argument("--ci", type=V.arg_number(0, 2000, unit="g CO2e/kWh"), default=None,
                      help="a fixed carbon intensity, g CO2e/kWh (wins over the zone's trace)")
-    pol.add_argument("--zone", default="DE", type=V.arg_text(max_chars=64),
-                     help="grid zone of the trace (or of the live source) (default DE)")
+    pol.add_argument("--zone", default=defaults.default_zone(), type=V.arg_text(max_chars=64),
+                     help=f"grid zone of the trace (or of the live source) (default $SPROUT_ZONE or "
+                          f"{defaults.DEFAULT_ZONE}, sprout_core.defaults)")
     pol.add_argument("--year", type=V.arg_whole(1900, 2200), default=None, help="trace year (default: the zone's latest)")
     pol.add_argument("--ci-source", default=None, choices=["trace", "electricitymaps"],
                      help="trace (default) or electricitymaps (live, opt-in: token in $ELECTRICITYMAPS_API_TOKEN; "

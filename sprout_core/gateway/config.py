@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sprout_core import optimizer as opt
 from sprout_core import validate as V
+from sprout_core.defaults import DEFAULT_ZONE
 from sprout_core.errors import InputError
 from sprout_core.gateway.planner import POLICIES
 from sprout_core.schedule import ScheduleParams
@@ -31,7 +32,7 @@ class GatewayConfig:
     model_name: str | None = None
     policy: str = "sprout"
     ci: float | None = None
-    zone: str = "DE"
+    zone: str = DEFAULT_ZONE  # sprout_core.defaults: the one default zone
     year: int | None = None
     ci_source: str = "trace"
     ci_column: str = "direct"
