@@ -9,9 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from sprout_core import access, refdata, style, ui
-from sprout_core.errors import InputError, SproutError
+from sprout_core.errors import SproutError
 from sprout_core.evaluate import results as R
-from sprout_core.evaluate.judges import WEAK_JUDGE_NOTE, parse_judge
+from sprout_core.evaluate.judges import WEAK_JUDGE_NOTE
 from sprout_core.evaluate.prompts import PROMPT_SETS, parse_upload, save_upload
 from sprout_core.paths import MissingDataError
 from sprout_core.ui import ensure_navigation
@@ -133,38 +133,17 @@ def run_panel() -> None:
 
 
 def start_job(prompt_source, n, seed, sampling, judge_name, api_model, max_new, second, judge_folder="") -> None:
-    from sprout_core import ui
-    from sprout_core.evaluate.db import RunConfig
-    from sprout_core.evaluate.runner import EvaluationJob, make_answer_fn, make_judge_chat, sample_prompts
-
     try:
-        if judge_name == "llm (local model folder)":
-            from sprout_core.models import check_model_folder
-
-            if not judge_folder.strip():
-                raise InputError("Pick or type the judge's model folder first")
-            judge_folder = access.check_model_spec(judge_folder, ui.shared(), "judge model")
-            check_model_folder(judge_folder)  # names the folder and what is wrong before anything runs
-        jname = {"reference": "reference", "none": "none", "llm (embedded model)": "llm",
-                 "llm (local model folder)": f"llm:{judge_folder.strip()}"}.get(judge_name) or f"api:{api_model.strip()}"
-        judge = None if jname == "none" else parse_judge(jname, second_pass=second)
-        prompts = sample_prompts(prompt_source, n, seed, sampling)
+        judge, prompts = V.plan_run(prompt_source, n, seed, sampling, judge_name, api_model, second, judge_folder,
+                                    shared=ui.shared())
     except SproutError as exc:
         st.error(f"Cannot start: {ui.error_text(exc)}")
         return
     lm = ui.get_model()
     if lm is None:
         return
-    dset = ui.directive_set(lm)
-    levels = tuple(d.level for d in dset.levels)
-    cfg = RunConfig(prompt_set=prompt_source, n=n, seed=seed, levels=levels, judge=judge.name if judge else "none",
-                    model=lm.info.name, directive_set=dset.name, sampling=sampling, max_new_tokens=max_new, second_pass=second,
-                    directive_texts=tuple(d.text for d in dset.levels))
-
-    def setup():
-        return make_answer_fn(lm, dset, max_new), (make_judge_chat(judge, lm) if judge else None)
-
-    st.session_state[JOB_KEY] = EvaluationJob(cfg, prompts, setup, judge).start()
+    st.session_state[JOB_KEY] = V.start_run(lm, ui.directive_set(lm), prompt_source, prompts, judge, n, seed, sampling,
+                                            max_new, second)
 
 
 @st.fragment(run_every=2.0)

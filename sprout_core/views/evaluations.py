@@ -273,3 +273,50 @@ def people_display(pv: pd.DataFrame) -> pd.DataFrame:
     out["agreement"] = [("n/a" if p is None or pd.isna(p) else f"{p:.0f} % ({a} of {c})")
                         for p, a, c in zip(out["percent"], out["agree"], out["comparable"])]
     return out.drop(columns=["percent", "agree"]).rename(columns={"votes": "blind votes"})
+
+
+#: the Evaluations page's judge choices → judge names (:func:`sprout_core.evaluate.judges.parse_judge`)
+JUDGE_CHOICES = {"reference": "reference", "none": "none", "llm (embedded model)": "llm"}
+
+
+def plan_run(prompt_source: str, n: int, seed: int, sampling: str, judge_name: str, api_model: str, second: bool,
+             judge_folder: str = "", shared: bool = False):
+    """Check a run's settings before anything loads: ``(judge spec or None, sampled prompts)``.
+
+    Raises :class:`~sprout_core.errors.SproutError` subclasses with a message (an unknown or disallowed judge
+    folder, a missing API model, an unreadable prompt set)."""
+    from sprout_core import access
+    from sprout_core.errors import InputError
+    from sprout_core.evaluate.judges import parse_judge
+    from sprout_core.evaluate.runner import sample_prompts
+
+    if judge_name == "llm (local model folder)":
+        from sprout_core.models import check_model_folder
+
+        if not judge_folder.strip():
+            raise InputError("Pick or type the judge's model folder first")
+        judge_folder = access.check_model_spec(judge_folder, shared, "judge model")
+        check_model_folder(judge_folder)  # names the folder and what is wrong before anything runs
+        jname = f"llm:{judge_folder.strip()}"
+    else:
+        jname = JUDGE_CHOICES.get(judge_name) or f"api:{api_model.strip()}"
+    judge = None if jname == "none" else parse_judge(jname, second_pass=second)
+    return judge, sample_prompts(prompt_source, n, seed, sampling)
+
+
+def start_run(lm, dset, prompt_source: str, prompts, judge, n: int, seed: int, sampling: str, max_new: int,
+              second: bool):
+    """Start an evaluation run in the background (:class:`~sprout_core.evaluate.runner.EvaluationJob`): the
+    model ``lm`` answers under every level of ``dset``; the judge's model loads in the job's thread."""
+    from sprout_core.evaluate.db import RunConfig
+    from sprout_core.evaluate.runner import EvaluationJob, make_answer_fn, make_judge_chat
+
+    levels = tuple(d.level for d in dset.levels)
+    cfg = RunConfig(prompt_set=prompt_source, n=n, seed=seed, levels=levels, judge=judge.name if judge else "none",
+                    model=lm.info.name, directive_set=dset.name, sampling=sampling, max_new_tokens=max_new,
+                    second_pass=second, directive_texts=tuple(d.text for d in dset.levels))
+
+    def setup():
+        return make_answer_fn(lm, dset, max_new), (make_judge_chat(judge, lm) if judge else None)
+
+    return EvaluationJob(cfg, prompts, setup, judge).start()
