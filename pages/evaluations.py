@@ -321,7 +321,7 @@ if choice is not None:
                 a = ans.loc[lv]
                 note = V.winner_note(lv, wins, judge)
                 ui.level_heading(lv, None, position=k, extra=note)
-                tok = "n/a" if pd.isna(a["new_tokens"]) else f"{int(a['new_tokens'])} tokens"
+                tok = "n/a" if pd.isna(a["new_tokens"]) else style.fmt_count(int(a['new_tokens']), "token")
                 sec = "n/a" if pd.isna(a["total_s"]) else style.fmt_seconds(float(a["total_s"]))
                 en = ui.fmt_energy(None if pd.isna(a["energy_j"]) else float(a["energy_j"]))
                 st.caption(f"{tok} · {sec} · {en} ({a['energy_method']})")

@@ -424,7 +424,7 @@ def live_energy_caption(new_tokens: int, tokens_per_s: float | None, power_w: fl
     pw = style.fmt_power(power_w) if power_w is not None else "… W"
     en = fmt_energy(energy_j) if energy_j is not None else ("n/a" if method == "n/a" else "… J")
     co2 = fmt_grams(carbon_g) if carbon_g is not None else ("n/a" if method == "n/a" else "… g CO₂e")
-    return f"{new_tokens} tokens · {rate} · {pw} · {en} · {co2} so far · {method_badge(method)} ({method})"
+    return f"{style.fmt_count(new_tokens, 'token')} · {rate} · {pw} · {en} · {co2} so far · {method_badge(method)} ({method})"
 
 
 def note_metric(label: str, value: str, note: str | None = None, help: str | None = None, container=None,

@@ -73,3 +73,10 @@ def test_figures_use_level_colours_and_readable_units():
     fc = V.carbon_figure(table)
     assert fc.layout.yaxis.title.text == "mg CO₂e"  # not "g" with a "600µ" axis
     assert max(fc.data[0].y) == pytest.approx(table["operational (g CO₂e)"].max() * 1000)
+
+
+def test_token_counts_have_the_right_plural():
+    from sprout_core import ui
+
+    assert ui.live_energy_caption(1, None, None, None, "n/a").startswith("1 token · ")
+    assert ui.live_energy_caption(2, None, None, None, "n/a").startswith("2 tokens · ")

@@ -44,14 +44,14 @@ def progress_line(level: str, k: int, n: int, chunk: LiveChunk | None = None, pr
         if tokens >= LONG_PROMPT_TOKENS:
             return f"Reading a long prompt ({tokens:,} tokens) for {where}…{secs}"
         return f"Reading the prompt for {where}…{secs}"
-    return f"Generating {where}… {chunk.new_tokens} tokens"
+    return f"Generating {where}… {style.fmt_count(chunk.new_tokens, 'token')}"
 
 
 def done_caption(o: MeteredOutcome, word: str = "answer") -> str:
     """``"L1 answer: 24 new tokens · 3.1 s · finish: eos · 12.3 J (estimated:cpu-tdp) · 2.1 mg CO₂e"`` (``word``
     "done" while the run is still on screen, so the live column and the results never read the same)."""
     r = o.result
-    return (f"{r.level} {word}: {r.new_tokens} new tokens · {style.fmt_seconds(r.total_s)} · finish: {r.finish_reason} · "
+    return (f"{r.level} {word}: {style.fmt_count(r.new_tokens, 'new token')} · {style.fmt_seconds(r.total_s)} · finish: {r.finish_reason} · "
             f"{style.fmt_energy(o.reading.energy_j, o.reading.method)} · {style.fmt_grams(o.carbon.total_g)}")
 
 
