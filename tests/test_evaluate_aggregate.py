@@ -13,6 +13,10 @@ def test_win_shares_excludes_and_counts_invalid():
     assert ws.n_valid == 5 and ws.n_invalid == 2
     assert ws.share == pytest.approx({"L0": 0.6, "L1": 0.2, "L2": 0.2})
     assert ws.normalised["L0"] == 1.0 and ws.normalised["L1"] == pytest.approx(1 / 3)
+    # one baseline rule: relative to L0, also when another level wins more (was: ÷ the largest share)
+    ws = win_shares(["L1", "L1", "L0", "L2"], LEVELS)
+    assert ws.normalised == pytest.approx({"L0": 1.0, "L1": 2.0, "L2": 1.0})
+    assert win_shares(["L1"], LEVELS).normalised == {"L0": None, "L1": None, "L2": None}
     lo, hi = ws.ci["L0"]
     assert 0 <= lo < 0.6 < hi <= 1
 

@@ -2,7 +2,8 @@
 
 q_i = share of prompts on which level i won, among valid verdicts (invalid verdicts are excluded
 and counted); the formula and its interval live in :mod:`sprout_core.evaluate.shares` (the one
-quality estimate, which also gives the length-controlled shares). Normalised quality = q_i / max_j q_j (1.0 = the level that wins most). Agreement of
+quality estimate, which also gives the length-controlled shares). Normalised quality = q_i / q_L0 (the one baseline rule,
+:func:`sprout_core.evaluate.shares.relative_to_baseline`). Agreement of
 two judges on the same prompts: % agreement and Cohen's kappa.
 """
 from __future__ import annotations
@@ -19,7 +20,8 @@ class WinShares:
     """Win shares of one task (or all tasks) under one judge.
 
     ``share[level]``: fraction of valid verdicts won by the level (0–1); ``ci[level]``: 95 % (delta method)
-    interval (low, high) of that fraction; ``normalised[level]``: share ÷ the largest share.
+    interval (low, high) of that fraction; ``normalised[level]``: share ÷ the first level's (L0's) share
+    (:func:`~sprout_core.evaluate.shares.relative_to_baseline`, the app's one baseline rule).
     ``n_valid``/``n_invalid``: verdicts counted / excluded.
     """
 
@@ -49,7 +51,7 @@ def win_shares(winners: Sequence[str | None], levels: Sequence[str], task: str =
     :func:`~sprout_core.evaluate.shares.mean_share`). A winner outside ``levels`` keeps its mass (the
     shares then sum to less than 1). With no valid verdict every share is ``None`` (n/a).
     """
-    from sprout_core.evaluate.shares import interval_pct, mean_share, raw_credits
+    from sprout_core.evaluate.shares import interval_pct, mean_share, raw_credits, relative_to_baseline
 
     levels = list(levels)
     valid = [w for w in winners if w is not None]
@@ -64,9 +66,7 @@ def win_shares(winners: Sequence[str | None], levels: Sequence[str], task: str =
     mean, se = mean_share(y)
     share = {lv: float(mean[j]) for j, lv in enumerate(levels)}
     ci = {lv: tuple(x / 100.0 for x in interval_pct(mean[j], se[j])) for j, lv in enumerate(levels)}
-    top = max(share.values())
-    normalised = {lv: (share[lv] / top if top > 0 else None) for lv in levels}
-    return WinShares(task, judge, levels, n, n_invalid, wins, share, ci, normalised)
+    return WinShares(task, judge, levels, n, n_invalid, wins, share, ci, relative_to_baseline(share, levels))
 
 
 def win_shares_by_task(rows: Iterable[tuple[str, str | None]], levels: Sequence[str], judge: str = "",

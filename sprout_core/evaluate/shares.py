@@ -495,6 +495,17 @@ def quality_estimate(verdict_table: pd.DataFrame, judge: str, control: bool = Tr
     return est
 
 
+def relative_to_baseline(shares: Mapping[str, float | None], levels: Sequence[str]) -> dict[str, float | None]:
+    """The one baseline rule: each level's share ÷ the first level's (L0, the always-L0 baseline the floor θ and
+    "quality kept" use); ``None`` when the baseline's share is 0 or unknown. (Before issue 21.2 the win-share
+    summary divided by the *largest* share instead; the app's quality figures divide by L0's.)"""
+    levels = list(levels)
+    base = shares.get(levels[0]) if levels else None
+    if base is None or not base > 0:
+        return {lv: None for lv in levels}
+    return {lv: (None if shares.get(lv) is None else shares[lv] / base) for lv in levels}
+
+
 def pooled_task(est: QualityEstimate, name: str = "all") -> TaskShares:
     """Every task of ``est`` pooled, weighted by its prompts ``n`` (tasks are independent samples: the
     standard errors add in quadrature). Length and position coefficients are per task: ``None`` here."""
