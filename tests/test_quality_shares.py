@@ -189,3 +189,18 @@ def test_a_prompt_with_one_invalid_pass_counts_once_by_its_valid_pass():
     df = pd.DataFrame({"task": "t", "prompt_id": [1, 1, 2, 2], "judge": "j", "winner": ["L0", None, "L1", "L1"]})
     ts = S.quality_estimate(df, "j", control=False, levels=["L0", "L1"]).tasks["t"]
     assert ts.n == 2 and ts.levels["L0"].raw_pct == pytest.approx(50) and ts.invalid == 1
+
+
+def test_quality_json_on_the_own_profile_reads_the_shipped_evaluation(capsys):
+    from sprout_core.cli import main
+
+    assert main(["quality", "--profile", "own", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["profile"] == "own" and out["judge"] == "reference" and out["tasks"]
+    judged = [t for t in out["tasks"].values() if t["n"] > 0]
+    assert judged
+    for t in judged:
+        assert sum(v["raw_pct"] for v in t["levels"].values()) == pytest.approx(100)
+    for t in out["tasks"].values():
+        if t["n"] == 0:  # nothing judged (no reference answers): n/a, never 0
+            assert all(v["raw_pct"] is None for v in t["levels"].values())

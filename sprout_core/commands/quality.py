@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "log(length in whitespace words) [+ position where the order shown is stored], read at equal "
                     "length, as AlpacaEval's length-controlled win rate), with a 95 %% interval (delta method).")
     p.add_argument("--profile", default="llama2-13b-a100", choices=PROFILES,
-                   help="llama2-13b-a100 (the paper's GPT-4 verdicts, shipped) or own (this machine's evaluation runs)")
+                   help="llama2-13b-a100 (the paper's GPT-4 verdicts, shipped) or own (this machine's evaluation runs "
+                        "and the shipped evaluation)")
     p.add_argument("--judge", default=None,
                    help="judge name (default: GPT-4 on the reference profile; on own, the judge with most verdicts)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -38,8 +39,8 @@ def estimate_for(profile: str, judge: str | None = None):
         if judge in (None, GPT4_JUDGE):
             return GPT4_JUDGE, reference_quality(control=True)
         t = paper_tables(with_reference_judge=True)
-    else:
-        t = R.own_tables()
+    else:  # this machine's runs and the shipped evaluation, as the Evaluations page's "own" source
+        t = R.shipped_tables().concat(R.own_tables())
     judges = R.judges_of(t)
     if not judges:
         raise ProfileError(f"profile {profile!r} has no verdicts yet: run `python -m sprout_core evaluate` first")
