@@ -175,15 +175,19 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
 
 # ------------------------------------------------------------------ threads
 with st.expander("Torch threads"):
-    import torch
+    import sys
+
+    # torch is imported by the transformers path only; Home does not import it for llama.cpp (seconds on 2 cores)
+    _torch = sys.modules.get("torch")
+    torch_threads = _torch.get_num_threads() if _torch is not None else default_threads()
 
     if SHARED:
-        st.caption(f"Torch uses {style.fmt_count(torch.get_num_threads(), 'thread')} in this app process. This Sprout is shared, so "
+        st.caption(f"Torch uses {style.fmt_count(torch_threads, 'thread')} in this app process. This Sprout is shared, so "
                    "threads are the operator's setting (SPROUT_TORCH_THREADS when the server starts).")
     else:
         st.caption(f"Default here: {default_threads()} (one thread on machines with 2 cores or fewer; "
                    "set SPROUT_TORCH_THREADS to change the default). This applies to the whole app process.")
-        n = st.number_input("Threads", min_value=1, max_value=64, value=min(64, torch.get_num_threads()), step=1,
+        n = st.number_input("Threads", min_value=1, max_value=64, value=min(64, torch_threads), step=1,
                             help="Currently in use by this app process.")
         if st.button("Apply threads"):
             with ui.error_boundary("Threads not changed: "):

@@ -388,3 +388,31 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: str | 
     if spec == EMBEDDED_SPEC:
         return load_embedded(threads=threads)
     return load_local(spec, device=device, dtype=dtype, threads=threads)
+
+
+def prepare_embedded(cache: Path | None = None) -> str:
+    """Make the embedded model's safetensors copy current (the one-time GGUF conversion, done by set-up so that no
+    page visit waits for it); returns what was done, in words. ModelLoadError when the package is missing."""
+    src = embedded_package_dir()
+    target = embedded_cache_path(cache)
+    fp = _file_fingerprint(src / EMBEDDED_GGUF)
+    with _LOAD_LOCK:
+        if _cache_is_valid(target, fp):
+            return f"safetensors copy current in {target}"
+        t0 = time.perf_counter()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _convert_gguf(src, target, fp)
+    return f"converted the GGUF into {target} in {time.perf_counter() - t0:.0f} s"
+
+
+if __name__ == "__main__":  # `python -m sprout_core.models --prepare` (scripts/setup.sh)
+    import sys
+
+    if sys.argv[1:] != ["--prepare"]:
+        print("usage: python -m sprout_core.models --prepare", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        print(prepare_embedded())
+    except ModelError as exc:
+        print(str(exc))
+        raise SystemExit(1) from None
