@@ -2,6 +2,11 @@
 
 Run: ``.venv/bin/python benchmarks/bench_promise.py [--parts calibration,paper,oracle,diff,spread,timing] [--json FILE]``
 
+* ``promise`` (issue 18): the promise outside its own model — SPROUT (and SPROUT-TASK beside it, fewer
+  seeds: its per-hour LPs are slow) over the paper's 15 windows × seeds 0–23 (``--seeds``), per-request
+  assignment, for confidence 0.5 / 0.8 / 0.9 / 0.95, under ``--stress held-out`` and without, with the
+  per-task floor (default: task-hours count) and the pooled one: the share of (task-)hours meeting their
+  floor, the saving, and every task's mean quality (% of its own always-L0);
 * ``calibration``: the reference profile (ξ = 0.1) over the paper's 15 zone-windows × seeds 0–2 in the
   default mode, for confidence 0.5 / 0.8 / 0.9 / 0.95: the share of hours whose realised quality met that
   hour's floor (pooled), the mean saving and quality, the mean 5th-percentile and the worst hour;
@@ -66,6 +71,46 @@ def calibration(prof, wins) -> pd.DataFrame:
                     "saving_pct": sp.saving.mean(), "quality_pct": sp.quality.mean(), "p5_pct": sp.p5.mean(),
                     "worst_hour_pct": sp.worst.min()})
     return pd.DataFrame(out)
+
+
+CONFIDENCES = (0.5, 0.8, 0.9, 0.95)
+
+
+def promise(prof, wins, seeds, task_seeds, floors=("per-task", "pooled"), stresses=("held-out", "none")) -> pd.DataFrame:
+    """Issue 18's target table: one row per (strategy, floor, stress, confidence)."""
+    from sprout_core.tasks import sim as task_sim
+
+    with_task = task_sim.STRATEGY_NAME in simulate.resolve_strategies("all", prof)
+    rows = []
+    for floor in floors:
+        for stress in stresses:
+            recs = []
+            for sd in seeds:
+                for tr, s in wins:
+                    cfg = simulate.SimConfig(start_hour=s, hours=720, seed=sd, stress=stress,
+                                             per_task_floor=floor == "per-task")
+                    ctx = simulate.build_context(prof, tr, cfg)       # one window's requests and evaluator for every c
+                    for c in CONFIDENCES:
+                        names = ["SPROUT"]
+                        if with_task and sd in task_seeds and c == 0.9:
+                            names.append(task_sim.STRATEGY_NAME)
+                        res = simulate.simulate(prof, tr, strategies=names, context=simulate.with_confidence(ctx, c))
+                        for n in names:
+                            r = res.results[n]
+                            recs.append({"strategy": n, "confidence": c, "seed": sd, "meet": r.hours_meeting_floor_pct,
+                                         "saving": r.carbon_saving_pct, "quality": r.quality_pct,
+                                         **{f"q_{t}": v for t, v in r.quality_by_task_pct.items()}})
+            df = pd.DataFrame(recs)
+            for (n, c), d in df.groupby(["strategy", "confidence"]):
+                tcols = [k for k in d.columns if k.startswith("q_")]
+                rows.append({"strategy": n, "floor": floor, "stress": stress, "confidence": c, "replays": len(d),
+                             "seeds": d.seed.nunique(), "meet_pct": d.meet.mean(), "meet_sd_over_seeds":
+                             d.groupby("seed").meet.mean().std(), "saving_pct": d.saving.mean(),
+                             "quality_pct": d.quality.mean(),
+                             "min_task_mean_pct": min(d[k].mean() for k in tcols) if tcols else float("nan"),
+                             **{k[2:] + "_pct": d[k].mean() for k in tcols}})
+            print(f"  … floor {floor}, stress {stress}: {len(df)} strategy-replays", file=sys.stderr, flush=True)
+    return pd.DataFrame(rows)
 
 
 def paper(prof, wins, mix_follows_seed: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -235,6 +280,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", default="calibration,paper,oracle,diff,spread,timing")
     ap.add_argument("--json", default=None, help="also write every table to this JSON file")
+    ap.add_argument("--seeds", type=int, default=24, help="seeds 0…N−1 for --parts promise (default 24)")
+    ap.add_argument("--task-seeds", type=int, default=4,
+                    help="of those, the first N also replay SPROUT-TASK at c = 0.9 (default 4; its LPs are slow)")
+    ap.add_argument("--floors", default="per-task,pooled", help="floors for --parts promise")
+    ap.add_argument("--stresses", default="held-out,none", help="stresses for --parts promise")
     ap.add_argument("--authors-repo", type=Path, default=None,
                     help="a clone (or bare mirror) of boringlee24/EMNLP24_Sprout, for --parts authors")
     args = ap.parse_args(argv)
@@ -244,6 +294,17 @@ def main(argv=None) -> int:
     print(f"load average before: {os.getloadavg()}")
     out: dict = {}
     pd.set_option("display.width", 200, "display.max_columns", 30)
+    if "promise" in parts:
+        from sprout_core.tasks import sim as task_sim
+
+        task_sim.prepare(prof, "SPROUT-TASK")
+        t0 = time.perf_counter()
+        t = promise(prof, wins, range(args.seeds), set(range(args.task_seeds)), tuple(args.floors.split(",")),
+                    tuple(args.stresses.split(",")))
+        print(f"\n== the promise outside its own model (reference profile, ξ = 0.1, 15 windows × seeds 0–{args.seeds - 1}, "
+              f"per-request assignment; SPROUT-TASK: seeds 0–{args.task_seeds - 1} at c = 0.9) "
+              f"[{time.perf_counter() - t0:.0f} s]\n" + t.round(1).to_string(index=False))
+        out["promise"] = t.to_dict(orient="records")
     if "calibration" in parts:
         t = calibration(prof, wins)
         print("\n== calibration (default mode, 15 windows × seeds 0–2)\n" + t.round(1).to_string(index=False))

@@ -98,9 +98,14 @@ use_handoff = bool(handoff) and c2.toggle(
 with st.expander("Evaluator and volume settings"):
     e1, e2, e3 = st.columns(3)
     n_eval = int(e1.number_input("Prompts per evaluator run", 10, 20_000, 500, 10, key="wi.neval"))
-    per_task_floor = e2.toggle("Per-task floor", key="wi.pertask",
-                               help="Every task keeps θ of its own always-L0 quality (SPROUT and SPROUT-TASK), not only "
-                                    "the pooled quality — a pooled floor can hide a task that loses much.")
+    per_task_floor = e2.toggle("Per-task floor (off: pooled)", value=True, key="wi.pertask", disabled=paper_mode,
+                               help="On (default): every task keeps θ of its own always-L0 quality, and every task-hour "
+                                    "counts in 'hours meeting the floor'. Off: one floor on the hour's pooled quality — "
+                                    "a strategy may then give up a whole task (paper mode's floor).")
+    held_out = e3.toggle("Held-out stress", value=False, key="wi.stress", disabled=paper_mode,
+                         help="The evaluator judges one half of each task's judged prompts and the users send the other "
+                              "half (partition from seed // 2; seed % 2 swaps the halves): does the promise hold on "
+                              "prompts it never saw?")
     memory = int(e1.number_input("Pool the evaluator's verdicts of the last (h)", 0, 2_000, 168, 24, key="wi.memory",
                                  help="0 = each run replaces q (the paper); the default pools a week of runs per task."))
     rph = e2.number_input("Requests per hour (0 = from the task-mix trace)", 0, 10_000_000, 0, 100, key="wi.rph")
@@ -156,13 +161,14 @@ if problems:
     st.warning("To run: " + "; ".join(problems) + ".")
 
 sched = simulate.ScheduleParams(force_h=force_h, min_gap_h=gap_h, decay_per_h=float(decay))
-common = dict(xi=float(xi), seed=seed, requests_per_hour=float(rph) or None, per_task_floor=per_task_floor,
+common = dict(xi=float(xi), seed=seed, requests_per_hour=float(rph) or None,
               judge_kwh_per_prompt=(judge_wh / 1000.0) if judge_wh > 0 else None)
 try:
     if paper_mode:
         cfg = simulate.SimConfig.paper_faithful(**common)
     else:
         cfg = simulate.SimConfig(confidence=float(confidence), n_eval=n_eval, evaluator_memory_h=memory, schedule=sched,
+                                 per_task_floor=bool(per_task_floor), stress="held-out" if held_out else "none",
                                  pue=pue, **common)
 except SproutError as exc:
     st.error(ui.error_text(exc))
@@ -225,6 +231,8 @@ if per_task is not None:
     st.markdown("**Quality per task** (each task's realised quality as a share of that task's own always-L0 "
                 "quality — a pooled figure can hide a task that loses much)")
     st.dataframe(per_task, hide_index=True, width="stretch", placeholder="n/a", column_config=_columns(per_task, pin="strategy"))
+    st.caption(f"'{V.BELOW_COL}': a task whose mean is below the lowest floor of any hour (100 % − ξ). "
+               + V.ABOVE_100_NOTE)
 cmp_ = V.paper_comparison(df)
 if cmp_ is not None and res["paper"]:
     st.markdown("**Next to the Sprout paper's published means** (ξ = 0.1, each window averaged over its seeds)")

@@ -16,6 +16,15 @@ pooled share measured under the mix of the run's hour) keeps the estimate unbias
 ``μ = Σ_t w_t q̂_t`` with estimation covariance ``Σ_t w_t² V(q̂_t)/n_t`` — a task that was rare when the
 evaluator ran but is common now contributes a large variance, as it should.
 
+Two more terms make the promise hold outside its own model (``docs/optimizer.md`` derives them):
+
+* **finite population** — the judged prompts are a finite sample of ``P`` prompts of the users' kind, and
+  the users' prompts another; the evaluator's pool and the users' population then differ by
+  ``V(p)·(1/P_eval + 1/P_users)`` ≈ ``2·V(p)/P`` per task (:func:`slack_variance`'s ``n_pool``);
+* **per-request assignment** — each request draws its level from the mix and is credited only if that
+  level is its best: one request's slack ``d = 1[l = w] − θ·1[w = 0]`` has variance
+  ``aᵀV(p)a + Σ_i x_i(1 − x_i)p_i`` (``a = x − θ·e₀``), larger than the expected credit's ``aᵀV(p)a``.
+
 All functions are pure numpy and broadcast over leading axes (hours).
 """
 from __future__ import annotations
@@ -80,3 +89,42 @@ def normalised_quality(q: np.ndarray, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(q[..., 0] > 0, (q * x).sum(axis=-1) / q[..., 0], np.nan)
+
+
+def slack_variance(x: np.ndarray, q: np.ndarray, theta: np.ndarray | float, n_est: np.ndarray | float,
+                   n_req: np.ndarray | float, n_pool: np.ndarray | float | None = None,
+                   per_request: bool = True) -> np.ndarray:
+    """Variance of the realised − estimated slack ``Σ_i x_i q_i − θ·q_0`` (win-share units) of serving mix
+    ``x [..., L]`` to ``n_req`` requests whose shares ``q [..., L]`` were estimated from ``n_est`` verdicts.
+
+    ``= aᵀV a·(1/n_est + 2/n_pool) + v_req/n_req`` with ``a = x − θ·e₀``, ``V = V(q)``; ``v_req`` is one
+    request's variance: ``aᵀV a + Σ_i x_i(1 − x_i) q_i`` when each request draws its level
+    (``per_request``), else ``aᵀV a`` (credited the expectation). ``n_pool`` = judged prompts the evaluator
+    draws from (None = an infinite pool)."""
+    x = np.asarray(x, dtype=float)
+    q = np.asarray(q, dtype=float)
+    a = x.copy()
+    a[..., 0] = a[..., 0] - np.asarray(theta, dtype=float)
+    aVa = np.maximum(np.einsum("...l,...lk,...k->...", a, share_cov(q), a), 0.0)
+    inv_est = 1.0 / np.maximum(np.asarray(n_est, dtype=float), 1.0)
+    if n_pool is not None:
+        inv_est = inv_est + 2.0 / np.maximum(np.asarray(n_pool, dtype=float), 1.0)
+    v_req = aVa + ((x * (1.0 - x) * q).sum(axis=-1) if per_request else 0.0)
+    return aVa * inv_est + v_req / np.maximum(np.asarray(n_req, dtype=float), 1.0)
+
+
+def assignment_cov(mu: np.ndarray, theta: np.ndarray | float) -> np.ndarray:
+    """``[..., L, L]`` ``M`` with ``aᵀM a = Σ_i x_i(1 − x_i) μ_i`` for every mix ``x`` on the simplex
+    (``a = x − θ·e₀``, ``θ < 1``): one request's extra variance from drawing its level.
+
+    On the simplex ``Σ x_i μ_i = xᵀ sym(μ1ᵀ) x`` and ``x = B a`` with ``B = I + θ/(1 − θ)·e₀1ᵀ``
+    (because ``1ᵀa = 1 − θ``), so ``M = Bᵀ(sym(μ1ᵀ) − diag(μ))B``. Not positive semi-definite off the simplex;
+    the exact solver only evaluates it on the simplex."""
+    mu = np.asarray(mu, dtype=float)
+    L = mu.shape[-1]
+    th = np.minimum(np.asarray(theta, dtype=float), 1.0 - 1e-6)
+    one = np.ones(L)
+    S = 0.5 * (mu[..., :, None] * one + one[:, None] * mu[..., None, :]) - mu[..., :, None] * np.eye(L)
+    B = np.broadcast_to(np.eye(L), mu.shape[:-1] + (L, L)).copy()
+    B[..., 0, :] = B[..., 0, :] + (th / (1.0 - th))[..., None]
+    return np.einsum("...ji,...jk,...kl->...il", B, S, B)

@@ -67,7 +67,10 @@ PAPER_WINDOWS = tuple((z, s) for z in PAPER_ZONES for s in PAPER_STARTS)
 PAPER_PUBLISHED = {"SPROUT": (51.4, 94.1), "STATIC": (39.5, 96.3), "CO2-OPT": (85.9, 71.1)}
 
 WEIGHTINGS = ("requests", "hours")
-STATIC_CIS = ("year", "previous-window")
+STATIC_CIS = ("year", "previous-window", "paper")
+FLOORS = ("per-task", "pooled")
+ASSIGNMENTS = ("per-request", "expected")
+STRESSES = ("none", "held-out")
 ORACLES = ("per-request", "paper")
 
 
@@ -96,7 +99,11 @@ class SimConfig:
     solver: str = "exact"                      #: "exact" (vectorised) or "pulp" (one LP per hour, c = 0.5 only)
     mix_interval_mean_h: float = 24.0
     mix_interval_sd_h: float = 4.8
-    per_task_floor: bool = False               #: every task keeps θ of its own always-L0 quality (SPROUT, SPROUT-TASK)
+    per_task_floor: bool = True                #: every task keeps θ of its own always-L0 quality (default; paper: pooled)
+    assignment: str = "per-request"            #: each request draws its level from the hour's mix (sprout_core.assign)
+                                               #: and is credited if it is its best; "expected": credited Σ x·q (paper)
+    stress: str = "none"                       #: "held-out": the evaluator judges one half of each task's judged
+                                               #: prompts, the users send the other (partition seed // 2, seed % 2 swaps)
     evaluator_memory_h: int = 168              #: pool the verdicts of runs within this many hours (0 = latest run only)
     # --- semantics (default: this project's; paper_faithful(): the authors')
     paper: bool = False
@@ -108,7 +115,9 @@ class SimConfig:
     weighting: str = "requests"                #: means over requests ("requests") or plain hourly ("hours")
     paper_costs: bool = False                  #: costs: per-task means over prompts < 5000 (the authors')
     oracle: str = "per-request"                #: "per-request" (exact bound) or "paper" (the authors')
-    static_ci: str = "year"                    #: STATIC's CI: the year's mean ("year") or the previous window's
+    static_ci: str = "year"                    #: STATIC's CI: the year's mean ("year"), the previous window's, or
+                                               #: "paper": a Feb window at the year's mean, later ones at the previous
+                                               #: window's (what the authors' published files show)
     sample_seed: int | None = None             #: seeds the sampled prompts apart from the task mix (None = seed)
     mix_seed: int | None = None                #: seeds the task-mix draw apart from the samples (None = seed;
                                                #: paper mode: 0, the authors' own draw behind their figures)
@@ -122,9 +131,25 @@ class SimConfig:
         base = dict(paper=True, confidence=0.5, n_eval=1000, evaluator_memory_h=0, schedule=PAPER_SCHEDULE, mix_model="paper",
                     mix_seed=0,
                     paper_requests=True, evaluator_is_hour_sample=True, reweight=False, charge_evaluator=False,
-                    weighting="hours", paper_costs=True, oracle="paper", static_ci="previous-window")
+                    weighting="hours", paper_costs=True, oracle="paper", static_ci="paper", per_task_floor=False,
+                    assignment="expected", stress="none")
         base.update(overrides)
         return cls(**base)
+
+    @property
+    def floor(self) -> str:
+        """``"per-task"`` (every task keeps θ of its own always-L0 quality) or ``"pooled"``."""
+        return "per-task" if self.per_task_floor else "pooled"
+
+    @property
+    def quality(self) -> str:
+        """What realised quality credits: ``"raw"`` (the judge's one winner per prompt; the
+        length-controlled credits of :mod:`sprout_core.evaluate.shares` are not wired into the replay yet)."""
+        return "raw"
+
+    def window_json(self) -> dict:
+        """The semantics a replay ran with, for the JSON ``_window``."""
+        return {"floor": self.floor, "quality": self.quality, "assignment": self.assignment, "stress": self.stress}
 
     def with_(self, **changes) -> "SimConfig":
         return replace(self, **changes)
@@ -136,7 +161,10 @@ class SimConfig:
                             fixed_mix=self.fixed_mix, mix_interval_mean_h=self.mix_interval_mean_h,
                             mix_interval_sd_h=self.mix_interval_sd_h, mix_model=self.mix_model,
                             paper_requests=self.paper_requests, evaluator_is_hour_sample=self.evaluator_is_hour_sample,
-                            paper_costs=self.paper_costs, window_hours=self.hours, sample_seed=samples)
+                            paper_costs=self.paper_costs, window_hours=self.hours, sample_seed=samples,
+                            per_request=self.assignment == "per-request" and not self.paper_requests,
+                            assign_seed=self.seed,
+                            stress_split=(self.seed // 2, self.seed % 2) if self.stress == "held-out" else None)
 
 
 def _check_config(c: SimConfig) -> None:
@@ -173,6 +201,12 @@ def _check_config(c: SimConfig) -> None:
     if isinstance(c.evaluator_memory_h, bool) or not isinstance(c.evaluator_memory_h, (int, np.integer)) \
             or not 0 <= c.evaluator_memory_h <= 100_000:
         raise InputError(f"evaluator memory must be a whole number of hours ≥ 0, got {c.evaluator_memory_h!r}")
+    for name, allowed in (("assignment", ASSIGNMENTS), ("stress", STRESSES)):
+        if getattr(c, name) not in allowed:
+            raise InputError(f"{name} must be one of {allowed}, not {getattr(c, name)!r}")
+    if c.stress == "held-out" and c.paper_requests:
+        raise InputError("--stress held-out needs the default mode's requests (paper mode samples the hour's own "
+                         "judged prompts)")
     if c.static_ci not in STATIC_CIS:
         raise InputError(f"static_ci must be one of {STATIC_CIS}, not {c.static_ci!r}")
     for name in ("sample_seed", "mix_seed"):
@@ -248,6 +282,7 @@ class HourlyContext:
     wl_index: np.ndarray       # [H] the window's hours in the workload arrays (window-relative in paper mix mode)
     z: float                   # Φ⁻¹(confidence)
     _evaluator: EvaluatorRuns | None = None
+    _seg_keys: np.ndarray | None = None
 
     @property
     def measured(self) -> np.ndarray:
@@ -268,6 +303,66 @@ class HourlyContext:
         e, t = (self.profile.paper_costs if self.cfg.paper_costs and self.profile.paper_costs is not None
                 else (self.profile.e_kwh, self.profile.t_s))
         return opt.cost_per_request(e[None], t[None], self.ci[:, None, None], self.profile.k_emb, self.cfg.pue)
+
+    def _keys(self) -> np.ndarray | None:
+        """Sorted ``(hour, task, winner) + u`` keys of the window's requests (per-request assignment)."""
+        if self._seg_keys is None and self.requests.u_r is not None:
+            r = self.requests
+            T, L = self.q_true_task.shape[1:]
+            hour_of = np.repeat(np.arange(self.H), np.diff(r.req_offsets))
+            seg = (hour_of * T + r.task_r.astype(np.int64)) * L + r.winner_r.astype(np.int64)
+            self._seg_keys = seg + r.u_r
+        return self._seg_keys
+
+    @property
+    def pool_n(self) -> np.ndarray:
+        """``[T]`` judged prompts per task the evaluator draws from (its half under the held-out stress)."""
+        from sprout_core.workload import split_pools
+
+        ev = split_pools(self.profile, self.workload.spec.stress_split)[1]
+        if ev:
+            return np.array([float(len(p)) for p in ev])
+        return np.maximum(np.asarray(self.profile.n_judged, dtype=float), 1.0)
+
+    def per_request(self) -> bool:
+        """True when realised quality counts per-request level draws (``cfg.assignment``)."""
+        return self.cfg.assignment == "per-request" and self.requests.u_r is not None
+
+    def realised(self, mix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(quality [H], quality_task [H, T])`` realised by serving ``mix``: one mix per hour ``[H, L]`` or
+        one per hour, task and best level ``[H, T, L, L]`` (SPROUT-TASK: what a request of task t whose best
+        level is w is served, through the classifier's predictions), as fractions of always-L0's quality on
+        the same requests.
+
+        Per-request assignment (default): request k of hour h is served at
+        ``assign.pick_level(mix, u_k)`` with ``u_k`` the k-th draw of ``assign.level_stream(seed, hour)`` and
+        credited 1 if that level is its best (the judge's winner) — exactly what :func:`sprout_core.assign.assign_hour`
+        gives, counted by segments instead of request by request. ``assignment="expected"``: credited ``Σ x·q``."""
+        H, T, L = self.q_true_task.shape
+        m = np.asarray(mix, dtype=float)
+        if m.ndim == 2:
+            m = np.broadcast_to(m[:, None, None, :], (H, T, L, L))
+        if not self.per_request():
+            won = np.einsum("htw,htww->ht", self.q_true_task, m) * self.n_true_task
+            base = self.q_true_task[..., 0] * self.n_true_task
+        else:
+            keys = self._keys()
+            tot = np.maximum(m.sum(axis=-1, keepdims=True), 1e-300)
+            cum = np.cumsum(m / tot, axis=-1)
+            cum[..., -1] = 1.0
+            w = np.arange(L)
+            hi = np.take_along_axis(cum, w[None, None, :, None], axis=-1)[..., 0]             # [H, T, W]
+            lo = np.where(w > 0, np.take_along_axis(cum, np.maximum(w - 1, 0)[None, None, :, None], axis=-1)[..., 0], 0.0)
+            seg = ((np.arange(H)[:, None, None] * T + np.arange(T)[None, :, None]) * L + w[None, None, :]).astype(float)
+            hits = np.searchsorted(keys, seg + hi) - np.searchsorted(keys, seg + lo)
+            n_seg = np.searchsorted(keys, seg + 1.0) - np.searchsorted(keys, seg)
+            won = hits.sum(axis=2).astype(float)
+            base = n_seg[..., 0].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q_task = np.where(base > 0, won / base, np.nan)
+            bs = base.sum(axis=1)
+            q = np.where(bs > 0, won.sum(axis=1) / bs, np.nan)
+        return q, q_task
 
     def evaluator(self) -> EvaluatorRuns:
         """The offline evaluator's runs over this window (computed once, shared by the strategies using it)."""
@@ -308,10 +403,17 @@ class HourlyContext:
         (then the latest run's pooled shares with a pooled covariance)."""
         ev = ev or self.evaluator()
         if self.cfg.reweight:
-            return qmod.promise_inputs(ev.q_lp_task, ev.n_task, self.weights, self.measured)
-        n_run = np.maximum(ev.n_task.sum(axis=1), 1.0)
-        mu = ev.q_lp
-        return mu, qmod.realisation_cov(mu, n_run) + qmod.realisation_cov(mu, self.measured)
+            mu, cov = qmod.promise_inputs(ev.q_lp_task, ev.n_task, self.weights, self.measured)
+            if not self.cfg.paper:   # the judged prompts are a finite sample of the users' (quality.slack_variance)
+                pool = np.broadcast_to(self.pool_n, ev.n_task.shape)
+                cov = cov + 2.0 * qmod.estimate_under_mix(ev.q_lp_task, pool, self.weights)[1]
+        else:
+            n_run = np.maximum(ev.n_task.sum(axis=1), 1.0)
+            mu = ev.q_lp
+            cov = qmod.realisation_cov(mu, n_run) + qmod.realisation_cov(mu, self.measured)
+        if self.per_request():   # each request draws its level: Σ x_i(1 − x_i) μ_i per request
+            cov = cov + qmod.assignment_cov(mu, self.theta) / np.maximum(self.measured, 1.0)[:, None, None]
+        return mu, cov
 
     def solve(self, cost: np.ndarray, mu: np.ndarray, theta: np.ndarray, cov: np.ndarray | None = None) -> np.ndarray:
         """``x [H, L]`` for the hourly optimizer: the chance-constrained exact solver at ``z`` when ``cov`` is
@@ -323,6 +425,18 @@ class HourlyContext:
         if not feas.all():  # cannot happen for θ ≤ 1 (always-L0 keeps quality 1); be safe rather than NaN
             x[~feas] = np.eye(cost.shape[1])[0]
         return x
+
+
+def static_mean_ci(trace: Trace, start_hour: int, hours: int, rule: str) -> float:
+    """STATIC's CI (g/kWh): the year's mean (``"year"``), the mean of the ``hours`` before the window
+    (``"previous-window"``; the year's mean when there are none), or ``"paper"``: a window starting in
+    January or February at the year's mean, a later one at the previous window's — what the authors'
+    published STATIC files show (their Feb files were made at the year's mean, Jun/Oct at the previous
+    window's; ``docs/optimizer.md`` gives the per-window error)."""
+    if rule == "paper":
+        rule = "year" if start_hour < month_start_hour(trace.year, 3) else "previous-window"
+    prev = trace.ci[max(0, start_hour - hours):start_hour]
+    return float(np.mean(prev)) if rule == "previous-window" and len(prev) else trace.mean()
 
 
 def build_context(profile: Profile, trace: Trace, cfg: SimConfig) -> HourlyContext:
@@ -350,8 +464,7 @@ def build_context(profile: Profile, trace: Trace, cfg: SimConfig) -> HourlyConte
     e_r, t_r = req.e_real, req.t_real
     op = opt.cost_per_request(e_r, np.zeros_like(t_r), ci, 0.0, cfg.pue)     # operational part: e·CI·PUE
     emb = opt.cost_per_request(np.zeros_like(e_r), t_r, ci, profile.k_emb)  # embodied part: k_emb·t
-    prev = trace.ci[max(0, s - cfg.hours):s]
-    ci_mean = float(np.mean(prev)) if cfg.static_ci == "previous-window" and len(prev) else trace.mean()
+    ci_mean = static_mean_ci(trace, s, cfg.hours, cfg.static_ci)
     theta = np.atleast_1d(opt.theta_from_xi(ci, trace.min(), trace.max(), cfg.xi))
     hist_from = max(0, s - max(cfg.schedule.trailing_h, 2))
     return HourlyContext(
@@ -464,12 +577,19 @@ def _quality_stats(q: np.ndarray, theta: np.ndarray) -> tuple[float, float, floa
     return meet, float(100.0 * np.percentile(q[ok], 5)), float(100.0 * q[ok].min())
 
 
+def with_confidence(ctx: HourlyContext, confidence: float) -> HourlyContext:
+    """The same window, requests and evaluator runs at another confidence (sweeps reuse one context)."""
+    return replace(ctx, cfg=ctx.cfg.with_(confidence=float(confidence)), z=opt.z_value(confidence))
+
+
 def simulate(profile: Profile, trace: Trace, cfg: SimConfig | None = None,
-             strategies: str | Sequence[str] | None = "all") -> SimResult:
-    """Replay one window of ``trace`` with each strategy (see the module docstring)."""
+             strategies: str | Sequence[str] | None = "all", context: HourlyContext | None = None) -> SimResult:
+    """Replay one window of ``trace`` with each strategy (see the module docstring). ``context``: a
+    :func:`build_context` of the same profile, trace and ``cfg`` to reuse (e.g. :func:`with_confidence`)."""
     cfg = cfg or SimConfig()
     names = resolve_strategies(strategies, profile)
-    ctx = build_context(profile, trace, cfg)
+    ctx = context if context is not None else build_context(profile, trace, cfg)
+    cfg = ctx.cfg
     vol = ctx.volume
     wts = vol if cfg.weighting == "requests" else None
     total_req = float(vol.sum())
@@ -492,6 +612,11 @@ def simulate(profile: Profile, trace: Trace, cfg: SimConfig | None = None,
             base_g = total
         theta_h = ctx.theta if o.theta is None else o.theta
         meet, p5, qmin = _quality_stats(o.quality, theta_h)
+        if cfg.per_task_floor and o.quality_task is not None and T > 1:   # a task-hour counts
+            has = (ctx.n_true_task > 0) & np.isfinite(o.quality_task)
+            th_t = np.broadcast_to(np.asarray(theta_h, dtype=float)[:, None], has.shape)
+            ok = has & np.isfinite(th_t)
+            meet = float(100.0 * np.mean(o.quality_task[ok] >= th_t[ok] - 1e-9)) if ok.any() else float("nan")
         by_task: dict[str, float] = {}
         if o.quality_task is not None and T > 1:
             wt = ctx.n_true_task if cfg.weighting == "requests" else None

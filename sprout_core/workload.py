@@ -51,19 +51,29 @@ class Requests:
     t_real: np.ndarray         # [n, L] s/request
     rows: np.ndarray | None = None     # [R] PromptTable rows of the requests, hour by hour
     offsets: np.ndarray | None = None  # [n + 1] hour j's requests are rows[offsets[j]:offsets[j+1]]
+    # per-request assignment (WorkloadSpec.per_request): every one of the hour's requests, its task, best
+    # level and assignment draw u (sprout_core.assign.level_stream(seed, hour)); within an hour sorted by
+    # (task, winner, u); hour j's are [req_offsets[j]:req_offsets[j+1]]
+    task_r: np.ndarray | None = None    # [Q] int8
+    winner_r: np.ndarray | None = None  # [Q] int8
+    u_r: np.ndarray | None = None       # [Q] float64 in [0, 1)
+    req_offsets: np.ndarray | None = None  # [n + 1]
 
     @staticmethod
     def concat(parts: list["Requests"]) -> "Requests":
         if len(parts) == 1:
             return parts[0]
-        rows = offsets = None
-        if parts[0].rows is not None:
-            rows = np.concatenate([p.rows for p in parts])
-            sizes = np.concatenate([np.diff(p.offsets) for p in parts])
-            offsets = np.concatenate([[0], np.cumsum(sizes)])
+        def offs(name):
+            if getattr(parts[0], name) is None:
+                return None
+            sizes = np.concatenate([np.diff(getattr(p, name)) for p in parts])
+            return np.concatenate([[0], np.cumsum(sizes)])
+
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731 - concatenates one field of every part, one line
+        opt_cat = lambda name: cat(name) if getattr(parts[0], name) is not None else None  # noqa: E731 - the same, None where the parts have none
         return Requests(cat("q_true_task"), cat("n_true_task"), cat("q_true"), cat("e_real"), cat("t_real"),
-                        rows, offsets)
+                        opt_cat("rows"), offs("offsets"), opt_cat("task_r"), opt_cat("winner_r"), opt_cat("u_r"),
+                        offs("req_offsets"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,12 +126,16 @@ BLOCK_H = 744
 
 
 def _slice_requests(r: Requests, lo: int, hi: int) -> Requests:
-    rows = offsets = None
-    if r.rows is not None:
-        rows = r.rows[r.offsets[lo]:r.offsets[hi]]
-        offsets = r.offsets[lo:hi + 1] - r.offsets[lo]
+    def part(off, *arrays):
+        if off is None:
+            return (None,) + tuple(None for _ in arrays)
+        a, b = off[lo], off[hi]
+        return (off[lo:hi + 1] - a,) + tuple(None if v is None else v[a:b] for v in arrays)
+
+    offsets, rows = part(r.offsets, r.rows)
+    req_offsets, task_r, winner_r, u_r = part(r.req_offsets, r.task_r, r.winner_r, r.u_r)
     return Requests(r.q_true_task[lo:hi], r.n_true_task[lo:hi], r.q_true[lo:hi], r.e_real[lo:hi], r.t_real[lo:hi],
-                    rows, offsets)
+                    rows, offsets, task_r, winner_r, u_r, req_offsets)
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,9 @@ class WorkloadSpec:
     paper_costs: bool = False          #: costs are per-task means over prompts < 5000 (the authors')
     window_hours: int = 720            #: the replay length (only the paper's offset bound uses it)
     sample_seed: int | None = None     #: seeds the sampled prompts apart from the task mix (None = seed)
+    per_request: bool = False          #: every request of the hour draws its level (sprout_core.assign)
+    assign_seed: int = 0               #: the seed of the assignment streams (the replay's seed)
+    stress_split: tuple[int, int] | None = None  #: (partition seed, swap): users and evaluator on disjoint halves
 
 
 def _task_weights(profile: Profile, n_hours: int, spec: WorkloadSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,6 +249,55 @@ def _hypergeometric_wins(rng: np.random.Generator, counts: np.ndarray, pool_wins
     return out
 
 
+def split_pools(profile: Profile, split: tuple[int, int] | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``(users, evaluator)``: each task's judged-prompt rows the users send and the evaluator judges.
+
+    Without a split both are every judged prompt. With ``split = (s, swap)`` each task's prompts are
+    permuted by ``default_rng([s, 18])`` and cut in two halves; the users get the first half and the
+    evaluator the second (``swap = 1``: the other way round)."""
+    table = profile.prompts
+    T = len(profile.tasks)
+    if table is None:
+        if split is not None:
+            raise InputError("--stress held-out needs a profile with per-prompt verdicts (the reference profile has "
+                             "them); this profile has only per-task shares")
+        return [], []
+    pools = table.pools(T)
+    if split is None:
+        return pools, pools
+    rng = np.random.default_rng([int(split[0]), 18])
+    users, ev = [], []
+    for p in pools:
+        perm = p[rng.permutation(len(p))]
+        a, b = perm[: len(p) // 2], perm[len(p) // 2:]
+        if int(split[1]) % 2:
+            a, b = b, a
+        users.append(np.sort(a))
+        ev.append(np.sort(b))
+    return users, ev
+
+
+def pool_shares(profile: Profile, pools: list[np.ndarray]) -> np.ndarray:
+    """``[T, L]`` winner shares of each task's pool (the profile's q when there is no table)."""
+    if not pools:
+        return np.asarray(profile.q, dtype=float)
+    L = profile.q.shape[1]
+    out = np.asarray(profile.q, dtype=float).copy()
+    for t, p in enumerate(pools):
+        if len(p):
+            out[t] = np.bincount(profile.prompts.winner[p], minlength=L) / len(p)
+    return out
+
+
+def _assignment_draws(spec: WorkloadSpec, first_hour: int, offsets: np.ndarray) -> np.ndarray:
+    """``u [R]``: hour ``first_hour + j``'s requests take the first draws of ``assign.level_stream(seed, hour)``."""
+    from sprout_core.assign import level_stream
+
+    sizes = np.diff(offsets)
+    return np.concatenate([level_stream(spec.assign_seed, first_hour + j).random(int(n)) for j, n in enumerate(sizes)]) \
+        if len(sizes) else np.zeros(0)
+
+
 def _draw_requests(wl: Workload, k: int) -> Requests:
     """Block ``k`` of hours: the hour's requests (see the module docstring), seeded by (seed, block)."""
     profile, spec = wl.profile, wl.spec
@@ -254,13 +320,14 @@ def _draw_requests(wl: Workload, k: int) -> Requests:
             wins = r_true.multinomial(n_true, profile.q)
         e_real, t_real = e_mix, t_mix
     elif table is not None and not spec.paper_costs:
-        # the hour's quality: every one of its requests (winner counts drawn from the per-task win shares,
-        # the same law as drawing judged prompts with replacement)
-        n_true, wins = _multinomial_wins(r_true, volume, weights, profile.q)
+        # the hour's quality: every one of its requests (winner counts drawn from the per-task win shares of
+        # the users' prompts, the same law as drawing judged prompts with replacement)
+        q_users = pool_shares(profile, split_pools(profile, spec.stress_split)[0]) if spec.stress_split else profile.q
+        n_true, wins = _multinomial_wins(r_true, volume, weights, q_users)
         # the hour's requests themselves (their costs, and ORACLE's per-request choices): a sample of up
         # to MEASURED_PER_HOUR of them, drawn by the mix from the judged prompts
         n_sub = r_rows.multinomial(np.clip(np.round(volume), 1, MEASURED_PER_HOUR).astype(np.int64), weights)
-        pools = table.pools(T)
+        pools = split_pools(profile, spec.stress_split)[0]
         sizes = np.array([len(p) for p in pools])
         if (sizes[n_sub.sum(axis=0) > 0] == 0).any():
             raise InputError("the profile's prompt table has no prompts for a task that the mix draws")
@@ -280,9 +347,23 @@ def _draw_requests(wl: Workload, k: int) -> Requests:
     else:
         n_true, wins = _multinomial_wins(r_true, volume, weights, profile.q)
         e_real, t_real = e_mix, t_mix
+    task_r = winner_r = u_r = req_off = None
+    if spec.per_request:
+        # every one of the hour's requests (its task and best level from the counts above) draws its level:
+        # request k of hour h takes the k-th draw of assign.level_stream(seed, h); kept sorted by
+        # (task, best level, u) within the hour, which is all the segment count needs
+        cnt = np.asarray(wins, dtype=np.int64)                              # [n, T, L]
+        per_hour = cnt.sum(axis=(1, 2))
+        req_off = np.concatenate([[0], np.cumsum(per_hour)])
+        flat_n = cnt.ravel()
+        task_r = np.repeat(np.tile(np.repeat(np.arange(T, dtype=np.int8), L), n_hours), flat_n)
+        winner_r = np.repeat(np.tile(np.arange(L, dtype=np.int8), n_hours * T), flat_n)
+        u = _assignment_draws(spec, a, req_off)
+        seg = np.repeat(np.arange(n_hours * T * L, dtype=np.float64), flat_n)
+        u_r = u[np.argsort(seg + u, kind="stable")]
     q_true_task = _shares(wins, n_true, profile.q[None])
     q_true = wins.sum(axis=1) / np.maximum(n_true.sum(axis=1), 1)[:, None]
-    return Requests(q_true_task, n_true, q_true, e_real, t_real, rows, offsets)
+    return Requests(q_true_task, n_true, q_true, e_real, t_real, rows, offsets, task_r, winner_r, u_r, req_off)
 
 
 _CACHE: list[tuple[Profile, WorkloadSpec, int, Workload]] = []
@@ -307,7 +388,10 @@ def year_workload(profile: Profile, n_hours: int, spec: WorkloadSpec) -> Workloa
 
 
 def _evaluator_samples(rng, weights, spec, profile):
-    n_eval_task, ewins = _multinomial_wins(rng, np.full(weights.shape[0], float(spec.n_eval)), weights, profile.q)
+    """What an evaluator run at each hour would measure: ``n_eval`` verdicts drawn under the hour's mix from
+    the evaluator's pool of judged prompts (all of them, or its half under the held-out stress)."""
+    q_pop = pool_shares(profile, split_pools(profile, spec.stress_split)[1]) if spec.stress_split else profile.q
+    n_eval_task, ewins = _multinomial_wins(rng, np.full(weights.shape[0], float(spec.n_eval)), weights, q_pop)
     q_eval_task = _shares(ewins, n_eval_task, profile.q[None])
     q_eval = ewins.sum(axis=1) / np.maximum(n_eval_task.sum(axis=1), 1)[:, None]
     return q_eval_task, n_eval_task, q_eval

@@ -55,10 +55,15 @@ def test_simulate_json(capsys):
     for name, obj in out.items():
         assert keys <= set(obj), name
     assert out["ORACLE"]["carbon_saving_pct"] >= out["SPROUT"]["carbon_saving_pct"]
-    assert 90.0 <= out["ORACLE"]["quality_pct"] <= 100.0
+    assert window["floor"] == "per-task" and window["assignment"] == "per-request" and window["stress"] == "none"
+    # per-task floor: ORACLE keeps every task's own floor; pooled it may exceed 100 % (tasks where L1/L2 win)
+    assert out["ORACLE"]["quality_pct"] >= 90.0
+    assert min(out["ORACLE"]["quality_by_task_pct"].values()) >= 90.0
     assert out["BASE"]["carbon_saving_pct"] == 0.0
     assert out["SPROUT"]["evaluator_runs"] > 0 and out["SPROUT"]["evaluator_carbon_g"] > 0
-    assert out["CO2-OPT"]["carbon_saving_pct"] > out["SPROUT"]["carbon_saving_pct"] > 0
+    # per-task floor with per-request draws: a task-blind mix must keep Alpaca and math (L0 wins there), so
+    # SPROUT saves little here, at most its evaluator's carbon lost
+    assert out["CO2-OPT"]["carbon_saving_pct"] > out["SPROUT"]["carbon_saving_pct"] > -2.0
     assert out["CO2-OPT"]["quality_pct"] < out["SPROUT"]["quality_pct"]
     # reproducible
     main(["simulate", "--zone", "US-TEX-ERCO", "--start-hour", "800", "--hours", "720", "--seed", "0", "--json"])

@@ -104,7 +104,7 @@ def test_metrics_and_strategy_shapes():
     prof = _profile(variant=True)
     tr = _trace(_ci_year())
     res = S.simulate(prof, tr, S.SimConfig(start_hour=100, hours=240, xi=0.1, seed=3, n_eval=5000,
-                                               requests_per_hour=200_000))
+                                               requests_per_hour=200_000, per_task_floor=False))
     names = list(res.results)
     assert names == ["BASE", "CO2-OPT", "STATIC", "SPROUT", "ORACLE", "MODEL-OPT"]
     base = res.results["BASE"]

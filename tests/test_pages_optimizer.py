@@ -199,3 +199,24 @@ def test_optimizer_explains_a_q_where_L0_never_won():
     assert {m.label: m.value for m in at.metric}["Quality kept"] == "n/a (q₀ = 0)"
     assert any("L0 never won" in w.value and "cheapest level" in w.value for w in at.warning)
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning) and "sprout_core" in str(w.filename)]
+
+
+def test_whatif_floor_and_stress_switches_and_per_task_marks():
+    at = AppTest.from_file(WHATIF, default_timeout=240).run()
+    assert not at.exception
+    assert at.toggle(key="wi.pertask").value is True and at.toggle(key="wi.stress").value is False
+    at.multiselect(key="wi.zones").set_value(["US-TEX-ERCO"]).run()
+    at.multiselect(key="wi.presets").set_value(["Feb"]).run()
+    strat = next(m for m in at.multiselect if m.label == "Strategies")
+    strat.set_value(["BASE", "CO2-OPT", "SPROUT"]).run()
+    at.toggle(key="wi.pertask").set_value(False).run()
+    at.toggle(key="wi.stress").set_value(True).run()
+    at.button(key="wi.run").click().run()
+    assert not at.exception and not at.error
+    per_task = _table_with(at, "tasks below their floor")
+    co2 = per_task[per_task["strategy"] == "CO2-OPT"].iloc[0]
+    assert co2["tasks below their floor"] != "none"      # the cheapest level gives up Alpaca and math
+    assert any("above 100 %" in c.value for c in at.caption)
+    # paper mode: the switches do not apply
+    at.toggle(key="wi.paper").set_value(True).run()
+    assert at.toggle(key="wi.pertask").disabled and at.toggle(key="wi.stress").disabled

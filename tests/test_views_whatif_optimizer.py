@@ -77,9 +77,16 @@ def test_task_quality_is_its_own_table_in_summary_order():
     df["quality_math_pct"] = df["quality_pct"] - 10
     df["quality_alpaca_pct"] = df["quality_pct"] - 20
     t = W.task_quality(df)
-    assert list(t.columns) == ["strategy", "math (% of its own L0)", "alpaca (% of its own L0)"]
+    assert list(t.columns) == ["strategy", "math (% of its own L0)", "alpaca (% of its own L0)", W.BELOW_COL]
     assert list(t["strategy"]) == list(W.strategy_summary(df)["strategy"])
     assert t.set_index("strategy").loc["SPROUT", "alpaca (% of its own L0)"] == pytest.approx(72.0)
+    # below the lowest floor of any hour (100 % − ξ): named; a strategy with every task above it: "none"
+    marks = t.set_index("strategy")[W.BELOW_COL]
+    if "xi" in df:
+        lowest = 100 * (1 - df["xi"].max())
+        for name, row in t.set_index("strategy").iterrows():
+            low = [k for k in ("math", "alpaca") if row[f"{k} (% of its own L0)"] < lowest]
+            assert marks[name] == (", ".join(low) or "none")
     assert W.task_quality(replay_rows()) is None
 
 

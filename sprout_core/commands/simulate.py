@@ -50,7 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seed of the task-mix draw apart from the sampled prompts (default: --seed; paper mode: 0, "
                         "the authors' own draw behind their figures)")
     p.add_argument("--per-task-floor", action="store_true",
-                   help="every task keeps θ of its own always-L0 quality (SPROUT and SPROUT-TASK)")
+                   help="every task keeps θ of its own always-L0 quality (the default mode's floor; kept for old scripts)")
+    p.add_argument("--pooled-floor", action="store_true",
+                   help="one floor for the hour's pooled quality (paper mode's): a strategy may then give up a task")
+    p.add_argument("--stress", choices=simulate.STRESSES, default="none",
+                   help="held-out: the evaluator judges one half of each task's judged prompts and the users send the "
+                        "other half (partition from --seed // 2, --seed %% 2 swaps the halves); default none")
     p.add_argument("--evaluator-memory", type=int, default=None,
                    help="pool the evaluator's verdicts of the last H hours per task (default 168; 0 = latest run only)")
     p.add_argument("--strategies", default="all", help="comma-separated names or 'all' (default)")
@@ -85,11 +90,24 @@ def _classifier_progress():
     return cb
 
 
+def floor_choice(args: argparse.Namespace) -> str | None:
+    """``"per-task"``, ``"pooled"`` or None (the mode's default) from ``--per-task-floor``/``--pooled-floor``."""
+    if getattr(args, "per_task_floor", False) and getattr(args, "pooled_floor", False):
+        raise InputError("--per-task-floor and --pooled-floor contradict each other: give one (the default mode's "
+                         "floor is per task, paper mode's pooled)")
+    if getattr(args, "pooled_floor", False):
+        return "pooled"
+    return "per-task" if getattr(args, "per_task_floor", False) else None
+
+
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     """The replay's settings from the command line, validated before any work (InputError)."""
     kw = dict(start_hour=args.start_hour, hours=args.hours, xi=args.xi, seed=args.seed,
               requests_per_hour=args.requests_per_hour, judge_kwh_per_prompt=args.judge_kwh_per_prompt,
-              solver=args.solver, per_task_floor=args.per_task_floor)
+              solver=args.solver, stress=args.stress)
+    floor = floor_choice(args)
+    if floor is not None:
+        kw["per_task_floor"] = floor == "per-task"
     for name, value in (("confidence", args.confidence), ("n_eval", args.n_eval),
                         ("evaluator_memory_h", args.evaluator_memory), ("mix_seed", args.mix_seed),
                         ("pue", getattr(args, "pue", None))):
@@ -118,11 +136,12 @@ def run(args: argparse.Namespace) -> int:
         out = {n: r.as_json() for n, r in res.results.items()}
         out["_window"] = {"zone": res.zone, "year": res.year, "start_hour": cfg.start_hour, "hours": len(res.ci),
                           "xi": cfg.xi, "confidence": cfg.confidence, "mode": "paper" if cfg.paper else "default",
-                          "seed": cfg.seed, "pue": cfg.pue, "profile": prof.label}
+                          "seed": cfg.seed, "pue": cfg.pue, "profile": prof.label, **cfg.window_json()}
         print(json.dumps(out, indent=2))
         return 0
     n_h = len(res.ci)
     mode = "paper-faithful" if cfg.paper else f"confidence {cfg.confidence:g}"
+    mode += " · " + ", ".join(f"{k} {v}" for k, v in cfg.window_json().items())
     print(f"{prof.label} · {args.zone} {args.year} · hours {args.start_hour}–{args.start_hour + n_h - 1} ({n_h} h) · "
           f"ξ {cfg.xi} · {mode} · seed {cfg.seed} · PUE {cfg.pue:g} · {grid.ATTRIBUTION}")
     print(f"{'strategy':<11} {'g/request':>10} {'saving %':>9} {'quality %':>10} {'meet θ %':>9} {'p5 %':>6} "

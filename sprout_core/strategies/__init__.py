@@ -26,9 +26,11 @@ from sprout_core.strategies.base import (
     quality_of,
     register_strategy,
     resolve_strategies,
+    served,
 )
 
-__all__ = ["STRATEGIES", "StrategyOutput", "StrategySpec", "quality_of", "register_strategy", "resolve_strategies"]
+__all__ = ["STRATEGIES", "StrategyOutput", "StrategySpec", "quality_of", "register_strategy", "resolve_strategies",
+           "served"]
 
 # the strategies register themselves on import (display order)
 from sprout_core.strategies import baselines, sprout, oracle, model_opt, task  # noqa: E402,F401 - imported for their registration, in display order  # isort: skip

@@ -85,6 +85,13 @@ def resolve_strategies(names: str | Sequence[str] | None, profile: "Profile") ->
     return out
 
 
+def served(ctx, x: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"quality": [H], "quality_task": [H, T]}`` realised by serving ``x`` (``HourlyContext.realised``:
+    per-request assignment by default): keyword arguments of :class:`StrategyOutput`."""
+    q, q_task = ctx.realised(x)
+    return {"quality": q, "quality_task": q_task}
+
+
 def quality_of(q: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Realised quality ``Σ x·q / q_0`` per hour (and per task when ``q`` is ``[H, T, L]`` and ``x`` ``[H, L]``)."""
     from sprout_core.quality import normalised_quality

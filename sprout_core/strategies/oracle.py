@@ -46,11 +46,16 @@ def per_group_oracle(ctx) -> StrategyOutput:
     n = ctx.q_true_task * ctx.n_true_task[..., None]                 # [H, T, L] requests by (task, winner)
     cmin = c.min(axis=2)                                              # [H, T]
     cheap = np.argmin(c, axis=2)
-    pen = (c - cmin[..., None]).reshape(H, T * L)
-    cnt = n.reshape(H, T * L)
     n0 = n[..., 0].sum(axis=1)
-    need = np.ceil(ctx.theta * n0 - 1e-9)
-    free = pen <= 1e-15 * np.maximum(1.0, np.repeat(cmin, L, axis=1))
+    # the per-task floor: every task takes its own ⌈θ·n₀,t⌉ (groups ranked within the task); pooled: one ⌈θ·n₀⌉
+    G = (H * T, L) if ctx.cfg.per_task_floor else (H, T * L)
+    pen = (c - cmin[..., None]).reshape(G)
+    cnt = n.reshape(G)
+    n0_g = n[..., 0].reshape(H * T) if ctx.cfg.per_task_floor else n0
+    th_g = np.repeat(ctx.theta, T) if ctx.cfg.per_task_floor else ctx.theta
+    need = np.ceil(th_g * n0_g - 1e-9)
+    free = pen <= 1e-15 * np.maximum(1.0, (cmin.reshape(H * T, 1) if ctx.cfg.per_task_floor
+                                           else np.repeat(cmin, L, axis=1)))
     need = np.maximum(need, (cnt * free).sum(axis=1))
     order = np.argsort(pen, axis=1, kind="stable")
     cs = np.take_along_axis(cnt, order, axis=1)
@@ -97,16 +102,32 @@ def per_request_oracle(ctx) -> StrategyOutput:
     pen = np.where(valid, np.maximum(0.0, c_win - c_min), np.inf)
     n0 = ((win == 0) & valid).sum(axis=1)
     free = valid & (pen <= 1e-15 * np.maximum(1.0, c_min))
-    take = np.maximum(np.ceil(ctx.theta * n0 - 1e-9), free.sum(axis=1))
-    order = np.argsort(pen, axis=1)                                      # each hour's requests by penalty
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(j, (H, M)), axis=1)
-    sel = valid & (rank < take[:, None])                                 # served at their winning level
+    task = table.task[R].astype(np.int64)
+    if ctx.cfg.per_task_floor:
+        # every task keeps its own floor: ⌈θ·n₀,t⌉ of its requests, its smallest penalties first
+        grp = np.where(valid, task, T)                                   # padding sorts last
+        order = np.lexsort((pen, grp), axis=1)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.broadcast_to(j, (H, M)), axis=1)
+        cnt_t = np.stack([(grp == k).sum(axis=1) for k in range(T + 1)], 1)
+        start_t = np.cumsum(cnt_t, axis=1) - cnt_t                       # [H, T+1] first rank of each task
+        n0_t = np.stack([((win == 0) & valid & (task == k)).sum(axis=1) for k in range(T)], 1)
+        free_t = np.stack([(free & (task == k)).sum(axis=1) for k in range(T)], 1)
+        take_t = np.concatenate([np.maximum(np.ceil(ctx.theta[:, None] * n0_t - 1e-9), free_t),
+                                 np.zeros((H, 1))], axis=1)
+        g = np.minimum(grp, T)
+        in_task = rank - np.take_along_axis(start_t, g, axis=1)
+        sel = valid & (in_task < np.take_along_axis(take_t, g, axis=1))
+    else:
+        take = np.maximum(np.ceil(ctx.theta * n0 - 1e-9), free.sum(axis=1))
+        order = np.argsort(pen, axis=1)                                  # each hour's requests by penalty
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.broadcast_to(j, (H, M)), axis=1)
+        sel = valid & (rank < take[:, None])                             # served at their winning level
     n = np.maximum(per_hour, 1)
     carbon_h = np.where(valid, np.where(sel, c_win, c_min), 0.0).sum(axis=1, dtype=np.float64) / n
     served = np.where(sel, win, cheap)
     x = np.stack([((served == i) & valid).sum(axis=1) for i in range(L)], 1) / n[:, None]
-    task = table.task[R].astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         quality = np.where(n0 > 0, sel.sum(axis=1) / n0, np.nan)
         n0_t = np.stack([((win == 0) & valid & (task == k)).sum(axis=1) for k in range(T)], 1)

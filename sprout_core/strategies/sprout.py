@@ -9,7 +9,8 @@ With ``cfg.per_task_floor`` every task must keep θ_h of its own always-L0 quali
 """
 from __future__ import annotations
 
-from sprout_core.strategies.base import StrategyOutput, quality_of, register_strategy
+from sprout_core.strategies.base import StrategyOutput, register_strategy
+from sprout_core.strategies.base import served as _served
 
 
 @register_strategy("SPROUT", "the hourly optimizer with q from the carbon-aware offline evaluator; quality kept "
@@ -20,11 +21,10 @@ def sprout(ctx) -> StrategyOutput:
         from sprout_core.tasks import lp as task_lp
 
         x = task_lp.pooled_mix_with_task_floors(ctx.cost_lp, ev.q_lp_task, ev.n_task, ctx.weights, ctx.theta, ctx.z,
-                                                ctx.measured)
+                                                ctx.measured, ctx.per_request(), ctx.pool_n)
         note = "per-task floor: every task keeps θ of its own always-L0 quality"
     else:
         mu, cov = ctx.promise(ev)
         x = ctx.solve(ctx.cost_lp, mu, ctx.theta, cov)
         note = f"quality promise kept with confidence {ctx.cfg.confidence:g}"
-    return StrategyOutput(ctx.profile.levels, x, ctx.cost, quality_of(ctx.q_true, x), uses_evaluator=True,
-                          note=note, quality_task=quality_of(ctx.q_true_task, x))
+    return StrategyOutput(ctx.profile.levels, x, ctx.cost, **_served(ctx, x), uses_evaluator=True, note=note)

@@ -462,9 +462,13 @@ def compare_pooled_per_task(
 # θ of its own always-L0 quality: Σ_i x_{t,i}^served q_{t,i} ≥ θ·q_{t,0}. With a confidence above 0.5
 # each task's floor is raised by z·sd_t, sd_t the spread of its realised minus estimated slack at the
 # current solution (estimation: the evaluator's verdicts of that task; realisation: the hour's requests
-# of that task); three rounds of re-solving settle the margins (a fixed-point iteration).
+# of that task); rounds of re-solving with damped margins; each hour keeps the cheapest round's mix that keeps its own promise
+# (every task's estimated slack ≥ z·sd at that mix), else always-L0 (a mix near always-L0 has a tiny spread,
+# so the plain fixed-point iteration can oscillate between a bold and a timid mix).
 
-PER_TASK_ROUNDS = 3
+PER_TASK_ROUNDS = 8
+#: rounds of the per-hour HiGHS LPs (SPROUT-TASK), fewer: each round solves one LP per hour
+PER_TASK_HIGHS_ROUNDS = 4
 
 
 def _vertex_lp(cost: np.ndarray, A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -499,40 +503,73 @@ def _vertex_lp(cost: np.ndarray, A: np.ndarray, b: np.ndarray) -> tuple[np.ndarr
 
 
 def _task_margins(x_served: np.ndarray, q_task: np.ndarray, n_task: np.ndarray, weights: np.ndarray, theta: np.ndarray,
-                  z: float, volume: np.ndarray) -> np.ndarray:
-    """``volume [H]``: the hour's measured requests (each task gets its share of them)."""
-    """``z·sd_t`` per hour and task of the slack ``Σ_i x_{t,i} q_{t,i} − θ q_{t,0}`` (win-share units)."""
+                  z: float, volume: np.ndarray, per_request: bool = False, n_pool: np.ndarray | None = None) -> np.ndarray:
+    """``z·sd_t`` per hour and task of the slack ``Σ_i x_{t,i} q_{t,i} − θ q_{t,0}`` (win-share units).
+
+    ``volume [H]``: the hour's measured requests (each task gets its share of them); ``per_request``: each
+    request draws its level; ``n_pool [T]``: the judged prompts per task the evaluator draws from (the
+    finite-population term). See :func:`sprout_core.quality.slack_variance`."""
     if z <= 0:
         return np.zeros(q_task.shape[:-1])
-    a = x_served.copy()
-    a[..., 0] -= theta[:, None]
-    V = qmod.share_cov(q_task)                                            # [H, T, L, L]
     n_req = np.maximum(volume[:, None] * weights, 1.0)
-    var = np.einsum("htl,htlk,htk->ht", a, V, a) * (1.0 / np.maximum(n_task, 1.0) + 1.0 / n_req)
+    var = qmod.slack_variance(x_served, q_task, theta[:, None], n_task, n_req,
+                              None if n_pool is None else np.asarray(n_pool, dtype=float)[None, :], per_request)
     return z * np.sqrt(np.maximum(var, 0.0))
 
 
 def pooled_mix_with_task_floors(cost: np.ndarray, q_task: np.ndarray, n_task: np.ndarray, weights: np.ndarray,
-                                theta: np.ndarray, z: float, volume: np.ndarray) -> np.ndarray:
+                                theta: np.ndarray, z: float, volume: np.ndarray, per_request: bool = False,
+                                n_pool: np.ndarray | None = None) -> np.ndarray:
     """One mix ``x [H, L]`` per hour (SPROUT) in which every task with requests keeps θ of its own
     always-L0 quality with confidence Φ(z) (see above). Infeasible hours serve L0 (quality 1 for all)."""
     H, L = cost.shape
     T = q_task.shape[1]
     active = weights > 0
-    x = np.tile(np.eye(L)[0], (H, 1))
+    best = np.tile(np.eye(L)[0], (H, 1))
+    best_c = np.einsum("hl,hl->h", cost, best)
     margin = np.zeros((H, T))
-    for _ in range(PER_TASK_ROUNDS if z > 0 else 1):
+    for r in range(PER_TASK_ROUNDS if z > 0 else 1):
         A = np.where(active[..., None], q_task, 0.0)                      # rows: tasks
         b = np.where(active, theta[:, None] * q_task[..., 0] + margin, -1.0)
         xs, feas = _vertex_lp(cost, A, b)
         x = np.where(feas[:, None], xs, np.eye(L)[0])
-        margin = _task_margins(np.broadcast_to(x[:, None, :], q_task.shape), q_task, n_task, weights, theta, z, volume)
-    return x
+        m_x = None
+        for lam in BLENDS:   # the LP's mix and its blends with always-L0: the cheapest that keeps its own promise
+            xb = lam * x + (1.0 - lam) * np.eye(L)[0]
+            served = np.broadcast_to(xb[:, None, :], q_task.shape)
+            m_b = _task_margins(served, q_task, n_task, weights, theta, z, volume, per_request, n_pool)
+            slack = np.einsum("htl,htl->ht", served, q_task) - theta[:, None] * q_task[..., 0]
+            best, best_c = _keep_consistent(xb, np.einsum("hl,hl->h", cost, xb), slack, m_b, active, best, best_c,
+                                            z <= 0)
+            m_x = m_b if m_x is None else m_x
+        margin = _next_margin(r, margin, m_x, feas)
+    return best
+
+
+#: blends ``λ·x + (1 − λ)·e₀`` of each round's LP mix that are checked for a kept promise
+BLENDS = (1.0, 0.75, 0.5, 0.3, 0.15)
+
+
+def _next_margin(r: int, margin: np.ndarray, m_x: np.ndarray, feas: np.ndarray) -> np.ndarray:
+    """The next round's margins: the spread at this round's mix, damped after the first round; where the LP
+    was infeasible at these margins, half of them (back off toward a mix it can reach)."""
+    nxt = m_x if r == 0 else 0.5 * (margin + m_x)
+    return np.where(feas[:, None], nxt, 0.5 * margin)
+
+
+def _keep_consistent(x, c, slack, m_x, active, best, best_c, always: bool):
+    """Keep ``x`` where it keeps its own promise (every active task's estimated slack ``[H, T]`` ≥ its margin
+    at ``x``) and costs less than the best kept so far (always-L0 to start: its quality is 1 by definition)."""
+    ok = always | np.all(~active | (slack >= m_x - 1e-12), axis=1)
+    better = ok & (c < best_c - 1e-15)
+    sel = better.reshape((-1,) + (1,) * (x.ndim - 1))
+    return np.where(sel, x, best), np.where(better, c, best_c)
 
 
 def per_task_mixes_with_task_floors(cost_task: np.ndarray, weights: np.ndarray, q_task: np.ndarray,
                                     n_task: np.ndarray, theta: np.ndarray, z: float, volume: np.ndarray,
-                                    cond: np.ndarray | None) -> np.ndarray:
+                                    cond: np.ndarray | None, per_request: bool = False,
+                                    n_pool: np.ndarray | None = None) -> np.ndarray:
     """One mix per *predicted* task ``x [H, P, L]`` (SPROUT-TASK) minimising expected carbon on the true tasks
     while every true task keeps θ of its own always-L0 quality (with confidence Φ(z)), through the
     prediction behaviour ``cond [T, L, P]`` (``None`` = labels known). One HiGHS LP per hour."""
@@ -542,9 +579,14 @@ def per_task_mixes_with_task_floors(cost_task: np.ndarray, weights: np.ndarray, 
         K = conditional_from_confusion(K, L)
     P = K.shape[2]
     x = np.tile(np.eye(L)[0], (H, P, 1))
+    best = x.copy()
+    best_c = np.einsum("ht,ht->h", weights, cost_task[..., 0])             # always-L0
     margin = np.zeros((H, T))
+    active = weights > 0
     A_eq = np.kron(np.eye(P), np.ones((1, L)))
-    for _ in range(PER_TASK_ROUNDS if z > 0 else 1):
+    pt = np.stack([_p_given_t(q_task[h], K) for h in range(H)])           # [H, T, P]
+    for r in range(PER_TASK_HIGHS_ROUNDS if z > 0 else 1):
+        feas = np.ones(H, dtype=bool)
         for h in range(H):
             ptl = _p_given_t(q_task[h], K)                                 # [T, P]
             c = np.einsum("t,tp,tl->pl", weights[h], ptl, cost_task[h]).ravel()
@@ -558,6 +600,16 @@ def per_task_mixes_with_task_floors(cost_task: np.ndarray, weights: np.ndarray, 
                 x[h] /= x[h].sum(axis=1, keepdims=True)
             else:
                 x[h] = np.eye(L)[0]
-        served = np.einsum("htp,hpl->htl", np.stack([_p_given_t(q_task[h], K) for h in range(H)]), x)
-        margin = _task_margins(served, q_task, n_task, weights, theta, z, volume)
-    return x
+                feas[h] = False
+        m_x = None
+        for lam in BLENDS:
+            xb = lam * x + (1.0 - lam) * np.eye(L)[0]
+            served = np.einsum("htp,hpl->htl", pt, xb)
+            c_x = np.einsum("ht,htl,htl->h", weights, served, cost_task)
+            m_b = _task_margins(served, q_task, n_task, weights, theta, z, volume, per_request, n_pool)
+            # the LP's own delivered wins (misclassification depends on the best level)
+            slack = np.einsum("htl,tlp,hpl->ht", q_task, K, xb) - theta[:, None] * q_task[..., 0]
+            best, best_c = _keep_consistent(xb, c_x, slack, m_b, active, best, best_c, z <= 0)
+            m_x = m_b if m_x is None else m_x
+        margin = _next_margin(r, margin, m_x, feas)
+    return best

@@ -20,6 +20,7 @@ stated as n/a in the docs, never as 0.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -269,7 +270,8 @@ def _score(x: np.ndarray, cost_task: np.ndarray, weights: np.ndarray, q_true_tas
 
 
 def promise_margin(x: np.ndarray, weights: np.ndarray, q_task: np.ndarray, n_task: np.ndarray, n_requests: np.ndarray,
-                   theta: np.ndarray, cond: np.ndarray | None, z: float) -> np.ndarray:
+                   theta: np.ndarray, cond: np.ndarray | None, z: float, per_request: bool = False,
+                   n_pool: np.ndarray | None = None) -> np.ndarray:
     """``z·sd`` of the pooled slack ``Σ_t w_t (Σ_i served_{t,i} q_{t,i} − θ·q_{t,0})`` of per-predicted-task mixes
     ``x [H, P, L]``: each task's estimate (``n_task`` verdicts) and its share of the hour's ``n_requests`` are
     samples (the calibrated promise of :mod:`sprout_core.quality`, for one mix per task)."""
@@ -283,8 +285,11 @@ def promise_margin(x: np.ndarray, weights: np.ndarray, q_task: np.ndarray, n_tas
     a = served.copy()
     a[..., 0] -= theta[:, None]
     var_one = np.einsum("htl,htlk,htk->ht", a, qmod.share_cov(q_task), a)
-    var = (weights ** 2 * var_one / np.maximum(n_task, 1.0)).sum(axis=1) \
-        + (weights * var_one).sum(axis=1) / np.maximum(n_requests, 1.0)
+    inv_est = 1.0 / np.maximum(n_task, 1.0)
+    if n_pool is not None:   # the judged prompts are a finite sample of the users' (quality.slack_variance)
+        inv_est = inv_est + 2.0 / np.maximum(np.asarray(n_pool, dtype=float), 1.0)[None, :]
+    v_req = var_one + ((served * (1.0 - served) * q_task).sum(axis=-1) if per_request else 0.0)
+    var = (weights ** 2 * var_one * inv_est).sum(axis=1) + (weights * v_req).sum(axis=1) / np.maximum(n_requests, 1.0)
     return z * np.sqrt(np.maximum(var, 0.0))
 
 
@@ -302,7 +307,7 @@ def sprout_task_served(ctx):
     cost_task = ctx.cost_task()
     if ctx.cfg.per_task_floor:
         x = lp.per_task_mixes_with_task_floors(cost_task, ctx.weights, q_lp, ev.n_task, ctx.theta, ctx.z,
-                                               ctx.measured, pm_plan.cond)
+                                               ctx.measured, pm_plan.cond, ctx.per_request(), ctx.pool_n)
         rep = _score(x, cost_task, ctx.weights, ctx.q_true_task, pm_score.cond)
         floor = "; per-task floor: every task keeps θ of its own always-L0 quality"
     else:
@@ -311,9 +316,17 @@ def sprout_task_served(ctx):
         for _ in range(3 if ctx.z > 0 else 1):
             rep = replay_per_task(cost_task, ctx.weights, q_lp, ctx.q_true_task, ctx.theta, pm_plan.cond,
                                   score_cond=pm_score.cond, margin=margin)
-            margin = promise_margin(rep.x, ctx.weights, q_lp, ev.n_task, ctx.measured, ctx.theta, pm_plan.cond, ctx.z)
+            margin = promise_margin(rep.x, ctx.weights, q_lp, ev.n_task, ctx.measured, ctx.theta, pm_plan.cond, ctx.z,
+                                    ctx.per_request(), ctx.pool_n)
         floor = f"; quality promise kept with confidence {ctx.cfg.confidence:g}" if ctx.z > 0 else ""
     note = (f"task classifier: held-out accuracy {100 * pm_score.accuracy:.1f}% on {pm_score.n_prompts} judged prompts "
             f"(planned with a disjoint half of {pm_plan.n_prompts}); predictions applied, cost and quality follow "
             f"the true task; per-task q shrunk toward the pooled q with κ = {SHRINK_PRIOR_PROMPTS:g} prompts{floor}")
+    if ctx.per_request():
+        # each request is predicted a task (the scoring half's behaviour given its true task and best level) and
+        # draws its level from that task's mix: its mix is Σ_p P(p | t, w)·x_p
+        T, L = ctx.q_true_task.shape[1:]
+        K = pm_score.cond if pm_score.cond is not None else lp.conditional_from_confusion(np.eye(T), L)
+        quality, quality_task = ctx.realised(np.einsum("twp,hpl->htwl", K, rep.x))
+        rep = dataclasses.replace(rep, quality=quality, quality_task=quality_task)
     return rep, note

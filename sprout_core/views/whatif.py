@@ -101,15 +101,28 @@ def strategy_summary(df: pd.DataFrame, tasks: bool = True) -> pd.DataFrame:
     return out
 
 
+#: One sentence for a task quality above 100 % (shown where the per-task table is).
+ABOVE_100_NOTE = ("A task above 100 % kept more than always-L0 would: its judge preferred the shorter answers of L1/L2 "
+                  "to L0's on many of its prompts (multiple-choice tasks), so serving them there wins more often.")
+#: The column that names the tasks below their floor.
+BELOW_COL = "tasks below their floor"
+
+
 def task_quality(df: pd.DataFrame) -> pd.DataFrame | None:
     """Per strategy, each task's realised quality (mean over replays, % of that task's own always-L0 quality),
-    in the order of :func:`strategy_summary`; ``None`` when the replay has no per-task figures."""
+    in the order of :func:`strategy_summary`, and :data:`BELOW_COL`: the tasks whose mean is below the lowest
+    floor any hour had, ``100·(1 − ξ)`` % (below every hour's floor on average; "none" when there is none);
+    ``None`` when the replay has no per-task figures."""
     cols = _task_columns(df)
     if not cols:
         return None
     order = df.groupby("strategy", sort=False)["carbon_saving_pct"].mean().sort_values(ascending=False).index
     out = df.groupby("strategy", sort=False)[cols].mean().reindex(order)
+    lowest = 100.0 * (1.0 - float(df["xi"].max())) if "xi" in df else None
+    below = [", ".join(_task_name(c) for c in cols if lowest is not None and pd.notna(row[c]) and row[c] < lowest - 1e-9)
+             or "none" for _, row in out.iterrows()]
     out.columns = [f"{_task_name(c)} (% of its own L0)" for c in cols]
+    out[BELOW_COL] = below
     return out.reset_index()
 
 
