@@ -17,7 +17,7 @@ from datetime import datetime
 
 import numpy as np
 
-from sprout_core import grid
+from sprout_core import defaults, grid
 
 _log = logging.getLogger("sprout.carbon")
 
@@ -268,12 +268,8 @@ def price_elsewhere(energy_j: float, year: int | None = None, hour: int | None =
     """
     infos, errors = grid.list_traces()
     msgs = [str(e) for e in errors]
-    chosen: dict[str, int] = {}
-    for i in infos:
-        if year is None:
-            chosen[i.zone] = max(chosen.get(i.zone, i.year), i.year)
-        elif i.year == year:
-            chosen[i.zone] = i.year
+    chosen: dict[str, int] = (defaults.latest_years(infos) if year is None
+                              else {i.zone: i.year for i in infos if i.year == year})
     out = []
     for zone, y in chosen.items():
         try:

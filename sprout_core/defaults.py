@@ -26,10 +26,24 @@ def default_zone() -> str:
     return Settings.from_env().zone or DEFAULT_ZONE
 
 
+def latest_year(years: Iterable[int]) -> int | None:
+    """The latest of ``years`` (the years a zone has traces for); ``None`` when there are none. The one
+    "latest year per zone" rule: :func:`latest_years`, :func:`default_year`, the gateway and the zone prices
+    call it."""
+    ys = [int(y) for y in years]
+    return max(ys) if ys else None
+
+
+def latest_years(infos: Iterable) -> dict[str, int]:
+    """``{zone: its latest year}`` over trace infos (anything with ``.zone`` and ``.year``)."""
+    by_zone: dict[str, list[int]] = {}
+    for i in infos:
+        by_zone.setdefault(i.zone, []).append(int(i.year))
+    return {z: latest_year(ys) for z, ys in by_zone.items()}
+
+
 def default_year(years: Iterable[int]) -> int | None:
     """:data:`DEFAULT_YEAR` when it is one of ``years`` (the years a zone has traces for), else the latest of
     them; ``None`` when there are none."""
-    ys = sorted({int(y) for y in years})
-    if not ys:
-        return None
-    return DEFAULT_YEAR if DEFAULT_YEAR in ys else ys[-1]
+    ys = {int(y) for y in years}
+    return DEFAULT_YEAR if DEFAULT_YEAR in ys else latest_year(ys)

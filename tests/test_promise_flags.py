@@ -139,3 +139,14 @@ def test_cli_bad_floor_and_stress_values(capsys, monkeypatch, extra, match):
     assert "Traceback" not in err
     if match:
         assert match in err
+
+
+def test_latest_year_per_zone_is_one_rule():
+    from types import SimpleNamespace as NS
+
+    from sprout_core import defaults
+
+    infos = [NS(zone="A", year=2021), NS(zone="A", year=2023), NS(zone="B", year=2022), NS(zone="A", year=2022)]
+    assert defaults.latest_years(infos) == {"A": 2023, "B": 2022}
+    assert defaults.latest_year([]) is None and defaults.latest_year([2020, 2024]) == 2024
+    assert defaults.default_year([2021, 2022]) == 2022 and defaults.default_year([2023, 2024]) == 2023

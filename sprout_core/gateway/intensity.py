@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from sprout_core import grid
+from sprout_core import defaults, grid
 from sprout_core.errors import InputError, MissingDataError
 
 #: Electricity Maps' API base URL and the environment variable holding the token
@@ -61,7 +61,7 @@ def latest_year(zone: str) -> int:
     if not years:
         raise InputError(f"no carbon-intensity trace for zone {zone!r}: pick a shipped or uploaded zone "
                          "(python -m sprout_core grid --list) or give --ci")
-    return max(years)
+    return defaults.latest_year(years)
 
 
 class TraceSource:
