@@ -283,13 +283,16 @@ else:
 # ---------------------------------------------------------------- table
 st.subheader("Prompts")
 table = R.prompt_table(sel, levels)
-st.caption(f"{len(table):,} prompt(s). Energy per answer in J with its method "
+st.caption(f"{style.fmt_count(len(table), 'prompt')}. Energy per answer (mJ, J, kJ or Wh) with its method "
            "(reference:sprout-paper = the paper's GPU measurement on an A100; estimated:cpu-tdp = CPU-time × TDP "
-           "estimate); empty = n/a (unknown, never 0).")
+           "estimate); n/a = unknown, never 0.")
 show = table.drop(columns=["reference"], errors="ignore").copy()
 show["prompt"] = show["prompt"].str.slice(0, 160)
-st.dataframe(show, hide_index=True, width="stretch", height=320, column_order=V.prompt_columns(show),
-             column_config={"prompt": st.column_config.TextColumn(width="large")})
+# energies through the one formatter ("1.03 kJ", "n/a"), never a raw "1031.9252" J
+show = show.assign(**{c: [style.fmt_quantity(v, "J") for v in show[c]] for c in show.columns if c.endswith(" energy (J)")})
+st.dataframe(show, hide_index=True, width="stretch", height=320, column_order=V.prompt_columns(show), placeholder="n/a",
+             column_config={"prompt": st.column_config.TextColumn(width="large")}
+             | {c: st.column_config.TextColumn(c.replace(" (J)", "")) for c in show.columns if c.endswith(" energy (J)")})
 st.download_button("Download CSV", table.to_csv(index=False).encode("utf-8"), file_name="sprout_evaluations.csv",
                    mime="text/csv", key="ev.csv")
 
