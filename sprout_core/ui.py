@@ -35,8 +35,6 @@ from sprout_core.models import EMBEDDED_SPEC, LoadedModel, default_model_spec, l
 from sprout_core.serving.client import ServerConfig, ServerModel
 from sprout_core.serving.llamacpp import LlamaCppModel
 from sprout_core.style import fmt_energy, fmt_grams, level_color  # noqa: F401 - the pages' formatting API
-from sprout_core.tasks import classifier as task_clf
-from sprout_core.tasks import views as task_views
 from sprout_core.views import playground as run_views
 
 _log = logging.getLogger("sprout.ui")
@@ -493,6 +491,11 @@ def train_task_classifier(key: str, container=None, disabled: bool = False) -> N
     Training embeds the public prompts once (a few minutes on a CPU) and caches the classifier; the page
     reruns when it is ready. Disabled when the public data it needs is missing.
     """
+    # imported here, not with ui: the task LP pulls in scipy.optimize (seconds on a loaded 2-core machine), and
+    # Home, which every visit opens first, never needs it
+    from sprout_core.tasks import classifier as task_clf
+    from sprout_core.tasks import views as task_views
+
     c = container or st
     if not c.button("Train the task classifier", key=key, disabled=disabled or not task_views.can_train_reference()):
         return
