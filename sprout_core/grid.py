@@ -40,7 +40,6 @@ import io
 import json
 import logging
 import re
-import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from sprout_core import access, storage
+from sprout_core.cache import KeyedCache
 from sprout_core.errors import DataFileError, InputError, NotAllowedError
 from sprout_core.paths import MissingDataError, public_data_dir, shipped_file, state_dir, user_grid_dir
 
@@ -368,19 +368,11 @@ def _parse(path: Path, column: str, zone: str | None, year: int | None) -> Trace
     return _parse_export(_read_export(path, str(path)), str(path), column, zone, year, path)
 
 
-_CACHE: dict[tuple, object] = {}
-_LOCK = threading.Lock()
+_CACHE: KeyedCache = KeyedCache("grid traces")
 
 
 def _cached(key: tuple, make: Callable[[], object]):
-    with _LOCK:
-        hit = _CACHE.get(key)
-    if hit is not None:
-        return hit
-    val = make()
-    with _LOCK:
-        _CACHE[key] = val
-    return val
+    return _CACHE.get(key, make)
 
 
 def _stat_key(path: Path) -> tuple:

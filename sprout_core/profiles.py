@@ -13,7 +13,6 @@ A q from elsewhere (the Evaluations page hands one over) replaces a profile's q 
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sprout_core import refdata, store
+from sprout_core.cache import KeyedCache
 from sprout_core.carbon import DEFAULT_EMBODIED
 from sprout_core.errors import ProfileError, StoreError
 from sprout_core.optimizer import cost_per_request
@@ -260,8 +260,7 @@ class PromptTable:
 
 # ----------------------------------------------------------------------------------------- reference
 
-_LOCK = threading.Lock()
-_REF_CACHE: dict[str, Profile] = {}
+_REF_CACHE: KeyedCache = KeyedCache("reference profile")
 
 
 def load_reference(data_dir: Path | None = None) -> Profile:
@@ -276,77 +275,76 @@ def load_reference(data_dir: Path | None = None) -> Profile:
         refdata.requests(data_dir)  # raises MissingDataError naming the absent file
         refdata.judgments(data_dir)
     key = str(refdata.folder(data_dir))
-    with _LOCK:
-        if key in _REF_CACHE:
-            return _REF_CACHE[key]
-    req = refdata.requests(data_dir)
-    jud = refdata.judgments(data_dir)
-    levels = ("L0", "L1", "L2")
-    tasks = tuple(sorted(req["task"].unique()))
-    g = req.groupby(["task", "variant"]).agg(e=("energy_kwh", "mean"), t=("time_s", "mean"), n=("energy_kwh", "size"))
 
-    def table(col: str, lvls) -> np.ndarray:
-        return np.array([[float(g.loc[(t, lv), col]) for lv in lvls] for t in tasks])
+    def make() -> Profile:
+        req = refdata.requests(data_dir)
+        jud = refdata.judgments(data_dir)
+        levels = ("L0", "L1", "L2")
+        tasks = tuple(sorted(req["task"].unique()))
+        g = req.groupby(["task", "variant"]).agg(e=("energy_kwh", "mean"), t=("time_s", "mean"), n=("energy_kwh", "size"))
 
-    e, t, n = table("e", levels), table("t", levels), table("n", levels)
-    wins = jud.groupby(["task", "winner"]).size().unstack(fill_value=0).reindex(index=list(tasks), columns=list(levels), fill_value=0)
-    n_j = wins.sum(axis=1).to_numpy()
-    if (n_j == 0).any():
-        raise ProfileError(f"judgments.csv has no verdicts for {[tk for tk, m in zip(tasks, n_j) if m == 0]}")
-    q = wins.to_numpy(dtype=float) / n_j[:, None]
+        def table(col: str, lvls) -> np.ndarray:
+            return np.array([[float(g.loc[(t, lv), col]) for lv in lvls] for t in tasks])
 
-    notes = [
-        "Energy is GPU-only (NVML via carbontracker, PUE 1), batch size 1, vLLM bf16 on one A100.",
-        "q: GPT-4 (gpt-4-0613) best-of-3 verdicts on 2,000 prompts per task.",
-    ]
-    variant = None
-    if "7b" in set(req["variant"]):
-        vlev = ("13B", "7B")
-        ve = np.stack([e[:, 0], table("e", ["7b"])[:, 0]], axis=1)
-        vt = np.stack([t[:, 0], table("t", ["7b"])[:, 0]], axis=1)
-        vn = np.stack([n[:, 0], table("n", ["7b"])[:, 0]], axis=1)
-        vq_row, vn_j = np.array([0.5, 0.5]), 0
-        pv = refdata.judgments_7b(data_dir)
-        if pv is not None:
-            c13, c7 = int((pv["winner"] == "13b").sum()), int((pv["winner"] == "7b").sum())
-            if c13 + c7 > 0:
-                vq_row, vn_j = np.array([c13, c7], dtype=float) / (c13 + c7), c13 + c7
-        variant = Profile(
-            name=f"{REFERENCE_NAME}/13b-vs-7b", label="reference: Llama-2-13B vs 7B on A100 (Sprout paper)",
-            method=REFERENCE_METHOD, levels=vlev, tasks=tasks, e_kwh=ve, t_s=vt, q=np.tile(vq_row, (len(tasks), 1)),
-            k_emb_g_per_s=REFERENCE_K_EMB, n_requests=vn, n_judged=np.full(len(tasks), vn_j),
-            notes=(f"13B-vs-7B q from {vn_j} ScienceQA pairwise GPT-4 verdicts, applied to every task "
-                   "(the artifact has no other pairwise verdicts).",),
+        e, t, n = table("e", levels), table("t", levels), table("n", levels)
+        wins = jud.groupby(["task", "winner"]).size().unstack(fill_value=0).reindex(index=list(tasks), columns=list(levels), fill_value=0)
+        n_j = wins.sum(axis=1).to_numpy()
+        if (n_j == 0).any():
+            raise ProfileError(f"judgments.csv has no verdicts for {[tk for tk, m in zip(tasks, n_j) if m == 0]}")
+        q = wins.to_numpy(dtype=float) / n_j[:, None]
+
+        notes = [
+            "Energy is GPU-only (NVML via carbontracker, PUE 1), batch size 1, vLLM bf16 on one A100.",
+            "q: GPT-4 (gpt-4-0613) best-of-3 verdicts on 2,000 prompts per task.",
+        ]
+        variant = None
+        if "7b" in set(req["variant"]):
+            vlev = ("13B", "7B")
+            ve = np.stack([e[:, 0], table("e", ["7b"])[:, 0]], axis=1)
+            vt = np.stack([t[:, 0], table("t", ["7b"])[:, 0]], axis=1)
+            vn = np.stack([n[:, 0], table("n", ["7b"])[:, 0]], axis=1)
+            vq_row, vn_j = np.array([0.5, 0.5]), 0
+            pv = refdata.judgments_7b(data_dir)
+            if pv is not None:
+                c13, c7 = int((pv["winner"] == "13b").sum()), int((pv["winner"] == "7b").sum())
+                if c13 + c7 > 0:
+                    vq_row, vn_j = np.array([c13, c7], dtype=float) / (c13 + c7), c13 + c7
+            variant = Profile(
+                name=f"{REFERENCE_NAME}/13b-vs-7b", label="reference: Llama-2-13B vs 7B on A100 (Sprout paper)",
+                method=REFERENCE_METHOD, levels=vlev, tasks=tasks, e_kwh=ve, t_s=vt, q=np.tile(vq_row, (len(tasks), 1)),
+                k_emb_g_per_s=REFERENCE_K_EMB, n_requests=vn, n_judged=np.full(len(tasks), vn_j),
+                notes=(f"13B-vs-7B q from {vn_j} ScienceQA pairwise GPT-4 verdicts, applied to every task "
+                       "(the artifact has no other pairwise verdicts).",),
+            )
+        trace = refdata.task_mix(data_dir)
+        # per judged prompt: its verdict and its answers' energy and time at every level
+        wide = req[req["variant"].isin(levels)].pivot_table(index=["task", "prompt_index"], columns="variant",
+                                                            values=["energy_kwh", "time_s"], aggfunc="first")
+        jj = jud.drop_duplicates(["task", "prompt_index"])
+        jj = jj[jj["winner"].isin(levels) & jj["task"].isin(tasks)]
+        idx = pd.MultiIndex.from_frame(jj[["task", "prompt_index"]])
+        wide = wide.reindex(idx)
+        ok = wide.notna().all(axis=1).to_numpy()
+        jj, wide = jj[ok], wide[ok]
+        ti = {tk: k for k, tk in enumerate(tasks)}
+        li = {lv: i for i, lv in enumerate(levels)}
+        table_p = PromptTable(task=jj["task"].map(ti).to_numpy(np.int16), winner=jj["winner"].map(li).to_numpy(np.int8),
+                              e_kwh=wide["energy_kwh"][list(levels)].to_numpy(float),
+                              t_s=wide["time_s"][list(levels)].to_numpy(float))
+        # the authors' simulator draws prompt indices from range(5000) for every task (GSM8K's 5000–7472 unused)
+        r5 = req[(req["prompt_index"] < 5000) & req["variant"].isin(levels)]
+        g5 = r5.groupby(["task", "variant"]).agg(e=("energy_kwh", "mean"), t=("time_s", "mean"))
+        paper = (np.array([[float(g5.loc[(tk, lv), "e"]) for lv in levels] for tk in tasks]),
+                 np.array([[float(g5.loc[(tk, lv), "t"]) for lv in levels] for tk in tasks]))
+        prof = Profile(
+            name=REFERENCE_NAME, label=REFERENCE_LABEL, method=REFERENCE_METHOD, levels=levels, tasks=tasks,
+            e_kwh=e, t_s=t, q=q, k_emb_g_per_s=REFERENCE_K_EMB, n_requests=n, n_judged=n_j,
+            q_source="GPT-4 verdicts (Sprout artifact)", task_trace=trace, variant=variant, notes=tuple(notes),
+            model=REFERENCE_MODEL, prompts=table_p, paper_costs=paper,
         )
-    trace = refdata.task_mix(data_dir)
-    # per judged prompt: its verdict and its answers' energy and time at every level
-    wide = req[req["variant"].isin(levels)].pivot_table(index=["task", "prompt_index"], columns="variant",
-                                                        values=["energy_kwh", "time_s"], aggfunc="first")
-    jj = jud.drop_duplicates(["task", "prompt_index"])
-    jj = jj[jj["winner"].isin(levels) & jj["task"].isin(tasks)]
-    idx = pd.MultiIndex.from_frame(jj[["task", "prompt_index"]])
-    wide = wide.reindex(idx)
-    ok = wide.notna().all(axis=1).to_numpy()
-    jj, wide = jj[ok], wide[ok]
-    ti = {tk: k for k, tk in enumerate(tasks)}
-    li = {lv: i for i, lv in enumerate(levels)}
-    table_p = PromptTable(task=jj["task"].map(ti).to_numpy(np.int16), winner=jj["winner"].map(li).to_numpy(np.int8),
-                          e_kwh=wide["energy_kwh"][list(levels)].to_numpy(float),
-                          t_s=wide["time_s"][list(levels)].to_numpy(float))
-    # the authors' simulator draws prompt indices from range(5000) for every task (GSM8K's 5000–7472 unused)
-    r5 = req[(req["prompt_index"] < 5000) & req["variant"].isin(levels)]
-    g5 = r5.groupby(["task", "variant"]).agg(e=("energy_kwh", "mean"), t=("time_s", "mean"))
-    paper = (np.array([[float(g5.loc[(tk, lv), "e"]) for lv in levels] for tk in tasks]),
-             np.array([[float(g5.loc[(tk, lv), "t"]) for lv in levels] for tk in tasks]))
-    prof = Profile(
-        name=REFERENCE_NAME, label=REFERENCE_LABEL, method=REFERENCE_METHOD, levels=levels, tasks=tasks,
-        e_kwh=e, t_s=t, q=q, k_emb_g_per_s=REFERENCE_K_EMB, n_requests=n, n_judged=n_j,
-        q_source="GPT-4 verdicts (Sprout artifact)", task_trace=trace, variant=variant, notes=tuple(notes),
-        model=REFERENCE_MODEL, prompts=table_p, paper_costs=paper,
-    )
-    with _LOCK:
-        _REF_CACHE[key] = prof
-    return prof
+        return prof
+
+    return _REF_CACHE.get(key, make)
 
 
 # ----------------------------------------------------------------------------------------- own profile

@@ -31,7 +31,6 @@ naming what is absent. Tables are read once per process and cached keyed on the 
 from __future__ import annotations
 
 import json
-import threading
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -39,6 +38,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from sprout_core.cache import KeyedCache
 from sprout_core.errors import DataFileError, MissingDataError
 from sprout_core.paths import SHIPPED_FILES, public_data_dir, shipped_file
 
@@ -54,8 +54,7 @@ SHIPPED_TABLES = {
     "task_mix.csv": "task-mix trace (job counts)",
 }
 
-_LOCK = threading.Lock()
-_CACHE: dict[tuple, object] = {}
+_CACHE: KeyedCache = KeyedCache("reference tables")
 
 
 def folder(data_dir: Path | None = None) -> Path:
@@ -84,13 +83,7 @@ def _public(name: str, data_dir: Path | None = None) -> Path:
 def _cached(path: Path, reader: Callable[[Path], object]):
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size, reader.__name__)
-    with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-    val = reader(path)
-    with _LOCK:
-        _CACHE[key] = val
-    return val
+    return _CACHE.get(key, lambda: reader(path))
 
 
 def _read_requests(path: Path) -> pd.DataFrame:

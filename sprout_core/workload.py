@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sprout_core.cache import KeyedCache
 from sprout_core.errors import InputError
 from sprout_core.profiles import Profile
 
@@ -366,25 +367,21 @@ def _draw_requests(wl: Workload, k: int) -> Requests:
     return Requests(q_true_task, n_true, q_true, e_real, t_real, rows, offsets, task_r, winner_r, u_r, req_off)
 
 
-_CACHE: list[tuple[Profile, WorkloadSpec, int, Workload]] = []
-_LOCK = threading.Lock()
+#: keyed by the profile object itself (Profile compares by identity), the spec and the hours; 6 entries
+_CACHE: KeyedCache = KeyedCache("workloads", maxsize=6)
 
 
 def year_workload(profile: Profile, n_hours: int, spec: WorkloadSpec) -> Workload:
     """The seeded workload of ``n_hours`` hours from the start of a year (cached, 6 entries)."""
     if spec.mix_model not in MIX_MODELS:
         raise InputError(f"mix model must be one of {MIX_MODELS}, not {spec.mix_model!r}")
-    with _LOCK:
-        for prof, sp, n, val in _CACHE:
-            if prof is profile and sp == spec and n == n_hours:
-                return val
-    weights, volume, refresh = _task_weights(profile, n_hours, spec)
-    r_eval = np.random.default_rng(np.random.SeedSequence([int(spec.seed if spec.sample_seed is None else spec.sample_seed), 2]))
-    val = Workload(profile, spec, weights, volume, refresh, *_evaluator_samples(r_eval, weights, spec, profile))
-    with _LOCK:
-        _CACHE.append((profile, spec, n_hours, val))
-        del _CACHE[:-6]
-    return val
+    def make() -> Workload:
+        weights, volume, refresh = _task_weights(profile, n_hours, spec)
+        r_eval = np.random.default_rng(np.random.SeedSequence([int(spec.seed if spec.sample_seed is None else spec.sample_seed),
+                                                               2]))
+        return Workload(profile, spec, weights, volume, refresh, *_evaluator_samples(r_eval, weights, spec, profile))
+
+    return _CACHE.get((profile, spec, int(n_hours)), make)
 
 
 def _evaluator_samples(rng, weights, spec, profile):

@@ -18,6 +18,7 @@ from typing import Callable
 import pandas as pd
 
 from sprout_core import refdata
+from sprout_core.cache import KeyedCache
 from sprout_core.evaluate.aggregate import Agreement, agreement, win_shares
 from sprout_core.evaluate.judges import is_correct, judge_reference, reference_kind
 from sprout_core.paths import state_dir
@@ -196,9 +197,7 @@ def reference_quality(control: bool = True):
     from sprout_core.evaluate.shares import quality_estimate
 
     key = ("reference_quality", bool(control), refdata.numbers_source())
-    if key not in _EST_CACHE:
-        _EST_CACHE[key] = quality_estimate(gpt4_verdict_table(), GPT4_JUDGE, control, LEVELS)
-    return _EST_CACHE[key]
+    return _EST_CACHE.get(key, lambda: quality_estimate(gpt4_verdict_table(), GPT4_JUDGE, control, LEVELS))
 
 
 def reference_credits(control: bool = True):
@@ -208,16 +207,18 @@ def reference_credits(control: bool = True):
     from sprout_core.evaluate.shares import prompt_credits
 
     key = ("reference_credits", bool(control), refdata.numbers_source())
-    if key not in _EST_CACHE:
+
+    def make():
         df = gpt4_verdict_table()
         lengths = df[[f"words_{lv}" for lv in LEVELS]].to_numpy(float) if "words_L0" in df else None
         groups = df[[f"group_{lv}" for lv in LEVELS]].to_numpy() if "group_L0" in df else None
-        _EST_CACHE[key] = prompt_credits(list(df["winner"]), lengths=lengths, levels=LEVELS, control=control,
-                                         groups=groups, tasks=list(df["task"]))
-    return _EST_CACHE[key]
+        return prompt_credits(list(df["winner"]), lengths=lengths, levels=LEVELS, control=control,
+                              groups=groups, tasks=list(df["task"]))
+
+    return _EST_CACHE.get(key, make)
 
 
-_EST_CACHE: dict = {}
+_EST_CACHE: KeyedCache = KeyedCache("reference quality estimates")
 
 
 def correctness_rates(rows: list[dict]) -> dict[str, dict[str, float]]:

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from sprout_core import quality as qmod
 from sprout_core import refdata
+from sprout_core.cache import KeyedCache
 from sprout_core.errors import InputError
 from sprout_core.tasks import classifier as tc
 from sprout_core.tasks import lp
@@ -84,10 +84,10 @@ def prediction_model_from_table(tasks, levels, true_task, winner, predicted, sou
     return PredictionModel(tasks, levels, cond, counts, conf, acc, n, source)
 
 
-_PM_CACHE: dict[tuple, tuple[PredictionModel, PredictionModel]] = {}
+#: (planning, scoring) prediction models per classifier fingerprint and profile order
+_PM_CACHE: KeyedCache = KeyedCache("task prediction models")
 #: Seed of the split of the classifier's held-out judged prompts into a planning and a scoring half.
 SPLIT_SEED = 20240311
-_PM_LOCK = threading.Lock()
 
 
 def reference_prediction_models(profile, clf=None, progress=None) -> tuple[PredictionModel, PredictionModel]:
@@ -104,30 +104,27 @@ def reference_prediction_models(profile, clf=None, progress=None) -> tuple[Predi
     fingerprint = hashlib.sha1(np.ascontiguousarray(clf.coef).tobytes() + np.ascontiguousarray(clf.intercept).tobytes())
     key = (fingerprint.hexdigest(), tuple(clf.labels), tuple(profile.tasks), tuple(profile.levels), clf.n_train,
            clf.n_test, repr(sorted(clf.settings.items())))
-    with _PM_LOCK:
-        if key in _PM_CACHE:
-            return _PM_CACHE[key]
-    s = clf.settings
-    _, test = tc.reference_split(int(s.get("train_per_task", tc.DEFAULT_TRAIN_PER_TASK)),
-                                 int(s.get("test_per_task", tc.DEFAULT_TEST_PER_TASK)), int(s.get("seed", 0)))
-    jud = refdata.judgments().drop_duplicates(["task", "prompt_index"])
-    test = test.merge(jud, left_on=["category", "prompt_index"], right_on=["task", "prompt_index"], how="inner")
-    pred_idx = clf.predict_embeddings(tc.embed(test["prompt"].tolist(), progress=progress))
-    test = test.assign(predicted=[clf.labels[k] for k in pred_idx])
-    rng = np.random.default_rng(SPLIT_SEED)
-    half = np.zeros(len(test), dtype=bool)
-    for _, idx in test.groupby("category").indices.items():
-        perm = rng.permutation(idx)
-        half[perm[: len(perm) // 2]] = True
-    out = []
-    for part, name in ((test[half], "planning half"), (test[~half], "scoring half")):
-        out.append(prediction_model_from_table(profile.tasks, profile.levels, part["category"].tolist(),
-                                               part["winner"].tolist(), part["predicted"].tolist(),
-                                               source=f"{clf.source}; held-out judged prompts, {name}"))
-    val = (out[0], out[1])
-    with _PM_LOCK:
-        _PM_CACHE[key] = val
-    return val
+    def make():
+        s = clf.settings
+        _, test = tc.reference_split(int(s.get("train_per_task", tc.DEFAULT_TRAIN_PER_TASK)),
+                                     int(s.get("test_per_task", tc.DEFAULT_TEST_PER_TASK)), int(s.get("seed", 0)))
+        jud = refdata.judgments().drop_duplicates(["task", "prompt_index"])
+        test = test.merge(jud, left_on=["category", "prompt_index"], right_on=["task", "prompt_index"], how="inner")
+        pred_idx = clf.predict_embeddings(tc.embed(test["prompt"].tolist(), progress=progress))
+        test = test.assign(predicted=[clf.labels[k] for k in pred_idx])
+        rng = np.random.default_rng(SPLIT_SEED)
+        half = np.zeros(len(test), dtype=bool)
+        for _, idx in test.groupby("category").indices.items():
+            perm = rng.permutation(idx)
+            half[perm[: len(perm) // 2]] = True
+        out = []
+        for part, name in ((test[half], "planning half"), (test[~half], "scoring half")):
+            out.append(prediction_model_from_table(profile.tasks, profile.levels, part["category"].tolist(),
+                                                   part["winner"].tolist(), part["predicted"].tolist(),
+                                                   source=f"{clf.source}; held-out judged prompts, {name}"))
+        return (out[0], out[1])
+
+    return _PM_CACHE.get(key, make)
 
 
 def reference_prediction_model(profile, clf=None, progress=None) -> PredictionModel:
