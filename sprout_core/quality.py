@@ -83,6 +83,22 @@ def promise_inputs(q_task: np.ndarray, n_task: np.ndarray, weights: np.ndarray, 
     return mu, cov_est + realisation_cov(mu, n_requests)
 
 
+def served_promise(q_task: np.ndarray, n_task: np.ndarray, weights: np.ndarray, n_requests: np.ndarray | float,
+                   theta: np.ndarray | float, n_pool: np.ndarray | None = None,
+                   per_request: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(μ, Σ)`` of the promise as it is served (replay and gateway alike): :func:`promise_inputs` plus the
+    finite population of judged prompts (``2·Σ_t w_t² V_t / P_t``, ``n_pool [..., T]`` = ``P_t``; None = an
+    infinite pool) and, when each request draws its level, :func:`assignment_cov` over the hour's requests."""
+    mu, cov = promise_inputs(q_task, n_task, weights, n_requests)
+    if n_pool is not None:
+        pool = np.broadcast_to(np.asarray(n_pool, dtype=float), np.shape(n_task))
+        cov = cov + 2.0 * estimate_under_mix(q_task, pool, weights)[1]
+    if per_request:
+        n = np.maximum(np.asarray(n_requests, dtype=float), 1.0)
+        cov = cov + assignment_cov(mu, theta) / (n[..., None, None] if np.ndim(n) else float(n))
+    return mu, cov
+
+
 def normalised_quality(q: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``Σ_i x_i q_i / q_0`` (fraction of always-L0 quality); NaN (no warning) where ``q_0 = 0``."""
     q = np.asarray(q, dtype=float)

@@ -317,12 +317,9 @@ class HourlyContext:
     @property
     def pool_n(self) -> np.ndarray:
         """``[T]`` judged prompts per task the evaluator draws from (its half under the held-out stress)."""
-        from sprout_core.workload import split_pools
+        from sprout_core.workload import pool_sizes
 
-        ev = split_pools(self.profile, self.workload.spec.stress_split)[1]
-        if ev:
-            return np.array([float(len(p)) for p in ev])
-        return np.maximum(np.asarray(self.profile.n_judged, dtype=float), 1.0)
+        return pool_sizes(self.profile, self.workload.spec.stress_split)
 
     def per_request(self) -> bool:
         """True when realised quality counts per-request level draws (``cfg.assignment``)."""
@@ -402,15 +399,12 @@ class HourlyContext:
         of (realised − estimated) — re-weighted per task to the hour's mix unless ``cfg.reweight`` is off
         (then the latest run's pooled shares with a pooled covariance)."""
         ev = ev or self.evaluator()
-        if self.cfg.reweight:
-            mu, cov = qmod.promise_inputs(ev.q_lp_task, ev.n_task, self.weights, self.measured)
-            if not self.cfg.paper:   # the judged prompts are a finite sample of the users' (quality.slack_variance)
-                pool = np.broadcast_to(self.pool_n, ev.n_task.shape)
-                cov = cov + 2.0 * qmod.estimate_under_mix(ev.q_lp_task, pool, self.weights)[1]
-        else:
-            n_run = np.maximum(ev.n_task.sum(axis=1), 1.0)
-            mu = ev.q_lp
-            cov = qmod.realisation_cov(mu, n_run) + qmod.realisation_cov(mu, self.measured)
+        if self.cfg.reweight:   # the judged prompts are a finite sample of the users' (quality.served_promise)
+            return qmod.served_promise(ev.q_lp_task, ev.n_task, self.weights, self.measured, self.theta,
+                                       None if self.cfg.paper else self.pool_n, self.per_request())
+        n_run = np.maximum(ev.n_task.sum(axis=1), 1.0)
+        mu = ev.q_lp
+        cov = qmod.realisation_cov(mu, n_run) + qmod.realisation_cov(mu, self.measured)
         if self.per_request():   # each request draws its level: Σ x_i(1 − x_i) μ_i per request
             cov = cov + qmod.assignment_cov(mu, self.theta) / np.maximum(self.measured, 1.0)[:, None, None]
         return mu, cov

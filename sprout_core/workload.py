@@ -278,6 +278,15 @@ def split_pools(profile: Profile, split: tuple[int, int] | None) -> tuple[list[n
     return users, ev
 
 
+def pool_sizes(profile: Profile, split: tuple[int, int] | None = None) -> np.ndarray:
+    """``[T]`` judged prompts per task the evaluator draws from (its half under a split; without a per-prompt
+    table the profile's verdict counts)."""
+    ev = split_pools(profile, split)[1]
+    if ev:
+        return np.array([float(len(p)) for p in ev])
+    return np.maximum(np.asarray(profile.n_judged, dtype=float), 1.0)
+
+
 def pool_shares(profile: Profile, pools: list[np.ndarray]) -> np.ndarray:
     """``[T, L]`` winner shares of each task's pool (the profile's q when there is no table)."""
     if not pools:

@@ -36,7 +36,7 @@ class Clock:
 def test_one_day_through_the_gateway_matches_simulate(start):
     prof = profiles.load_profile("llama2-13b-a100")
     trace = grid.load_trace("US-TEX-ERCO", 2023)
-    cfg = S.SimConfig(start_hour=start, hours=24, seed=0)
+    cfg = S.SimConfig(start_hour=start, hours=24, seed=0, per_task_floor=False)   # the gateway's SPROUT: pooled floor
     res = S.simulate(prof, trace, cfg, ["SPROUT"])
     ctx = S.build_context(prof, trace, cfg)
     ev = ctx.evaluator()

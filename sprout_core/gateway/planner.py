@@ -32,6 +32,7 @@ from sprout_core import quality as qmod
 from sprout_core.assign import level_stream, pick_level  # the one assignment rule (shared with the replay)
 from sprout_core.profiles import Profile
 from sprout_core.schedule import EvaluatorSchedule, ScheduleParams
+from sprout_core.workload import pool_sizes
 
 POLICIES = ("sprout", "sprout-task", "fixed:L0", "fixed:L1", "fixed:L2")
 
@@ -175,7 +176,9 @@ class HourlyPlanner:
         e, tt = w @ prof.e_kwh, w @ prof.t_s
         cost = opt.cost_per_request(e, tt, ci, prof.k_emb)
         qt, nt, src = self.q_estimate()
-        mu, cov = qmod.promise_inputs(qt, nt, w, self.n_requests)
+        theta_h = float(opt.theta_from_xi(ci, self.ci_min, self.ci_max, self.xi))
+        # the replay's promise as served: finite population of judged prompts, each request drawing its level
+        mu, cov = qmod.served_promise(qt, nt, w, self.n_requests, theta_h, pool_sizes(prof), per_request=True)
         x_task = None
         if self.policy.startswith("fixed:"):
             k = list(prof.levels).index(self.policy.split(":", 1)[1])
