@@ -40,9 +40,8 @@ def _profile(choice: str, handoff, use_handoff: bool, allow_other_model: bool):
     return profiles.resolve_profile(choice, handoff, use_handoff, allow_other_model)
 
 
-@st.cache_resource(show_spinner=False)
 def _trace(zone: str, year: int, view: tuple):  # view: grid.sources_signature() (visitors' own traces)
-    return grid.load_trace(zone, year)
+    return grid.load_trace(zone, year)  # cached once, in sprout_core.grid (keyed by the file and its mtime)
 
 
 @st.cache_data(show_spinner=False)

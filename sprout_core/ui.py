@@ -879,9 +879,9 @@ def trace_choices() -> tuple[list[tuple[str, int, str]], list[str]]:
     return [(i.zone, i.year, _zone_label(i)) for i in infos], list(errors)
 
 
-@st.cache_resource(show_spinner="Reading the reference profile…")
 def reference_profile():
-    """The Sprout paper's reference profile, read once per process (errors are not cached)."""
+    """The Sprout paper's reference profile, read once per process by :func:`sprout_core.profiles.load_reference`
+    (its own cache; errors are not cached) — not cached again here."""
     from sprout_core import profiles
 
     return profiles.load_reference()
