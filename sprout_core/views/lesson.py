@@ -228,7 +228,10 @@ def month_step(profile: Profile, trace: Trace, month: int, xi: float = 0.1, requ
     hours = min(calendar.monthrange(year, month)[1] * 24, len(trace) - start)
     if hours <= 0:
         raise ValueError(f"{trace.zone} {year} has no hours in month {month}")
-    cfg = simulate.SimConfig(start_hour=start, hours=hours, xi=xi, seed=seed, requests_per_hour=float(requests_per_hour))
+    # the pooled floor (one floor on the hour's quality, as step 3's decision): a task-blind mix under the
+    # default per-task floor must serve the most demanding task and saves little (What-if shows both)
+    cfg = simulate.SimConfig(start_hour=start, hours=hours, xi=xi, seed=seed, requests_per_hour=float(requests_per_hour),
+                             per_task_floor=False)
     res = simulate.simulate(profile, trace, cfg, ["BASE", "SPROUT"])
     base, sp = res.results["BASE"], res.results["SPROUT"]
     days = hours // 24
@@ -256,6 +259,7 @@ def month_step(profile: Profile, trace: Trace, month: int, xi: float = 0.1, requ
                 f"is a probability — each hour keeps its floor with {res.cfg.confidence:.0%} confidence — so over one "
                 "month the share of hours that keep it scatters around that figure.")
     note = (f"{profile.label} · method {profile.method} · quality q from {profile.q_source} · ξ = {xi:g} · "
+            "pooled floor (What-if shows each task's quality and the per-task floor) · "
             f"judge energy {'included' if res.judge_included else 'n/a (not counted)'} · {ATTRIBUTION}.")
 
     return Step(fig, sentence, {"saving_pct": sp.carbon_saving_pct, "quality_pct": sp.quality_pct,
