@@ -91,3 +91,8 @@ def test_month_step_says_what_its_carbon_counts_and_that_the_promise_is_a_probab
     assert "evaluator runs included" not in s4.sentence and "judge energy n/a (not counted)" in s4.note
     assert "the promise is a probability" in s4.sentence and "720 hours" in s4.sentence
     assert L.evaluator_note(1, True) == "its 1 evaluator run counted, judge included"
+
+
+def test_a_negative_saving_reads_as_more_carbon():
+    assert L.saving_words(21.4) == "21 % less carbon" and L.saving_words(-9.39) == "9 % more carbon"
+    assert L.saving_words(float("nan")) == "a saving of n/a"

@@ -253,7 +253,7 @@ def month_step(profile: Profile, trace: Trace, month: int, xi: float = 0.1, requ
     total_sp = sp.carbon_g_per_request * res.total_requests
     sentence = (f"In **{trace.zone}** in {calendar.month_name[month]} {year}, at {requests_per_hour:,.0f} requests an hour, "
                 f"Sprout would have emitted **{style.fmt_grams(total_sp)}** instead of {style.fmt_grams(total_base)}: "
-                f"**{sp.carbon_saving_pct:.0f} % less carbon** ({evaluator_note(sp.evaluator_runs, res.judge_included)}), "
+                f"**{saving_words(sp.carbon_saving_pct)}** ({evaluator_note(sp.evaluator_runs, res.judge_included)}), "
                 f"while keeping **{sp.quality_pct:.0f} %** of always-L0's judged quality. Its hour's quality floor held in "
                 f"{style.fmt_pct(sp.hours_meeting_floor_pct)} of this month's {style.fmt_count(hours, 'hour')}: the promise "
                 f"is a probability — each hour keeps its floor with {res.cfg.confidence:.0%} confidence — so over one "
@@ -274,3 +274,11 @@ def evaluator_note(runs: int, judge_included: bool) -> str:
     if judge_included:
         return f"its {n} counted, judge included"
     return f"the answers of its {n} counted; the judge's energy is n/a and not counted"
+
+
+def saving_words(saving_pct: float) -> str:
+    """``"21 % less carbon"``, or ``"9 % more carbon"`` when SPROUT emitted more than always-L0 (its evaluator's
+    runs cost more than the directives saved, e.g. at few requests an hour) — never "-9 % less"."""
+    if saving_pct != saving_pct:  # NaN
+        return "a saving of n/a"
+    return f"{abs(saving_pct):.0f} % {'less' if saving_pct >= 0 else 'more'} carbon"
