@@ -117,7 +117,7 @@ with st.expander("Backend: in process, or a serving engine (vLLM, llama.cpp, Oll
                 st.rerun()
     elif kind == "llama.cpp":
         st.caption("The embedded GGUF through llama.cpp in this process, with the same answer format. "
-                   + H.LLAMA_CPP_CLAIM + " Energy: this process's CPU time (see docs/energy.md).")
+                   + H.LLAMA_CPP_CLAIM + ". Energy: this process's CPU time (see docs/energy.md).")
         if not llama_cpp_available():
             st.info(INSTALL_HINT)
         elif current.kind != "llama.cpp" and st.button("Use llama.cpp", key="home.backend_llamacpp"):

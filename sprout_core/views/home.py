@@ -35,10 +35,10 @@ PAGES = {
     "History": "Every request Sprout ran (complete or aborted), with filters and a CSV download.",
 }
 
-#: the measured llama.cpp speed-up (docs/serving.md, "Benchmark: transformers vs llama.cpp")
+#: the measured llama.cpp speed-up (docs/serving.md, "Benchmark: transformers vs llama.cpp"); Home adds the full stop
 LLAMA_CPP_CLAIM = ("llama.cpp runs the embedded model's GGUF at 5.8× the tokens/s of transformers on the same CPU "
                    "(median of 4 interleaved rounds on 2 shared cores, `benchmarks/bench_serving.py`; "
-                   "docs/serving.md).")
+                   "docs/serving.md)")  # no full stop: the README's sentence goes on
 
 
 def claims() -> list[str]:
