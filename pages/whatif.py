@@ -98,7 +98,7 @@ use_handoff = bool(handoff) and c2.toggle(
 with st.expander("Evaluator and volume settings"):
     e1, e2, e3 = st.columns(3)
     n_eval = int(e1.number_input("Prompts per evaluator run", 10, 20_000, 500, 10, key="wi.neval"))
-    per_task_floor = e2.toggle("Per-task floor (off: pooled)", value=True, key="wi.pertask", disabled=paper_mode,
+    per_task_floor = e2.toggle("Per-task floor", value=True, key="wi.pertask", disabled=paper_mode,
                                help="On (default): every task keeps θ of its own always-L0 quality, and every task-hour "
                                     "counts in 'hours meeting the floor'. Off: one floor on the hour's pooled quality — "
                                     "a strategy may then give up a whole task (paper mode's floor).")
