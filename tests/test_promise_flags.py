@@ -150,3 +150,15 @@ def test_latest_year_per_zone_is_one_rule():
     assert defaults.latest_years(infos) == {"A": 2023, "B": 2022}
     assert defaults.latest_year([]) is None and defaults.latest_year([2020, 2024]) == 2024
     assert defaults.default_year([2021, 2022]) == 2022 and defaults.default_year([2023, 2024]) == 2023
+
+
+def test_cli_optimize_floor_flags(capsys):
+    from sprout_core.cli import main
+
+    base = ["optimize", "--zone", "US-TEX-ERCO", "--ci", "400", "--json"]
+    assert main(base + ["--pooled-floor"]) == 0
+    assert json.loads(capsys.readouterr().out)["floor"] == "pooled"
+    for extra, match in ((["--per-task-floor"], "simulate"), (["--per-task-floor", "--pooled-floor"], "contradict")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err

@@ -41,6 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "trace's mean)")
     p.add_argument("--pue", type=V.arg_number(*V.PUE_RANGE), default=1.0,
                    help=f"data-centre PUE, {V.PUE_RANGE[0]:g}–{V.PUE_RANGE[1]:g}, scales operational carbon only (default 1.0)")
+    p.add_argument("--pooled-floor", action="store_true",
+                   help="one floor on the hour's pooled quality (what optimize decides; echoed as floor: pooled)")
+    p.add_argument("--per-task-floor", action="store_true",
+                   help="refused here: optimize decides one pooled mix for one hour; simulate (the default) and "
+                        "What-if keep every task's own floor")
     p.add_argument("--solver", choices=["exact", "pulp"], default="pulp", help="pulp (default) or the exact solver")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -74,6 +79,11 @@ def _check_number(name: str, v: float | None, lo: float, hi: float, lo_open: boo
 
 
 def run(args: argparse.Namespace) -> int:
+    from sprout_core.commands.simulate import floor_choice
+
+    if floor_choice(args) == "per-task":   # both flags are refused there too
+        raise InputError("optimize decides one pooled mix for one hour: --per-task-floor applies to simulate (its "
+                         "default) and What-if; use --pooled-floor or neither here")
     # every setting is checked before any data is read
     _check_number("--ci", args.ci, 0.0, 100_000.0)
     _check_number("--xi", args.xi, 0.0, 1.0)
@@ -110,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         "operational_g_per_request": f(d.operational_g),
         "embodied_g_per_request": (f(d.embodied_g) if prof.k_emb_g_per_s is not None else "n/a") if ok else None,
         "theta": float(theta), "max_theta": d.max_theta, "ci_g_per_kwh": ci, "pue": args.pue, "zone": args.zone, "year": args.year,
-        "profile": prof.label, "method": prof.method, "message": d.message,
+        "profile": prof.label, "method": prof.method, "message": d.message, "floor": "pooled",
     }
     if args.json:
         print(json.dumps(out, indent=2))
