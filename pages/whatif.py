@@ -204,6 +204,7 @@ if st.button("Run the replay", type="primary", disabled=bool(problems), key="wi.
                                         "sweep_label": f"{sweep_zone} {first[0]}", "profile": prof.label,
                                         "method": prof.method, "judge": cfg.judge_kwh_per_prompt is not None,
                                         "paper": paper_mode, "confidence": cfg.confidence,
+                                        "per_task_floor": cfg.per_task_floor,
                                         "attribution": " Â· ".join(attributions)}
         bar.progress(1.0, text="Done")
     except SproutError as exc:
@@ -226,6 +227,8 @@ st.markdown(f"**Per strategy** (mean over {int(summ['replays'].max())} replays â
             "over all of them; hover a column's name for its full meaning)")
 st.dataframe(summ, hide_index=True, width="stretch", placeholder="n/a", column_config=_columns(summ, pin="strategy"),
              column_order=[c for c in summ.columns if c != "replays"])
+if not res["paper"]:
+    st.caption(V.promise_note(res["confidence"], bool(res.get("per_task_floor", True))))
 per_task = V.task_quality(df)
 if per_task is not None:
     st.markdown("**Quality per task** (each task's realised quality as a share of that task's own always-L0 "

@@ -217,6 +217,7 @@ def test_whatif_floor_and_stress_switches_and_per_task_marks():
     co2 = per_task[per_task["strategy"] == "CO2-OPT"].iloc[0]
     assert co2["tasks below their floor"] != "none"      # the cheapest level gives up Alpaca and math
     assert any("above 100 %" in c.value for c in at.caption)
+    assert any("The promise is a probability" in c.value and "hour" in c.value for c in at.caption)
     # paper mode: the switches do not apply
     at.toggle(key="wi.paper").set_value(True).run()
     assert at.toggle(key="wi.pertask").disabled and at.toggle(key="wi.stress").disabled

@@ -148,3 +148,9 @@ def test_decision_notes_and_units():
     assert "mg CO₂e per request" in wv.caption and "(promise: 90 % at ξ = 0.10)" in wv.caption
     assert [t.fillcolor for t in wv.figure.data if (t.name or "").startswith("share ")] == \
         [style.level_color(lv) for lv in prof.levels]
+
+
+def test_promise_note_says_the_promise_is_a_probability():
+    s = W.promise_note(0.9, True)
+    assert "probability" in s and "90%" in s and "task-hour" in s
+    assert "task-hour" not in W.promise_note(0.8, False) and "80%" in W.promise_note(0.8, False)

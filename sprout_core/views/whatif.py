@@ -101,6 +101,15 @@ def strategy_summary(df: pd.DataFrame, tasks: bool = True) -> pd.DataFrame:
     return out
 
 
+def promise_note(confidence: float, per_task: bool) -> str:
+    """The sentence beside 'hours meeting the floor': the promise is a probability per hour, not a count."""
+    unit = "task-hour (every task's own floor)" if per_task else "hour"
+    return (f"'Hours meeting the floor' counts each {unit}. The promise is a probability: each hour keeps its floor "
+            f"with {confidence:.0%} confidence, so the share that did scatters around {confidence:.0%} from window to "
+            "window (one window's hours share one evaluator estimate and rise and fall together). With the per-task "
+            "floor, a mix that is the same for every task keeps the tasks it does not bind more often.")
+
+
 #: One sentence for a task quality above 100 % (shown where the per-task table is).
 ABOVE_100_NOTE = ("A task above 100 % kept more than always-L0 would: its judge preferred the shorter answers of L1/L2 "
                   "to L0's on many of its prompts (multiple-choice tasks), so serving them there wins more often.")
