@@ -155,7 +155,14 @@ def snap(page, path: Path) -> None:
 
 
 def layout_problems(page) -> list[dict]:
-    return page.evaluate(MEASURE_JS, [TEXT_SELECTORS])
+    """What MEASURE_JS finds, measured again after a pause when it finds something: on a loaded machine a chart
+    may still be resizing to its column at the first look; a real clip or overlap is there both times."""
+    found = page.evaluate(MEASURE_JS, [TEXT_SELECTORS])
+    if found:
+        page.wait_for_timeout(2000)
+        settle(page)
+        found = page.evaluate(MEASURE_JS, [TEXT_SELECTORS])
+    return found
 
 
 def open_page(browser, url: str, width: int):
