@@ -325,7 +325,7 @@ def test_app_history_queued_answers_are_announced(seeded, monkeypatch):
     monkeypatch.setattr(store, "flush_pending", lambda conn, path=None: 0)  # the database is still refusing writes
     at = AppTest.from_file(HISTORY, default_timeout=60).run()
     assert not at.exception
-    assert "1 answer(s) are waiting in the pending queue" in errors_of(at)
+    assert "1 answer waiting in the pending queue" in errors_of(at)
 
 
 def test_app_history_corrupt_database(_isolated_state):
