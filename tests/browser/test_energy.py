@@ -48,6 +48,8 @@ def test_playground_energy_flow_and_history(page, app_url):
     page.goto(app_url + "/history")
     page.get_by_text("Requests").first.wait_for(timeout=120_000)
     wait_for_app_idle(page)
-    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Requests").locator('[data-testid="stMetricValue"]')
+    metric = (page.locator('[data-testid="stMetric"]')
+              .filter(has=page.locator('[data-testid="stMetricLabel"]').get_by_text("Requests", exact=True))
+              .locator('[data-testid="stMetricValue"]'))
     assert int(metric.inner_text().replace(",", "")) >= 3
     page.get_by_role("button", name="Download CSV (all columns)").wait_for()

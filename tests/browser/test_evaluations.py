@@ -23,7 +23,7 @@ def test_shipped_evaluation_is_browsable(page, app_url):
     search.fill("hexagon")
     search.press("Enter")
     wait_for_app_idle(page)
-    page.get_by_text("1 prompt(s).", exact=False).wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"\b1 prompt\. ")).wait_for(timeout=60_000)
     page.get_by_text("Reference answer: 6").wait_for()
 
 
