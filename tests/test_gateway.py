@@ -258,6 +258,7 @@ def test_concurrent_requests_split_the_energy_and_the_parts_add_up():
     """Four overlapping streams through the gateway: each gets its token share; the shares add up to the
     energy the meter read while any was in flight."""
     import asyncio
+    import concurrent.futures
 
     from tests.gateway_fakes import ServerThread
 
@@ -275,8 +276,9 @@ def test_concurrent_requests_split_the_energy_and_the_parts_add_up():
         async with httpx.AsyncClient() as client:
             return await asyncio.gather(*(one(client) for _ in range(4)))
 
-    try:
-        sps = asyncio.run(main())
+    try:  # in a thread of its own: a browser test's Playwright may keep an event loop running in this one
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            sps = pool.submit(asyncio.run, main()).result()
     finally:
         gw.stop()
         fake.stop()

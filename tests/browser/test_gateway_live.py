@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, launch_app, metric_value, wait_for_app_idle
+from tests.browser.conftest import CHROMIUM, launch_app, metric_value, wait_for_app_idle
 from tests.gateway_fakes import FakeUpstream, ServerThread
 
 
-def test_live_page_refreshes_with_new_gateway_traffic():
+def test_live_page_refreshes_with_new_gateway_traffic(browser):
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (scripts/setup.sh --test installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     openai = pytest.importorskip("openai")
     from sprout_core.gateway.app import create_app
     from sprout_core.gateway.config import GatewayConfig
@@ -26,9 +25,10 @@ def test_live_page_refreshes_with_new_gateway_traffic():
     try:
         client = openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0)
         client.chat.completions.create(model="fake-llama-2-7b-chat", messages=[{"role": "user", "content": "hi"}])
-        with launch_app(state) as url, sync_api.sync_playwright() as pw:
-            b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = b.new_page(viewport={"width": 1400, "height": 1000})
+        # the session's browser: a second sync_playwright() inside the first one's event loop is refused
+        with launch_app(state) as url:
+            b = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = b.new_page()
             page.set_default_timeout(60_000)
             page.goto(url + "/live")
             wait_for_app_idle(page)
