@@ -72,7 +72,9 @@ if df.empty:
     st.stop()
 
 s = store.summarize(df)
-m1, m2, m3, m4 = st.columns(4)
+# two rows of two: four metrics in one row cut their values at 1000 px once History holds a few rows
+m1, m2 = st.columns(2)
+m3, m4 = st.columns(2)
 ui.note_metric("Requests", f"{s.requests:,}", f"{int((df['finish_reason'] == 'aborted').sum()):,} aborted", container=m1)
 ui.note_metric("New tokens", f"{s.new_tokens:,}", container=m2)
 ui.note_metric("Carbon (known rows)", ui.fmt_grams(s.carbon_total_g), "every energy method below", container=m3,
