@@ -2,10 +2,26 @@
 the Evaluations page, against the judge's verdict on the same prompt."""
 import re
 
-from tests.browser.conftest import wait_for_app_idle
+import pytest
+
+from tests.browser.conftest import launch_app, wait_for_app_idle
 
 
-def test_blind_vote_reveals_the_levels_and_reaches_evaluations(page, app_url):
+@pytest.fixture
+def own_app(browser, tmp_path):
+    """An app with a store of its own: the vote adds a 'people (blind)' judge, which would change what the other
+    browser tests' shared app shows first on Evaluations."""
+    state = tmp_path / "state"
+    state.mkdir()
+    with launch_app(state, SPROUT_MODEL="embedded") as url:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        ctx.set_default_timeout(60_000)
+        yield ctx.new_page(), url
+        ctx.close()
+
+
+def test_blind_vote_reveals_the_levels_and_reaches_evaluations(own_app):
+    page, app_url = own_app
     page.goto(app_url + "/playground")
     page.get_by_role("heading", name=re.compile("Blind comparison")).wait_for(timeout=240_000)
     wait_for_app_idle(page)
