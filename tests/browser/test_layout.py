@@ -130,10 +130,13 @@ def shots(tmp_path_factory) -> Path:
 
 
 def settle(page) -> None:
-    """Idle, and every chart Streamlit announced has drawn its SVG (charts mount after the script run ends)."""
+    """Idle, and every chart Streamlit announced has drawn its SVG (charts mount after the script run ends).
+
+    A drawn chart has a title, a ``.plot`` group, or — with overlaid axes and no title, as the Optimizer's window
+    chart — its traces under ``.overplot``."""
     wait_for_app_idle(page)
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')].every("
-                           "c => c.querySelector('svg.main-svg .gtitle, svg.main-svg .plot'))", timeout=60_000)
+                           "c => c.querySelector('svg.main-svg .gtitle, svg.main-svg .plot, svg.main-svg .overplot .trace'))", timeout=60_000)
     n = page.locator('[data-testid="stPlotlyChart"]').count()
     if n:
         count_settled(page, "svg.main-svg", n)
